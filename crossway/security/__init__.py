@@ -1,0 +1,1 @@
+"""Security primitives: keys, PKI, message signing, body encryption, replay, tokens."""

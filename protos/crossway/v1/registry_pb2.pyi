@@ -1,0 +1,97 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GatewayInfo(_message.Message):
+    __slots__ = ("id", "peer_address", "tls_certificate_sha256")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERTIFICATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    peer_address: str
+    tls_certificate_sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., peer_address: _Optional[str] = ..., tls_certificate_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SubsystemInfo(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class MemberInfo(_message.Message):
+    __slots__ = ("id", "name", "subsystems", "gateways", "signing_certificates", "encryption_public_key")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBSYSTEMS_FIELD_NUMBER: _ClassVar[int]
+    GATEWAYS_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    subsystems: _containers.RepeatedCompositeFieldContainer[SubsystemInfo]
+    gateways: _containers.RepeatedCompositeFieldContainer[GatewayInfo]
+    signing_certificates: _containers.RepeatedScalarFieldContainer[bytes]
+    encryption_public_key: bytes
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., subsystems: _Optional[_Iterable[_Union[SubsystemInfo, _Mapping]]] = ..., gateways: _Optional[_Iterable[_Union[GatewayInfo, _Mapping]]] = ..., signing_certificates: _Optional[_Iterable[bytes]] = ..., encryption_public_key: _Optional[bytes] = ...) -> None: ...
+
+class ServiceInfo(_message.Message):
+    __slots__ = ("id", "file_descriptor_set", "require_encryption")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    file_descriptor_set: bytes
+    require_encryption: bool
+    def __init__(self, id: _Optional[str] = ..., file_descriptor_set: _Optional[bytes] = ..., require_encryption: _Optional[bool] = ...) -> None: ...
+
+class GroupInfo(_message.Message):
+    __slots__ = ("id", "members")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConfigurationDocument(_message.Message):
+    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials")
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_SERIALS_FIELD_NUMBER: _ClassVar[int]
+    format_version: int
+    instance: str
+    serial: int
+    issued_at_ms: int
+    expires_at_ms: int
+    ca_certificates: _containers.RepeatedScalarFieldContainer[bytes]
+    members: _containers.RepeatedCompositeFieldContainer[MemberInfo]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceInfo]
+    groups: _containers.RepeatedCompositeFieldContainer[GroupInfo]
+    revoked_serials: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SignedConfiguration(_message.Message):
+    __slots__ = ("document", "signature", "key_id")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    document: bytes
+    signature: bytes
+    key_id: str
+    def __init__(self, document: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class GetConfigurationRequest(_message.Message):
+    __slots__ = ("known_serial",)
+    KNOWN_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    known_serial: int
+    def __init__(self, known_serial: _Optional[int] = ...) -> None: ...
