@@ -1,0 +1,50 @@
+"""The central registry: members, services, the CA, and the signed configuration gateways trust.
+
+Gateways use :func:`verify_configuration`, :class:`VerifiedConfiguration` and a
+:class:`ConfigurationSource`; the registry operator uses :class:`RegistryAuthority` (or the CLI).
+"""
+
+from registry.anchor import Anchor, load_anchor
+from registry.authority import RegistryAuthority
+from registry.configuration import (
+    GatewayView,
+    MemberView,
+    MethodShape,
+    ServiceView,
+    VerifiedConfiguration,
+    describe_service,
+    verify_configuration,
+)
+from registry.publisher import ConfigurationPublisher
+from registry.server import RegistryServer
+from registry.source import (
+    KV_BUCKET,
+    KV_KEY,
+    ConfigurationListener,
+    ConfigurationSource,
+    FileConfigurationSource,
+    NatsConfigurationSource,
+    StaticConfigurationSource,
+)
+
+__all__ = [
+    "KV_BUCKET",
+    "KV_KEY",
+    "Anchor",
+    "ConfigurationListener",
+    "ConfigurationPublisher",
+    "ConfigurationSource",
+    "FileConfigurationSource",
+    "GatewayView",
+    "MemberView",
+    "MethodShape",
+    "NatsConfigurationSource",
+    "RegistryAuthority",
+    "RegistryServer",
+    "ServiceView",
+    "StaticConfigurationSource",
+    "VerifiedConfiguration",
+    "describe_service",
+    "load_anchor",
+    "verify_configuration",
+]

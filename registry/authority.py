@@ -1,0 +1,250 @@
+"""The registry as one object: its directory, database, CA and configuration signing key.
+
+Used in-process by the demo and tests, and by ``crossway registry …``. A registry directory holds::
+
+    registry.db          members, services, certificates (registry.store)
+    ca.key, ca.pem       the CA that issues gateway TLS and member signing certificates (EC P-256)
+    config.key           Ed25519 key that signs the configuration document
+    anchor.json          what gateways pin (registry.anchor)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
+
+from crossway.core.clock import Clock, SystemClock
+from crossway.core.errors import ConfigError
+from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
+from crossway.security.keys import (
+    PrivateKey,
+    generate_tls_key,
+    load_certificate,
+    load_private_key,
+    load_x25519_public_raw,
+    save_pem,
+    save_private_key,
+)
+from crossway.security.pki import (
+    CertificateRequestInvalid,
+    CertKind,
+    cert_fingerprint,
+    cert_to_pem,
+    create_ca,
+    gateway_uri,
+    issue_certificate,
+)
+from registry.anchor import Anchor, registry_key_id
+from registry.configuration import describe_service
+from registry.document import build_document, sign_document
+from registry.store import CertificateRecord, RegistryStore
+
+__all__ = ["RegistryAuthority"]
+
+_DB, _CA_KEY, _CA_CERT, _CONFIG_KEY, _ANCHOR = "registry.db", "ca.key", "ca.pem", "config.key", "anchor.json"
+
+
+class RegistryAuthority:
+    """Admits members, issues certificates, revokes them and signs the configuration."""
+
+    def __init__(
+        self,
+        directory: Path,
+        store: RegistryStore,
+        ca_cert: x509.Certificate,
+        ca_key: PrivateKey,
+        config_key: ed25519.Ed25519PrivateKey,
+        clock: Clock,
+    ) -> None:
+        self.directory = directory
+        self.store = store
+        self._ca_cert = ca_cert
+        self._ca_key = ca_key
+        self._config_key = config_key
+        self._clock = clock
+        instance = store.get_meta("instance")
+        if instance is None:
+            raise ConfigError(f"registry database in {str(directory)!r} has no instance", hint="run `registry init`")
+        self.instance = instance
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @classmethod
+    def init(cls, directory: Path, instance: str, *, clock: Clock | None = None) -> RegistryAuthority:
+        """Create a new registry in ``directory`` (0700); refuses to touch an existing one."""
+        clock = clock or SystemClock()
+        MemberId.parse(f"{instance}/X/x")  # validates the instance with the identifier rules
+        directory = Path(directory)
+        existing = [n for n in (_DB, _CA_KEY, _CONFIG_KEY, _ANCHOR) if (directory / n).exists()]
+        if existing:
+            raise ConfigError(
+                f"{str(directory)!r} already holds a registry ({', '.join(existing)})",
+                hint="use another --dir, or `registry` commands on the existing one",
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        ca_key = generate_tls_key()
+        ca_cert = create_ca(instance, ca_key, now_ms=clock.now_ms())
+        config_key = ed25519.Ed25519PrivateKey.generate()
+        save_private_key(directory / _CA_KEY, ca_key)
+        save_pem(directory / _CA_CERT, ca_cert)
+        save_private_key(directory / _CONFIG_KEY, config_key)
+        public = config_key.public_key()
+        anchor = Anchor(instance, registry_key_id(public), public, cert_fingerprint(ca_cert))
+        (directory / _ANCHOR).write_text(anchor.to_json(), encoding="utf-8")
+        store = RegistryStore(directory / _DB)
+        store.set_meta("instance", instance)
+        return cls(directory, store, ca_cert, ca_key, config_key, clock)
+
+    @classmethod
+    def open(cls, directory: Path, *, clock: Clock | None = None) -> RegistryAuthority:
+        directory = Path(directory)
+        if not (directory / _DB).exists():
+            raise ConfigError(f"no registry in {str(directory)!r}", hint="run `crossway registry init` first")
+        config_key = load_private_key(directory / _CONFIG_KEY)
+        if not isinstance(config_key, ed25519.Ed25519PrivateKey):
+            raise ConfigError(f"{str(directory / _CONFIG_KEY)!r} is not an Ed25519 key")
+        return cls(
+            directory,
+            RegistryStore(directory / _DB),
+            load_certificate(directory / _CA_CERT),
+            load_private_key(directory / _CA_KEY),
+            config_key,
+            clock or SystemClock(),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def ca_certificate(self) -> x509.Certificate:
+        return self._ca_cert
+
+    @property
+    def anchor_path(self) -> Path:
+        return self.directory / _ANCHOR
+
+    @property
+    def anchor(self) -> Anchor:
+        public = self._config_key.public_key()
+        return Anchor(self.instance, registry_key_id(public), public, cert_fingerprint(self._ca_cert))
+
+    # -- admission --------------------------------------------------------------------------------
+    def _own(self, member: MemberId) -> None:
+        if member.instance != self.instance:
+            raise ConfigError(f"{member} belongs to instance {member.instance}, this registry is {self.instance}")
+
+    def add_member(self, member_id: MemberId, name: str) -> None:
+        self._own(member_id)
+        self.store.add_member(member_id, name)
+
+    def add_subsystem(self, subsystem: SubsystemId) -> None:
+        self.store.add_subsystem(subsystem)
+
+    def add_gateway(self, gateway: GatewayId, peer_address: str) -> None:
+        host, sep, port = peer_address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"gateway address {peer_address!r} is not HOST:PORT", hint="e.g. gw1.example.org:8443")
+        self.store.add_gateway(gateway, peer_address)
+
+    def add_service(self, service: ServiceId, file_descriptor_set: bytes, require_encryption: bool = False) -> None:
+        """Register a service; its descriptor set must contain the named gRPC service."""
+        try:
+            FileDescriptorSet.FromString(file_descriptor_set)
+            describe_service(file_descriptor_set, service.grpc_service)
+        except Exception as exc:  # DecodeError or ValueError: both mean "not the right descriptor set"
+            raise ConfigError(
+                f"descriptor set for {service} is unusable: {exc}",
+                hint="build it with `protoc --include_imports --descriptor_set_out=FILE`",
+            ) from exc
+        self.store.add_service(service, file_descriptor_set, require_encryption)
+
+    def set_encryption_key(self, member: MemberId, x25519_public_raw: bytes) -> None:
+        load_x25519_public_raw(x25519_public_raw)  # validates length
+        self.store.set_encryption_key(member, x25519_public_raw)
+
+    def add_group(self, code: str, members: list[SubsystemId]) -> None:
+        if not code or any(c.isspace() for c in code):
+            raise ConfigError(f"group code {code!r} must be non-empty without spaces")
+        self.store.add_group(code, members)
+
+    # -- certificates -----------------------------------------------------------------------------
+    def issue(
+        self,
+        csr_pem: bytes,
+        *,
+        kind: CertKind,
+        gateway: GatewayId | None = None,
+        member: MemberId | None = None,
+        days: int = 365,
+    ) -> x509.Certificate:
+        """Issue a TLS certificate to a registered gateway or a signing certificate to a member."""
+        try:
+            if csr_pem.lstrip().startswith(b"-----"):
+                csr = x509.load_pem_x509_csr(csr_pem)
+            else:
+                csr = x509.load_der_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise CertificateRequestInvalid("the certificate request is not a PEM or DER PKCS#10 CSR") from exc
+        if kind is CertKind.TLS:
+            if gateway is None or not self.store.has_gateway(gateway):
+                raise CertificateRequestInvalid(
+                    f"TLS certificates are issued to registered gateways; {gateway} is not one",
+                    hint="`registry gateway add` it first, then pass --gateway",
+                )
+            owner, uri = gateway.member, gateway_uri(gateway)
+        else:
+            if member is None or not self.store.has_member(member):
+                raise CertificateRequestInvalid(
+                    f"signing certificates are issued to registered members; {member} is not one",
+                    hint="`registry member add` it first, then pass --member",
+                )
+            owner, uri, gateway = member, member.uri, None
+        now = self._clock.now_ms()
+        cert = issue_certificate(self._ca_cert, self._ca_key, csr, kind=kind, uri=uri, days=days, now_ms=now)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        self.store.record_certificate(
+            CertificateRecord(
+                serial=str(cert.serial_number),
+                kind=kind.value,
+                member=owner,
+                gateway=gateway,
+                sha256=hashlib.sha256(der).hexdigest(),
+                der=der,
+                issued_at_ms=now,
+                revoked_at_ms=None,
+                revoke_reason=None,
+            )
+        )
+        return cert
+
+    def revoke(self, serial: str, reason: str) -> None:
+        self.store.revoke(serial.strip(), reason, self._clock.now_ms())
+
+    # -- configuration ----------------------------------------------------------------------------
+    def _document(self, serial: int, issued_at_ms: int, expires_at_ms: int) -> bytes:
+        return build_document(
+            self.store,
+            instance=self.instance,
+            serial=serial,
+            issued_at_ms=issued_at_ms,
+            expires_at_ms=expires_at_ms,
+            ca_pems=[cert_to_pem(self._ca_cert)],
+        )
+
+    def state_digest(self) -> str:
+        """A digest of the content alone (no serial, no times): changes iff a publication is due."""
+        return hashlib.sha256(self._document(0, 0, 0)).hexdigest()
+
+    def build_configuration(self, *, validity_s: int = 600, now_ms: int | None = None) -> bytes:
+        """A fresh ``SignedConfiguration``: next serial, valid for ``validity_s`` from now."""
+        if validity_s <= 0:
+            raise ConfigError(f"configuration validity must be positive, got {validity_s}s")
+        now = self._clock.now_ms() if now_ms is None else now_ms
+        serial = self.store.next_configuration_serial()
+        return sign_document(self._document(serial, now, now + validity_s * 1000), self._config_key)

@@ -1,0 +1,261 @@
+"""``crossway registry …``: the registry operator's commands.
+
+Each leaf command takes ``--dir`` (default ``./var/registry``) and returns an exit code; user
+mistakes raise CrosswayError subclasses, which ``crossway.cli`` prints as code, message and hint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from crossway.core.clock import SystemClock
+from crossway.core.errors import ConfigError
+from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
+from crossway.security.keys import load_public_key, save_pem, x25519_public_raw
+from crossway.security.pki import CertKind
+
+if TYPE_CHECKING:
+    from registry.authority import RegistryAuthority
+
+__all__ = ["add_commands"]
+
+DEFAULT_DIR = Path("var/registry")
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path!r}: {exc.strerror or exc}", hint="check the path") from exc
+
+
+def _open(args: argparse.Namespace) -> RegistryAuthority:
+    from registry.authority import RegistryAuthority  # lazy: keeps `crossway --help` fast
+
+    return RegistryAuthority.open(Path(args.dir))
+
+
+def _init(args: argparse.Namespace) -> int:
+    from registry.authority import RegistryAuthority
+
+    authority = RegistryAuthority.init(Path(args.dir), args.instance)
+    print(f"registry for instance {authority.instance} created in {args.dir}")
+    print(f"anchor for gateways: {authority.anchor_path}")
+    authority.close()
+    return 0
+
+
+def _member_add(args: argparse.Namespace) -> int:
+    _open(args).add_member(MemberId.parse(args.id), args.name)
+    print(f"member {args.id} added")
+    return 0
+
+
+def _member_encryption_key(args: argparse.Namespace) -> int:
+    data = _read(args.public_key, "public key file")
+    if data.lstrip().startswith(b"-----"):
+        key = load_public_key(data)
+        if not isinstance(key, x25519.X25519PublicKey):
+            raise ConfigError(f"{args.public_key!r} holds a {type(key).__name__}, not an X25519 public key")
+        data = x25519_public_raw(key)
+    _open(args).set_encryption_key(MemberId.parse(args.id), data)
+    print(f"encryption key of {args.id} set")
+    return 0
+
+
+def _subsystem_add(args: argparse.Namespace) -> int:
+    _open(args).add_subsystem(SubsystemId.parse(args.id))
+    print(f"subsystem {args.id} added")
+    return 0
+
+
+def _gateway_add(args: argparse.Namespace) -> int:
+    _open(args).add_gateway(GatewayId.parse(args.id), args.address)
+    print(f"gateway {args.id} added at {args.address}")
+    return 0
+
+
+def _service_add(args: argparse.Namespace) -> int:
+    fds = _read(args.descriptor_set, "descriptor set")
+    _open(args).add_service(ServiceId.parse(args.id), fds, require_encryption=args.require_encryption)
+    print(f"service {args.id} added")
+    return 0
+
+
+def _group_add(args: argparse.Namespace) -> int:
+    _open(args).add_group(args.code, [SubsystemId.parse(s) for s in args.subsystems])
+    print(f"group {args.code} now includes {len(args.subsystems)} more subsystem(s)")
+    return 0
+
+
+def _cert_issue(args: argparse.Namespace) -> int:
+    kind = CertKind(args.kind)
+    if kind is CertKind.TLS and args.gateway is None:
+        raise ConfigError("a TLS certificate needs --gateway", hint="pass --gateway INSTANCE/CLASS/CODE/NAME")
+    if kind is CertKind.SIGNING and args.member is None:
+        raise ConfigError("a signing certificate needs --member", hint="pass --member INSTANCE/CLASS/CODE")
+    cert = _open(args).issue(
+        _read(args.csr, "CSR"),
+        kind=kind,
+        gateway=GatewayId.parse(args.gateway) if args.gateway else None,
+        member=MemberId.parse(args.member) if args.member else None,
+        days=args.days,
+    )
+    save_pem(args.output, cert)
+    print(f"certificate serial {cert.serial_number} written to {args.output}")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    _open(args).revoke(args.serial, args.reason)
+    print(f"certificate {args.serial} revoked; it disappears from the next published configuration")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    authority = _open(args)
+    output = Path(args.output) if args.output else (None if args.nats else Path(args.dir) / "configuration.bin")
+    if args.nats:
+        from registry.publisher import ConfigurationPublisher
+
+        async def push() -> bytes:
+            publisher = ConfigurationPublisher(authority, args.nats, args.validity)
+            await publisher.start()
+            await publisher.aclose()
+            assert publisher.latest is not None
+            return publisher.latest
+
+        signed = asyncio.run(push())
+    else:
+        signed = authority.build_configuration(validity_s=args.validity)
+    if output is not None:
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_bytes(signed)
+        os.replace(tmp, output)
+    from registry.configuration import verify_configuration
+
+    config = verify_configuration(signed, authority.anchor, SystemClock().now_ms())
+    where = ", ".join(x for x in (str(output) if output else "", f"NATS {args.nats}" if args.nats else "") if x)
+    print(f"configuration serial {config.serial} published to {where}, valid {args.validity}s")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = _open(args).store
+    for member in store.members():
+        print(f"member {member.id}  {member.name}")
+        for subsystem in store.subsystems_of(member.id):
+            print(f"  subsystem {subsystem}")
+        for gateway in store.gateways_of(member.id):
+            print(f"  gateway {gateway.id}  {gateway.peer_address}")
+    for service in store.services():
+        flag = "  (encrypted)" if service.require_encryption else ""
+        print(f"service {service.id}{flag}")
+    for code, subsystems in store.groups().items():
+        print(f"group {code}  {len(subsystems)} subsystem(s)")
+    for cert in store.certificates():
+        state = f"revoked: {cert.revoke_reason}" if cert.revoked else "valid"
+        print(f"cert {cert.serial}  {cert.kind}  {cert.gateway or cert.member}  {state}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from registry.server import RegistryServer
+
+    async def run() -> None:
+        server = RegistryServer(_open(args), args.listen, args.nats, validity_s=args.validity)
+        await server.start()
+        print(f"registry listening on {server.address}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    print("registry stopped", file=sys.stderr)
+    return 0
+
+
+def _leaf(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--dir", default=str(DEFAULT_DIR), help="registry directory (default: %(default)s)")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _group(sub: Any, name: str, help_text: str) -> Any:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    nested = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+    nested.required = True
+    return nested
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``crossway registry …`` on the top-level subparsers."""
+    reg = _group(sub, "registry", "run the central registry: members, certificates, configuration")
+
+    p = _leaf(reg, "init", _init, "create a new registry (CA, signing key, anchor.json)")
+    p.add_argument("--instance", required=True, help="instance code, e.g. EE")
+
+    members = _group(reg, "member", "admit members")
+    p = _leaf(members, "add", _member_add, "add a member")
+    p.add_argument("id", help="INSTANCE/CLASS/CODE")
+    p.add_argument("--name", required=True)
+    p = _leaf(members, "encryption-key", _member_encryption_key, "set the X25519 key clients encrypt to")
+    p.add_argument("id", help="INSTANCE/CLASS/CODE")
+    p.add_argument("--public-key", required=True, help="raw 32-byte or PEM X25519 public key file")
+
+    p = _leaf(_group(reg, "subsystem", "manage subsystems"), "add", _subsystem_add, "add a subsystem")
+    p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM")
+
+    p = _leaf(_group(reg, "gateway", "manage gateways"), "add", _gateway_add, "add a member's gateway")
+    p.add_argument("id", help="INSTANCE/CLASS/CODE/NAME")
+    p.add_argument("--address", required=True, help="HOST:PORT of the gateway's peer listener")
+
+    p = _leaf(_group(reg, "service", "manage services"), "add", _service_add, "register a gRPC service")
+    p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM/package.Service")
+    p.add_argument("--descriptor-set", required=True, help="FileDescriptorSet file (protoc --descriptor_set_out)")
+    p.add_argument("--require-encryption", action="store_true", help="bodies must be encrypted end to end")
+
+    p = _leaf(_group(reg, "group", "manage global groups"), "add", _group_add, "add subsystems to a group")
+    p.add_argument("code")
+    p.add_argument("subsystems", nargs="+", metavar="SUBSYSTEM")
+
+    p = _leaf(_group(reg, "cert", "issue certificates"), "issue", _cert_issue, "issue a certificate from a CSR")
+    p.add_argument("--csr", required=True, help="PEM or DER PKCS#10 request")
+    p.add_argument("--kind", required=True, choices=[k.value for k in CertKind])
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--gateway", help="gateway id (for --kind tls)")
+    who.add_argument("--member", help="member id (for --kind sign)")
+    p.add_argument("-o", "--output", required=True, help="where to write the PEM certificate")
+    p.add_argument("--days", type=int, default=365)
+
+    p = _leaf(reg, "revoke", _revoke, "revoke a certificate by serial")
+    p.add_argument("serial")
+    p.add_argument("--reason", required=True)
+
+    p = _leaf(reg, "publish", _publish, "sign and publish a configuration")
+    p.add_argument("--validity", type=int, default=600, help="seconds the configuration stays valid")
+    p.add_argument("-o", "--output", help="write the signed configuration here (default: DIR/configuration.bin)")
+    p.add_argument("--nats", help="also put it into JetStream KV at this NATS URL")
+
+    _leaf(reg, "list", _list, "list members, services, groups and certificates")
+
+    p = _leaf(reg, "serve", _serve, "serve GetConfiguration and keep the configuration published")
+    p.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT (default: %(default)s)")
+    p.add_argument("--nats", help="publish to JetStream KV at this NATS URL")
+    p.add_argument("--validity", type=int, default=600)
