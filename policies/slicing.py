@@ -1,0 +1,109 @@
+"""Per-service slices: each service's pre-parsed policy set holds only policies that can apply.
+
+A policy can apply to a service only if its scope admits the service's resource and one of
+its actions. Scope is checked before conditions in Cedar (the scope is the head of the
+policy's conjunction), so dropping a policy whose scope cannot match changes neither the
+decision nor the evaluation errors — the slice decides exactly as the whole set would. The
+test suite checks this against an unsliced bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import cedarpy
+from cedarpy import pst
+
+from crossway.core.ids import ServiceId
+from policies.loading import LoadedPolicy
+from policies.schema import ACTION, SERVICE, service_action_group
+
+__all__ = ["ServiceSlice", "build_slice", "scope_admits"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ServiceSlice:
+    """What a decision for one service needs, parsed once at load time."""
+
+    service: ServiceId
+    methods: frozenset[str]
+    policy_set: cedarpy.PolicySet
+    policy_ids: tuple[str, ...]
+    # Ids of the permits in this slice: an evaluation error in any other policy (a forbid)
+    # denies, because Cedar would otherwise skip it (fail closed).
+    permits: frozenset[str]
+    # The service entity and its action entities; the principal is added per request.
+    entities: cedarpy.Entities
+    resource: dict[str, str]
+
+
+def scope_admits(template: pst.Template, service: ServiceId, action_ids: frozenset[str]) -> bool:
+    """Whether the policy's resource and action scope can match a call to ``service``."""
+    return _resource_admits(template.resource, service) and _action_admits(template.action, action_ids)
+
+
+def _resource_admits(scope: pst.PrincipalOrResourceConstraint, service: ServiceId) -> bool:
+    if isinstance(scope, pst.ScopeAny):
+        return True
+    if isinstance(scope, pst.ScopeIs):
+        return str(scope.entity_type) == SERVICE
+    # Eq, In and IsIn all name one entity. Services have no parents, so `in` matches only
+    # the service itself. A slot cannot occur (templates are refused), but keep it if so.
+    entity = scope.entity
+    if isinstance(entity, pst.Slot):
+        return True
+    return str(entity.type) == SERVICE and entity.id == str(service)
+
+
+def _action_admits(scope: pst.ActionConstraint, action_ids: frozenset[str]) -> bool:
+    if isinstance(scope, pst.ScopeAny):
+        return True
+    entities = (scope.entity,) if isinstance(scope, pst.ActionEq) else scope.entities
+    return any(str(e.type) == ACTION and e.id in action_ids for e in entities)
+
+
+def build_slice(
+    service: ServiceId, methods: Iterable[str], policies: Iterable[LoadedPolicy], *, sliced: bool = True
+) -> ServiceSlice:
+    names = frozenset(methods)
+    group = service_action_group(service.grpc_service)
+    actions = frozenset(f"{service.grpc_service}/{m}" for m in names) | {group}
+    chosen = [p for p in policies if not sliced or scope_admits(p.template, service, actions)]
+    policy_set = cedarpy.PolicySet.from_pst(
+        pst.PolicySet(
+            templates=pst.FrozenMap(),
+            static_policies=pst.FrozenMap({p.id: p.template for p in chosen}),
+            template_links=(),
+        )
+    )
+    resource = {"type": SERVICE, "id": str(service)}
+    base: list[dict[str, Any]] = [
+        {
+            "uid": resource,
+            "attrs": {"provider": str(service.subsystem), "grpc_service": service.grpc_service},
+            "parents": [],
+        },
+        {"uid": {"type": ACTION, "id": group}, "attrs": {}, "parents": []},
+    ]
+    # Action entities are listed explicitly: a pre-parsed Entities handle does not pick up
+    # the action hierarchy from the schema, and `action in Action::"svc/*"` needs it.
+    base += [
+        {
+            "uid": {"type": ACTION, "id": f"{service.grpc_service}/{m}"},
+            "attrs": {},
+            "parents": [{"type": ACTION, "id": group}],
+        }
+        for m in sorted(names)
+    ]
+    return ServiceSlice(
+        service=service,
+        methods=names,
+        policy_set=policy_set,
+        policy_ids=tuple(p.id for p in chosen),
+        permits=frozenset(p.id for p in chosen if p.effect == "permit"),
+        entities=cedarpy.Entities.from_json_str(json.dumps(base)),
+        resource=resource,
+    )
