@@ -1,0 +1,1 @@
+"""The Crossway gateway (security server): client side, provider side, transport, security, audit."""

@@ -1,0 +1,120 @@
+"""The audit record: one per side per exchange, denied and failed ones included.
+
+A record carries ids, the four timestamps, sizes and SHA-256 digests of both bodies, the outcome,
+the policy decision and both signatures (non-repudiation) — never payload bytes. Its JSON form is
+compact with sorted keys, so the same record always has the same bytes (Merkle leaves and
+de-duplication both depend on that). Decoding is strict: an unknown or missing field is an error,
+because a silently dropped field in an audit trail is evidence lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from crossway.core.errors import MessageMalformed
+
+__all__ = ["AuditRecord", "AuditRecordInvalid", "new_record_id"]
+
+SIDES = frozenset({"client", "provider"})
+DECISIONS = frozenset({"allow", "deny", ""})
+
+
+class AuditRecordInvalid(MessageMalformed):
+    """An audit record's JSON does not match the schema (kept under message.malformed's code)."""
+
+    default_hint = "the record was written by an incompatible gateway version or was altered"
+
+
+def new_record_id() -> str:
+    """A fresh record id (random, so two records of the same exchange never collide)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    record_id: str
+    gateway: str
+    side: str
+    message_id: str
+    client: str
+    service: str
+    method: str
+    user_id: str
+    purpose: str
+    request_in_ms: int
+    request_out_ms: int
+    response_in_ms: int
+    response_out_ms: int
+    request_size: int
+    response_size: int
+    request_sha256: str
+    response_sha256: str
+    status: str
+    error_code: str
+    decision: str
+    policy_ids: tuple[str, ...]
+    withheld_fields: tuple[str, ...]
+    peer_gateway: str
+    trace_id: str
+    request_signature: str
+    response_signature: str
+    policy_version: str = ""
+
+    def __post_init__(self) -> None:
+        # Types are checked at construction, so a record that exists is a record that decodes.
+        for f in _FIELDS:
+            _check_type(f.name, getattr(self, f.name), _KINDS[f.name])
+        if not self.record_id:
+            raise AuditRecordInvalid("audit record has an empty record_id")
+        if self.side not in SIDES:
+            raise AuditRecordInvalid(f"audit record {self.record_id}: side {self.side!r} is not client or provider")
+        if self.decision not in DECISIONS:
+            raise AuditRecordInvalid(f"audit record {self.record_id}: decision {self.decision!r} is not allow/deny/''")
+
+    def to_json(self) -> bytes:
+        """Compact JSON with sorted keys: deterministic bytes for one record."""
+        doc: dict[str, Any] = {f.name: getattr(self, f.name) for f in _FIELDS}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> AuditRecord:
+        """Decode a record; unknown, missing or mistyped fields raise ``AuditRecordInvalid``."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AuditRecordInvalid(f"audit record is not valid JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise AuditRecordInvalid("audit record JSON is not an object")
+        unknown = sorted(set(doc) - _NAMES)
+        if unknown:
+            raise AuditRecordInvalid(f"audit record has unknown field(s): {', '.join(unknown)}")
+        missing = sorted(_REQUIRED - set(doc))
+        if missing:
+            raise AuditRecordInvalid(f"audit record lacks field(s): {', '.join(missing)}")
+        values: dict[str, Any] = {}
+        for name, value in doc.items():
+            if _KINDS[name] is tuple and isinstance(value, list):
+                value = tuple(value)
+            values[name] = value
+        return cls(**values)
+
+
+def _check_type(name: str, value: object, kind: type) -> None:
+    # bool is an int subclass; a boolean timestamp is a bug, not a number.
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if ok and kind is tuple:
+        ok = all(isinstance(item, str) for item in value)  # type: ignore[attr-defined]
+    if not ok:
+        want = "a list of strings" if kind is tuple else kind.__name__
+        raise AuditRecordInvalid(f"audit record field {name!r} must be {want}, not {type(value).__name__}")
+
+
+_FIELDS = dataclasses.fields(AuditRecord)
+_NAMES = frozenset(f.name for f in _FIELDS)
+_REQUIRED = frozenset(f.name for f in _FIELDS if f.default is dataclasses.MISSING)
+# Field annotations are strings (postponed evaluation); map them to the runtime types we check.
+_KINDS: dict[str, type] = {f.name: {"str": str, "int": int, "tuple[str, ...]": tuple}[str(f.type)] for f in _FIELDS}
