@@ -1,0 +1,193 @@
+"""The JetStream audit sink against a real nats-server: acked, spooled, replayed, never doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import nats.js.errors
+import pytest
+
+from crossway.core.errors import AuditUnavailable
+from crossway.natsbox import EmbeddedNats
+from gateway.audit import JetStreamAuditSink, count_stream_records, fetch_records
+from gateway.audit.samples import sample_record
+
+GATEWAY = "EE/GOV/70000001/gw1"
+
+
+def make_sink(
+    url: str, spool: Path, *, connect_timeout: float = 2.0, drain_timeout: float = 30.0
+) -> JetStreamAuditSink:
+    return JetStreamAuditSink(
+        url,
+        gateway_id=GATEWAY,
+        spool_dir=spool,
+        ack_timeout=2.0,
+        retry_interval=0.2,
+        connect_timeout=connect_timeout,
+        drain_timeout=drain_timeout,
+    )
+
+
+async def eventually(check: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def stream_count_reaches(url: str, n: int, within: float = 20.0) -> int:
+    """The stream's count once it reaches n (or the deadline passes); 0 while the sink has not created it."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            count = await count_stream_records(url)
+        except nats.js.errors.NotFoundError:
+            count = 0
+        if count >= n or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.1)
+
+
+async def test_two_thousand_records_land_in_the_stream_exactly_once_each(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    records = [sample_record(i) for i in range(2000)]
+    async with make_sink(nats_server.url, tmp_path / "spool") as sink:
+        for r in records:
+            sink.submit(r)
+    assert sink.stats.acked == 2000
+    assert await count_stream_records(nats_server.url) == 2000
+    stored = await fetch_records(nats_server.url)
+    assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in records)
+    assert stored == records  # one publisher, one ordered pipeline: stream order is submit order
+    assert list((tmp_path / "spool").glob("*.jsonl")) == []
+
+
+async def test_records_submitted_while_nats_is_stopped_go_to_the_spool_and_arrive_after_restart(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    sink = make_sink(nats_server.url, spool)
+    await sink.start()
+    try:
+        before = [sample_record(i) for i in range(100)]
+        for r in before:
+            sink.submit(r)
+        await eventually(lambda: sink.stats.acked == 100)
+
+        await nats_server.stop()
+        during = [sample_record(i) for i in range(100, 400)]
+        for r in during:
+            sink.submit(r)
+        await eventually(lambda: sink.stats.spooled == 300)
+        assert sink.writable  # the spool takes them
+        assert sum(p.read_bytes().count(b"\n") for p in spool.glob("*.jsonl")) == 300
+
+        await nats_server.start()
+        after = [sample_record(i) for i in range(400, 450)]
+        for r in after:
+            sink.submit(r)
+        assert await stream_count_reaches(nats_server.url, 450) == 450
+        await eventually(lambda: sink.stats.spooled == 0)
+    finally:
+        await sink.aclose()
+    stored = await fetch_records(nats_server.url)
+    assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in before + during + after)
+    assert list(spool.glob("*.jsonl")) == []
+
+
+async def test_a_sink_closed_with_a_full_spool_replays_it_when_reopened(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    await nats_server.stop()
+    records = [sample_record(i) for i in range(250)]
+    sink = make_sink(nats_server.url, spool, connect_timeout=1.0)
+    await sink.start()
+    for r in records:
+        sink.submit(r)
+    await sink.aclose()  # drains into the spool: NATS is down
+    assert sink.stats.spooled == 250
+
+    await nats_server.start()
+    async with make_sink(nats_server.url, spool) as reopened:
+        assert await stream_count_reaches(nats_server.url, 250) == 250
+        await eventually(lambda: reopened.stats.spooled == 0)
+    stored = await fetch_records(nats_server.url)
+    assert [r.record_id for r in stored] == [r.record_id for r in records]
+
+
+async def test_replaying_records_that_were_already_stored_does_not_store_them_twice(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    records = [sample_record(i) for i in range(50)]
+    async with make_sink(nats_server.url, tmp_path / "first") as sink:
+        for r in records:
+            sink.submit(r)
+    # As if the acks had been lost: the same records sit in another spool and get replayed.
+    spool = tmp_path / "second"
+    spool.mkdir()
+    (spool / "000000000001.jsonl").write_bytes(b"".join(r.to_json() + b"\n" for r in records))
+    async with make_sink(nats_server.url, spool) as replayer:
+        await eventually(lambda: replayer.stats.spooled == 0)
+    assert replayer.stats.acked == 50
+    assert await count_stream_records(nats_server.url) == 50
+
+
+async def test_the_sink_is_not_writable_when_the_spool_is_unusable_and_nats_is_down(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the spool directory should be")
+    await nats_server.stop()
+    sink = make_sink(nats_server.url, blocker / "spool", connect_timeout=1.0, drain_timeout=2.0)
+    await sink.start()
+    assert not sink.writable
+    record = sample_record(1)
+    sink.submit(record)  # still accepted: held in memory, not dropped
+    await asyncio.sleep(0.5)
+    assert sink.stats.pending == 1
+
+    await nats_server.start()
+    await eventually(lambda: sink.writable)
+    assert await stream_count_reaches(nats_server.url, 1) == 1
+    await sink.aclose()
+    assert [r.record_id for r in await fetch_records(nats_server.url)] == [record.record_id]
+
+
+async def test_closing_with_records_that_nowhere_can_take_raises_audit_unavailable(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    await nats_server.stop()
+    sink = make_sink(nats_server.url, blocker / "spool", connect_timeout=1.0, drain_timeout=1.0)
+    await sink.start()
+    sink.submit(sample_record(1))
+    with pytest.raises(AuditUnavailable, match="could not be published or spooled"):
+        await sink.aclose()
+    with pytest.raises(AuditUnavailable):
+        sink.submit(sample_record(2))
+
+
+async def test_a_sink_started_while_nats_is_down_spools_then_delivers(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    await nats_server.stop()
+    sink = make_sink(nats_server.url, tmp_path / "spool", connect_timeout=1.0)
+    await sink.start()
+    try:
+        assert sink.writable
+        for i in range(20):
+            sink.submit(sample_record(i))
+        await eventually(lambda: sink.stats.spooled == 20)
+        await nats_server.start()
+        assert await stream_count_reaches(nats_server.url, 20) == 20
+    finally:
+        await sink.aclose()
+    assert await count_stream_records(nats_server.url) == 20
