@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from registry_samples import CLIENT, GW1, POPULATION, PROVIDER, SERVICE, TAX
@@ -18,8 +19,8 @@ from registry import RegistryAuthority, load_anchor, verify_configuration
 from registry.anchor import registry_key_id
 
 
-def _pem(csr: object) -> bytes:
-    return csr.public_bytes(serialization.Encoding.PEM)  # type: ignore[attr-defined]
+def _pem(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_bytes(serialization.Encoding.PEM)
 
 
 def test_the_document_lists_members_gateways_services_groups_and_keys(

@@ -60,7 +60,7 @@ def test_a_wrong_passphrase_names_the_file_and_not_the_key(tmp_path: Path) -> No
 
 
 def test_a_missing_key_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.key"):
+    with pytest.raises(ConfigError, match=r"nope\.key"):
         load_private_key(tmp_path / "nope.key")
 
 

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from crossway.core.errors import PeerUntrusted
@@ -29,10 +30,11 @@ MEMBER = MemberId.parse("EE/GOV/70000001")
 GATEWAY = GatewayId.parse("EE/GOV/70000001/gw1")
 NOW = 1_700_000_000_000
 DAY = 86_400_000
+CA = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
 
 @pytest.fixture(scope="module")
-def ca() -> tuple[x509.Certificate, object]:
+def ca() -> CA:
     key = generate_tls_key()
     return create_ca("EE", key, now_ms=NOW), key
 
@@ -43,7 +45,7 @@ def _uris(cert: x509.Certificate) -> list[str]:
     )
 
 
-def test_the_ca_is_a_pathlen_zero_cert_signer_named_for_its_instance(ca) -> None:
+def test_the_ca_is_a_pathlen_zero_cert_signer_named_for_its_instance(ca: CA) -> None:
     cert, _ = ca
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -52,7 +54,7 @@ def test_the_ca_is_a_pathlen_zero_cert_signer_named_for_its_instance(ca) -> None
     assert cert.subject.rfc4514_string() == "CN=Crossway EE CA"
 
 
-def test_a_tls_certificate_names_the_member_and_the_gateway_and_keeps_host_names(ca) -> None:
+def test_a_tls_certificate_names_the_member_and_the_gateway_and_keeps_host_names(ca: CA) -> None:
     ca_cert, ca_key = ca
     csr = build_csr(
         generate_tls_key(),
@@ -69,7 +71,7 @@ def test_a_tls_certificate_names_the_member_and_the_gateway_and_keeps_host_names
     assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
 
 
-def test_the_registry_sets_the_identity_not_the_csr(ca) -> None:
+def test_the_registry_sets_the_identity_not_the_csr(ca: CA) -> None:
     ca_cert, ca_key = ca
     csr = build_csr(generate_signing_key(), subject_uri="crossway://EE/GOV/66666666")
     cert = issue_certificate(ca_cert, ca_key, csr, kind=CertKind.SIGNING, uri=MEMBER.uri, days=30, now_ms=NOW)
@@ -79,7 +81,7 @@ def test_the_registry_sets_the_identity_not_the_csr(ca) -> None:
     assert "66666666" not in cert.subject.rfc4514_string()
 
 
-def test_a_signing_certificate_is_for_non_repudiation_and_not_for_tls_servers(ca) -> None:
+def test_a_signing_certificate_is_for_non_repudiation_and_not_for_tls_servers(ca: CA) -> None:
     ca_cert, ca_key = ca
     csr = build_csr(generate_signing_key("EdDSA"), subject_uri=MEMBER.uri)
     cert = issue_certificate(ca_cert, ca_key, csr, kind=CertKind.SIGNING, uri=MEMBER.uri, days=30, now_ms=NOW)
@@ -89,7 +91,7 @@ def test_a_signing_certificate_is_for_non_repudiation_and_not_for_tls_servers(ca
         cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
 
 
-def test_a_csr_whose_signature_does_not_verify_is_rejected(ca) -> None:
+def test_a_csr_whose_signature_does_not_verify_is_rejected(ca: CA) -> None:
     ca_cert, ca_key = ca
     der = build_csr(generate_tls_key(), subject_uri="crossway://EE/GOV/70000001").public_bytes(
         serialization.Encoding.DER
@@ -99,7 +101,7 @@ def test_a_csr_whose_signature_does_not_verify_is_rejected(ca) -> None:
         issue_certificate(ca_cert, ca_key, tampered, kind=CertKind.TLS, uri=gateway_uri(GATEWAY), days=1)
 
 
-def test_a_tls_certificate_needs_a_p256_key_and_a_gateway_uri(ca) -> None:
+def test_a_tls_certificate_needs_a_p256_key_and_a_gateway_uri(ca: CA) -> None:
     ca_cert, ca_key = ca
     ed_csr = build_csr(generate_signing_key("EdDSA"), subject_uri="x")
     with pytest.raises(CertificateRequestInvalid, match="P-256"):
@@ -109,7 +111,7 @@ def test_a_tls_certificate_needs_a_p256_key_and_a_gateway_uri(ca) -> None:
         issue_certificate(ca_cert, ca_key, ec_csr, kind=CertKind.TLS, uri=MEMBER.uri, days=1)
 
 
-def test_inspection_reads_pem_and_der_alike_and_is_cached(ca) -> None:
+def test_inspection_reads_pem_and_der_alike_and_is_cached(ca: CA) -> None:
     ca_cert, ca_key = ca
     csr = build_csr(generate_tls_key(), subject_uri="x")
     cert = issue_certificate(
@@ -126,7 +128,7 @@ def test_inspection_reads_pem_and_der_alike_and_is_cached(ca) -> None:
         inspect_certificate(b"garbage")
 
 
-def test_the_chain_check_finds_the_issuer_and_fails_closed_otherwise(ca) -> None:
+def test_the_chain_check_finds_the_issuer_and_fails_closed_otherwise(ca: CA) -> None:
     ca_cert, ca_key = ca
     other_key = generate_tls_key()
     other_ca = create_ca("EE", other_key, now_ms=NOW)
