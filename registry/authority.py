@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
+from google.protobuf.message import DecodeError
 
 from crossway.core.clock import Clock, SystemClock
 from crossway.core.errors import ConfigError
@@ -157,7 +158,7 @@ class RegistryAuthority:
         try:
             FileDescriptorSet.FromString(file_descriptor_set)
             describe_service(file_descriptor_set, service.grpc_service)
-        except Exception as exc:  # DecodeError or ValueError: both mean "not the right descriptor set"
+        except (DecodeError, ValueError) as exc:  # both mean "not the right descriptor set"
             raise ConfigError(
                 f"descriptor set for {service} is unusable: {exc}",
                 hint="build it with `protoc --include_imports --descriptor_set_out=FILE`",

@@ -55,7 +55,7 @@ class CertificateRequestInvalid(ConfigError):
     """A CSR that cannot be honoured: bad signature, unsupported key, wrong identity for its kind."""
 
     code = "registry.csr_invalid"
-    default_hint = "generate a fresh key and CSR with `crossway gateway keys` and submit it again"
+    default_hint = "generate a fresh key and CSR (EC P-256 for TLS; P-256 or Ed25519 for signing) and submit it again"
 
 
 class CertKind(enum.Enum):
