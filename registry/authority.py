@@ -51,6 +51,13 @@ __all__ = ["RegistryAuthority"]
 _DB, _CA_KEY, _CA_CERT, _CONFIG_KEY, _ANCHOR = "registry.db", "ca.key", "ca.pem", "config.key", "anchor.json"
 
 
+def _checked_address(peer_address: str) -> str:
+    host, sep, port = peer_address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"gateway address {peer_address!r} is not HOST:PORT", hint="e.g. gw1.example.org:8443")
+    return peer_address
+
+
 class RegistryAuthority:
     """Admits members, issues certificates, revokes them and signs the configuration."""
 
@@ -148,10 +155,11 @@ class RegistryAuthority:
         self.store.add_subsystem(subsystem)
 
     def add_gateway(self, gateway: GatewayId, peer_address: str) -> None:
-        host, sep, port = peer_address.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"gateway address {peer_address!r} is not HOST:PORT", hint="e.g. gw1.example.org:8443")
-        self.store.add_gateway(gateway, peer_address)
+        self.store.add_gateway(gateway, _checked_address(peer_address))
+
+    def set_gateway_address(self, gateway: GatewayId, peer_address: str) -> None:
+        """A gateway moved (or, in the demo, got its port from the OS); published with the next configuration."""
+        self.store.set_gateway_address(gateway, _checked_address(peer_address))
 
     def add_service(self, service: ServiceId, file_descriptor_set: bytes, require_encryption: bool = False) -> None:
         """Register a service; its descriptor set must contain the named gRPC service."""

@@ -84,6 +84,12 @@ def _gateway_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_set_address(args: argparse.Namespace) -> int:
+    _open(args).set_gateway_address(GatewayId.parse(args.id), args.address)
+    print(f"gateway {args.id} now at {args.address}")
+    return 0
+
+
 def _service_add(args: argparse.Namespace) -> int:
     fds = _read(args.descriptor_set, "descriptor set")
     _open(args).add_service(ServiceId.parse(args.id), fds, require_encryption=args.require_encryption)
@@ -222,7 +228,11 @@ def add_commands(sub: Any) -> None:
     p = _leaf(_group(reg, "subsystem", "manage subsystems"), "add", _subsystem_add, "add a subsystem")
     p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM")
 
-    p = _leaf(_group(reg, "gateway", "manage gateways"), "add", _gateway_add, "add a member's gateway")
+    gateways = _group(reg, "gateway", "manage gateways")
+    p = _leaf(gateways, "add", _gateway_add, "add a member's gateway")
+    p.add_argument("id", help="INSTANCE/CLASS/CODE/NAME")
+    p.add_argument("--address", required=True, help="HOST:PORT of the gateway's peer listener")
+    p = _leaf(gateways, "set-address", _gateway_set_address, "move a gateway to a new peer address")
     p.add_argument("id", help="INSTANCE/CLASS/CODE/NAME")
     p.add_argument("--address", required=True, help="HOST:PORT of the gateway's peer listener")
 

@@ -147,6 +147,11 @@ class RegistryStore:
                 (str(gateway), str(gateway.member), peer_address),
             )
 
+    def set_gateway_address(self, gateway: GatewayId, peer_address: str) -> None:
+        self._require("gateways", str(gateway), "gateway")
+        with self._tx(f"move gateway {gateway}") as db:
+            db.execute("UPDATE gateways SET peer_address = ? WHERE id = ?", (peer_address, str(gateway)))
+
     def add_service(self, service: ServiceId, file_descriptor_set: bytes, require_encryption: bool) -> None:
         self._require("subsystems", str(service.subsystem), "subsystem")
         self._refuse_duplicate("services", str(service), "service")

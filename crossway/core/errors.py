@@ -345,12 +345,20 @@ def _all_subclasses(cls: type[CrosswayError]) -> list[type[CrosswayError]]:
 
 
 _BY_CODE: dict[str, type[CrosswayError]] = {}
-for _cls in _all_subclasses(CrosswayError):
-    # The most specific class wins for a code shared with its abstract parent.
-    if _cls.__subclasses__() == [] or _cls.code not in _BY_CODE:
-        _BY_CODE[_cls.code] = _cls
+
+
+def _index() -> None:
+    # Walked again on a miss: areas define their own subclasses (e.g. policy.invalid) after import.
+    for cls in _all_subclasses(CrosswayError):
+        # The most specific class wins for a code shared with its abstract parent.
+        if cls.__subclasses__() == [] or cls.code not in _BY_CODE:
+            _BY_CODE[cls.code] = cls
 
 
 def error_class_for_code(code: str) -> type[CrosswayError]:
     """The error class for a stable code (used to rebuild a peer's error); unknown → UpstreamFailed."""
-    return _BY_CODE.get(code, UpstreamFailed)
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        _index()
+        cls = _BY_CODE.get(code, UpstreamFailed)
+    return cls
