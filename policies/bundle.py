@@ -18,7 +18,7 @@ from policies.errors import PolicyInvalid
 from policies.groups import LOCAL_GROUPS_FILE, parse_local_groups
 from policies.loading import LoadedPolicy, load_policy_text
 from policies.schema import action_id, schema_text
-from policies.slicing import ServiceSlice, build_slice
+from policies.slicing import ServiceSlice, build_slice, slice_policies
 
 __all__ = ["POLICY_SUFFIX", "PolicyBundle", "load_policy_dir"]
 
@@ -77,10 +77,11 @@ class PolicyBundle:
                 )
         _check_unique(policies)
 
-        by_service: dict[ServiceId, set[str]] = {}
+        by_service: dict[ServiceId, frozenset[str]] = {}
         for method in method_list:
-            by_service.setdefault(method.service, set()).add(method.name)
-        slices = {svc: build_slice(svc, names, policies, sliced=sliced) for svc, names in by_service.items()}
+            by_service[method.service] = by_service.get(method.service, frozenset()) | {method.name}
+        chosen = slice_policies(policies, by_service) if sliced else dict.fromkeys(by_service, policies)
+        slices = {svc: build_slice(svc, names, chosen[svc]) for svc, names in by_service.items()}
         return cls(
             version=version,
             policies=tuple(policies),

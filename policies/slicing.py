@@ -10,7 +10,7 @@ test suite checks this against an unsliced bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from crossway.core.ids import ServiceId
 from policies.loading import LoadedPolicy
 from policies.schema import ACTION, SERVICE, service_action_group
 
-__all__ = ["ServiceSlice", "build_slice", "scope_admits"]
+__all__ = ["ServiceSlice", "build_slice", "slice_policies"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,22 +40,22 @@ class ServiceSlice:
     resource: dict[str, str]
 
 
-def scope_admits(template: pst.Template, service: ServiceId, action_ids: frozenset[str]) -> bool:
-    """Whether the policy's resource and action scope can match a call to ``service``."""
-    return _resource_admits(template.resource, service) and _action_admits(template.action, action_ids)
+_ANY = None  # resource scope admitting every service
+_NONE = ""  # resource scope admitting no service
 
 
-def _resource_admits(scope: pst.PrincipalOrResourceConstraint, service: ServiceId) -> bool:
+def _resource_key(scope: pst.PrincipalOrResourceConstraint) -> str | None:
+    """The one service id a resource scope admits, ``_ANY`` or ``_NONE``."""
     if isinstance(scope, pst.ScopeAny):
-        return True
+        return _ANY
     if isinstance(scope, pst.ScopeIs):
-        return str(scope.entity_type) == SERVICE
+        return _ANY if str(scope.entity_type) == SERVICE else _NONE
     # Eq, In and IsIn all name one entity. Services have no parents, so `in` matches only
     # the service itself. A slot cannot occur (templates are refused), but keep it if so.
     entity = scope.entity
     if isinstance(entity, pst.Slot):
-        return True
-    return str(entity.type) == SERVICE and entity.id == str(service)
+        return _ANY
+    return entity.id if str(entity.type) == SERVICE else _NONE
 
 
 def _action_admits(scope: pst.ActionConstraint, action_ids: frozenset[str]) -> bool:
@@ -65,13 +65,33 @@ def _action_admits(scope: pst.ActionConstraint, action_ids: frozenset[str]) -> b
     return any(str(e.type) == ACTION and e.id in action_ids for e in entities)
 
 
-def build_slice(
-    service: ServiceId, methods: Iterable[str], policies: Iterable[LoadedPolicy], *, sliced: bool = True
-) -> ServiceSlice:
-    names = frozenset(methods)
+def _action_ids(service: ServiceId, methods: frozenset[str]) -> frozenset[str]:
     group = service_action_group(service.grpc_service)
-    actions = frozenset(f"{service.grpc_service}/{m}" for m in names) | {group}
-    chosen = [p for p in policies if not sliced or scope_admits(p.template, service, actions)]
+    return frozenset(f"{service.grpc_service}/{m}" for m in methods) | {group}
+
+
+def slice_policies(
+    policies: Sequence[LoadedPolicy], services: Mapping[ServiceId, frozenset[str]]
+) -> dict[ServiceId, list[LoadedPolicy]]:
+    """For each service (with its method names), the policies whose scope can match it, in load order."""
+    # Index by the resource a policy names, so each service looks only at its own policies and
+    # the resource-unconstrained ones, not at every policy.
+    by_resource: dict[str | None, list[int]] = {}
+    for index, policy in enumerate(policies):
+        by_resource.setdefault(_resource_key(policy.template.resource), []).append(index)
+    anywhere = by_resource.get(_ANY, [])
+    result: dict[ServiceId, list[LoadedPolicy]] = {}
+    for service, methods in services.items():
+        actions = _action_ids(service, methods)
+        candidates = sorted(anywhere + by_resource.get(str(service), []))
+        result[service] = [policies[i] for i in candidates if _action_admits(policies[i].template.action, actions)]
+    return result
+
+
+def build_slice(service: ServiceId, methods: frozenset[str], chosen: Sequence[LoadedPolicy]) -> ServiceSlice:
+    """Parse one service's policies and base entities once, for every later decision."""
+    names = methods
+    group = service_action_group(service.grpc_service)
     policy_set = cedarpy.PolicySet.from_pst(
         pst.PolicySet(
             templates=pst.FrozenMap(),

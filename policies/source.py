@@ -8,9 +8,14 @@ other use for ``;`` — which makes a small scanner enough; no second Cedar pars
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["Span", "line_at", "line_of", "split_policies"]
+
+# Comments, string literals (with backslash escapes; an unterminated one runs to the end),
+# the ';' that ends a policy, and runs of any other significant characters.
+_TOKEN = re.compile(r'(?P<comment>//[^\n]*)|(?P<string>"(?:\\.|[^"\\])*"?)|(?P<end>;)|(?P<other>[^\s/";]+|/)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,41 +31,21 @@ def split_policies(text: str) -> list[Span]:
     """The spans of the policies in ``text``, in file order (the order Cedar numbers them)."""
     spans: list[Span] = []
     start: int | None = None  # offset of the current policy's first significant character
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "/" and text.startswith("//", i):
-            nl = text.find("\n", i)
-            i = n if nl < 0 else nl
-            continue
-        if ch.isspace():
-            i += 1
+    line, counted = 1, 0  # line numbers are counted incrementally: files may hold thousands
+    for token in _TOKEN.finditer(text):
+        kind = token.lastgroup
+        if kind == "comment":
             continue
         if start is None:
-            start = i
-        if ch == '"':
-            i = _skip_string(text, i)
-            continue
-        if ch == ";":
-            spans.append(Span(start, i + 1, line_at(text, start)))
+            start = token.start()
+            line += text.count("\n", counted, start)
+            counted = start
+        if kind == "end":
+            spans.append(Span(start, token.end(), line))
             start = None
-        i += 1
     if start is not None:  # trailing text without ';' — a syntax error Cedar will report
-        spans.append(Span(start, n, line_at(text, start)))
+        spans.append(Span(start, len(text), line))
     return spans
-
-
-def _skip_string(text: str, i: int) -> int:
-    """The offset just past the string literal opening at ``i`` (backslash escapes honoured)."""
-    i += 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == '"':
-            return i + 1
-        i += 1
-    return i
 
 
 def line_at(text: str, offset: int) -> int:

@@ -128,3 +128,16 @@ def test_the_hint_list_of_context_attributes_matches_the_schema_file() -> None:
     body = body[: body.index("};")]
     declared = tuple(re.findall(r"^\s+(\w+):", body, flags=re.MULTILINE))
     assert declared == CONTEXT_ATTRIBUTES
+
+
+def test_the_line_finder_skips_semicolons_in_strings_and_comments() -> None:
+    from policies.source import split_policies
+
+    text = (
+        '// a comment; with "quotes\n'
+        'permit (principal, action, resource) when { context.purpose == "a;\\"b;" };\n'
+        "\n"
+        "  forbid (principal, action, resource); // trailing; comment\n"
+        "permit (principal, action, resource) when { 8 / 2 == 4 }"
+    )
+    assert [span.line for span in split_policies(text)] == [2, 4, 5]
