@@ -134,7 +134,8 @@ class Spool:
         if self._active == segment.path:
             self.seal()
         segment.path.unlink(missing_ok=True)
-        self._count = max(0, self._count - segment.lines)
+        # Recount from zero once the spool is empty, so a miscount can never keep replay polling.
+        self._count = max(0, self._count - segment.lines) if self.segments() else 0
 
     def _active_segment(self) -> Path:
         if self._active is None or self._active_size >= self._segment_bytes:
