@@ -13,7 +13,7 @@ import pytest
 
 from crossway.core.errors import AuditUnavailable
 from crossway.natsbox import EmbeddedNats
-from gateway.audit import JetStreamAuditSink, count_stream_records, fetch_records
+from gateway.audit import AuditRecord, JetStreamAuditSink, count_stream_records, fetch_records
 from gateway.audit.samples import sample_record
 
 GATEWAY = "EE/GOV/70000001/gw1"
@@ -191,3 +191,30 @@ async def test_a_sink_started_while_nats_is_down_spools_then_delivers(
     finally:
         await sink.aclose()
     assert await count_stream_records(nats_server.url) == 20
+
+
+async def test_records_submitted_from_other_threads_all_arrive(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+    # A sync gRPC server calls submit() from its worker threads; the sink must wake and deliver.
+    records = [sample_record(i) for i in range(400)]
+    async with make_sink(nats_server.url, tmp_path / "spool") as sink:
+        await asyncio.gather(*(asyncio.to_thread(_submit_all, sink, records[i::4]) for i in range(4)))
+        await eventually(lambda: sink.stats.acked == 400)
+    stored = await fetch_records(nats_server.url)
+    assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in records)
+
+
+def _submit_all(sink: JetStreamAuditSink, records: list[AuditRecord]) -> None:
+    for r in records:
+        sink.submit(r)
+
+
+async def test_a_gateway_id_with_dots_and_underscores_publishes_to_an_escaped_subject(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    gateway = "EE/GOV/700.01/gw_1.a"
+    sink = JetStreamAuditSink(nats_server.url, gateway_id=gateway, spool_dir=tmp_path / "spool")
+    assert sink.subject == "crossway.audit.EE.GOV.700_2E01.gw_5F1_2Ea"
+    async with sink:
+        sink.submit(sample_record(1, gateway=gateway))
+    (stored,) = await fetch_records(nats_server.url)
+    assert stored.gateway == gateway
