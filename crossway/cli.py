@@ -26,14 +26,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
     from registry.cli import add_commands as add_registry
+    from crossway.demo.cli import add_commands as add_demo
+    from gateway.cli import add_commands as add_gateway
 
     add_registry(sub)
-    try:
-        from gateway.cli import add_commands as add_gateway
-    except ImportError:  # pragma: no cover - gateway CLI lands with the gateway
-        pass
-    else:
-        add_gateway(sub)
+    add_gateway(sub)
+    add_demo(sub)
     return parser
 
 

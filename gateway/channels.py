@@ -1,0 +1,81 @@
+"""Client-side step 6: pooled mTLS channels to provider gateways.
+
+One channel per peer address, reused by every call (HTTP/2 multiplexes them). Channels trust
+only the registry CA(s) from the verified configuration; when the CA set changes (a new
+configuration with a rotated CA), the pool is rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from protos.crossway.v1 import envelope_pb2 as pb
+
+__all__ = ["PeerChannels", "PeerStubs"]
+
+_MAX_MESSAGE = 64 * 1024 * 1024
+_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Fail fast when a peer is down instead of waiting for the whole deadline.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStubs:
+    call: grpc.aio.UnaryUnaryMultiCallable[pb.Envelope, pb.Envelope]
+    stream: grpc.aio.StreamStreamMultiCallable[pb.Envelope, pb.Envelope]
+
+
+class PeerChannels:
+    def __init__(self, tls_key_pem: bytes, tls_cert_pem: bytes) -> None:
+        self._key = tls_key_pem
+        self._cert = tls_cert_pem
+        self._ca_pem = b""
+        self._credentials: grpc.ChannelCredentials | None = None
+        self._pool: dict[str, tuple[grpc.aio.Channel, PeerStubs]] = {}
+
+    def get(self, address: str, ca_pem: bytes) -> PeerStubs:
+        if ca_pem != self._ca_pem:
+            self._rebuild(ca_pem)
+        entry = self._pool.get(address)
+        if entry is None:
+            assert self._credentials is not None
+            channel = grpc.aio.secure_channel(address, self._credentials, options=_OPTIONS)
+            stubs = PeerStubs(
+                call=channel.unary_unary(
+                    "/crossway.v1.PeerExchange/Call",
+                    request_serializer=pb.Envelope.SerializeToString,
+                    response_deserializer=pb.Envelope.FromString,
+                ),
+                stream=channel.stream_stream(
+                    "/crossway.v1.PeerExchange/Stream",
+                    request_serializer=pb.Envelope.SerializeToString,
+                    response_deserializer=pb.Envelope.FromString,
+                ),
+            )
+            entry = (channel, stubs)
+            self._pool[address] = entry
+        return entry[1]
+
+    def _rebuild(self, ca_pem: bytes) -> None:
+        old = list(self._pool.values())
+        self._pool = {}
+        self._ca_pem = ca_pem
+        self._credentials = grpc.ssl_channel_credentials(ca_pem, self._key, self._cert)
+        for channel, _ in old:
+            # Let calls in flight finish on the old channels; close them in the background.
+            asyncio.get_running_loop().create_task(channel.close(grace=30))
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, {}
+        await asyncio.gather(*(channel.close(grace=1) for channel, _ in pool.values()), return_exceptions=True)

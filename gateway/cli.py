@@ -1,0 +1,90 @@
+"""``crossway gateway …``: provision a gateway's keys, and run a gateway."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from crossway.core.ids import GatewayId
+from gateway.config import load_config
+from gateway.provisioning import provision_gateway
+from gateway.runtime import Gateway
+
+__all__ = ["add_commands"]
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # grpc and nats are chatty at INFO about reconnects; keep their warnings.
+    for noisy in ("nats", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _init(args: argparse.Namespace) -> int:
+    paths = provision_gateway(
+        Path(args.dir),
+        GatewayId.parse(args.id),
+        dns_names=tuple(args.dns),
+        ip_addresses=tuple(args.ip),
+    )
+    print(f"keys and certificate requests for {args.id} written to {paths.directory}")
+    print(f"  send {paths.tls_csr.name} and {paths.signing_csr.name} to the registry operator:")
+    print(f"    crossway registry cert issue --csr {paths.tls_csr} --kind tls --gateway {args.id} -o tls.crt")
+    print(f"    crossway registry cert issue --csr {paths.signing_csr} --kind sign --member "
+          f"{GatewayId.parse(args.id).member} -o signing.crt")
+    print(f"  and register {paths.encryption_public.name} with `crossway registry member encryption-key`")
+    return 0
+
+
+async def _serve(config_path: Path) -> int:
+    config = load_config(config_path)
+    gateway = Gateway(config, on_configuration=lambda serial: print(f"configuration serial {serial}", flush=True))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+        host = config.client_listen.rpartition(":")[0] or "127.0.0.1"
+        peer_host = config.peer_listen.rpartition(":")[0] or "127.0.0.1"
+        print(
+            f"gateway {config.gateway_id} ready: client={host}:{gateway.client_port} "
+            f"client_mtls={host}:{gateway.client_mtls_port} peer={peer_host}:{gateway.peer_port}",
+            flush=True,
+        )
+        await stop.wait()
+        print(f"gateway {config.gateway_id} stopping: draining calls and audit records", flush=True)
+    finally:
+        await gateway.aclose()
+    stats: Any = gateway.audit.stats if gateway._audit is not None else None
+    if stats is not None:
+        print(f"gateway {config.gateway_id} stopped: audit {stats}", flush=True)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    return asyncio.run(_serve(Path(args.config)))
+
+
+def add_commands(sub: Any) -> None:
+    group = sub.add_parser("gateway", help="provision and run a gateway (security server)")
+    leaves = group.add_subparsers(dest="gateway_command", metavar="COMMAND")
+    leaves.required = True
+    p = leaves.add_parser("init", help="generate a gateway's keys and certificate requests")
+    p.add_argument("--id", required=True, help="gateway id INSTANCE/CLASS/CODE/NAME")
+    p.add_argument("--dir", required=True, help="key directory (created 0700)")
+    p.add_argument("--dns", action="append", default=["localhost"], help="DNS name of the peer listener")
+    p.add_argument("--ip", action="append", default=["127.0.0.1"], help="IP address of the peer listener")
+    p.set_defaults(handler=_init)
+    p = leaves.add_parser("run", help="run a gateway from its TOML configuration")
+    p.add_argument("--config", required=True, help="gateway.toml")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(handler=_run)

@@ -1,0 +1,244 @@
+"""Gateway configuration: one TOML file, loaded once, validated, immutable, passed down.
+
+Paths in the file are relative to the file's directory. The only environment override is
+``CROSSWAY_NATS_URL`` (read here and nowhere else), so an operator can point every process of a
+host at a NATS cluster without editing files.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crossway.core.errors import ConfigError, CrosswayError
+from crossway.core.ids import GatewayId, ServiceId, SubsystemId
+
+__all__ = [
+    "AuditConfig",
+    "ClientCertificate",
+    "GatewayConfig",
+    "JwtConfig",
+    "ServiceBinding",
+    "load_config",
+]
+
+ENV_NATS_URL = "CROSSWAY_NATS_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A local agency system authenticated by the client certificate it presents (pinned)."""
+
+    subsystem: SubsystemId
+    certificate: Path
+
+
+@dataclass(frozen=True, slots=True)
+class JwtConfig:
+    issuer: str
+    audience: str
+    public_keys: tuple[Path, ...]
+    algorithms: tuple[str, ...] = ("ES256", "EdDSA")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBinding:
+    """A service this gateway provides, and how it reaches the backend."""
+
+    service: ServiceId
+    adapter: str  # "grpc" (more adapters come with the adapters issue)
+    address: str
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    spool_dir: Path
+    strict: bool = False
+    replicas: int = 1
+    stream: str = "CROSSWAY_AUDIT"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    source: Path
+    gateway_id: GatewayId
+    data_dir: Path
+    client_listen: str
+    peer_listen: str
+    nats_url: str  # "" → start an embedded nats-server in data_dir
+    registry_anchor: Path
+    registry_source: str  # "nats" | "file:PATH" | "grpc:HOST:PORT"
+    tls_key: Path
+    tls_certificate: Path
+    signing_key: Path
+    signing_certificate: Path
+    encryption_key: Path | None
+    # Read from the environment variable the file names; never printed (repr=False).
+    key_passphrase: bytes | None = field(repr=False)
+    client_certificates: tuple[ClientCertificate, ...]
+    jwt: JwtConfig | None
+    services: tuple[ServiceBinding, ...]
+    policy_dir: Path | None
+    audit: AuditConfig
+    tracing_export: Path | None
+    max_clock_skew_s: int = 60
+    default_timeout_s: float = 30.0
+
+    @property
+    def member(self) -> str:
+        return str(self.gateway_id.member)
+
+
+class _Reader:
+    """Typed access to a TOML table that names the file and key in every error."""
+
+    def __init__(self, source: Path, table: Mapping[str, Any], prefix: str = "") -> None:
+        self.source, self.table, self.prefix = source, table, prefix
+
+    def _fail(self, key: str, problem: str, hint: str) -> ConfigError:
+        return ConfigError(f"{self.source}: [{self.prefix or 'top'}] {key}: {problem}", hint=hint)
+
+    def str(self, key: str, default: str | None = None) -> str:
+        value = self.table.get(key, default)
+        if value is None:
+            raise self._fail(key, "is required", f"add `{key} = \"…\"` to the file")
+        if not isinstance(value, str):
+            raise self._fail(key, f"must be a string, got {type(value).__name__}", "quote the value")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self._fail(key, f"must be a positive number, got {value!r}", "e.g. 30")
+        return float(value)
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, f"must be true or false, got {value!r}", "write true or false")
+        return value
+
+    def path(self, key: str, default: str | None = None) -> Path:
+        return (self.source.parent / self.str(key, default)).resolve()
+
+    def optional_path(self, key: str) -> Path | None:
+        return self.path(key) if self.table.get(key) else None
+
+    def sub(self, key: str, required: bool = True) -> _Reader:
+        value = self.table.get(key)
+        if value is None and not required:
+            value = {}
+        if not isinstance(value, dict):
+            raise self._fail(key, "section is missing" if value is None else "must be a table", f"add a [{key}] table")
+        return _Reader(self.source, value, f"{self.prefix}.{key}" if self.prefix else key)
+
+    def list(self, key: str) -> list[_Reader]:
+        value = self.table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self._fail(key, "must be an array of tables", f"write [[{key}]] entries")
+        return [_Reader(self.source, v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+    def ident(self, key: str, parse: Any) -> Any:
+        text = self.str(key)
+        try:
+            return parse(text)
+        except CrosswayError as exc:
+            raise self._fail(key, exc.message, exc.hint) from exc
+
+
+def _passphrase(keys: _Reader, environ: Mapping[str, str]) -> bytes | None:
+    name = keys.str("passphrase_env", "")
+    if not name:
+        return None
+    if name not in environ:
+        raise keys._fail("passphrase_env", f"names {name}, which is not set", f"export {name} before starting")
+    return environ[name].encode()
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a gateway's TOML file; a bad file fails here with the file and key named."""
+    environ = os.environ if environ is None else environ
+    source = path.resolve()
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway configuration {source}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}", hint="fix the syntax at the named line") from exc
+    top = _Reader(source, raw)
+    gw = top.sub("gateway")
+    listen = top.sub("listen")
+    registry = top.sub("registry")
+    keys = top.sub("keys")
+    nats = top.sub("nats", required=False)
+    client_auth = top.sub("client_auth", required=False)
+    audit = top.sub("audit", required=False)
+    tracing = top.sub("tracing", required=False)
+    security = top.sub("security", required=False)
+    policies = top.sub("policies", required=False)
+    data_dir = gw.path("data_dir")
+
+    jwt = None
+    if "jwt" in client_auth.table:
+        j = client_auth.sub("jwt")
+        keys_raw = j.table.get("public_keys", [])
+        if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
+            raise j._fail("public_keys", "must list at least one PEM file", 'public_keys = ["idp.pem"]')
+        jwt = JwtConfig(
+            issuer=j.str("issuer"),
+            audience=j.str("audience"),
+            public_keys=tuple((source.parent / k).resolve() for k in keys_raw),
+            algorithms=tuple(j.table.get("algorithms", ["ES256", "EdDSA"])),
+        )
+    services = tuple(
+        ServiceBinding(
+            service=s.ident("id", ServiceId.parse),
+            adapter=s.str("adapter", "grpc"),
+            address=s.str("address"),
+            timeout_s=s.number("timeout_s", 30.0),
+        )
+        for s in top.list("services")
+    )
+    for binding in services:
+        if binding.adapter != "grpc":
+            raise ConfigError(
+                f"{source}: service {binding.service}: unknown adapter {binding.adapter!r}",
+                hint='use adapter = "grpc"',
+            )
+    return GatewayConfig(
+        source=source,
+        gateway_id=gw.ident("id", GatewayId.parse),
+        data_dir=data_dir,
+        client_listen=listen.str("client", "127.0.0.1:0"),
+        peer_listen=listen.str("peer", "127.0.0.1:0"),
+        nats_url=environ.get(ENV_NATS_URL) or nats.str("url", ""),
+        registry_anchor=registry.path("anchor"),
+        registry_source=registry.str("source", "nats"),
+        tls_key=keys.path("tls_key"),
+        tls_certificate=keys.path("tls_certificate"),
+        signing_key=keys.path("signing_key"),
+        signing_certificate=keys.path("signing_certificate"),
+        encryption_key=keys.optional_path("encryption_key"),
+        key_passphrase=_passphrase(keys, environ),
+        client_certificates=tuple(
+            ClientCertificate(c.ident("subsystem", SubsystemId.parse), c.path("certificate"))
+            for c in client_auth.list("certificates")
+        ),
+        jwt=jwt,
+        services=services,
+        policy_dir=policies.optional_path("dir"),
+        audit=AuditConfig(
+            spool_dir=(source.parent / audit.str("spool_dir", str(data_dir / "audit-spool"))).resolve(),
+            strict=audit.bool("strict", False),
+            replicas=int(audit.number("replicas", 1)),
+            stream=audit.str("stream", "CROSSWAY_AUDIT"),
+        ),
+        tracing_export=tracing.optional_path("export"),
+        max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),
+        default_timeout_s=security.number("default_timeout_s", 30.0),
+    )

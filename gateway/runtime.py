@@ -1,0 +1,224 @@
+"""One running gateway: owns its servers, NATS connection(s), configuration source and audit sink.
+
+``start()`` brings everything up in dependency order; ``aclose()`` drains in reverse: stop
+accepting calls, let calls in flight finish (grace), then flush the audit pipeline so no record
+is lost, then close the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+
+from adapters import Adapter, GrpcAdapter
+from crossway.core.clock import SystemClock
+from crossway.core.errors import ConfigError, CrosswayError
+from crossway.core.ids import SubsystemId
+from crossway.natsbox import EmbeddedNats
+from crossway.security.keys import load_certificate, load_private_key, load_public_key
+from crossway.security.pki import cert_fingerprint, cert_to_pem
+from crossway.security.replay import MemoryReplayGuard
+from crossway.security.signing import Signer
+from crossway.security.tokens import JwtVerifier
+from crossway.telemetry import setup_tracing, shutdown_tracing
+from gateway.audit import JetStreamAuditSink
+from gateway.authorization import PolicyManager
+from gateway.callers import CallerAuthenticator, pem_sha256
+from gateway.channels import PeerChannels
+from gateway.client import ClientPipeline
+from gateway.config import GatewayConfig
+from gateway.context import GatewayContext
+from gateway.provider import ProviderPipeline
+from gateway.routing import Router
+from gateway.transport import ClientPortHandler, PeerPortHandler
+from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
+from registry.configuration import VerifiedConfiguration
+from registry.source import ConfigurationSource
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger(__name__)
+
+_SERVER_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+]
+
+
+def _pem_private(key: Any) -> bytes:
+    return bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, *, on_configuration: Callable[[int], None] | None = None) -> None:
+        self.config = config
+        self._on_configuration = on_configuration
+        self._clock = SystemClock()
+        self._nats: EmbeddedNats | None = None
+        self._source: ConfigurationSource | None = None
+        self._audit: JetStreamAuditSink | None = None
+        self._channels: PeerChannels | None = None
+        self._adapters: dict[Any, Adapter] = {}
+        self._client_server: grpc.aio.Server | None = None
+        self._peer_server: grpc.aio.Server | None = None
+        self.client_port = 0
+        self.client_mtls_port = 0
+        self.peer_port = 0
+        self.nats_url = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if cfg.tracing_export is not None:
+            setup_tracing(f"crossway-gateway {cfg.gateway_id}", export_path=cfg.tracing_export)
+        # NATS: the configured URL, or our own embedded server.
+        self.nats_url = cfg.nats_url
+        if not self.nats_url:
+            self._nats = EmbeddedNats(cfg.data_dir / "nats")
+            await self._nats.start()
+            self.nats_url = self._nats.url
+        # Keys (never logged).
+        tls_key = load_private_key(cfg.tls_key, cfg.key_passphrase)
+        tls_cert = load_certificate(cfg.tls_certificate)
+        signing_cert = load_certificate(cfg.signing_certificate)
+        signer = Signer(load_private_key(cfg.signing_key, cfg.key_passphrase), cert_fingerprint(signing_cert))  # type: ignore[arg-type]
+        encryption_key = load_private_key(cfg.encryption_key, cfg.key_passphrase) if cfg.encryption_key else None
+        # Configuration from the registry, verified against the pinned anchor.
+        anchor = load_anchor(cfg.registry_anchor)
+        source: ConfigurationSource
+        if cfg.registry_source.startswith("file:"):
+            source = FileConfigurationSource(cfg.source.parent / cfg.registry_source[5:], anchor, self._clock)
+        elif cfg.registry_source == "nats":
+            source = NatsConfigurationSource(self.nats_url, anchor, self._clock)
+        else:
+            raise ConfigError(
+                f"{cfg.source}: [registry] source: unknown {cfg.registry_source!r}", hint='use "nats" or "file:PATH"'
+            )
+        self._source = source
+        source.subscribe(self._configuration_changed)
+        await source.start()
+        # Audit: acknowledged JetStream publishing with a disk spool.
+        self._audit = JetStreamAuditSink(
+            self.nats_url,
+            gateway_id=str(cfg.gateway_id),
+            spool_dir=cfg.audit.spool_dir,
+            stream=cfg.audit.stream,
+            replicas=cfg.audit.replicas,
+        )
+        await self._audit.start()
+        ctx = GatewayContext(
+            gateway_id=cfg.gateway_id,
+            signer=signer,
+            configuration=source,
+            clock=self._clock,
+            audit=self._audit,
+            strict_audit=cfg.audit.strict,
+            max_skew_ms=cfg.max_clock_skew_s * 1000,
+            default_timeout_s=cfg.default_timeout_s,
+        )
+        tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
+        self._channels = PeerChannels(tls_key_pem, tls_cert_pem)
+        callers = self._callers(source)
+        client = ClientPipeline(ctx, self._channels, callers)
+        for binding in cfg.services:
+            self._adapters[binding.service] = GrpcAdapter(binding.address)
+        policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
+        provider = ProviderPipeline(ctx, MemoryReplayGuard(), policies, self._adapters, encryption_key)
+        # Servers. The CA comes from the configuration we hold at start; see README (CA rotation).
+        ca_pem = self._ca_pem(source)
+        router = Router()
+
+        def is_streaming(path: str, hint: str) -> bool:
+            try:
+                return router.resolve(ctx.config(), path, hint).streaming
+            except CrosswayError:
+                return False  # the unary handler reports the error properly (and audits it)
+
+        self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming)])
+        server_pair = [(tls_key_pem, tls_cert_pem)]
+        host, _, port = cfg.client_listen.rpartition(":")
+        self.client_port = self._client_server.add_secure_port(
+            cfg.client_listen, grpc.ssl_server_credentials(server_pair)
+        )
+        if cfg.client_certificates:
+            roots = b"".join(c.certificate.read_bytes() for c in cfg.client_certificates)
+            self.client_mtls_port = self._client_server.add_secure_port(
+                f"{host}:0", grpc.ssl_server_credentials(server_pair, root_certificates=roots, require_client_auth=True)
+            )
+        self._peer_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._peer_server.add_generic_rpc_handlers([PeerPortHandler(provider)])
+        self.peer_port = self._peer_server.add_secure_port(
+            cfg.peer_listen,
+            grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
+        )
+        await self._peer_server.start()
+        await self._client_server.start()
+        log.info(
+            "gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port
+        )
+
+    def _callers(self, source: ConfigurationSource) -> CallerAuthenticator:
+        cfg = self.config
+        pinned: dict[str, SubsystemId] = {}
+        for entry in cfg.client_certificates:
+            pinned[pem_sha256(entry.certificate.read_bytes())] = entry.subsystem
+        jwt = None
+        if cfg.jwt is not None:
+            jwt = JwtVerifier(
+                issuer=cfg.jwt.issuer,
+                audience=cfg.jwt.audience,
+                public_keys=[load_public_key(p) for p in cfg.jwt.public_keys],  # type: ignore[misc]
+                algorithms=cfg.jwt.algorithms,
+            )
+
+        def registered(subsystem: SubsystemId) -> bool:
+            member = source.current().member(subsystem.member)
+            return member is not None and subsystem in member.subsystems
+
+        return CallerAuthenticator(cfg.gateway_id.member, pinned, jwt, registered, time.time)
+
+    def _ca_pem(self, source: ConfigurationSource) -> bytes:
+        try:
+            return source.current().ca_pem
+        except CrosswayError as exc:
+            raise ConfigError(
+                f"gateway {self.config.gateway_id} has no verified registry configuration yet: {exc.message}",
+                hint="start the registry (it publishes the configuration) before the gateways",
+            ) from exc
+
+    def _configuration_changed(self, config: VerifiedConfiguration) -> None:
+        log.info("configuration serial %d applied (expires %d)", config.serial, config.expires_at_ms)
+        if self._on_configuration is not None:
+            self._on_configuration(config.serial)
+
+    @property
+    def audit(self) -> JetStreamAuditSink:
+        assert self._audit is not None
+        return self._audit
+
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        for server in (self._client_server, self._peer_server):
+            if server is not None:
+                await server.stop(grace_s)
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        if self._channels is not None:
+            await self._channels.aclose()
+        if self._audit is not None:
+            await self._audit.aclose()  # drains: every record acknowledged or spooled
+        if self._source is not None:
+            await self._source.aclose()
+        if self._nats is not None:
+            await self._nats.aclose()
+        if self.config.tracing_export is not None:
+            shutdown_tracing()

@@ -1,0 +1,167 @@
+"""The gRPC edge: the client port (a transparent proxy for any service) and the peer port.
+
+The client port accepts calls to *any* gRPC method: agency systems use the provider's own
+generated stubs pointed at this gateway. Requests stay opaque bytes (no re-encoding). The
+method's kind comes from the service descriptor in the registry configuration; every streaming
+kind is served as a stream-stream handler, which is the same thing on the wire.
+
+Errors leave as one gRPC status (from the error tree), details prefixed with the hop that
+failed, and trailing metadata ``crossway-error`` (stable code), ``crossway-hint`` and
+``crossway-message-id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, NoReturn
+
+import grpc
+
+from crossway.core.errors import CrosswayError, Hop, InternalError
+from crossway.telemetry import extract_context
+from gateway.client import ClientPipeline, OutgoingCall
+from gateway.provider import ProviderPipeline
+from protos.crossway.v1 import envelope_pb2 as pb
+
+__all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with"]
+
+log = logging.getLogger(__name__)
+
+MD_SERVICE = "crossway-service"
+MD_USER = "crossway-user-id"
+MD_PURPOSE = "crossway-purpose"
+MD_MESSAGE_ID = "crossway-message-id"
+MD_ERROR = "crossway-error"
+MD_HINT = "crossway-hint"
+
+
+def _ascii(text: str) -> str:
+    # gRPC metadata values must be printable ASCII.
+    return text.encode("ascii", "replace").decode("ascii").replace("\n", " ")
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: CrosswayError, message_id: str) -> NoReturn:
+    trailing: list[tuple[str, str]] = [(MD_ERROR, error.code), (MD_HINT, _ascii(error.hint))]
+    if message_id:
+        trailing.append((MD_MESSAGE_ID, message_id))
+    await context.abort(error.status, error.details(), trailing_metadata=tuple(trailing))
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+def _internal(exc: BaseException, message_id: str, hop: Hop) -> CrosswayError:
+    # A bug, not a user error: log it with the id (never the payload), answer INTERNAL.
+    log.exception("internal error in exchange %s", message_id or "-", exc_info=exc)
+    return InternalError(f"unexpected {type(exc).__name__} while handling message {message_id}", hop=hop)
+
+
+class ClientPortHandler(grpc.GenericRpcHandler):
+    def __init__(self, pipeline: ClientPipeline, is_streaming: Callable[[str, str], bool]) -> None:
+        self._pipeline = pipeline
+        self._is_streaming = is_streaming
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        path: str = handler_call_details.method  # type: ignore[attr-defined]
+        metadata: Sequence[tuple[str, Any]] = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
+        hint = next((v for k, v in metadata if k == MD_SERVICE), "")
+        if self._is_streaming(path, hint if isinstance(hint, str) else ""):
+            return grpc.stream_stream_rpc_method_handler(self._stream_handler(path))
+        return grpc.unary_unary_rpc_method_handler(self._unary_handler(path))
+
+    @staticmethod
+    def _outgoing(path: str, context: grpc.aio.ServicerContext[Any, Any]) -> OutgoingCall:
+        md: dict[str, str] = {}
+        for key, value in context.invocation_metadata() or ():
+            if isinstance(value, str):
+                md[key] = value
+        pems = list(context.auth_context().get("x509_pem_cert", ()))
+        return OutgoingCall(
+            message_id=uuid.uuid4().hex,
+            grpc_path=path,
+            provider_hint=md.get(MD_SERVICE, ""),
+            user_id=md.get(MD_USER, ""),
+            purpose=md.get(MD_PURPOSE, ""),
+            peer_cert_pem=pems[0] if pems else None,
+            authorization=md.get("authorization"),
+            time_remaining_s=context.time_remaining(),
+            parent=extract_context(md.items()),
+        )
+
+    def _unary_handler(self, path: str) -> Callable[..., Any]:
+        pipeline = self._pipeline
+
+        async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+            call = self._outgoing(path, context)
+            try:
+                result = await pipeline.unary(call, request)
+            except CrosswayError as exc:
+                await abort_with(context, exc, call.message_id)
+            except Exception as exc:
+                await abort_with(context, _internal(exc, call.message_id, Hop.CLIENT), call.message_id)
+            context.set_trailing_metadata(((MD_MESSAGE_ID, call.message_id),))
+            return result
+
+        return handle
+
+    def _stream_handler(self, path: str) -> Callable[..., Any]:
+        pipeline = self._pipeline
+
+        async def handle(
+            requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+        ) -> AsyncIterator[bytes]:
+            call = self._outgoing(path, context)
+            try:
+                async for message in pipeline.stream(call, requests):
+                    yield message
+            except CrosswayError as exc:
+                await abort_with(context, exc, call.message_id)
+            except Exception as exc:
+                await abort_with(context, _internal(exc, call.message_id, Hop.CLIENT), call.message_id)
+            context.set_trailing_metadata(((MD_MESSAGE_ID, call.message_id),))
+
+        return handle
+
+
+class PeerPortHandler(grpc.GenericRpcHandler):
+    """``crossway.v1.PeerExchange`` on the peer port (mTLS only)."""
+
+    def __init__(self, pipeline: ProviderPipeline) -> None:
+        self._pipeline = pipeline
+        self._call = grpc.unary_unary_rpc_method_handler(
+            self._handle_call,
+            request_deserializer=pb.Envelope.FromString,
+            response_serializer=pb.Envelope.SerializeToString,
+        )
+        self._stream = grpc.stream_stream_rpc_method_handler(
+            self._handle_stream,
+            request_deserializer=pb.Envelope.FromString,
+            response_serializer=pb.Envelope.SerializeToString,
+        )
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if method == "/crossway.v1.PeerExchange/Call":
+            return self._call
+        if method == "/crossway.v1.PeerExchange/Stream":
+            return self._stream
+        return None
+
+    async def _handle_call(self, env: pb.Envelope, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Envelope:
+        try:
+            return await self._pipeline.call(env, context.auth_context())
+        except CrosswayError as exc:
+            await abort_with(context, exc, "")
+        except Exception as exc:
+            await abort_with(context, _internal(exc, "", Hop.PROVIDER), "")
+
+    async def _handle_stream(
+        self, frames: AsyncIterator[pb.Envelope], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.Envelope]:
+        try:
+            async for env in self._pipeline.stream(frames, context.auth_context()):
+                yield env
+        except CrosswayError as exc:
+            await abort_with(context, exc, "")
+        except Exception as exc:
+            await abort_with(context, _internal(exc, "", Hop.PROVIDER), "")
