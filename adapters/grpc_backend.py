@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,14 +65,44 @@ class GrpcAdapter:
                 call.grpc_path, request_serializer=_identity, response_deserializer=_identity
             )
             self._streams[call.grpc_path] = stub
-        backend_call = stub(requests, timeout=call.timeout_s, metadata=tuple(call.metadata))
+        backend_call = stub(timeout=call.timeout_s, metadata=tuple(call.metadata))
+
+        # We feed the backend ourselves rather than hand grpc the iterator: grpc swallows an
+        # exception raised by a request iterator and the backend would wait for its deadline.
+        # Here a failing request side (e.g. a broken chain) cancels the backend call at once.
+        async def feed() -> None:
+            try:
+                async for message in requests:
+                    await backend_call.write(message)
+                await backend_call.done_writing()
+            except BaseException:
+                backend_call.cancel()
+                raise
+
+        feeder = asyncio.create_task(feed(), name=f"feed {call.grpc_path}")
         try:
-            async for message in backend_call:
-                yield message
+            while True:
+                try:
+                    message = await backend_call.read()
+                except asyncio.CancelledError:
+                    if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+                        raise feeder.exception() from None  # type: ignore[misc]
+                    raise
+                if message is grpc.aio.EOF:
+                    break
+                yield message  # type: ignore[misc]
+            if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+                raise feeder.exception()  # type: ignore[misc]
         except grpc.aio.AioRpcError as exc:
+            if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+                raise feeder.exception() from None  # type: ignore[misc]
             raise _translate(exc, self._address) from None
         finally:
             backend_call.cancel()
+            if not feeder.done():
+                feeder.cancel()
+            with contextlib.suppress(BaseException):
+                await feeder
 
     async def aclose(self) -> None:
         await self._channel.close(grace=1)

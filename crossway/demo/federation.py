@@ -112,8 +112,15 @@ class Federation:
         require_encryption: bool = True,
         config_validity_s: int = 600,
         strict_audit: bool = False,
+        span_flush_ms: int | None = None,
     ) -> None:
         self.workdir = workdir
+        # Gateways export spans in batches (every 5 s by default); tests want them sooner.
+        self._child_env = None
+        if span_flush_ms is not None:
+            import os
+
+            self._child_env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": str(span_flush_ms)}
         self.echo = echo
         self.require_encryption = require_encryption
         self.config_validity_s = config_validity_s
@@ -293,6 +300,7 @@ address = "127.0.0.1:{self.backend_port}"
             f"gateway {agency.member.code}",
             [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(agency.config_path)],
             echo=self.echo,
+            env=self._child_env,
         )
         await agency.process.start()
         match = await agency.process.wait_for(

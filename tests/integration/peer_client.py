@@ -1,0 +1,110 @@
+"""A hand-driven peer gateway for tests: builds envelopes itself, so tests can tamper with them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+
+from crossway.security.keys import load_certificate, load_private_key
+from crossway.security.pki import cert_fingerprint
+from crossway.security.signing import Signer
+from gateway.codec import seal_frame
+from gateway.frames import FrameKind, Header
+from protos.crossway.v1 import envelope_pb2 as pb
+
+CALL = "/crossway.v1.PeerExchange/Call"
+STREAM = "/crossway.v1.PeerExchange/Stream"
+
+
+def pem_key(key: object) -> bytes:
+    return key.private_bytes(  # type: ignore[attr-defined, no-any-return]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@dataclass
+class PeerClient:
+    address: str
+    ca_pem: bytes
+    tls_key_pem: bytes
+    tls_cert_pem: bytes
+    signer: Signer
+    member: str
+
+    @classmethod
+    def from_gateway_keys(cls, keys: Path, address: str, ca_pem: bytes, member: str) -> PeerClient:
+        signing_cert = load_certificate(keys / "signing.crt")
+        signer = Signer(load_private_key(keys / "signing.key"), cert_fingerprint(signing_cert))  # type: ignore[arg-type]
+        return cls(
+            address,
+            ca_pem,
+            pem_key(load_private_key(keys / "tls.key")),
+            (keys / "tls.crt").read_bytes(),
+            signer,
+            member,
+        )
+
+    def channel(self) -> grpc.aio.Channel:
+        creds = grpc.ssl_channel_credentials(self.ca_pem, self.tls_key_pem, self.tls_cert_pem)
+        return grpc.aio.secure_channel(self.address, creds)
+
+    def request_header(self, client: str, service: str, method: str, **fields: object) -> Header:
+        now = int(time.time() * 1000)
+        header = Header(
+            message_id=uuid.uuid4().hex,
+            kind=FrameKind.REQUEST,
+            client=client,
+            service=service,
+            method=method,
+            issued_at_ms=now,
+            deadline_ms=now + 10_000,
+            signer=self.member,
+        )
+        return replace(header, **fields)  # type: ignore[arg-type]
+
+    def seal(self, header: Header, body: bytes, signer: Signer | None = None) -> pb.Envelope:
+        env, _ = seal_frame(header, body, signer or self.signer)
+        return env
+
+    async def call(self, env: pb.Envelope) -> pb.Envelope:
+        async with self.channel() as channel:
+            method = channel.unary_unary(
+                CALL, request_serializer=pb.Envelope.SerializeToString, response_deserializer=pb.Envelope.FromString
+            )
+            return await method(env, timeout=10)
+
+
+def outcome(env_or_exc: pb.Envelope | grpc.aio.AioRpcError) -> str:
+    """The stable error code the provider answered with: from a signed status or from trailing metadata."""
+    if isinstance(env_or_exc, grpc.aio.AioRpcError):
+        return str(dict(env_or_exc.trailing_metadata() or ()).get("crossway-error", env_or_exc.code().name))
+    header = pb.Header.FromString(env_or_exc.header)
+    return header.status.error_code or "ok"
+
+
+class EncryptedExchange:
+    """Encrypts frames to the provider the way a client gateway does (AAD = message/direction/sequence)."""
+
+    def __init__(self, recipient_public_raw: bytes, message_id: str) -> None:
+        from crossway.security.encryption import ClientSession
+
+        self.session = ClientSession.start(recipient_public_raw)
+        self.message_id = message_id
+
+    def opening(self, header: Header, body: bytes = b"") -> tuple[Header, bytes]:
+        from gateway.frames import Encryption
+
+        nonce, sealed = self.session.seal_request(body, f"{self.message_id}/request/0".encode())
+        info = Encryption(self.session.ephemeral_public, self.session.recipient_key_id, nonce if body else b"")
+        return replace(header, encryption=info), sealed if body else b""
+
+    def frame(self, body: bytes, sequence: int) -> tuple[bytes, object]:
+        from gateway.frames import Encryption
+
+        nonce, sealed = self.session.seal_request(body, f"{self.message_id}/request/{sequence}".encode())
+        return sealed, Encryption(b"", b"", nonce)
