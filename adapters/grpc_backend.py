@@ -50,7 +50,9 @@ class GrpcAdapter:
     async def unary(self, call: BackendCall, body: bytes) -> bytes:
         stub = self._unary.get(call.grpc_path)
         if stub is None:
-            stub = self._channel.unary_unary(call.grpc_path, request_serializer=_identity, response_deserializer=_identity)
+            stub = self._channel.unary_unary(
+                call.grpc_path, request_serializer=_identity, response_deserializer=_identity
+            )
             self._unary[call.grpc_path] = stub
         try:
             return await stub(body, timeout=call.timeout_s, metadata=tuple(call.metadata))
@@ -65,7 +67,7 @@ class GrpcAdapter:
                 call.grpc_path, request_serializer=_identity, response_deserializer=_identity
             )
             self._streams[call.grpc_path] = stub
-        backend_call = stub(timeout=call.timeout_s, metadata=tuple(call.metadata))
+        backend_call = stub(None, timeout=call.timeout_s, metadata=tuple(call.metadata))
 
         # We feed the backend ourselves rather than hand grpc the iterator: grpc swallows an
         # exception raised by a request iterator and the backend would wait for its deadline.
@@ -88,7 +90,7 @@ class GrpcAdapter:
                     if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
                         raise feeder.exception() from None  # type: ignore[misc]
                     raise
-                if message is grpc.aio.EOF:
+                if message is grpc.aio.EOF:  # type: ignore[attr-defined]
                     break
                 yield message  # type: ignore[misc]
             if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:

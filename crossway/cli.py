@@ -25,9 +25,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
-    from registry.cli import add_commands as add_registry
     from crossway.demo.cli import add_commands as add_demo
     from gateway.cli import add_commands as add_gateway
+    from registry.cli import add_commands as add_registry
 
     add_registry(sub)
     add_gateway(sub)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import grpc
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from crossway.core.errors import (
     CrosswayError,
@@ -42,6 +43,7 @@ from gateway.codec import open_envelope, seal_frame
 from gateway.context import GatewayContext, error_from_status
 from gateway.exchange import Exchange
 from gateway.frames import Encryption, FrameKind, Header, SignedFrame
+from gateway.metadata import metadata_text
 from gateway.routing import Route, Router
 from protos.crossway.v1 import envelope_pb2 as pb
 
@@ -62,7 +64,7 @@ class OutgoingCall:
     peer_cert_pem: bytes | None
     authorization: str | None
     time_remaining_s: float | None
-    parent: object  # an OpenTelemetry Context extracted from the caller's metadata
+    parent: Context  # extracted from the caller's metadata (W3C trace context)
 
 
 def _aad(message_id: str, sequence: int, direction: str) -> bytes:
@@ -71,7 +73,7 @@ def _aad(message_id: str, sequence: int, direction: str) -> bytes:
 
 
 def _peer_error(exc: grpc.aio.AioRpcError, route: Route, address: str) -> CrosswayError:
-    trailing = {k: v for k, v in (exc.trailing_metadata() or ()) if isinstance(v, str)}
+    trailing = metadata_text(exc.trailing_metadata())
     code = trailing.get("crossway-error")
     details = exc.details() or ""
     if code:
@@ -147,7 +149,9 @@ class ClientPipeline:
     async def unary(self, call: OutgoingCall, body: bytes) -> bytes:
         ex = Exchange("client")
         with _tracer.start_as_current_span(
-            f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER  # type: ignore[arg-type]
+            f"crossway.client {call.grpc_path}",
+            context=call.parent,
+            kind=trace.SpanKind.SERVER,
         ) as span:
             ex.trace_id = format(span.get_span_context().trace_id, "032x")
             try:
@@ -217,7 +221,9 @@ class ClientPipeline:
     async def stream(self, call: OutgoingCall, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         ex = Exchange("client")
         span = _tracer.start_span(
-            f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER  # type: ignore[arg-type]
+            f"crossway.client {call.grpc_path}",
+            context=call.parent,
+            kind=trace.SpanKind.SERVER,
         )
         ex.trace_id = format(span.get_span_context().trace_id, "032x")
         peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope] | None = None
@@ -227,14 +233,16 @@ class ClientPipeline:
             header = _with_trace(header, span)
             session = ClientSession.start(route.encryption_key) if route.encryption_key is not None else None
             if session is not None:
-                header = _replace_encryption(header, Encryption(session.ephemeral_public, session.recipient_key_id, b""))
+                header = _replace_encryption(
+                    header, Encryption(session.ephemeral_public, session.recipient_key_id, b"")
+                )
             env, request = seal_frame(header, b"", self._ctx.signer)
             ex.request_signature = request.signature.value
             config = self._ctx.config()
             ex.peer_gateway = route.gateways[0]
             stubs = self._channels.get(route.addresses[0], config.ca_pem)
             timeout = max(0.001, (header.deadline_ms - self._ctx.clock.now_ms()) / 1000)
-            peer_call = stubs.stream(timeout=timeout)
+            peer_call = stubs.stream(None, timeout=timeout)
             ex.request_out_ms = self._ctx.clock.now_ms()
             await peer_call.write(env)
             writer = ChainWriter(self._ctx.signer, _template(header), request.header_hash, 1)

@@ -103,10 +103,10 @@ class _Reader:
     def _fail(self, key: str, problem: str, hint: str) -> ConfigError:
         return ConfigError(f"{self.source}: [{self.prefix or 'top'}] {key}: {problem}", hint=hint)
 
-    def str(self, key: str, default: str | None = None) -> str:
+    def text(self, key: str, default: str | None = None) -> str:
         value = self.table.get(key, default)
         if value is None:
-            raise self._fail(key, "is required", f"add `{key} = \"…\"` to the file")
+            raise self._fail(key, "is required", f'add `{key} = "…"` to the file')
         if not isinstance(value, str):
             raise self._fail(key, f"must be a string, got {type(value).__name__}", "quote the value")
         return value
@@ -117,14 +117,14 @@ class _Reader:
             raise self._fail(key, f"must be a positive number, got {value!r}", "e.g. 30")
         return float(value)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.table.get(key, default)
         if not isinstance(value, bool):
             raise self._fail(key, f"must be true or false, got {value!r}", "write true or false")
         return value
 
     def path(self, key: str, default: str | None = None) -> Path:
-        return (self.source.parent / self.str(key, default)).resolve()
+        return (self.source.parent / self.text(key, default)).resolve()
 
     def optional_path(self, key: str) -> Path | None:
         return self.path(key) if self.table.get(key) else None
@@ -137,22 +137,29 @@ class _Reader:
             raise self._fail(key, "section is missing" if value is None else "must be a table", f"add a [{key}] table")
         return _Reader(self.source, value, f"{self.prefix}.{key}" if self.prefix else key)
 
-    def list(self, key: str) -> list[_Reader]:
+    def tables(self, key: str) -> list[_Reader]:
         value = self.table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self._fail(key, "must be an array of tables", f"write [[{key}]] entries")
         return [_Reader(self.source, v, f"{key}[{i}]") for i, v in enumerate(value)]
 
     def ident(self, key: str, parse: Any) -> Any:
-        text = self.str(key)
+        value = self.text(key)
         try:
-            return parse(text)
+            return parse(value)
         except CrosswayError as exc:
             raise self._fail(key, exc.message, exc.hint) from exc
 
 
+def _algorithms(jwt: _Reader) -> tuple[str, ...]:
+    value = jwt.table.get("algorithms", ["ES256", "EdDSA"])
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
+        raise jwt._fail("algorithms", f"must be a list of algorithm names, got {value!r}", 'algorithms = ["ES256"]')
+    return tuple(value)
+
+
 def _passphrase(keys: _Reader, environ: Mapping[str, str]) -> bytes | None:
-    name = keys.str("passphrase_env", "")
+    name = keys.text("passphrase_env", "")
     if not name:
         return None
     if name not in environ:
@@ -190,19 +197,19 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
             raise j._fail("public_keys", "must list at least one PEM file", 'public_keys = ["idp.pem"]')
         jwt = JwtConfig(
-            issuer=j.str("issuer"),
-            audience=j.str("audience"),
+            issuer=j.text("issuer"),
+            audience=j.text("audience"),
             public_keys=tuple((source.parent / k).resolve() for k in keys_raw),
-            algorithms=tuple(j.table.get("algorithms", ["ES256", "EdDSA"])),
+            algorithms=_algorithms(j),
         )
     services = tuple(
         ServiceBinding(
             service=s.ident("id", ServiceId.parse),
-            adapter=s.str("adapter", "grpc"),
-            address=s.str("address"),
+            adapter=s.text("adapter", "grpc"),
+            address=s.text("address"),
             timeout_s=s.number("timeout_s", 30.0),
         )
-        for s in top.list("services")
+        for s in top.tables("services")
     )
     for binding in services:
         if binding.adapter != "grpc":
@@ -214,11 +221,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         source=source,
         gateway_id=gw.ident("id", GatewayId.parse),
         data_dir=data_dir,
-        client_listen=listen.str("client", "127.0.0.1:0"),
-        peer_listen=listen.str("peer", "127.0.0.1:0"),
-        nats_url=environ.get(ENV_NATS_URL) or nats.str("url", ""),
+        client_listen=listen.text("client", "127.0.0.1:0"),
+        peer_listen=listen.text("peer", "127.0.0.1:0"),
+        nats_url=environ.get(ENV_NATS_URL) or nats.text("url", ""),
         registry_anchor=registry.path("anchor"),
-        registry_source=registry.str("source", "nats"),
+        registry_source=registry.text("source", "nats"),
         tls_key=keys.path("tls_key"),
         tls_certificate=keys.path("tls_certificate"),
         signing_key=keys.path("signing_key"),
@@ -227,16 +234,16 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         key_passphrase=_passphrase(keys, environ),
         client_certificates=tuple(
             ClientCertificate(c.ident("subsystem", SubsystemId.parse), c.path("certificate"))
-            for c in client_auth.list("certificates")
+            for c in client_auth.tables("certificates")
         ),
         jwt=jwt,
         services=services,
         policy_dir=policies.optional_path("dir"),
         audit=AuditConfig(
-            spool_dir=(source.parent / audit.str("spool_dir", str(data_dir / "audit-spool"))).resolve(),
-            strict=audit.bool("strict", False),
+            spool_dir=(source.parent / audit.text("spool_dir", str(data_dir / "audit-spool"))).resolve(),
+            strict=audit.flag("strict", False),
             replicas=int(audit.number("replicas", 1)),
-            stream=audit.str("stream", "CROSSWAY_AUDIT"),
+            stream=audit.text("stream", "CROSSWAY_AUDIT"),
         ),
         tracing_export=tracing.optional_path("export"),
         max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),

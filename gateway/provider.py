@@ -178,7 +178,9 @@ class ProviderPipeline:
         timeout = (h.deadline_ms - ctx.clock.now_ms()) / 1000 if h.deadline_ms else ctx.default_timeout_s
         if timeout <= 0:
             raise DeadlineExceeded(f"no time left for message {h.message_id}")
-        return _Verified(request, peer, service, method, adapter, session, BackendCall(method.grpc_path, timeout, metadata))
+        return _Verified(
+            request, peer, service, method, adapter, session, BackendCall(method.grpc_path, timeout, metadata)
+        )
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
@@ -302,7 +304,9 @@ class ProviderPipeline:
                 raise
             if broken:
                 raise broken[0]
-            final, frame = writer.seal(replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS), b"")
+            final, frame = writer.seal(
+                replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS), b""
+            )
             ex.response_signature = frame.signature.value
             yield final
         except CrosswayError as exc:

@@ -146,7 +146,7 @@ class Gateway:
         self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
         self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming)])
         server_pair = [(tls_key_pem, tls_cert_pem)]
-        host, _, port = cfg.client_listen.rpartition(":")
+        host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(
             cfg.client_listen, grpc.ssl_server_credentials(server_pair)
         )
@@ -163,9 +163,7 @@ class Gateway:
         )
         await self._peer_server.start()
         await self._client_server.start()
-        log.info(
-            "gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port
-        )
+        log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
 
     def _callers(self, source: ConfigurationSource) -> CallerAuthenticator:
         cfg = self.config

@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
 from crossway.core.errors import CrosswayError, Hop, InternalError
 from crossway.telemetry import extract_context
 from gateway.client import ClientPipeline, OutgoingCall
+from gateway.metadata import metadata_text
 from gateway.provider import ProviderPipeline
 from protos.crossway.v1 import envelope_pb2 as pb
 
 __all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with"]
 
 log = logging.getLogger(__name__)
+
+# grpc's stubs make the handler generic; the runtime class is not subscriptable.
+if TYPE_CHECKING:
+    _GenericHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    _GenericHandler = grpc.GenericRpcHandler
 
 MD_SERVICE = "crossway-service"
 MD_USER = "crossway-user-id"
@@ -56,25 +63,21 @@ def _internal(exc: BaseException, message_id: str, hop: Hop) -> CrosswayError:
     return InternalError(f"unexpected {type(exc).__name__} while handling message {message_id}", hop=hop)
 
 
-class ClientPortHandler(grpc.GenericRpcHandler):
+class ClientPortHandler(_GenericHandler):
     def __init__(self, pipeline: ClientPipeline, is_streaming: Callable[[str, str], bool]) -> None:
         self._pipeline = pipeline
         self._is_streaming = is_streaming
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        path: str = handler_call_details.method  # type: ignore[attr-defined]
-        metadata: Sequence[tuple[str, Any]] = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
-        hint = next((v for k, v in metadata if k == MD_SERVICE), "")
-        if self._is_streaming(path, hint if isinstance(hint, str) else ""):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        path: str = handler_call_details.method
+        hint = metadata_text(handler_call_details.invocation_metadata).get(MD_SERVICE, "")
+        if self._is_streaming(path, hint):
             return grpc.stream_stream_rpc_method_handler(self._stream_handler(path))
         return grpc.unary_unary_rpc_method_handler(self._unary_handler(path))
 
     @staticmethod
     def _outgoing(path: str, context: grpc.aio.ServicerContext[Any, Any]) -> OutgoingCall:
-        md: dict[str, str] = {}
-        for key, value in context.invocation_metadata() or ():
-            if isinstance(value, str):
-                md[key] = value
+        md = metadata_text(context.invocation_metadata())
         pems = list(context.auth_context().get("x509_pem_cert", ()))
         return OutgoingCall(
             message_id=uuid.uuid4().hex,
@@ -123,7 +126,7 @@ class ClientPortHandler(grpc.GenericRpcHandler):
         return handle
 
 
-class PeerPortHandler(grpc.GenericRpcHandler):
+class PeerPortHandler(_GenericHandler):
     """``crossway.v1.PeerExchange`` on the peer port (mTLS only)."""
 
     def __init__(self, pipeline: ProviderPipeline) -> None:
@@ -139,8 +142,8 @@ class PeerPortHandler(grpc.GenericRpcHandler):
             response_serializer=pb.Envelope.SerializeToString,
         )
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method  # type: ignore[attr-defined]
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
         if method == "/crossway.v1.PeerExchange/Call":
             return self._call
         if method == "/crossway.v1.PeerExchange/Stream":

@@ -349,10 +349,16 @@ _BY_CODE: dict[str, type[CrosswayError]] = {}
 
 def _index() -> None:
     # Walked again on a miss: areas define their own subclasses (e.g. policy.invalid) after import.
-    for cls in _all_subclasses(CrosswayError):
-        # The most specific class wins for a code shared with its abstract parent.
-        if cls.__subclasses__() == [] or cls.code not in _BY_CODE:
-            _BY_CODE[cls.code] = cls
+    # The classes of this module win for their codes, whatever is imported later or in what
+    # order: a peer's `message.malformed` must be rebuilt as MessageMalformed, deterministically.
+    core = [c for c in _all_subclasses(CrosswayError) if c.__module__ == __name__]
+    others = [c for c in _all_subclasses(CrosswayError) if c.__module__ != __name__]
+    for group in (core, others):
+        for cls in group:
+            # Within one module the most derived class wins over an abstract parent of the same code.
+            known = _BY_CODE.get(cls.code)
+            if known is None or (known.__module__ == cls.__module__ and issubclass(cls, known)):
+                _BY_CODE[cls.code] = cls
 
 
 def error_class_for_code(code: str) -> type[CrosswayError]:

@@ -153,10 +153,8 @@ class MethodId:
 
     @classmethod
     def parse(cls, text: str) -> MethodId:
-        head, sep, name = text.rpartition("/") if isinstance(text, str) else ("", "", "")
-        if not sep:
-            _split(text, "method", 6)  # raises with the right message
-        return ServiceId.parse(head).method(name)
+        *head, name = _split(text, "method", 6)
+        return ServiceId.parse("/".join(head)).method(name)
 
     def __str__(self) -> str:
         return f"{self.service}/{self.name}"

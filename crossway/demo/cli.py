@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import signal
@@ -17,9 +16,13 @@ from crossway.demo.scenario import run_scenario
 __all__ = ["add_commands"]
 
 
-async def _demo(workdir: Path, once: bool, verbose: bool) -> int:
+def _fresh(workdir: Path) -> None:
     if workdir.exists():
         shutil.rmtree(workdir)  # demo state only: every run starts a fresh federation
+
+
+async def _demo(workdir: Path, once: bool, verbose: bool) -> int:
+    _fresh(workdir)
     print(f"Starting a demo federation in {workdir} (NATS, registry, 2 gateways, backend)…", flush=True)
     async with Federation(workdir, echo=verbose) as fed:
         print(
@@ -50,6 +53,7 @@ async def _demo(workdir: Path, once: bool, verbose: bool) -> int:
 async def _call(workdir: Path, national_id: str) -> int:
     import grpc
 
+    from gateway.metadata import metadata_text
     from protos.demo.population.v1 import population_pb2 as pb
     from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 
@@ -66,11 +70,11 @@ async def _call(workdir: Path, national_id: str) -> int:
             )
             person = await call
         except grpc.aio.AioRpcError as exc:
-            md = dict(exc.trailing_metadata() or ())  # type: ignore[arg-type]
+            md = metadata_text(exc.trailing_metadata())
             print(f"{exc.code().name} [{md.get('crossway-error', '')}] {exc.details()}", file=sys.stderr)
             return 1
     print(person)
-    print(f"crossway-message-id: {dict(await call.trailing_metadata() or ()).get('crossway-message-id')}")
+    print(f"crossway-message-id: {metadata_text(await call.trailing_metadata()).get('crossway-message-id')}")
     return 0
 
 

@@ -142,9 +142,7 @@ class Federation:
         await self.nats.start()
         authority = self.authority = RegistryAuthority.init(self.workdir / "registry", INSTANCE)
         self._admit(authority)
-        self.registry = RegistryServer(
-            authority, "127.0.0.1:0", self.nats.url, validity_s=self.config_validity_s
-        )
+        self.registry = RegistryServer(authority, "127.0.0.1:0", self.nats.url, validity_s=self.config_validity_s)
         await self.registry.start()
         self.backend = ManagedProcess(
             "backend",
@@ -264,7 +262,9 @@ export = "spans.jsonl"
         _self_signed_client(clients, MARKETING_SUBSYSTEM)
         idp_pub = agency.directory / "idp.pub"
         save_pem(idp_pub, self.idp_key.public_key())
-        text = self._common_config(agency) + f"""
+        text = (
+            self._common_config(agency)
+            + f"""
 [client_auth.jwt]
 issuer = "https://idp.tax.example"
 audience = "crossway:{agency.gateway}"
@@ -274,6 +274,7 @@ public_keys = ["idp.pub"]
 subsystem = "{MARKETING_SUBSYSTEM}"
 certificate = "clients/marketing.crt"
 """
+        )
         agency.config_path = agency.directory / "gateway.toml"
         agency.config_path.write_text(text)
 
@@ -282,7 +283,9 @@ certificate = "clients/marketing.crt"
         policies = agency.directory / "policies"
         policies.mkdir(parents=True, exist_ok=True)
         (policies / "population.cedar").write_text(DEMO_POLICY)
-        text = self._common_config(agency) + f"""
+        text = (
+            self._common_config(agency)
+            + f"""
 [policies]
 dir = "policies"
 
@@ -291,6 +294,7 @@ id = "{POPULATION_SERVICE}"
 adapter = "grpc"
 address = "127.0.0.1:{self.backend_port}"
 """
+        )
         agency.config_path = agency.directory / "gateway.toml"
         agency.config_path.write_text(text)
 

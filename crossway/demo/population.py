@@ -59,7 +59,9 @@ class PopulationService(pb_grpc.PersonRegistryServicer):
         if self._log is None:
             return
         md = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        seen = {k: md[k] for k in ("traceparent", "crossway-client", "crossway-message-id", "crossway-purpose") if k in md}
+        seen = {
+            k: md[k] for k in ("traceparent", "crossway-client", "crossway-message-id", "crossway-purpose") if k in md
+        }
         self._log.write(json.dumps({"method": method, **seen}) + "\n")
         self._log.flush()
 

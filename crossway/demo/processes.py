@@ -16,7 +16,9 @@ __all__ = ["ManagedProcess"]
 
 
 class ManagedProcess:
-    def __init__(self, name: str, argv: Sequence[str], *, echo: bool = False, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], *, echo: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self._argv = list(argv)
         self._echo = echo

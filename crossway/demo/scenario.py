@@ -15,6 +15,7 @@ import grpc
 
 from crossway.demo.federation import MARKETING_SUBSYSTEM, Federation
 from gateway.audit import count_stream_records
+from gateway.metadata import metadata_text
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 
@@ -41,13 +42,17 @@ class ScenarioResult:
 
 
 def _code(exc: grpc.aio.AioRpcError) -> str:
-    return dict(exc.trailing_metadata() or ()).get("crossway-error", "")  # type: ignore[return-value]
+    return metadata_text(exc.trailing_metadata()).get("crossway-error", "")
 
 
 async def run_scenario(fed: Federation, say: Callable[[str], None] = print) -> ScenarioResult:
     result = ScenarioResult()
     token = fed.token()
-    tax_md = (("authorization", f"Bearer {token}"), ("crossway-purpose", "tax-assessment"), ("crossway-user-id", "EE38001010001"))
+    tax_md = (
+        ("authorization", f"Bearer {token}"),
+        ("crossway-purpose", "tax-assessment"),
+        ("crossway-user-id", "EE38001010001"),
+    )
 
     async def step(title: str, expect_allowed: bool, action: Callable[[], Awaitable[str]]) -> None:
         result.exchanges += 1
@@ -75,11 +80,14 @@ async def run_scenario(fed: Federation, say: Callable[[str], None] = print) -> S
         async def get_person() -> str:
             call = stub.GetPerson(pb.GetPersonRequest(national_id="38001010001"), metadata=tax_md, timeout=10)
             person = await call
-            message_id = dict(await call.trailing_metadata() or ()).get("crossway-message-id", "?")
+            message_id = metadata_text(await call.trailing_metadata()).get("crossway-message-id", "?")
             return f"{person.given_name} {person.family_name}, {person.address} (message {message_id})"
 
         async def list_people() -> str:
-            names = [p.given_name async for p in stub.ListPeople(pb.ListPeopleRequest(family_name="Tamm"), metadata=tax_md, timeout=10)]
+            names = [
+                p.given_name
+                async for p in stub.ListPeople(pb.ListPeopleRequest(family_name="Tamm"), metadata=tax_md, timeout=10)
+            ]
             return f"{len(names)} people named Tamm: {', '.join(names)}"
 
         async def import_people() -> str:

@@ -72,9 +72,7 @@ async def test_a_client_streaming_call_delivers_every_message_in_order(federatio
             yield pb.Person(national_id=f"id-{i}")
 
     async with federation.channel() as channel:
-        summary = await pb_grpc.PersonRegistryStub(channel).ImportPeople(
-            people(), metadata=_md(federation), timeout=10
-        )
+        summary = await pb_grpc.PersonRegistryStub(channel).ImportPeople(people(), metadata=_md(federation), timeout=10)
     assert summary.received == 50
     assert list(summary.national_ids) == [f"id-{i}" for i in range(50)]
 
@@ -107,7 +105,9 @@ async def test_a_caller_without_a_permitting_policy_is_denied_and_the_denial_is_
 ) -> None:
     async with federation.marketing_channel() as channel:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await pb_grpc.PersonRegistryStub(channel).GetPerson(pb.GetPersonRequest(national_id="38001010001"), timeout=10)
+            await pb_grpc.PersonRegistryStub(channel).GetPerson(
+                pb.GetPersonRequest(national_id="38001010001"), timeout=10
+            )
     exc = info.value
     assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
     assert _error_code(exc) == "policy.denied"

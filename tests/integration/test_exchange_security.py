@@ -156,14 +156,18 @@ async def test_an_intact_hand_made_stream_is_accepted(federation: Federation) ->
     crypto = EncryptedExchange(_provider_key(federation), header.message_id)
     opening, request = seal_frame(crypto.opening(header)[0], b"", peer.signer)
     writer = ChainWriter(
-        peer.signer, Header(message_id=header.message_id, kind=FrameKind.STREAM_DATA, signer=peer.member),
-        request.header_hash, 1,
+        peer.signer,
+        Header(message_id=header.message_id, kind=FrameKind.STREAM_DATA, signer=peer.member),
+        request.header_hash,
+        1,
     )
     sent = [opening]
     for seq in range(1, 4):
         body, enc = crypto.frame(population.Person(national_id=f"p{seq}").SerializeToString(), seq)
         sent.append(writer.data(body, encryption=enc)[0])
-    sent.append(writer.seal(Header(message_id=header.message_id, kind=FrameKind.STREAM_END, signer=peer.member), b"")[0])
+    sent.append(
+        writer.seal(Header(message_id=header.message_id, kind=FrameKind.STREAM_END, signer=peer.member), b"")[0]
+    )
 
     async def stream() -> AsyncIterator[pb.Envelope]:
         for env in sent:
@@ -225,7 +229,9 @@ async def test_a_registry_ca_certificate_not_issued_to_any_gateway_is_refused(fe
     key = generate_tls_key()
     # A member *signing* certificate: issued by the registry CA, but to no gateway.
     csr = build_csr(key, subject_uri=federation.tax.member.uri, ip_addresses=("127.0.0.1",))
-    cert = federation.authority.issue(csr.public_bytes(Encoding.PEM), kind=CertKind.SIGNING, member=federation.tax.member)
+    cert = federation.authority.issue(
+        csr.public_bytes(Encoding.PEM), kind=CertKind.SIGNING, member=federation.tax.member
+    )
     await federation.publish_and_wait()
     peer = replace(_peer(federation), tls_key_pem=pem_key(key), tls_cert_pem=cert_to_pem(cert))
     assert await _send(peer, peer.seal(*_request(federation, peer))) == "peer.untrusted"

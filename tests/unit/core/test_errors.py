@@ -94,17 +94,7 @@ def fresh_code_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(errors, "_BY_CODE", {})
 
 
-_MALFORMED_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gateway.audit.record.AuditRecordInvalid subclasses MessageMalformed with the same code, so "
-    "error_class_for_code('message.malformed') rebuilds a peer's malformed-envelope error as AuditRecordInvalid "
-    "(with the audit record's hint) instead of MessageMalformed",
-)
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_MALFORMED_BUG) if n == "MessageMalformed" else n for n in sorted(DOCUMENTED)]
-)
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_the_code_of_each_leaf_resolves_back_to_that_leaf_in_a_gateway_process(name: str) -> None:
     import gateway.audit.record  # noqa: F401  (every gateway process imports its audit record)
 

@@ -112,11 +112,6 @@ def test_a_wrong_part_count_names_the_kind_the_count_and_the_expected_form(
     assert "e.g. EE/GOV/70000001" in caught.value.hint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MethodId.parse reports a method id with too many or too few parts as a 'service id' "
-    "with the wrong part count (it parses the head after rpartition), not as a method id",
-)
 def test_a_method_id_with_the_wrong_part_count_is_reported_as_a_method_id() -> None:
     text = "EE/GOV/1/sub/pkg.Svc/Get/Extra"
     with pytest.raises(InvalidIdentifier) as caught:

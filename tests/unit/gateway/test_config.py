@@ -187,11 +187,6 @@ def test_jwt_without_public_keys_is_rejected(tmp_path: Path) -> None:
     expect_error(write(tmp_path, text), "[client_auth.jwt] public_keys: must list at least one PEM file")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: [client_auth.jwt] algorithms is not type-checked: a string is split into characters "
-    "(tuple('ES256')) and the error surfaces later, from JwtVerifier, without the file and key",
-)
 def test_jwt_algorithms_given_as_a_string_instead_of_a_list_is_rejected_naming_the_key(tmp_path: Path) -> None:
     text = VALID.replace('public_keys = ["idp.pem"]', 'public_keys = ["idp.pem"]\nalgorithms = "ES256"')
     expect_error(write(tmp_path, text), "algorithms")
