@@ -27,6 +27,7 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -94,6 +95,7 @@ class JetStreamAuditSink:
         self._closed = False
         self._logged_connect_error = False
 
+        self._submit_lock = threading.Lock()
         self._submitted = 0
         self._acked = 0
         self._duplicates = 0
@@ -105,8 +107,11 @@ class JetStreamAuditSink:
         """Enqueue; O(1), no I/O. Safe from any thread. Refuses (never drops) once closing."""
         if self._closing:
             raise AuditUnavailable(f"audit sink is closed; record {record.record_id} was not accepted")
-        self._queue.append(record)
-        self._submitted += 1
+        # The lock keeps the counter exact under worker threads (``+=`` is not atomic); uncontended
+        # it costs well under a microsecond. deque.append itself is thread-safe.
+        with self._submit_lock:
+            self._queue.append(record)
+            self._submitted += 1
         loop = self._loop
         if loop is None:
             return  # not started yet: start() drains what is queued
@@ -198,25 +203,62 @@ class JetStreamAuditSink:
     # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        nc = NATS()
+        """Connect, retrying every ``retry_interval`` until NATS answers; then reconnect forever.
+
+        nats-py's own retry of the first connect (max_reconnect_attempts=-1) can swallow task
+        cancellation (asyncio.wait_for races inside its connect path), which made aclose() hang
+        while NATS was down. So the first connect is ours: probe the port with a plain TCP read of
+        the server's INFO line, and only then let nats-py connect with a bounded attempt count;
+        once connected, switch its reconnecting to "forever".
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            if await self._probe():
+                nc = NATS()
+                try:
+                    await nc.connect(
+                        self._url,
+                        name=f"crossway-audit {self._gateway_id}",
+                        connect_timeout=max(1, round(self._connect_timeout)),
+                        reconnect_time_wait=max(0.1, self._retry_interval),  # type: ignore[arg-type]  # float works
+                        max_reconnect_attempts=1,
+                        allow_reconnect=False,
+                        error_cb=self._on_error,
+                        disconnected_cb=self._on_disconnected,
+                        reconnected_cb=self._on_reconnected,
+                    )
+                except (OSError, TimeoutError, nats.errors.Error) as exc:
+                    log.warning("audit sink: NATS connect failed: %r", exc)
+                else:
+                    break
+            await asyncio.sleep(self._retry_interval)
+        # The options dict is what nats-py consults on each disconnect; from now on, never give up.
+        nc.options["allow_reconnect"] = True
+        nc.options["max_reconnect_attempts"] = -1
         self._nc = nc
-        # max_reconnect_attempts=-1: retry forever, including the first connect, so a NATS that
-        # is down at start only delays publishing (records are spooled meanwhile).
-        await nc.connect(
-            self._url,
-            name=f"crossway-audit {self._gateway_id}",
-            connect_timeout=max(1, round(self._connect_timeout)),
-            reconnect_time_wait=max(0.1, self._retry_interval),  # type: ignore[arg-type]  # float works
-            max_reconnect_attempts=-1,
-            allow_reconnect=True,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
         self._js = nc.jetstream(timeout=self._ack_timeout, publish_async_max_pending=self._max_in_flight * 2)
         self._logged_connect_error = False
-        log.info("audit sink connected to NATS for gateway %s", self._gateway_id)
+        log.info("audit sink connected to NATS for gateway %s after %d attempt(s)", self._gateway_id, attempt)
         self._wake.set()
+
+    async def _probe(self) -> bool:
+        """Does a NATS server answer at the URL's address (INFO line within the connect timeout)?"""
+        url = urlsplit(self._url.split(",")[0].strip())
+        host, port = url.hostname or "127.0.0.1", url.port or 4222
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port)
+                try:
+                    line = await reader.readline()
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
+            await self._on_error(exc)
+            return False
+        return line.startswith(b"INFO")
 
     async def _on_error(self, exc: Exception) -> None:
         # The client reports every failed (re)connect attempt; one warning per outage is enough.
@@ -237,10 +279,13 @@ class JetStreamAuditSink:
         self._wake.set()
 
     async def _disconnect(self) -> None:
-        if self._connect_task is not None and not self._connect_task.done():
-            self._connect_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._connect_task
+        task = self._connect_task
+        if task is not None and not task.done():
+            task.cancel()
+            # Bounded: if nats-py ever swallows the cancellation, closing must still finish.
+            await asyncio.wait({task}, timeout=self._connect_timeout)
+            if not task.done():
+                log.warning("audit sink: NATS connect did not stop when cancelled; abandoning it")
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):

@@ -199,6 +199,7 @@ async def test_records_submitted_from_other_threads_all_arrive(nats_server: Embe
     async with make_sink(nats_server.url, tmp_path / "spool") as sink:
         await asyncio.gather(*(asyncio.to_thread(_submit_all, sink, records[i::4]) for i in range(4)))
         await eventually(lambda: sink.stats.acked == 400)
+        assert sink.stats.submitted == 400
     stored = await fetch_records(nats_server.url)
     assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in records)
 
