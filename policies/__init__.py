@@ -13,6 +13,7 @@ from policies.bundle import PolicyBundle, load_policy_dir
 from policies.decision import AccessRequest, Claim, Decision
 from policies.errors import PolicyInvalid
 from policies.formatting import format_policy_dir, format_policy_text
+from policies.obligations import Obligations, Quota
 from policies.point import CedarDecisionPoint, DecisionPoint, StaticDecisionPoint
 from policies.schema import action_id, schema_text, service_action_group
 
@@ -22,8 +23,10 @@ __all__ = [
     "Claim",
     "Decision",
     "DecisionPoint",
+    "Obligations",
     "PolicyBundle",
     "PolicyInvalid",
+    "Quota",
     "StaticDecisionPoint",
     "action_id",
     "format_policy_dir",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from crossway.core.ids import MethodId, SubsystemId
+from policies.obligations import Quota
 
 __all__ = ["AccessRequest", "Claim", "Decision"]
 
@@ -41,7 +42,7 @@ class Decision:
     """The outcome, with what the audit record needs.
 
     ``policy_ids`` are the deciding policies: the permits that allowed, or the forbids that
-    denied; empty when nothing matched. ``errors`` are evaluation errors — an error never
+    denied; empty when nothing matched (``no_permit`` tells a deny of that kind apart). ``errors`` are evaluation errors — an error never
     allows. ``policy_version`` is the version of the bundle that decided.
     """
 
@@ -50,6 +51,15 @@ class Decision:
     reason: str = ""
     errors: tuple[str, ...] = ()
     policy_version: str = ""
+    # Obligations of the deciding permits (``policies.obligations``): the response fields the
+    # client may receive (None = all) and the quotas the gateway must enforce.
+    fields: frozenset[str] | None = None
+    quotas: tuple[Quota, ...] = ()
+
+    @property
+    def no_permit(self) -> bool:
+        """A deny because no permit matched (rather than a forbid)."""
+        return not self.allowed and not self.policy_ids
 
     @classmethod
     def deny(cls, reason: str, *, errors: tuple[str, ...] = (), policy_version: str = "") -> Decision:

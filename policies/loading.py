@@ -5,7 +5,8 @@ author meant to forbid):
 
 1. parse the file (a syntax error names the policy's line and the offending token);
 2. refuse templates (``?principal`` slots): bundles hold only static policies;
-3. give every policy its id: the ``@id("…")`` annotation, else ``<file stem>#<n>`` (1-based);
+3. give every policy its id: the ``@id("…")`` annotation, else ``<file stem>#<n>`` (1-based),
+   and read its obligations (``@fields``, ``@quota``; a malformed one names its line);
 4. validate strictly against the schema, which types every context attribute and has one
    action per served method — a misspelt attribute or method is an error here, not a silent
    never-matching policy in production.
@@ -24,6 +25,7 @@ import cedarpy
 from cedarpy import pst
 
 from policies.errors import PolicyInvalid
+from policies.obligations import NO_OBLIGATIONS, Obligations, parse_obligations
 from policies.schema import CONTEXT_ATTRIBUTES, ENTITY_TYPES
 from policies.source import Span, line_of, split_policies
 
@@ -42,6 +44,10 @@ class LoadedPolicy:
     file: str
     line: int
     template: pst.Template
+    # The policy's own source text (for the context attributes it mentions) and its
+    # obligations from annotations (see ``policies.obligations``).
+    source: str = ""
+    obligations: Obligations = NO_OBLIGATIONS
 
     @property
     def effect(self) -> str:
@@ -73,7 +79,11 @@ def load_policy_text(file: str, text: str, schema: cedarpy.Schema, action_ids: S
         policy_id = template.annotations.get("id", f"{stem}#{n + 1}")
         if not policy_id.strip():
             raise PolicyInvalid(f"{file}:{line}: empty @id annotation", hint='write @id("some-name") or drop it')
-        loaded.append(LoadedPolicy(policy_id, file, line, dataclasses.replace(template, id=policy_id)))
+        source = text[spans[n].start : spans[n].end] if n < len(spans) else text
+        obligations = parse_obligations(file, line, template.annotations, template.effect)
+        loaded.append(
+            LoadedPolicy(policy_id, file, line, dataclasses.replace(template, id=policy_id), source, obligations)
+        )
     # 4. Strict validation against the generated schema.
     # Validation is the slow part of a load (~1.5 ms a policy): let other threads run meanwhile.
     result = cedarpy.validate_policies(text, schema, release_gil=True)

@@ -1,8 +1,10 @@
 """Decision points: the Protocol the provider gateway calls, the Cedar one, and a static twin.
 
 ``decide`` runs on every request, so it does only per-request work: pick the service's
-pre-parsed slice, add the caller's entities to the slice's pre-parsed base (cheaper than
-parsing a whole entity document: ~11 µs against ~24 µs), and evaluate. It never raises: any
+pre-parsed slice, take the caller's entity set from the slice's cache (built once per caller
+by adding the principal and end user to the slice's pre-parsed base: ~20 µs saved a call),
+build a context holding only the attributes the slice's policies mention (Cedar's context
+parsing is the largest per-call cost), and evaluate. It never raises: any
 internal failure is a deny with the failure in ``errors`` (fail closed).
 """
 
@@ -17,6 +19,7 @@ import cedarpy
 
 from policies.bundle import PolicyBundle
 from policies.decision import AccessRequest, Claim, Decision
+from policies.obligations import combine
 from policies.schema import ACTION, END_USER, GROUP, LOCAL_GROUP, MEMBER, SUBSYSTEM, action_id
 from policies.slicing import ServiceSlice
 
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 # Cedar's evaluation error text: "error while evaluating policy `<id>`: <detail>".
 _ERRORED_POLICY = re.compile(r"error while evaluating policy `([^`]*)`")
 _HOUR_MS = 3_600_000
+# Bound on the per-slice caller cache; cleared whole when full (a cheap, rare rebuild).
+_CALLER_CACHE_MAX = 4096
 
 
 class DecisionPoint(Protocol):
@@ -98,12 +103,23 @@ def _decide(bundle: PolicyBundle, request: AccessRequest) -> Decision:
             errors=(f"{request.method} is not a method this bundle was built for",),
             policy_version=bundle.version,
         )
-    entities = slice_.entities.with_added_json_str(_principal_entities(bundle, request))
+    # Everything the caller's entities depend on is in the key; claims are sorted so one
+    # end user with the same claims hits the same entry.
+    key = (request.client, request.client_groups, request.user_id, tuple(sorted(request.user_claims.items())))
+    entities = slice_.caller_entities.get(key)
+    if entities is None:
+        entities = slice_.entities.with_added_json_str(_principal_entities(bundle, request))
+        if len(slice_.caller_entities) >= _CALLER_CACHE_MAX:
+            slice_.caller_entities.clear()
+        slice_.caller_entities[key] = entities
+    context = _context(request)
+    if len(slice_.context_keys) < len(context):
+        context = {k: v for k, v in context.items() if k in slice_.context_keys}
     cedar_request = {
         "principal": {"type": SUBSYSTEM, "id": str(request.client)},
         "action": {"type": ACTION, "id": action_id(request.method)},
         "resource": slice_.resource,
-        "context": _context(request),
+        "context": context,
     }
     # No schema here on purpose: policies were validated against it at load, and the entities
     # and context are built by this module (a test checks them against the schema); passing it
@@ -122,7 +138,8 @@ def _interpret(result: cedarpy.AuthzResult, slice_: ServiceSlice, version: str) 
         ids = tuple(p for p in failed if p)
         return Decision(False, ids, f"forbid {', '.join(ids) or '?'} failed to evaluate (fail closed)", errors, version)
     if result.allowed:
-        return Decision(True, reasons, f"permitted by {', '.join(reasons)}", errors, version)
+        fields, quotas = combine(reasons, slice_.obligations)
+        return Decision(True, reasons, f"permitted by {', '.join(reasons)}", errors, version, fields, quotas)
     if reasons:
         return Decision(False, reasons, f"forbidden by {', '.join(reasons)}", errors, version)
     return Decision(False, (), "no permit matched", errors, version)

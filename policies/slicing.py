@@ -10,8 +10,10 @@ test suite checks this against an unsliced bundle.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import cedarpy
@@ -19,7 +21,8 @@ from cedarpy import pst
 
 from crossway.core.ids import ServiceId
 from policies.loading import LoadedPolicy
-from policies.schema import ACTION, SERVICE, service_action_group
+from policies.obligations import Obligations
+from policies.schema import ACTION, CONTEXT_ATTRIBUTES, SERVICE, service_action_group
 
 __all__ = ["ServiceSlice", "build_slice", "slice_policies"]
 
@@ -38,6 +41,13 @@ class ServiceSlice:
     # The service entity and its action entities; the principal is added per request.
     entities: cedarpy.Entities
     resource: dict[str, str]
+    # The context attributes this slice's policies mention; the decision point sends only
+    # these (parsing the context is most of a decision's cost in Cedar).
+    context_keys: frozenset[str] = frozenset(CONTEXT_ATTRIBUTES)
+    obligations: Mapping[str, Obligations] = field(default_factory=lambda: MappingProxyType({}))
+    # Per-caller entity sets (principal + end user added to ``entities``), filled by the
+    # decision point. It lives and dies with this slice, so swapping a bundle clears it.
+    caller_entities: dict[Any, cedarpy.Entities] = field(default_factory=dict)
 
 
 _ANY = None  # resource scope admitting every service
@@ -88,6 +98,30 @@ def slice_policies(
     return result
 
 
+_CONTEXT_WORD = re.compile(r"\bcontext\b(\s*(\.\s*(\w+)|\[\s*\"(\w+)\"|has\s+(\w+)))?")
+
+
+def context_keys(sources: Sequence[str]) -> frozenset[str]:
+    """The context attributes the policy texts can read.
+
+    Conservative on purpose: an attribute counts as read when ``context.x``, ``context["x"]``
+    or ``context has x`` appears anywhere in the text, comments included, and any other use of
+    ``context`` (passing it whole) counts as reading everything. An attribute left out that a
+    policy did read would make it error — which never allows (see the decision point) — so a
+    wrong guess here can only deny, never widen access.
+    """
+    keys: set[str] = set()
+    for text in sources:
+        if not text:  # no source kept: assume the policy reads everything
+            return frozenset(CONTEXT_ATTRIBUTES)
+        for match in _CONTEXT_WORD.finditer(text):
+            name = match.group(3) or match.group(4) or match.group(5)
+            if name is None:
+                return frozenset(CONTEXT_ATTRIBUTES)
+            keys.add(name)
+    return frozenset(keys & set(CONTEXT_ATTRIBUTES))
+
+
 def build_slice(service: ServiceId, methods: frozenset[str], chosen: Sequence[LoadedPolicy]) -> ServiceSlice:
     """Parse one service's policies and base entities once, for every later decision."""
     names = methods
@@ -126,4 +160,6 @@ def build_slice(service: ServiceId, methods: frozenset[str], chosen: Sequence[Lo
         permits=frozenset(p.id for p in chosen if p.effect == "permit"),
         entities=cedarpy.Entities.from_json_str(json.dumps(base)),
         resource=resource,
+        context_keys=context_keys([p.source for p in chosen]),
+        obligations=MappingProxyType({p.id: p.obligations for p in chosen}),
     )

@@ -101,6 +101,7 @@ def test_the_public_api_is_exactly_what_all_declares() -> None:
         "formatting",
         "groups",
         "loading",
+        "obligations",
         "point",
         "schema",
         "slicing",
