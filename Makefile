@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROTOS := $(wildcard protos/crossway/v1/*.proto) protos/demo/population/v1/population.proto
+PROTOS := $(wildcard protos/crossway/v1/*.proto) protos/demo/population/v1/population.proto protos/demo/business/v1/business.proto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: $(STAMP) ## run the demo scenario once and exit (0 when every outcome is a
 test: $(STAMP) ## run the whole test suite (unit + integration, real processes)
 	$(BIN)/pytest
 
+.PHONY: bench
+bench: $(STAMP) ## measure direct vs proxy chain vs crossway; writes bench/results/latest.json (~3 min)
+	$(BIN)/python -m bench
+
 .PHONY: lint
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -36,7 +40,7 @@ lint: $(STAMP) ## ruff lint and format check
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict
-	$(BIN)/mypy crossway gateway registry policies adapters
+	$(BIN)/mypy crossway gateway registry policies adapters bench
 
 .PHONY: protos
 protos: $(STAMP) ## regenerate the Python code of the protos (committed)
