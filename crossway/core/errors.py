@@ -34,7 +34,13 @@ the provider gateway or the backend — and becomes the prefix of the gRPC detai
     │   └── PeerRevoked             peer.revoked               UNAUTHENTICATED
     ├── PolicyError
     │   ├── PolicyDenied            policy.denied              PERMISSION_DENIED
-    │   └── PolicyUnavailable       policy.unavailable         UNAVAILABLE
+    │   ├── PolicyUnavailable       policy.unavailable         UNAVAILABLE
+    │   ├── RateLimited             policy.rate_limited        RESOURCE_EXHAUSTED
+    │   └── UserTokenInvalid        policy.user_token_invalid  UNAUTHENTICATED
+    ├── AdminError
+    │   ├── AdminUnauthenticated    admin.unauthenticated      UNAUTHENTICATED
+    │   ├── AdminForbidden          admin.forbidden            PERMISSION_DENIED
+    │   └── AdminConflict           admin.conflict             ABORTED
     ├── UpstreamError
     │   ├── UpstreamUnavailable     upstream.unavailable       UNAVAILABLE
     │   ├── UpstreamTimeout         upstream.deadline_exceeded DEADLINE_EXCEEDED
@@ -54,6 +60,10 @@ from typing import ClassVar
 import grpc
 
 __all__ = [
+    "AdminConflict",
+    "AdminError",
+    "AdminForbidden",
+    "AdminUnauthenticated",
     "AuditUnavailable",
     "ClientAuthError",
     "ClientUnknown",
@@ -76,6 +86,7 @@ __all__ = [
     "PolicyDenied",
     "PolicyError",
     "PolicyUnavailable",
+    "RateLimited",
     "ProviderUnreachable",
     "RegistryError",
     "RegistryStale",
@@ -92,6 +103,7 @@ __all__ = [
     "UpstreamFailed",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "UserTokenInvalid",
     "error_class_for_code",
 ]
 
@@ -297,6 +309,43 @@ class PolicyUnavailable(PolicyError):
     code = "policy.unavailable"
     grpc_status = grpc.StatusCode.UNAVAILABLE
     default_hint = "the gateway has no valid policy set loaded; check its policy directory"
+
+
+class RateLimited(PolicyError):
+    code = "policy.rate_limited"
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_hint = "slow down: retry after the time named in the message"
+
+
+class UserTokenInvalid(PolicyError):
+    code = "policy.user_token_invalid"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    default_hint = (
+        "send a fresh end-user token signed with a user-token key your agency registered "
+        "(crossway registry member user-token-key), or send none"
+    )
+
+
+class AdminError(CrosswayError):
+    code = "admin.forbidden"
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class AdminUnauthenticated(AdminError):
+    code = "admin.unauthenticated"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    default_hint = "send `authorization: Bearer <token>` from the admin identity provider in [admin]"
+
+
+class AdminForbidden(AdminError):
+    code = "admin.forbidden"
+    default_hint = "policy-admin may apply and roll back; auditor and observer may read"
+
+
+class AdminConflict(AdminError):
+    code = "admin.conflict"
+    grpc_status = grpc.StatusCode.ABORTED
+    default_hint = "another change was applied meanwhile: diff again, then apply"
 
 
 class UpstreamError(CrosswayError):
