@@ -18,6 +18,7 @@ from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
 
 __all__ = [
+    "AdminConfig",
     "AuditConfig",
     "ClientCertificate",
     "GatewayConfig",
@@ -64,6 +65,18 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin port (policies): TLS with the gateway's certificate, JWT with a roles claim."""
+
+    listen: str
+    issuer: str
+    audience: str
+    public_keys: tuple[Path, ...]
+    algorithms: tuple[str, ...] = ("ES256", "EdDSA")
+    roles_claim: str = "roles"
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     source: Path
     gateway_id: GatewayId
@@ -88,6 +101,7 @@ class GatewayConfig:
     tracing_export: Path | None
     max_clock_skew_s: int = 60
     default_timeout_s: float = 30.0
+    admin: AdminConfig | None = None
 
     @property
     def member(self) -> str:
@@ -165,6 +179,22 @@ def _passphrase(keys: _Reader, environ: Mapping[str, str]) -> bytes | None:
     if name not in environ:
         raise keys._fail("passphrase_env", f"names {name}, which is not set", f"export {name} before starting")
     return environ[name].encode()
+
+
+def _admin(section: _Reader) -> AdminConfig | None:
+    if not section.table:
+        return None
+    keys_raw = section.table.get("public_keys", [])
+    if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
+        raise section._fail("public_keys", "must list at least one PEM file", 'public_keys = ["admin-idp.pem"]')
+    return AdminConfig(
+        listen=section.text("listen", "127.0.0.1:0"),
+        issuer=section.text("issuer"),
+        audience=section.text("audience"),
+        public_keys=tuple((section.source.parent / k).resolve() for k in keys_raw),
+        algorithms=_algorithms(section),
+        roles_claim=section.text("roles_claim", "roles"),
+    )
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -248,4 +278,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         tracing_export=tracing.optional_path("export"),
         max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),
         default_timeout_s=security.number("default_timeout_s", 30.0),
+        admin=_admin(top.sub("admin", required=False)),
     )
