@@ -131,6 +131,11 @@ class EmbeddedNats:
         return f"nats://{self._host}:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (the benchmark reads its CPU from /proc)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from dataclasses import dataclass
 
 from crossway.core.ids import MethodId, SubsystemId
 from policies.bundle import PolicyBundle
@@ -40,7 +41,19 @@ def _workload(rng: random.Random) -> tuple[list[MethodId], dict[str, str], list[
     return methods, {"bench.cedar": "".join(lines)}, clients
 
 
-def main() -> None:
+@dataclass(frozen=True, slots=True)
+class DecisionBench:
+    policies: int
+    services: int
+    load_ms: float
+    policies_per_slice: float
+    calls: int
+    p50_us: float
+    p99_us: float
+
+
+def measure(calls: int = CALLS) -> DecisionBench:
+    """Build the 1,000-policy bundle and time ``calls`` decisions (used by ``make bench`` too)."""
     rng = random.Random(7)
     methods, files, clients = _workload(rng)
     started = time.perf_counter()
@@ -62,17 +75,28 @@ def main() -> None:
     for request in requests:  # warm up
         point.decide(request)
     samples = []
-    for i in range(CALLS):
+    for i in range(calls):
         request = requests[i % len(requests)]
         t0 = time.perf_counter_ns()
         point.decide(request)
         samples.append((time.perf_counter_ns() - t0) / 1000)
     samples.sort()
-    per_slice = statistics.mean(len(s.policy_ids) for s in bundle.slices.values())
-    print(f"bundle: {POLICIES} policies over {SERVICES} services, loaded in {load_ms:.0f} ms")
-    print(f"policies per service slice: {per_slice:.1f} on average")
-    p50, p99 = samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
-    print(f"decide over {CALLS} calls: p50 {p50:.1f} µs, p99 {p99:.1f} µs")
+    return DecisionBench(
+        policies=POLICIES,
+        services=SERVICES,
+        load_ms=load_ms,
+        policies_per_slice=statistics.mean(len(s.policy_ids) for s in bundle.slices.values()),
+        calls=calls,
+        p50_us=samples[len(samples) // 2],
+        p99_us=samples[int(len(samples) * 0.99)],
+    )
+
+
+def main() -> None:
+    r = measure()
+    print(f"bundle: {r.policies} policies over {r.services} services, loaded in {r.load_ms:.0f} ms")
+    print(f"policies per service slice: {r.policies_per_slice:.1f} on average")
+    print(f"decide over {r.calls} calls: p50 {r.p50_us:.1f} µs, p99 {r.p99_us:.1f} µs")
 
 
 if __name__ == "__main__":

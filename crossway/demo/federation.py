@@ -113,8 +113,10 @@ class Federation:
         config_validity_s: int = 600,
         strict_audit: bool = False,
         span_flush_ms: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.workdir = workdir
+        self.workers = workers  # processes per gateway (SO_REUSEPORT); the benchmark's scaling row
         # Gateways export spans in batches (every 5 s by default); tests want them sooner.
         self._child_env = None
         if span_flush_ms is not None:
@@ -229,6 +231,7 @@ class Federation:
 [gateway]
 id = "{agency.gateway}"
 data_dir = "data"
+workers = {self.workers}
 
 [listen]
 client = "127.0.0.1:0"

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from crossway.natsbox import EmbeddedNats
@@ -20,10 +21,21 @@ from gateway.audit.count import count_stream_records
 from gateway.audit.jetstream import JetStreamAuditSink
 from gateway.audit.samples import sample_record
 
-__all__ = ["main"]
+__all__ = ["AuditBench", "main", "measure"]
 
 
-async def _run(records: int, max_in_flight: int) -> None:
+@dataclass(frozen=True, slots=True)
+class AuditBench:
+    records: int
+    submit_us: float  # submit() cost per record (enqueue only)
+    acked_per_s: float  # end to end, until every record is acknowledged
+    in_stream: int
+    acked: int
+    spooled: int
+
+
+async def measure(records: int = 50_000, max_in_flight: int = 1024) -> AuditBench:
+    """Publish ``records`` through a real sink into a private nats-server (used by ``make bench``)."""
     with tempfile.TemporaryDirectory(prefix="crossway-audit-bench-") as tmp:
         async with EmbeddedNats(Path(tmp) / "nats") as server:
             batch = [sample_record(i) for i in range(records)]
@@ -39,10 +51,15 @@ async def _run(records: int, max_in_flight: int) -> None:
             t_acked = time.perf_counter() - t0
             stored = await count_stream_records(server.url)
     stats = sink.stats
-    print(f"records submitted        {records}")
-    print(f"submit() cost            {t_submit / records * 1e6:.2f} µs/record (enqueue only)")
-    print(f"acked publish rate       {records / t_acked:,.0f} records/s (max_in_flight={max_in_flight})")
-    print(f"in stream / acked / spooled   {stored} / {stats.acked} / {stats.spooled}")
+    return AuditBench(records, t_submit / records * 1e6, records / t_acked, stored, stats.acked, stats.spooled)
+
+
+async def _run(records: int, max_in_flight: int) -> None:
+    r = await measure(records, max_in_flight)
+    print(f"records submitted        {r.records}")
+    print(f"submit() cost            {r.submit_us:.2f} µs/record (enqueue only)")
+    print(f"acked publish rate       {r.acked_per_s:,.0f} records/s (max_in_flight={max_in_flight})")
+    print(f"in stream / acked / spooled   {r.in_stream} / {r.acked} / {r.spooled}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,82 @@
+"""The benchmark's outputs: ``bench/results/latest.json`` and a table for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_table", "targets", "write_json"]
+
+PATHS = ("direct", "proxy_chain", "crossway")
+
+
+def targets(doc: dict[str, Any]) -> dict[str, bool]:
+    """The issue's targets, judged on ratios from this one run."""
+    proxy, crossway = doc["proxy_chain"], doc["crossway"]
+    stream = doc.get("stream", {})
+    growth = stream.get("rss_growth_mib", {})
+    return {
+        "calls_per_s >= 0.75 x proxy_chain": doc["ratio_crossway_to_proxy_chain"] >= 0.75,
+        "p99 <= 5 ms": crossway["p99_ms"] <= 5.0,
+        "p50 <= proxy_chain p50 + 1 ms": crossway["p50_ms"] <= proxy["p50_ms"] + 1.0,
+        "stream RSS growth <= 64 MiB per gateway": bool(growth) and max(growth.values()) <= 64.0,
+        "zero audit records lost": doc["audit_count"]["lost"] == 0,
+    }
+
+
+def write_json(doc: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    parts = [f"{k.replace('_side', '')} {v:.0f}" for k, v in row["cpu_us_per_call"].items() if k != "loadgen"]
+    return ", ".join(parts)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    rows = [name for name in (*PATHS, *sorted(k for k in doc if k.startswith("crossway_"))) if name in doc]
+    lines = [
+        f"{'path':<22} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}  CPU µs/call by process",
+        "-" * 100,
+    ]
+    for name in rows:
+        r = doc[name]
+        lines.append(f"{name:<22} {r['calls_per_s']:>9,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}  {_cpu(r)}")
+    lines.append("")
+    lines.append(
+        f"crossway / proxy_chain = {doc['ratio_crossway_to_proxy_chain']:.2f}   "
+        f"crossway / direct = {doc['ratio_crossway_to_direct']:.2f}"
+    )
+    check = doc.get("loadgen_check")
+    if check:
+        lines.append(
+            f"load generator check (direct): 1 process {check['direct_1_generator_calls_per_s']:,.0f} calls/s, "
+            f"2 processes {check['direct_2_generators_calls_per_s']:,.0f} calls/s"
+        )
+    stream = doc.get("stream")
+    if stream:
+        growth = ", ".join(f"{k} +{v:.1f} MiB" for k, v in stream["rss_growth_mib"].items())
+        lines.append(
+            f"stream {stream['bytes'] / (1 << 20):.0f} MiB through both gateways: {stream['mib_per_s']:.1f} MiB/s; "
+            f"RSS growth {growth}"
+        )
+    policy, audit = doc.get("policy"), doc.get("audit_publish")
+    if policy:
+        lines.append(
+            f"policy decision, {policy['policies']} policies / {policy['services']} services: "
+            f"p50 {policy['p50_us']:.0f} µs, p99 {policy['p99_us']:.0f} µs"
+        )
+    if audit:
+        lines.append(f"audit publish (acked, pipelined): {audit['acked_per_s']:,.0f} records/s")
+    count = doc["audit_count"]
+    lines.append(
+        f"audit records after the crossway runs: expected {count['expected']}, in JetStream {count['counted']}, "
+        f"lost {count['lost']}"
+    )
+    lines.append("")
+    lines.append("targets:")
+    for name, ok in doc["targets"].items():
+        lines.append(f"  [{'met' if ok else 'MISSED'}] {name}")
+    return "\n".join(lines)
