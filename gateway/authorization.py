@@ -4,17 +4,23 @@ Policies are typed against the methods this gateway actually serves, and those c
 registry's service descriptors — so the bundle is (re)built when a configuration changes the
 method set. Until a valid bundle exists every call is refused (``policy.unavailable``): no
 policies never means "allow".
+
+The policy *files* are those of the newest applied version (``install``, fed by the admin API's
+version store over NATS) or, before any was applied, the configured directory (version 0).
+A swap is one reference assignment in the decision point: a call in flight keeps the decision
+it already has, the next call uses the new bundle.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from crossway.core.errors import CrosswayError, PolicyUnavailable
 from crossway.core.ids import MethodId, ServiceId
-from policies import AccessRequest, CedarDecisionPoint, Decision, load_policy_dir
+from policies import AccessRequest, CedarDecisionPoint, Decision, PolicyBundle
+from policies.bundle import read_policy_dir
 from registry.configuration import VerifiedConfiguration
 
 __all__ = ["PolicyManager"]
@@ -29,6 +35,39 @@ class PolicyManager:
         self._methods: frozenset[MethodId] = frozenset()
         self._point: CedarDecisionPoint | None = None
         self._serial = -1
+        # The files of the newest applied version and its number; None → the directory.
+        self._files: Mapping[str, str] | None = None
+        self._version = 0
+
+    @property
+    def methods(self) -> frozenset[MethodId]:
+        """The methods the current bundle was built for (what a new version is checked against)."""
+        return self._methods
+
+    @property
+    def version(self) -> int:
+        return self._version if self._point is not None else -1
+
+    def current_files(self) -> Mapping[str, str]:
+        """The files of the version in force (the directory's until a version is applied)."""
+        return self._files if self._files is not None else self.directory_files()
+
+    def directory_files(self) -> dict[str, str]:
+        """The policy directory's files (version 0); empty when none is configured."""
+        return read_policy_dir(self._dir) if self._dir is not None else {}
+
+    def build(self, files: Mapping[str, str], version: int) -> PolicyBundle:
+        """Validate ``files`` for the served methods; raises ``PolicyInvalid`` naming file:line."""
+        return PolicyBundle.from_texts(files, self._methods, version=f"v{version}")
+
+    def install(self, bundle: PolicyBundle, files: Mapping[str, str], version: int) -> None:
+        """Put a built bundle in force (atomic swap); later method changes rebuild from ``files``."""
+        self._files, self._version = files, version
+        if self._point is None:
+            self._point = CedarDecisionPoint(bundle)
+        else:
+            self._point.swap(bundle)
+        log.info("policy version %d in force", version)
 
     def refresh(self, config: VerifiedConfiguration) -> None:
         """Rebuild the bundle when the configuration changed the set of served methods."""
@@ -43,14 +82,15 @@ class PolicyManager:
         )
         if methods == self._methods and self._point is not None:
             return
-        if self._dir is None:
+        if self._dir is None and self._files is None:
             log.warning("no policy directory configured: every call will be denied")
             return
         try:
-            bundle = load_policy_dir(self._dir, methods)
+            files = self._files if self._files is not None else self.directory_files()
+            bundle = PolicyBundle.from_texts(files, methods, version=f"v{self._version}")
         except CrosswayError as exc:
             # Keep the last good bundle (or none: fail closed) and say why, loudly.
-            log.error("policies in %s rejected, keeping the previous set: %s", self._dir, exc)
+            log.error("policy version %d rejected, keeping the previous set: %s", self._version, exc)
             return
         self._methods = methods
         if self._point is None:

@@ -62,6 +62,8 @@ class AuditConfig:
     strict: bool = False
     replicas: int = 1
     stream: str = "CROSSWAY_AUDIT"
+    # Seconds between signed Merkle checkpoints of this gateway's audit log; 0 turns them off.
+    checkpoint_interval_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
             strict=audit.flag("strict", False),
             replicas=int(audit.number("replicas", 1)),
             stream=audit.text("stream", "CROSSWAY_AUDIT"),
+            checkpoint_interval_s=float(audit.number("checkpoint_interval_s", 1.0)),
         ),
         tracing_export=tracing.optional_path("export"),
         max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),

@@ -26,7 +26,8 @@ from crossway.security.replay import MemoryReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
-from gateway.audit import JetStreamAuditSink
+from gateway.admin import PolicyAdministration
+from gateway.audit import AuditCheckpointer, JetStreamAuditSink
 from gateway.authorization import PolicyManager
 from gateway.callers import CallerAuthenticator, pem_sha256
 from gateway.channels import PeerChannels
@@ -66,6 +67,7 @@ class Gateway:
         self._nats: EmbeddedNats | None = None
         self._source: ConfigurationSource | None = None
         self._audit: JetStreamAuditSink | None = None
+        self._checkpointer: AuditCheckpointer | None = None
         self._channels: PeerChannels | None = None
         self._adapters: dict[Any, Adapter] = {}
         self._client_server: grpc.aio.Server | None = None
@@ -73,6 +75,8 @@ class Gateway:
         self.client_port = 0
         self.client_mtls_port = 0
         self.peer_port = 0
+        self.admin_port = 0
+        self._admin: PolicyAdministration | None = None
         self.nats_url = ""
 
     async def start(self) -> None:
@@ -115,6 +119,19 @@ class Gateway:
             replicas=cfg.audit.replicas,
         )
         await self._audit.start()
+        if cfg.audit.checkpoint_interval_s > 0:
+            # Signed Merkle checkpoints of this gateway's log (issue 4); off the request path.
+            self._checkpointer = AuditCheckpointer(
+                self.nats_url,
+                gateway_id=str(cfg.gateway_id),
+                signer=signer,
+                certificate_pem=cert_to_pem(signing_cert).decode(),
+                state_dir=cfg.data_dir / "audit-log",
+                stream=cfg.audit.stream,
+                replicas=cfg.audit.replicas,
+                interval_s=cfg.audit.checkpoint_interval_s,
+            )
+            await self._checkpointer.start()
         ctx = GatewayContext(
             gateway_id=cfg.gateway_id,
             signer=signer,
@@ -133,6 +150,19 @@ class Gateway:
             self._adapters[binding.service] = GrpcAdapter(binding.address)
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(ctx, MemoryReplayGuard(), policies, self._adapters, encryption_key)
+        # Policy versions pushed over NATS (every replica) and the admin port (when configured).
+        self._admin = PolicyAdministration(
+            cfg,
+            self.nats_url,
+            ctx,
+            signer,
+            policies,
+            self._audit,
+            self._clock,
+            (_pem_private(tls_key), cert_to_pem(tls_cert)),
+        )
+        await self._admin.start()
+        self.admin_port = self._admin.port
         # Servers. The CA comes from the configuration we hold at start; see README (CA rotation).
         ca_pem = self._ca_pem(source)
         router = Router()
@@ -208,12 +238,16 @@ class Gateway:
         for server in (self._client_server, self._peer_server):
             if server is not None:
                 await server.stop(grace_s)
+        if self._admin is not None:
+            await self._admin.aclose(grace_s)
         for adapter in self._adapters.values():
             await adapter.aclose()
         if self._channels is not None:
             await self._channels.aclose()
         if self._audit is not None:
             await self._audit.aclose()  # drains: every record acknowledged or spooled
+        if self._checkpointer is not None:
+            await self._checkpointer.aclose()  # a last checkpoint covering what was stored
         if self._source is not None:
             await self._source.aclose()
         if self._nats is not None:

@@ -1,0 +1,100 @@
+"""What one gateway runs for policy administration: the version store and the admin port.
+
+The version store runs on every replica (each must follow the pushed versions); the admin port
+only when ``[admin]`` is configured. ``start()``/``aclose()`` like every other owner of tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+
+from crossway.core.clock import Clock
+from crossway.core.errors import CrosswayError
+from crossway.security.keys import load_public_key
+from crossway.security.signing import Signer
+from crossway.security.tokens import JwtVerifier
+from gateway.admin.auth import AdminAuthenticator
+from gateway.admin.server import AdminService
+from gateway.admin.versions import KeyLookup, NatsPolicyVersions, PolicyVersion
+from gateway.audit import AuditSink
+from gateway.authorization import PolicyManager
+from gateway.config import GatewayConfig
+from gateway.context import GatewayContext
+from protos.crossway.v1 import admin_pb2_grpc
+
+__all__ = ["PolicyAdministration"]
+
+log = logging.getLogger(__name__)
+
+
+class PolicyAdministration:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        nats_url: str,
+        ctx: GatewayContext,
+        signer: Signer,
+        policies: PolicyManager,
+        audit: AuditSink,
+        clock: Clock,
+        tls_pair: tuple[bytes, bytes],
+    ) -> None:
+        self._config, self._ctx, self._policies = config, ctx, policies
+        self._audit, self._clock, self._tls_pair = audit, clock, tls_pair
+
+        def keys() -> KeyLookup:
+            lookup: KeyLookup = ctx.key_lookup(ctx.config())
+            return lookup
+
+        self.versions = NatsPolicyVersions(nats_url, str(config.gateway_id), config.member, signer, keys, self._install)
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def _install(self, version: PolicyVersion) -> None:
+        # 4. validate against the methods served here, off the event loop, then swap atomically.
+        try:
+            bundle = await asyncio.to_thread(self._policies.build, version.files, version.number)
+        except CrosswayError as exc:
+            log.error("policy version %d not installed, keeping the previous one: %s", version.number, exc.message)
+            return
+        self._policies.install(bundle, version.files, version.number)
+
+    async def start(self) -> None:
+        try:
+            self._policies.refresh(self._ctx.config())  # the served methods, before any version
+        except CrosswayError as exc:
+            log.warning("policies not loaded at start: %s", exc.message)
+        await self.versions.start()
+        admin = self._config.admin
+        if admin is None:
+            return
+        verifier = JwtVerifier(
+            issuer=admin.issuer,
+            audience=admin.audience,
+            public_keys=[load_public_key(p) for p in admin.public_keys],  # type: ignore[misc]
+            algorithms=admin.algorithms,
+        )
+        service = AdminService(
+            str(self._config.gateway_id),
+            AdminAuthenticator(verifier, admin.roles_claim),
+            self._policies,
+            self.versions,
+            self._audit,
+            self._clock,
+        )
+        server: Any = grpc.aio.server()
+        admin_pb2_grpc.add_AdminServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+        self.port = server.add_secure_port(admin.listen, grpc.ssl_server_credentials([self._tls_pair]))
+        await server.start()
+        self._server = server
+        host = admin.listen.rpartition(":")[0] or "127.0.0.1"
+        log.info("admin API of %s listening on %s:%d", self._config.gateway_id, host, self.port)
+
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+        await self.versions.aclose()
