@@ -26,11 +26,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
     from crossway.demo.cli import add_commands as add_demo
+    from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
     from registry.cli import add_commands as add_registry
 
     add_registry(sub)
     add_gateway(sub)
+    add_policy(sub)
     add_demo(sub)
     return parser
 
