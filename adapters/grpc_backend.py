@@ -9,7 +9,8 @@ from typing import Any
 
 import grpc
 
-from adapters.base import BackendCall
+from adapters.base import AdapterHealth, BackendCall
+from adapters.health import HealthTracker
 from crossway.core.errors import CrosswayError, Hop, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["GrpcAdapter"]
@@ -46,6 +47,10 @@ class GrpcAdapter:
             self._channel = grpc.aio.secure_channel(address, credentials, options=_OPTIONS)
         self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._streams: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
+        self._health = HealthTracker(address)
+
+    def health(self) -> AdapterHealth:
+        return self._health.snapshot()
 
     async def unary(self, call: BackendCall, body: bytes) -> bytes:
         stub = self._unary.get(call.grpc_path)
@@ -55,9 +60,13 @@ class GrpcAdapter:
             )
             self._unary[call.grpc_path] = stub
         try:
-            return await stub(body, timeout=call.timeout_s, metadata=tuple(call.metadata))
+            result = await stub(body, timeout=call.timeout_s, metadata=tuple(call.metadata))
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, self._address) from None
+            error = _translate(exc, self._address)
+            self._health.failed(error)
+            raise error from None
+        self._health.ok()
+        return result
 
     async def stream(self, call: BackendCall, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         # Any streaming kind is a stream-stream call on the wire; the backend sees its own kind.
@@ -92,13 +101,16 @@ class GrpcAdapter:
                     raise
                 if message is grpc.aio.EOF:  # type: ignore[attr-defined]
                     break
+                self._health.ok()
                 yield message  # type: ignore[misc]
             if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
                 raise feeder.exception()  # type: ignore[misc]
         except grpc.aio.AioRpcError as exc:
             if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
                 raise feeder.exception() from None  # type: ignore[misc]
-            raise _translate(exc, self._address) from None
+            error = _translate(exc, self._address)
+            self._health.failed(error)
+            raise error from None
         finally:
             backend_call.cancel()
             if not feeder.done():

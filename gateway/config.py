@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.settings import RestSettings, SapSettings, load_adapter_settings
 from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
 
@@ -51,9 +52,11 @@ class ServiceBinding:
     """A service this gateway provides, and how it reaches the backend."""
 
     service: ServiceId
-    adapter: str  # "grpc" (more adapters come with the adapters issue)
+    adapter: str  # "grpc" | "rest" | "sap_odata"
     address: str
     timeout_s: float = 30.0
+    # The adapter's own table ([services.rest] / [services.sap]); None for gRPC.
+    settings: RestSettings | SapSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,15 +243,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
             adapter=s.text("adapter", "grpc"),
             address=s.text("address"),
             timeout_s=s.number("timeout_s", 30.0),
+            settings=load_adapter_settings(
+                source, s.prefix, s.table, s.text("adapter", "grpc"), s.text("address"), environ
+            ),
         )
         for s in top.tables("services")
     )
-    for binding in services:
-        if binding.adapter != "grpc":
-            raise ConfigError(
-                f"{source}: service {binding.service}: unknown adapter {binding.adapter!r}",
-                hint='use adapter = "grpc"',
-            )
     return GatewayConfig(
         source=source,
         gateway_id=gw.ident("id", GatewayId.parse),

@@ -15,10 +15,10 @@ from typing import Any
 import grpc
 from cryptography.hazmat.primitives import serialization
 
-from adapters import Adapter, GrpcAdapter
+from adapters import Adapter, AdapterHealth, build_adapter
 from crossway.core.clock import SystemClock
-from crossway.core.errors import ConfigError, CrosswayError
-from crossway.core.ids import SubsystemId
+from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
+from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
 from crossway.security.keys import load_certificate, load_private_key, load_public_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
@@ -147,7 +147,13 @@ class Gateway:
         callers = self._callers(source)
         client = ClientPipeline(ctx, self._channels, callers)
         for binding in cfg.services:
-            self._adapters[binding.service] = GrpcAdapter(binding.address)
+            self._adapters[binding.service] = build_adapter(
+                binding.adapter,
+                binding.address,
+                binding.settings,
+                self._descriptors(source, binding.service),
+                binding.service.grpc_service,
+            )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(ctx, MemoryReplayGuard(), policies, self._adapters, encryption_key)
         # Policy versions pushed over NATS (every replica) and the admin port (when configured).
@@ -214,6 +220,22 @@ class Gateway:
             return member is not None and subsystem in member.subsystems
 
         return CallerAuthenticator(cfg.gateway_id.member, pinned, jwt, registered, time.time)
+
+    @staticmethod
+    def _descriptors(source: ConfigurationSource, service: ServiceId) -> Callable[[], bytes]:
+        """The service's descriptor in the current verified configuration (REST/SAP re-encode with it)."""
+
+        def current() -> bytes:
+            view = source.current().service(service)
+            if view is None:
+                raise ServiceUnknown(f"the registry configuration no longer lists {service}")
+            return view.file_descriptor_set
+
+        return current
+
+    def adapter_health(self) -> dict[str, AdapterHealth]:
+        """Each provided service's backend health, as its adapter sees it (for health checks)."""
+        return {str(service): adapter.health() for service, adapter in self._adapters.items()}
 
     def _ca_pem(self, source: ConfigurationSource) -> bytes:
         try:
