@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from crossway.core.errors import ConfigError
 
@@ -17,10 +18,17 @@ __all__ = ["ManagedProcess"]
 
 class ManagedProcess:
     def __init__(
-        self, name: str, argv: Sequence[str], *, echo: bool = False, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        echo: bool = False,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self._argv = list(argv)
+        self._cwd = cwd  # e.g. a CAP project, which `cds serve` loads from its working directory
         self._echo = echo
         self._env = env
         self._proc: asyncio.subprocess.Process | None = None
@@ -50,6 +58,7 @@ class ManagedProcess:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
+            cwd=self._cwd,
         )
         self._reader = asyncio.create_task(self._read(), name=f"read-{self.name}")
 
