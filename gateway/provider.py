@@ -7,8 +7,10 @@ Steps, in order, each failing closed with its own error code:
    member; issued-at within the allowed skew; deadline not passed; message id not seen
    before                                                                  → message.*
 3. authorize: the policy decision for (client, method, service, context)   → policy.*
+   and the deciding permits' quotas                                      → policy.rate_limited
 4. call the backend through the service's adapter, with the remaining deadline → upstream.*
-5. sign the response, bound to the request hash; encrypt when required
+5. remove the fields the permit does not grant (data minimization), then sign the response,
+   bound to the request hash; encrypt when required
 6. audit record for this side, with the decision and the deciding policy ids
 
 Failures up to and including the signature check are answered with a plain gRPC error (we do
@@ -49,7 +51,9 @@ from gateway.codec import open_envelope, seal_frame
 from gateway.context import GatewayContext, status_from_error
 from gateway.exchange import Exchange
 from gateway.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame
+from gateway.minimization import ResponseMinimizer
 from gateway.peers import PeerIdentity, PeerVerifier
+from gateway.quotas import QuotaLimiter
 from policies import AccessRequest
 from protos.crossway.v1 import envelope_pb2 as pb
 
@@ -73,6 +77,7 @@ class _Verified:
     adapter: Adapter
     session: ProviderSession | None
     call: BackendCall
+    fields: frozenset[str] | None = None  # data minimization: None = every field
 
 
 class ProviderPipeline:
@@ -90,6 +95,8 @@ class ProviderPipeline:
         self._adapters = dict(adapters)
         self._encryption_key = encryption_key
         self._peers = PeerVerifier()
+        self._quotas = QuotaLimiter()
+        self._minimizer = ResponseMinimizer()
 
     # -- steps 1–3 ---------------------------------------------------------------------------
 
@@ -168,6 +175,8 @@ class ProviderPipeline:
         ex.policy_version = decision.policy_version
         if not decision.allowed:
             raise PolicyDenied(f"{client} may not call {h.method} of {service}: {decision.reason}")
+        # 3b. the permits' quotas (policy.rate_limited)
+        self._quotas.take(h.client, f"{service}/{h.method}", decision.quotas, now)
         metadata = [
             ("crossway-client", h.client),
             ("crossway-message-id", h.message_id),
@@ -179,8 +188,26 @@ class ProviderPipeline:
         if timeout <= 0:
             raise DeadlineExceeded(f"no time left for message {h.message_id}")
         return _Verified(
-            request, peer, service, method, adapter, session, BackendCall(method.grpc_path, timeout, metadata)
+            request,
+            peer,
+            service,
+            method,
+            adapter,
+            session,
+            BackendCall(method.grpc_path, timeout, metadata),
+            decision.fields,
         )
+
+    def _minimize(self, verified: _Verified, body: bytes, ex: Exchange) -> bytes:
+        """5a. remove the fields the permit does not grant, before signing (data minimization)."""
+        if verified.fields is None:
+            return body
+        view = self._ctx.config().service(verified.service)
+        if view is None:
+            raise ServiceUnknown(f"{verified.service} left the configuration during the call")
+        body, withheld = self._minimizer.minimize(view, verified.method.name, body, verified.fields)
+        ex.withheld_fields = tuple(sorted(set(ex.withheld_fields) | set(withheld)))
+        return body
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
@@ -222,9 +249,14 @@ class ProviderPipeline:
                 # 4. the backend
                 result = await verified.adapter.unary(verified.call, body)
                 ex.response_in_ms = self._ctx.clock.now_ms()
+                result = self._minimize(verified, result, ex)
                 ex.add_response(result)
                 # 5. sign (and encrypt) the response, bound to the request
-                header = replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS)
+                header = replace(
+                    self._response_header(request, FrameKind.RESPONSE),
+                    status=OK_STATUS,
+                    withheld_fields=ex.withheld_fields,
+                )
                 if verified.session is not None:
                     nonce, result = verified.session.seal_response(result, _aad(ex.message_id, 0, "response"))
                     header = replace(header, encryption=Encryption(b"", b"", nonce))
@@ -290,6 +322,7 @@ class ProviderPipeline:
                 async for message in verified.adapter.stream(verified.call, requests):
                     if not ex.response_in_ms:
                         ex.response_in_ms = self._ctx.clock.now_ms()
+                    message = self._minimize(verified, message, ex)
                     ex.add_response(message)
                     encryption = None
                     if verified.session is not None:
@@ -305,7 +338,12 @@ class ProviderPipeline:
             if broken:
                 raise broken[0]
             final, frame = writer.seal(
-                replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS), b""
+                replace(
+                    self._response_header(request, FrameKind.RESPONSE),
+                    status=OK_STATUS,
+                    withheld_fields=ex.withheld_fields,
+                ),
+                b"",
             )
             ex.response_signature = frame.signature.value
             yield final
