@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from google.protobuf import descriptor_pb2
 
+from auditindex import RegistryCosigner
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.demo.processes import ManagedProcess
 from crossway.natsbox import EmbeddedNats
@@ -130,6 +131,7 @@ class Federation:
         self.nats = EmbeddedNats(workdir / "nats")
         self.authority: RegistryAuthority | None = None
         self.registry: RegistryServer | None = None
+        self.cosigner: RegistryCosigner | None = None  # the registry cosigns audit checkpoints
         self.backend: ManagedProcess | None = None
         self.backend_port = 0
         self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
@@ -146,6 +148,8 @@ class Federation:
         self._admit(authority)
         self.registry = RegistryServer(authority, "127.0.0.1:0", self.nats.url, validity_s=self.config_validity_s)
         await self.registry.start()
+        self.cosigner = RegistryCosigner(self.nats.url, self.workdir / "registry")
+        await self.cosigner.start()
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -184,6 +188,8 @@ class Federation:
                 await agency.process.stop()
         if self.backend is not None:
             await self.backend.stop()
+        if self.cosigner is not None:
+            await self.cosigner.aclose()
         if self.registry is not None:
             await self.registry.aclose()
         if self.authority is not None:
