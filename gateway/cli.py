@@ -13,6 +13,7 @@ from crossway.core.ids import GatewayId
 from gateway.config import load_config
 from gateway.provisioning import provision_gateway
 from gateway.runtime import Gateway
+from gateway.workers import WorkerPool, WorkerRole
 
 __all__ = ["add_commands"]
 
@@ -45,15 +46,28 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config_path: Path) -> int:
+async def _serve(config_path: Path, role: WorkerRole | None = None) -> int:
     config = load_config(config_path)
-    gateway = Gateway(config, on_configuration=lambda serial: print(f"configuration serial {serial}", flush=True))
+    if role is not None:
+        config = role.apply(config)
+    gateway = Gateway(
+        config,
+        on_configuration=lambda serial: print(f"configuration serial {serial}", flush=True),
+        client_mtls_port=role.client_mtls_port if role is not None else 0,
+    )
+    pool: WorkerPool | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await gateway.start()
+        if role is not None:
+            print(f"worker {role.index} ready", flush=True)
+        elif config.workers > 1:
+            pool = WorkerPool(config_path, config, gateway.nats_url)
+            ports = WorkerRole(0, gateway.client_port, gateway.client_mtls_port, gateway.peer_port, gateway.admin_port)
+            await pool.start(ports)
         host = config.client_listen.rpartition(":")[0] or "127.0.0.1"
         peer_host = config.peer_listen.rpartition(":")[0] or "127.0.0.1"
         print(
@@ -64,6 +78,8 @@ async def _serve(config_path: Path) -> int:
         await stop.wait()
         print(f"gateway {config.gateway_id} stopping: draining calls and audit records", flush=True)
     finally:
+        if pool is not None:
+            await pool.aclose()
         await gateway.aclose()
     stats: Any = gateway.audit.stats if gateway._audit is not None else None
     if stats is not None:
@@ -73,7 +89,8 @@ async def _serve(config_path: Path) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
-    return asyncio.run(_serve(Path(args.config)))
+    role = WorkerRole.parse(args.worker) if args.worker else None
+    return asyncio.run(_serve(Path(args.config), role))
 
 
 def add_commands(sub: Any) -> None:
@@ -89,4 +106,6 @@ def add_commands(sub: Any) -> None:
     p = leaves.add_parser("run", help="run a gateway from its TOML configuration")
     p.add_argument("--config", required=True, help="gateway.toml")
     p.add_argument("--verbose", action="store_true")
+    # Internal: how a primary starts its worker processes ([gateway] workers).
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run)

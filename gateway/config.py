@@ -107,6 +107,8 @@ class GatewayConfig:
     max_clock_skew_s: int = 60
     default_timeout_s: float = 30.0
     admin: AdminConfig | None = None
+    # Processes serving the same ports (SO_REUSEPORT), so one gateway can use every core.
+    workers: int = 1
 
     @property
     def member(self) -> str:
@@ -202,6 +204,15 @@ def _admin(section: _Reader) -> AdminConfig | None:
     )
 
 
+def _workers(gw: _Reader) -> int:
+    value = gw.table.get("workers", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        raise gw._fail(
+            "workers", f"must be a whole number from 1 to 256, got {value!r}", "e.g. workers = 2 (one per core)"
+        )
+    return value
+
+
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate a gateway's TOML file; a bad file fails here with the file and key named."""
     environ = os.environ if environ is None else environ
@@ -282,4 +293,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),
         default_timeout_s=security.number("default_timeout_s", 30.0),
         admin=_admin(top.sub("admin", required=False)),
+        workers=_workers(gw),
     )

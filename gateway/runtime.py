@@ -22,7 +22,8 @@ from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
 from crossway.security.keys import load_certificate, load_private_key, load_public_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
-from crossway.security.replay import MemoryReplayGuard
+from crossway.security.replay import MemoryReplayGuard, ReplayGuard
+from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
@@ -60,8 +61,16 @@ def _pem_private(key: Any) -> bytes:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, on_configuration: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        on_configuration: Callable[[int], None] | None = None,
+        client_mtls_port: int = 0,
+    ) -> None:
         self.config = config
+        # A worker process binds the mTLS client port its primary got (SO_REUSEPORT); 0 = any.
+        self._client_mtls_bind = client_mtls_port
         self._on_configuration = on_configuration
         self._clock = SystemClock()
         self._nats: EmbeddedNats | None = None
@@ -155,7 +164,7 @@ class Gateway:
                 binding.service.grpc_service,
             )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
-        provider = ProviderPipeline(ctx, MemoryReplayGuard(), policies, self._adapters, encryption_key)
+        provider = ProviderPipeline(ctx, self._replay_guard(), policies, self._adapters, encryption_key)
         # Policy versions pushed over NATS (every replica) and the admin port (when configured).
         self._admin = PolicyAdministration(
             cfg,
@@ -189,7 +198,8 @@ class Gateway:
         if cfg.client_certificates:
             roots = b"".join(c.certificate.read_bytes() for c in cfg.client_certificates)
             self.client_mtls_port = self._client_server.add_secure_port(
-                f"{host}:0", grpc.ssl_server_credentials(server_pair, root_certificates=roots, require_client_auth=True)
+                f"{host}:{self._client_mtls_bind}",
+                grpc.ssl_server_credentials(server_pair, root_certificates=roots, require_client_auth=True),
             )
         self._peer_server = grpc.aio.server(options=_SERVER_OPTIONS)
         self._peer_server.add_generic_rpc_handlers([PeerPortHandler(provider)])
@@ -200,6 +210,13 @@ class Gateway:
         await self._peer_server.start()
         await self._client_server.start()
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
+
+    def _replay_guard(self) -> ReplayGuard:
+        # Worker processes share the peer port: a replayed message may reach any of them, so
+        # they share one window (a SQLite file); a single process keeps it in memory.
+        if self.config.workers > 1:
+            return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
+        return MemoryReplayGuard()
 
     def _callers(self, source: ConfigurationSource) -> CallerAuthenticator:
         cfg = self.config
