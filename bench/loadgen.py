@@ -35,6 +35,9 @@ class LoadSpec:
     in_flight: int
     ca_pem: str = ""  # TLS to the target when set
     metadata: tuple[tuple[str, str], ...] = ()
+    # TCP connections to spread the calls over: a gateway with worker processes gets one
+    # connection per worker only if the caller opens several (SO_REUSEPORT balances connections).
+    connections: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -65,14 +68,20 @@ def _identity(data: bytes) -> bytes:
 
 
 async def _generate(spec: LoadSpec) -> LoadResult:
-    if spec.ca_pem:
-        channel = grpc.aio.secure_channel(spec.target, grpc.ssl_channel_credentials(spec.ca_pem.encode()))
-    else:
-        channel = grpc.aio.insecure_channel(spec.target)
-    call = channel.unary_unary(spec.method, request_serializer=_identity, response_deserializer=_identity)
+    # A local subchannel pool: otherwise grpc shares one connection between identical channels.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.secure_channel(spec.target, grpc.ssl_channel_credentials(spec.ca_pem.encode()), options=options)
+        if spec.ca_pem
+        else grpc.aio.insecure_channel(spec.target, options=options)
+        for _ in range(max(1, spec.connections))
+    ]
+    calls = [
+        c.unary_unary(spec.method, request_serializer=_identity, response_deserializer=_identity) for c in channels
+    ]
     request = bytes.fromhex(spec.request_hex)
     metadata = spec.metadata or None
-    await asyncio.wait_for(channel.channel_ready(), 30)
+    await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in channels)), 30)
     print("ready", flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     start_epoch, end_epoch = (float(x) for x in line.split())
@@ -81,7 +90,7 @@ async def _generate(spec: LoadSpec) -> LoadResult:
     start, end = start_epoch + offset, end_epoch + offset
     result = LoadResult(window_s=end_epoch - start_epoch)
 
-    async def worker() -> None:
+    async def worker(call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]) -> None:
         while True:
             t0 = time.perf_counter()
             if t0 >= end:
@@ -99,8 +108,9 @@ async def _generate(spec: LoadSpec) -> LoadResult:
                 result.calls += 1
                 result.latencies_us.append(int((t1 - t0) * 1e6))
 
-    await asyncio.gather(*(worker() for _ in range(spec.in_flight)))
-    await channel.close(None)
+    await asyncio.gather(*(worker(calls[i % len(calls)]) for i in range(spec.in_flight)))
+    for channel in channels:
+        await channel.close(None)
     return result
 
 

@@ -112,6 +112,7 @@ async def _workers(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None
     load = {"warmup_s": s.warmup_s, "window_s": s.window_s}
     async with Federation(workdir / f"federation-w{s.workers}", require_encryption=False, workers=s.workers) as fed:
         cross, groups = crossway_spec(fed, s.payload_bytes, s.in_flight)
+        cross = dataclasses.replace(cross, connections=4 * s.workers)
         results = [await run_load(cross, generators=s.generators, groups=groups, **load) for _ in range(s.runs)]
         calls = sum(r.total_ok + r.errors for r in results)
         counted = await _expected_records(fed, 2 * calls)

@@ -1,0 +1,30 @@
+"""``make bench``'s harness, run for a tiny window: it starts everything and writes the JSON.
+
+The figures of such a short run mean nothing and nothing here asserts a time; the test keeps
+the harness (generators, proxies, worker gateways, audit count) working.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.run import BenchSettings, run_bench
+
+
+async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+    await run_bench(BenchSettings.quick(output))
+    doc = json.loads(output.read_text())
+    for path in ("direct", "proxy_chain", "crossway", "crossway_workers_2"):
+        assert {"calls_per_s", "p50_ms", "p99_ms", "cpu_us_per_call"} <= doc[path].keys()
+        assert doc[path]["calls"] > 0
+    assert {
+        "ratio_crossway_to_proxy_chain",
+        "ratio_crossway_to_direct",
+        "stream",
+        "policy",
+        "audit_publish",
+    } <= doc.keys()
+    assert doc["crossway"]["errors"] == 0
+    assert doc["audit_count"]["lost"] == 0  # every exchange's two records are in JetStream
