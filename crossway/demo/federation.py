@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,14 @@ from google.protobuf import descriptor_pb2
 
 from auditindex import RegistryCosigner
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
+from crossway.demo.business import (
+    ARCHIVE_SERVICE,
+    BUSINESS,
+    BUSINESS_POLICY,
+    BUSINESS_SERVICE,
+    business_descriptor_set,
+    business_services_toml,
+)
 from crossway.demo.processes import ManagedProcess
 from crossway.natsbox import EmbeddedNats
 from crossway.security.keys import generate_signing_key, generate_tls_key, save_pem, save_private_key
@@ -115,8 +124,12 @@ class Federation:
         strict_audit: bool = False,
         span_flush_ms: int | None = None,
         workers: int = 1,
+        sap_service_url: str | None = None,
     ) -> None:
         self.workdir = workdir
+        # With an SAP OData service URL, a third agency (the business register) joins, its
+        # service backed by that SAP system through the SAP adapter (crossway.demo.business).
+        self.sap_service_url = sap_service_url
         self.workers = workers  # processes per gateway (SO_REUSEPORT); the benchmark's scaling row
         # Gateways export spans in batches (every 5 s by default); tests want them sooner.
         self._child_env = None
@@ -136,6 +149,9 @@ class Federation:
         self.backend_port = 0
         self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
         self.population = Agency(POPULATION, POPULATION.gateway("gw1"), workdir / "population")
+        self.business = (
+            Agency(BUSINESS, BUSINESS.gateway("gw1"), workdir / "business") if sap_service_url is not None else None
+        )
         self.idp_key = generate_signing_key("ES256")
         self.calls_log = workdir / "backend-calls.jsonl"
 
@@ -160,10 +176,11 @@ class Federation:
         self.backend_port = int(match.group(1))
         self._write_tax_gateway()
         self._write_population_gateway()
-        await asyncio.gather(self._start_gateway(self.tax), self._start_gateway(self.population))
+        self._write_business_gateway()
+        await asyncio.gather(*(self._start_gateway(agency) for agency in self.agencies))
         # Now that the OS gave the peer ports, publish where the gateways are.
-        authority.set_gateway_address(self.tax.gateway, f"127.0.0.1:{self.tax.peer_port}")
-        authority.set_gateway_address(self.population.gateway, f"127.0.0.1:{self.population.peer_port}")
+        for agency in self.agencies:
+            authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
         await self.publish_and_wait()
 
     async def publish_and_wait(self, timeout: float = 20.0) -> int:
@@ -208,8 +225,8 @@ class Federation:
         await self.aclose()
 
     @property
-    def agencies(self) -> tuple[Agency, Agency]:
-        return (self.tax, self.population)
+    def agencies(self) -> tuple[Agency, ...]:
+        return (self.tax, self.population) + ((self.business,) if self.business is not None else ())
 
     # -- registry admission ------------------------------------------------------------------
 
@@ -219,6 +236,10 @@ class Federation:
         authority.add_subsystem(MARKETING_SUBSYSTEM)
         authority.add_member(POPULATION, "Population Register")
         authority.add_subsystem(POPULATION_SERVICE.subsystem)
+        if self.business is not None:
+            authority.add_member(BUSINESS, "Business Register")
+            authority.add_subsystem(BUSINESS_SERVICE.subsystem)
+            authority.add_subsystem(ARCHIVE_SERVICE.subsystem)
         for agency in self.agencies:
             # A placeholder address until the gateway is up and the OS has given it a port.
             authority.add_gateway(agency.gateway, "127.0.0.1:9")
@@ -229,6 +250,9 @@ class Federation:
             keys.signing_certificate.write_bytes(cert_to_pem(signing))
             authority.set_encryption_key(agency.member, keys.encryption_public.read_bytes())
         authority.add_service(POPULATION_SERVICE, population_descriptor_set(), self.require_encryption)
+        if self.business is not None:
+            for service in (BUSINESS_SERVICE, ARCHIVE_SERVICE):
+                authority.add_service(service, business_descriptor_set(), self.require_encryption)
 
     # -- gateways ----------------------------------------------------------------------------
 
@@ -303,6 +327,25 @@ id = "{POPULATION_SERVICE}"
 adapter = "grpc"
 address = "127.0.0.1:{self.backend_port}"
 """
+        )
+        agency.config_path = agency.directory / "gateway.toml"
+        agency.config_path.write_text(text)
+
+    def _write_business_gateway(self) -> None:
+        agency = self.business
+        if agency is None or self.sap_service_url is None:
+            return
+        policies = agency.directory / "policies"
+        policies.mkdir(parents=True, exist_ok=True)
+        (policies / "business.cedar").write_text(BUSINESS_POLICY)
+        # The archive's SAP system is down: a loopback port nobody listens on.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            dead_port = probe.getsockname()[1]
+        text = (
+            self._common_config(agency)
+            + '\n[policies]\ndir = "policies"\n'
+            + business_services_toml(self.sap_service_url, f"http://127.0.0.1:{dead_port}/odata/v2/business/")
         )
         agency.config_path = agency.directory / "gateway.toml"
         agency.config_path.write_text(text)
