@@ -54,6 +54,7 @@ async def _serve(config_path: Path, role: WorkerRole | None = None) -> int:
         config,
         on_configuration=lambda serial: print(f"configuration serial {serial}", flush=True),
         client_mtls_port=role.client_mtls_port if role is not None else 0,
+        audit_checkpoints=role is None,
     )
     pool: WorkerPool | None = None
     stop = asyncio.Event()

@@ -67,6 +67,7 @@ class Gateway:
         *,
         on_configuration: Callable[[int], None] | None = None,
         client_mtls_port: int = 0,
+        audit_checkpoints: bool = True,
     ) -> None:
         self.config = config
         # A worker process binds the mTLS client port its primary got (SO_REUSEPORT); 0 = any.
@@ -77,6 +78,8 @@ class Gateway:
         self._source: ConfigurationSource | None = None
         self._audit: JetStreamAuditSink | None = None
         self._checkpointer: AuditCheckpointer | None = None
+        # Only the primary process signs checkpoints (workers share its log and data dir).
+        self._audit_checkpoints = audit_checkpoints
         self._channels: PeerChannels | None = None
         self._adapters: dict[Any, Adapter] = {}
         self._client_server: grpc.aio.Server | None = None
@@ -128,7 +131,7 @@ class Gateway:
             replicas=cfg.audit.replicas,
         )
         await self._audit.start()
-        if cfg.audit.checkpoint_interval_s > 0:
+        if cfg.audit.checkpoint_interval_s > 0 and self._audit_checkpoints:
             # Signed Merkle checkpoints of this gateway's log (issue 4); off the request path.
             self._checkpointer = AuditCheckpointer(
                 self.nats_url,

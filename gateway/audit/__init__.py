@@ -6,27 +6,67 @@ Public API (other packages import only these names):
 - ``AuditSink`` (Protocol), ``AuditStats``, ``MemoryAuditSink`` (the in-memory twin);
 - ``JetStreamAuditSink`` — acknowledged, de-duplicated publishing with a disk spool;
 - ``audit_subject`` — the subject a gateway's records go to;
-- ``count_stream_records`` / ``fetch_records`` — read the stream back (demo, tests, index).
+- ``count_stream_records`` / ``fetch_records`` — read the stream back (demo, tests, index);
+- ``MerkleTree`` and proof verifiers (RFC 9162), ``Checkpoint`` (signed, cosigned) and the
+  gateway's ``AuditCheckpointer``; the audit area's errors.
 """
 
+from gateway.audit.checkpoint import Checkpoint, Cosignature, cosign, sign_checkpoint, verify_checkpoint
+from gateway.audit.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer, ensure_checkpoint_stream
 from gateway.audit.count import count_stream_records, fetch_records
+from gateway.audit.errors import (
+    AuditError,
+    AuditForbidden,
+    AuditIndexUnavailable,
+    AuditRecordInvalid,
+    CheckpointInvalid,
+    EvidenceInvalid,
+)
 from gateway.audit.jetstream import DEFAULT_STREAM, JetStreamAuditSink
-from gateway.audit.record import AuditRecord, AuditRecordInvalid, new_record_id
+from gateway.audit.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
+from gateway.audit.record import AuditRecord, new_record_id
 from gateway.audit.sink import AuditSink, AuditStats, MemoryAuditSink
-from gateway.audit.subjects import AUDIT_SUBJECTS, audit_subject, gateway_from_subject
+from gateway.audit.subjects import (
+    AUDIT_SUBJECTS,
+    CHECKPOINT_SUBJECTS,
+    audit_subject,
+    checkpoint_subject,
+    gateway_from_subject,
+)
 
 __all__ = [
     "AUDIT_SUBJECTS",
+    "CHECKPOINT_STREAM",
+    "CHECKPOINT_SUBJECTS",
+    "EMPTY_ROOT",
+    "AuditCheckpointer",
+    "AuditError",
+    "AuditForbidden",
+    "AuditIndexUnavailable",
     "AuditRecord",
     "AuditRecordInvalid",
+    "Checkpoint",
+    "CheckpointInvalid",
+    "Cosignature",
+    "EvidenceInvalid",
+    "MerkleTree",
     "AuditSink",
     "AuditStats",
     "DEFAULT_STREAM",
     "JetStreamAuditSink",
     "MemoryAuditSink",
     "audit_subject",
+    "checkpoint_subject",
+    "cosign",
+    "ensure_checkpoint_stream",
     "count_stream_records",
     "fetch_records",
     "gateway_from_subject",
+    "leaf_hash",
     "new_record_id",
+    "root_of",
+    "sign_checkpoint",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
 ]

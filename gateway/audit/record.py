@@ -16,18 +16,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from crossway.core.errors import MessageMalformed
+from gateway.audit.errors import AuditRecordInvalid
 
 __all__ = ["AuditRecord", "AuditRecordInvalid", "new_record_id"]
 
 SIDES = frozenset({"client", "provider"})
 DECISIONS = frozenset({"allow", "deny", ""})
-
-
-class AuditRecordInvalid(MessageMalformed):
-    """An audit record's JSON does not match the schema (kept under message.malformed's code)."""
-
-    default_hint = "the record was written by an incompatible gateway version or was altered"
 
 
 def new_record_id() -> str:

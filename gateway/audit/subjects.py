@@ -17,10 +17,21 @@ import re
 from crossway.core.errors import InvalidIdentifier
 from crossway.core.ids import GatewayId
 
-__all__ = ["AUDIT_SUBJECT_PREFIX", "AUDIT_SUBJECTS", "audit_subject", "gateway_from_subject"]
+__all__ = [
+    "AUDIT_SUBJECT_PREFIX",
+    "AUDIT_SUBJECTS",
+    "CHECKPOINT_SUBJECTS",
+    "audit_subject",
+    "checkpoint_subject",
+    "gateway_from_subject",
+]
 
 AUDIT_SUBJECT_PREFIX = "crossway.audit"
 AUDIT_SUBJECTS = AUDIT_SUBJECT_PREFIX + ".>"
+# Checkpoints: crossway.checkpoint.signed.<gateway tokens> (by the gateway) and
+# crossway.checkpoint.cosigned.<gateway tokens> (by a cosigner), in their own stream.
+CHECKPOINT_SUBJECT_PREFIX = "crossway.checkpoint"
+CHECKPOINT_SUBJECTS = CHECKPOINT_SUBJECT_PREFIX + ".>"
 
 _PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 _ESCAPED = re.compile(rb"_([0-9A-F]{2})")
@@ -47,3 +58,11 @@ def gateway_from_subject(subject: str) -> str:
         raise InvalidIdentifier(f"subject {subject!r} is not an audit subject", hint=f"expected {AUDIT_SUBJECTS}")
     text = "/".join(_decode(t) for t in subject[len(prefix) :].split("."))
     return str(GatewayId.parse(text))
+
+
+def checkpoint_subject(gateway_id: str, kind: str) -> str:
+    """Where a gateway's checkpoints go: ``kind`` is "signed" (by the gateway) or "cosigned"."""
+    if kind not in ("signed", "cosigned"):
+        raise ValueError(f"checkpoint subject kind {kind!r} is not signed/cosigned")
+    tokens = audit_subject(gateway_id)[len(AUDIT_SUBJECT_PREFIX) + 1 :]
+    return f"{CHECKPOINT_SUBJECT_PREFIX}.{kind}.{tokens}"

@@ -1,0 +1,36 @@
+"""The audit index: the auditors' side of the audit trail (issue 4).
+
+A separate top-level package rather than ``gateway/audit/index``: it runs as its own process (or
+inside the registry operator's tooling), owns database drivers the gateway never needs, and
+depends on ``gateway.audit``'s public API (records, Merkle tree, checkpoints) — never the other
+way round, so the gateway's request path cannot pull it in.
+
+Public API:
+- ``open_store`` / ``IndexStore`` / ``Filters`` — SQLite by default, PostgreSQL for ``postgresql://``;
+- ``AuditIndexer`` — durable JetStream consumers into the store, idempotent, catches up;
+- ``Cosigner`` — the registry's (or a peer's) checkpoint cosigner;
+- ``verify_index`` / ``VerifyReport`` / ``Finding`` — ``audit verify``;
+- ``build_evidence`` / ``verify_evidence`` — offline evidence bundles.
+"""
+
+from auditindex.cosigner import Cosigner, RegistryCosigner
+from auditindex.evidence import EvidenceReport, build_evidence, verify_evidence
+from auditindex.indexer import AuditIndexer
+from auditindex.store import Filters, IndexStore, Row, open_store
+from auditindex.verify import Finding, VerifyReport, verify_index
+
+__all__ = [
+    "AuditIndexer",
+    "Cosigner",
+    "EvidenceReport",
+    "Filters",
+    "Finding",
+    "IndexStore",
+    "RegistryCosigner",
+    "Row",
+    "VerifyReport",
+    "build_evidence",
+    "open_store",
+    "verify_evidence",
+    "verify_index",
+]
