@@ -1,0 +1,50 @@
+"""Checkpoints: signed by the gateway, cosigned by the registry, every field covered."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from auditindex.bench import _signer
+from gateway.audit import Checkpoint, CheckpointInvalid, cosign, sign_checkpoint, verify_checkpoint
+from registry.anchor import registry_key_id
+
+
+def _cosigned() -> tuple[Checkpoint, dict[str, ed25519.Ed25519PublicKey]]:
+    signer, pem = _signer()
+    registry = ed25519.Ed25519PrivateKey.generate()
+    key_id = registry_key_id(registry.public_key())
+    checkpoint = sign_checkpoint(signer, pem, "EE/GOV/70000001/gw1", 42, b"\x01" * 32, 1_700_000_000_000)
+    return cosign(checkpoint, registry, "registry EE", key_id, 1_700_000_000_500), {key_id: registry.public_key()}
+
+
+def test_a_cosigned_checkpoint_verifies_and_survives_json() -> None:
+    checkpoint, trusted = _cosigned()
+    verify_checkpoint(checkpoint, trusted)
+    assert Checkpoint.from_json(checkpoint.to_json()) == checkpoint
+
+
+def test_without_a_trusted_cosignature_it_is_refused() -> None:
+    checkpoint, _ = _cosigned()
+    with pytest.raises(CheckpointInvalid, match="no cosignature"):
+        verify_checkpoint(checkpoint, {})
+    verify_checkpoint(checkpoint, {}, require_cosignature=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("size", 43), ("root", b"\x02" * 32), ("time_ms", 1), ("gateway", "EE/GOV/70000001/gw2"), ("key_id", "00" * 32)],
+)
+def test_changing_any_signed_field_breaks_it(field: str, value: object) -> None:
+    checkpoint, trusted = _cosigned()
+    with pytest.raises(CheckpointInvalid):
+        verify_checkpoint(dataclasses.replace(checkpoint, **{field: value}), trusted)
+
+
+def test_a_changed_cosigner_name_breaks_the_cosignature() -> None:
+    checkpoint, trusted = _cosigned()
+    renamed = dataclasses.replace(checkpoint.cosignatures[0], name="someone else")
+    with pytest.raises(CheckpointInvalid, match="cosignature"):
+        verify_checkpoint(dataclasses.replace(checkpoint, cosignatures=(renamed,)), trusted)
