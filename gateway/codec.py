@@ -51,6 +51,7 @@ def _header_to_pb(h: Header) -> pb.Header:
         client_streaming=h.client_streaming,
         server_streaming=h.server_streaming,
         withheld_fields=h.withheld_fields,
+        user_token=h.user_token,
     )
     if h.encryption is not None:
         e = h.encryption
@@ -97,6 +98,7 @@ def _header_from_pb(p: pb.Header) -> Header:
         client_streaming=p.client_streaming,
         server_streaming=p.server_streaming,
         withheld_fields=tuple(p.withheld_fields),
+        user_token=p.user_token,
     )
 
 

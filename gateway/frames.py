@@ -6,7 +6,7 @@ Plain frozen dataclasses; the protobuf mapping lives in :mod:`gateway.codec` onl
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Encryption", "ExchangeStatus", "FrameKind", "FrameSignature", "Header", "SignedFrame"]
 
@@ -63,6 +63,8 @@ class Header:
     client_streaming: bool = False
     server_streaming: bool = False
     withheld_fields: tuple[str, ...] = ()
+    # The end user's JWT (requests only); a credential, so never in a repr or a log line.
+    user_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ class Status(_message.Message):
     def __init__(self, grpc_code: _Optional[int] = ..., error_code: _Optional[str] = ..., message: _Optional[str] = ..., hint: _Optional[str] = ...) -> None: ...
 
 class Header(_message.Message):
-    __slots__ = ("message_id", "kind", "client", "service", "method", "user_id", "purpose", "issued_at_ms", "deadline_ms", "traceparent", "body_sha256", "request_hash", "sequence", "previous_hash", "encryption", "status", "signer", "client_streaming", "server_streaming", "withheld_fields")
+    __slots__ = ("message_id", "kind", "client", "service", "method", "user_id", "purpose", "issued_at_ms", "deadline_ms", "traceparent", "body_sha256", "request_hash", "sequence", "previous_hash", "encryption", "status", "signer", "client_streaming", "server_streaming", "withheld_fields", "user_token")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class Header(_message.Message):
     CLIENT_STREAMING_FIELD_NUMBER: _ClassVar[int]
     SERVER_STREAMING_FIELD_NUMBER: _ClassVar[int]
     WITHHELD_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    USER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     kind: MessageKind
     client: str
@@ -93,7 +94,8 @@ class Header(_message.Message):
     client_streaming: bool
     server_streaming: bool
     withheld_fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, message_id: _Optional[str] = ..., kind: _Optional[_Union[MessageKind, str]] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user_id: _Optional[str] = ..., purpose: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., body_sha256: _Optional[bytes] = ..., request_hash: _Optional[bytes] = ..., sequence: _Optional[int] = ..., previous_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[EncryptionInfo, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., signer: _Optional[str] = ..., client_streaming: _Optional[bool] = ..., server_streaming: _Optional[bool] = ..., withheld_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+    user_token: str
+    def __init__(self, message_id: _Optional[str] = ..., kind: _Optional[_Union[MessageKind, str]] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user_id: _Optional[str] = ..., purpose: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., body_sha256: _Optional[bytes] = ..., request_hash: _Optional[bytes] = ..., sequence: _Optional[int] = ..., previous_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[EncryptionInfo, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., signer: _Optional[str] = ..., client_streaming: _Optional[bool] = ..., server_streaming: _Optional[bool] = ..., withheld_fields: _Optional[_Iterable[str]] = ..., user_token: _Optional[str] = ...) -> None: ...
 
 class Signature(_message.Message):
     __slots__ = ("algorithm", "key_id", "value")

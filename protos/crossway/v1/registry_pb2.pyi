@@ -23,20 +23,24 @@ class SubsystemInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class MemberInfo(_message.Message):
-    __slots__ = ("id", "name", "subsystems", "gateways", "signing_certificates", "encryption_public_key")
+    __slots__ = ("id", "name", "subsystems", "gateways", "signing_certificates", "encryption_public_key", "user_token_public_keys", "user_token_issuer")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUBSYSTEMS_FIELD_NUMBER: _ClassVar[int]
     GATEWAYS_FIELD_NUMBER: _ClassVar[int]
     SIGNING_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    USER_TOKEN_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    USER_TOKEN_ISSUER_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     subsystems: _containers.RepeatedCompositeFieldContainer[SubsystemInfo]
     gateways: _containers.RepeatedCompositeFieldContainer[GatewayInfo]
     signing_certificates: _containers.RepeatedScalarFieldContainer[bytes]
     encryption_public_key: bytes
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., subsystems: _Optional[_Iterable[_Union[SubsystemInfo, _Mapping]]] = ..., gateways: _Optional[_Iterable[_Union[GatewayInfo, _Mapping]]] = ..., signing_certificates: _Optional[_Iterable[bytes]] = ..., encryption_public_key: _Optional[bytes] = ...) -> None: ...
+    user_token_public_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    user_token_issuer: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., subsystems: _Optional[_Iterable[_Union[SubsystemInfo, _Mapping]]] = ..., gateways: _Optional[_Iterable[_Union[GatewayInfo, _Mapping]]] = ..., signing_certificates: _Optional[_Iterable[bytes]] = ..., encryption_public_key: _Optional[bytes] = ..., user_token_public_keys: _Optional[_Iterable[bytes]] = ..., user_token_issuer: _Optional[str] = ...) -> None: ...
 
 class ServiceInfo(_message.Message):
     __slots__ = ("id", "file_descriptor_set", "require_encryption")

@@ -77,6 +77,7 @@ def test_every_header_field_survives_the_round_trip(key: Any, signer: Signer) ->
         client_streaming=True,
         server_streaming=True,
         withheld_fields=("address", "birth_date"),
+        user_token="eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
     )
     # Guard: every field of Header is set to a non-default value here, so none can be dropped silently.
     defaults = Header(message_id="", kind=FrameKind.REQUEST)
@@ -86,6 +87,10 @@ def test_every_header_field_survives_the_round_trip(key: Any, signer: Signer) ->
     env, _ = seal_frame(full, b"payload", signer)
     opened = open_envelope(env, MEMBER, lookup_for(key))
     assert opened.header == dataclasses.replace(full, body_sha256=hashlib.sha256(b"payload").digest())
+
+
+def test_a_header_repr_never_shows_the_end_user_token() -> None:
+    assert "eyJ" not in repr(Header(message_id="m", kind=FrameKind.REQUEST, user_token="eyJ.secret.sig"))
 
 
 def test_an_ok_status_and_empty_encryption_stay_present_after_the_round_trip(key: Any, signer: Signer) -> None:
