@@ -16,7 +16,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from google.protobuf.message import DecodeError
 
@@ -41,12 +42,15 @@ from crossway.security.pki import (
     gateway_uri,
     issue_certificate,
 )
+from crossway.security.tokens import jwk_thumbprint
 from registry.anchor import Anchor, registry_key_id
 from registry.configuration import describe_service
 from registry.document import build_document, sign_document
 from registry.store import CertificateRecord, RegistryStore
 
 __all__ = ["RegistryAuthority"]
+
+UserTokenKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
 _DB, _CA_KEY, _CA_CERT, _CONFIG_KEY, _ANCHOR = "registry.db", "ca.key", "ca.pem", "config.key", "anchor.json"
 
@@ -56,6 +60,24 @@ def _checked_address(peer_address: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"gateway address {peer_address!r} is not HOST:PORT", hint="e.g. gw1.example.org:8443")
     return peer_address
+
+
+def _user_token_public_key(data: bytes) -> UserTokenKey:
+    # 1. it parses as a public key, 2. of a type and size JWT verification accepts (RFC 8725 §3.5)
+    try:
+        key = load_pem_public_key(data) if data.lstrip().startswith(b"-----") else load_der_public_key(data)
+    except ValueError as exc:
+        raise ConfigError("the user-token key is not a PEM or DER public key", hint="give a 'PUBLIC KEY' file") from exc
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in ("secp256r1", "secp384r1"):
+        return key
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
+        return key
+    raise ConfigError(
+        f"a {type(key).__name__} cannot sign end-user tokens here",
+        hint="use an EC P-256/P-384, Ed25519 or RSA (2048 bits or more) key",
+    )
 
 
 class RegistryAuthority:
@@ -176,6 +198,29 @@ class RegistryAuthority:
     def set_encryption_key(self, member: MemberId, x25519_public_raw: bytes) -> None:
         load_x25519_public_raw(x25519_public_raw)  # validates length
         self.store.set_encryption_key(member, x25519_public_raw)
+
+    def add_user_token_key(self, member: MemberId, public_key: bytes) -> str:
+        """Register a key ``member`` signs end-user tokens with (PEM or DER); returns its key id.
+
+        Providers verify a client's ``user_token`` against these keys only. The key id is the
+        RFC 7638 thumbprint, the default ``kid`` of a token.
+        """
+        key = _user_token_public_key(public_key)
+        key_id = jwk_thumbprint(key)
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.store.add_user_token_key(member, key_id, der)
+        return key_id
+
+    def remove_user_token_key(self, member: MemberId, key_id: str) -> None:
+        """Withdraw a user-token key (rotation, compromise); gone from the next configuration."""
+        if not self.store.remove_user_token_key(member, key_id):
+            raise ConfigError(f"{member} has no user-token key {key_id}", hint="`registry list` shows the key ids")
+
+    def set_user_token_issuer(self, member: MemberId, issuer: str) -> None:
+        """The ``iss`` of ``member``'s end-user tokens, when its identity provider does not use the member id."""
+        if not issuer or any(c.isspace() for c in issuer):
+            raise ConfigError(f"user-token issuer {issuer!r} must be non-empty without spaces")
+        self.store.set_user_token_issuer(member, issuer)
 
     def add_group(self, code: str, members: list[SubsystemId]) -> None:
         if not code or any(c.isspace() for c in code):

@@ -72,6 +72,23 @@ def _member_encryption_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _member_user_token_key(args: argparse.Namespace) -> int:
+    member = MemberId.parse(args.id)
+    if not (args.public_key or args.remove or args.issuer):
+        raise ConfigError("nothing to do", hint="pass --public-key FILE, --remove KEY_ID and/or --issuer ISS")
+    authority = _open(args)
+    if args.public_key:
+        key_id = authority.add_user_token_key(member, _read(args.public_key, "public key file"))
+        print(f"user-token key {key_id} of {member} registered")
+    if args.remove:
+        authority.remove_user_token_key(member, args.remove)
+        print(f"user-token key {args.remove} of {member} removed")
+    if args.issuer:
+        authority.set_user_token_issuer(member, args.issuer)
+        print(f"end-user tokens of {member} must carry iss {args.issuer!r}")
+    return 0
+
+
 def _subsystem_add(args: argparse.Namespace) -> int:
     _open(args).add_subsystem(SubsystemId.parse(args.id))
     print(f"subsystem {args.id} added")
@@ -163,6 +180,8 @@ def _list(args: argparse.Namespace) -> int:
             print(f"  subsystem {subsystem}")
         for gateway in store.gateways_of(member.id):
             print(f"  gateway {gateway.id}  {gateway.peer_address}")
+        for key in store.user_token_keys(member.id):
+            print(f"  user-token key {key.key_id}")
     for service in store.services():
         flag = "  (encrypted)" if service.require_encryption else ""
         print(f"service {service.id}{flag}")
@@ -224,6 +243,17 @@ def add_commands(sub: Any) -> None:
     p = _leaf(members, "encryption-key", _member_encryption_key, "set the X25519 key clients encrypt to")
     p.add_argument("id", help="INSTANCE/CLASS/CODE")
     p.add_argument("--public-key", required=True, help="raw 32-byte or PEM X25519 public key file")
+
+    p = _leaf(
+        members,
+        "user-token-key",
+        _member_user_token_key,
+        "register (or remove) a key the member signs end-user tokens with; providers verify them",
+    )
+    p.add_argument("id", help="INSTANCE/CLASS/CODE")
+    p.add_argument("--public-key", help="PEM or DER public key file (EC P-256/P-384, Ed25519, RSA)")
+    p.add_argument("--remove", metavar="KEY_ID", help="withdraw the key with this id (see `registry list`)")
+    p.add_argument("--issuer", help="the tokens' iss when it is not the member id")
 
     p = _leaf(_group(reg, "subsystem", "manage subsystems"), "add", _subsystem_add, "add a subsystem")
     p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM")

@@ -16,12 +16,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
 from crossway.core.errors import CrosswayError, RegistryStale, RegistryUntrusted
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.security.pki import CertificateInfo, cert_fingerprint, inspect_certificate
+from crossway.security.tokens import jwk_thumbprint
 from protos.crossway.v1 import registry_pb2
 from registry.anchor import Anchor, load_anchor
 
@@ -71,6 +73,10 @@ class MemberView:
     signing_keys: Mapping[str, Any]
     signing_certificates: Mapping[str, CertificateInfo]
     encryption_public_key: bytes | None
+    # Keys this member signs end-user tokens with (RFC 7638 thumbprint → public key), and the
+    # ``iss`` those tokens carry (the member id unless the registry names another).
+    user_token_keys: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    user_token_issuer: str = ""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -108,6 +114,16 @@ def describe_service(file_descriptor_set: bytes, grpc_service: str) -> dict[str,
                 for m in svc.method
             }
     raise ValueError(f"the descriptor set has no service {grpc_service!r}")
+
+
+def _user_token_keys(ders: Any) -> Mapping[str, Any]:
+    keys = {}
+    for der in ders:
+        key = serialization.load_der_public_key(der)  # ValueError → a malformed configuration
+        if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
+            raise ValueError(f"a user-token key is a {type(key).__name__}")
+        keys[jwk_thumbprint(key)] = key
+    return MappingProxyType(keys)
 
 
 class VerifiedConfiguration:
@@ -156,6 +172,8 @@ class VerifiedConfiguration:
                 signing_keys=MappingProxyType({c.sha256: c.public_key for c in certs}),
                 signing_certificates=MappingProxyType({c.sha256: c for c in certs}),
                 encryption_public_key=m.encryption_public_key or None,
+                user_token_keys=_user_token_keys(m.user_token_public_keys),
+                user_token_issuer=m.user_token_issuer or m.id,
             )
         self._members = MappingProxyType(members)
         self._by_tls = MappingProxyType(by_tls)

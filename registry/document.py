@@ -48,6 +48,8 @@ def build_document(
             pins = sorted(c.sha256 for c in live if c.kind == "tls" and c.gateway == gateway.id)
             info.gateways.add(id=str(gateway.id), peer_address=gateway.peer_address, tls_certificate_sha256=pins)
         info.signing_certificates.extend(c.der for c in live if c.kind == "sign" and c.member == member.id)
+        info.user_token_public_keys.extend(k.der for k in store.user_token_keys(member.id))
+        info.user_token_issuer = store.user_token_issuer(member.id)
     for service in store.services():
         doc.services.add(
             id=str(service.id),

@@ -15,7 +15,14 @@ from pathlib import Path
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 
-__all__ = ["CertificateRecord", "GatewayRecord", "MemberRecord", "RegistryStore", "ServiceRecord"]
+__all__ = [
+    "CertificateRecord",
+    "GatewayRecord",
+    "MemberRecord",
+    "RegistryStore",
+    "ServiceRecord",
+    "UserTokenKeyRecord",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,6 +41,11 @@ CREATE TABLE IF NOT EXISTS certificates (
     serial TEXT PRIMARY KEY, kind TEXT NOT NULL, member TEXT NOT NULL REFERENCES members(id),
     gateway TEXT REFERENCES gateways(id), sha256 TEXT NOT NULL UNIQUE, der BLOB NOT NULL,
     issued_at_ms INTEGER NOT NULL, revoked_at_ms INTEGER, revoke_reason TEXT);
+CREATE TABLE IF NOT EXISTS user_token_keys (
+    member TEXT NOT NULL REFERENCES members(id), key_id TEXT NOT NULL, der BLOB NOT NULL,
+    PRIMARY KEY (member, key_id));
+CREATE TABLE IF NOT EXISTS user_token_issuers (
+    member TEXT PRIMARY KEY REFERENCES members(id), issuer TEXT NOT NULL);
 """
 
 
@@ -55,6 +67,15 @@ class ServiceRecord:
     id: ServiceId
     file_descriptor_set: bytes
     require_encryption: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UserTokenKeyRecord:
+    """A public key a member signs end-user tokens with; ``key_id`` is its RFC 7638 thumbprint."""
+
+    member: MemberId
+    key_id: str
+    der: bytes  # SubjectPublicKeyInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +186,37 @@ class RegistryStore:
         self._require("members", str(member), "member")
         with self._tx(f"set the encryption key of {member}") as db:
             db.execute("UPDATE members SET encryption_key = ? WHERE id = ?", (public_raw, str(member)))
+
+    def add_user_token_key(self, member: MemberId, key_id: str, der: bytes) -> None:
+        self._require("members", str(member), "member")
+        with self._tx(f"add a user-token key of {member}") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO user_token_keys (member, key_id, der) VALUES (?, ?, ?)",
+                (str(member), key_id, der),
+            )
+
+    def remove_user_token_key(self, member: MemberId, key_id: str) -> bool:
+        with self._tx(f"remove a user-token key of {member}") as db:
+            cursor = db.execute("DELETE FROM user_token_keys WHERE member = ? AND key_id = ?", (str(member), key_id))
+        return cursor.rowcount > 0
+
+    def user_token_keys(self, member: MemberId) -> list[UserTokenKeyRecord]:
+        rows = self._db.execute(
+            "SELECT key_id, der FROM user_token_keys WHERE member = ? ORDER BY key_id", (str(member),)
+        ).fetchall()
+        return [UserTokenKeyRecord(member, k, bytes(d)) for k, d in rows]
+
+    def set_user_token_issuer(self, member: MemberId, issuer: str) -> None:
+        self._require("members", str(member), "member")
+        with self._tx(f"set the user-token issuer of {member}") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO user_token_issuers (member, issuer) VALUES (?, ?)", (str(member), issuer)
+            )
+
+    def user_token_issuer(self, member: MemberId) -> str:
+        """The ``iss`` the member's end-user tokens carry; "" when not set (the member id is used)."""
+        row = self._db.execute("SELECT issuer FROM user_token_issuers WHERE member = ?", (str(member),)).fetchone()
+        return "" if row is None else str(row[0])
 
     def add_group(self, code: str, subsystems: list[SubsystemId]) -> None:
         for subsystem in subsystems:

@@ -107,3 +107,42 @@ def test_groups_and_encryption_keys_are_validated(authority: RegistryAuthority) 
         authority.add_group("EE/x", [PROVIDER.subsystem("missing")])
     authority.add_group("EE/x", [POPULATION])
     assert authority.store.groups()["EE/x"] == [POPULATION]
+
+
+def test_user_token_keys_are_published_by_thumbprint_with_the_member_id_as_default_issuer(
+    authority: RegistryAuthority,
+) -> None:
+    from crossway.security.tokens import jwk_thumbprint
+    from registry import verify_configuration
+
+    key = generate_signing_key("ES256").public_key()
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    key_id = authority.add_user_token_key(CLIENT, pem)
+    assert key_id == jwk_thumbprint(key)
+    config = verify_configuration(authority.build_configuration(), authority.anchor, authority._clock.now_ms())
+    client = config.member(CLIENT)
+    assert client is not None and set(client.user_token_keys) == {key_id}
+    assert client.user_token_issuer == str(CLIENT)
+    provider = config.member(PROVIDER)
+    assert provider is not None and not provider.user_token_keys
+
+    authority.set_user_token_issuer(CLIENT, "https://idp.tax.example")
+    authority.remove_user_token_key(CLIENT, key_id)
+    config = verify_configuration(authority.build_configuration(), authority.anchor, authority._clock.now_ms())
+    client = config.member(CLIENT)
+    assert client is not None and not client.user_token_keys
+    assert client.user_token_issuer == "https://idp.tax.example"
+
+
+def test_a_user_token_key_must_be_a_public_key_fit_for_jwt_signatures(authority: RegistryAuthority) -> None:
+    with pytest.raises(ConfigError, match="not a PEM or DER public key"):
+        authority.add_user_token_key(CLIENT, b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(ConfigError, match="not registered"):
+        der = (
+            generate_signing_key("EdDSA")
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        authority.add_user_token_key(MemberId.parse("EE/GOV/404"), der)
+    with pytest.raises(ConfigError, match="no user-token key"):
+        authority.remove_user_token_key(CLIENT, "nope")
