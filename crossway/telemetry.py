@@ -42,6 +42,7 @@ __all__ = [
     "setup_tracing",
     "shutdown_tracing",
     "trace_id_hex",
+    "traceparent_of",
 ]
 
 TRACEPARENT: Final = "traceparent"
@@ -188,6 +189,15 @@ def current_traceparent() -> str:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier.get(TRACEPARENT, "")
+
+
+def traceparent_of(span: trace.Span) -> str:
+    """The W3C ``traceparent`` naming ``span`` as parent, built directly (no propagator, no
+    context switch: the gateways pass it on the hot path)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return ""
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 def trace_id_hex(span: trace.Span) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ class Exchange:
 
     def record(self, gateway: str) -> AuditRecord:
         return AuditRecord(
-            record_id=uuid.uuid4().hex,
+            record_id=os.urandom(16).hex(),
             gateway=gateway,
             side=self.side,
             message_id=self.message_id,

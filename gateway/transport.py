@@ -13,7 +13,7 @@ failed, and trailing metadata ``crossway-error`` (stable code), ``crossway-hint`
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -80,7 +80,7 @@ class ClientPortHandler(_GenericHandler):
         md = metadata_text(context.invocation_metadata())
         pems = list(context.auth_context().get("x509_pem_cert", ()))
         return OutgoingCall(
-            message_id=uuid.uuid4().hex,
+            message_id=os.urandom(16).hex(),
             grpc_path=path,
             provider_hint=md.get(MD_SERVICE, ""),
             user_id=md.get(MD_USER, ""),
