@@ -11,6 +11,7 @@ from typing import Any
 
 from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
+from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
 from crossway.demo.scenario import run_scenario
 
 __all__ = ["add_commands"]
@@ -21,13 +22,22 @@ def _fresh(workdir: Path) -> None:
         shutil.rmtree(workdir)  # demo state only: every run starts a fresh federation
 
 
-async def _demo(workdir: Path, once: bool, verbose: bool) -> int:
+async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
     _fresh(workdir)
-    print(f"Starting a demo federation in {workdir} (NATS, registry, 2 gateways, backend)…", flush=True)
-    async with Federation(workdir, echo=verbose) as fed:
+    print(f"Starting a demo federation in {workdir} (NATS, registry, 3 gateways, a gRPC backend, SAP CAP)…", flush=True)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    # The business register's SAP system first: its URL goes into that agency's gateway.
+    async with (
+        CapServer(echo=verbose, tools=tools, say=say) as sap,
+        Federation(workdir, echo=verbose, sap_service_url=sap.service_url) as fed,
+    ):
         print(
             f"  NATS {fed.nats.url} · tax gateway client port {fed.tax.client_port} · "
-            f"population gateway peer port {fed.population.peer_port} · backend port {fed.backend_port}",
+            f"population gateway peer port {fed.population.peer_port} · backend port {fed.backend_port} · "
+            f"SAP OData {sap.service_url}",
             flush=True,
         )
         result = await run_scenario(fed, lambda line: print(line, flush=True))
@@ -91,11 +101,17 @@ async def _backend(listen: str, calls_log: Path | None) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    group = sub.add_parser("demo", help="run a demo federation of two agencies on this machine")
+    group = sub.add_parser("demo", help="run a demo federation of three agencies on this machine")
     group.add_argument("--once", action="store_true", help="run the scenario, then stop (exit 0 when as expected)")
     group.add_argument("--workdir", default="var/demo", help="where the demo keeps its state (wiped at start)")
     group.add_argument("--verbose", action="store_true", help="show the processes' own output")
-    group.set_defaults(handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose)))
+    group.add_argument(
+        "--tools-dir",
+        type=Path,
+        default=DEFAULT_TOOLS,
+        help="where Node 22 and the SAP CAP project are installed on first use (default: .tools of the checkout)",
+    )
+    group.set_defaults(handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir)))
     leaves = group.add_subparsers(dest="demo_command", metavar="COMMAND")
     p = leaves.add_parser("backend", help="run the sample population-register backend")
     p.add_argument("--listen", default="127.0.0.1:0")

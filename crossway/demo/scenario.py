@@ -1,7 +1,9 @@
 """The demo scenario: what a newcomer sees the federation do, each outcome checked.
 
-Every call goes from an agency system of "tax" through the tax gateway and the population
-gateway to the population backend, with the backend's own generated stubs.
+Every call goes from an agency system of "tax" through its own gateway and the provider's
+gateway, with the provider's own generated stubs: to the population register's gRPC backend and,
+when the federation has it, to the business register, whose backend is an SAP system (a SAP CAP
+OData V2 server) reached through the SAP adapter (issue 5).
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from crossway.demo.business import BUSINESS_SERVICE
 from crossway.demo.federation import MARKETING_SUBSYSTEM, Federation
 from gateway.audit import count_stream_records
 from gateway.metadata import metadata_text
+from protos.demo.business.v1 import business_pb2 as business_pb
+from protos.demo.business.v1 import business_pb2_grpc as business_grpc
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 
 __all__ = ["ScenarioResult", "run_scenario"]
+
+TALLINNA_VESI = "0f8fad5b-d9cb-469f-a165-70867728950e"  # a company in the CAP project's seed data
 
 
 @dataclass(slots=True)
@@ -116,6 +123,27 @@ async def run_scenario(fed: Federation, say: Callable[[str], None] = print) -> S
         await step("server-streaming ListPeople", True, list_people)
         await step("client-streaming ImportPeople", True, import_people)
         await step("bidirectional LookupPeople", True, lookup_people)
+        if fed.business is not None:
+            # Two subsystems of the business register offer the service: name the provider.
+            business_md = (*tax_md, ("crossway-service", str(BUSINESS_SERVICE.subsystem)))
+            business = business_grpc.BusinessRegisterStub(channel)
+
+            async def get_company() -> str:
+                request = business_pb.GetCompanyRequest(id=TALLINNA_VESI)
+                company = await business.GetCompany(request, metadata=business_md, timeout=10)
+                return (
+                    f"{company.name}, registry code {company.registry_code}, share capital {company.share_capital} EUR"
+                )
+
+            async def list_companies() -> str:
+                request = business_pb.ListCompaniesRequest(city="Tallinn", status="ACTIVE")
+                page = await business.ListCompanies(request, metadata=business_md, timeout=10)
+                names = sorted(c.name for c in page.companies)
+                return f"{len(names)} active companies in Tallinn: {', '.join(names)}"
+
+            say("Agency 'tax' calls the business register, backed by SAP (OData V2), through both gateways:")
+            await step("GetCompany → SAP read by key", True, get_company)
+            await step("ListCompanies → SAP query with $filter", True, list_companies)
         say(f"Subsystem {MARKETING_SUBSYSTEM} (client certificate) has no permitting policy:")
         await step("marketing GetPerson", False, marketing_reads)
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from crossway.demo.sapcap import CapServer, NodeMissing
+from crossway.demo.sapcap import CapServer, NodeInstallFailed, NodeMissing
 
 
 async def start_cap_server(**kwargs: Any) -> CapServer:
     server = CapServer(**kwargs)
     try:
         await server.start()
-    except NodeMissing as exc:
+    except (NodeMissing, NodeInstallFailed) as exc:
         await server.aclose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"SAP CAP tests need Node/npm under CI: {exc}")

@@ -7,16 +7,36 @@ import sys
 from pathlib import Path
 
 
-def _crossway(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _crossway(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "crossway.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "crossway.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=180, env=env
     )
 
 
 def test_demo_once_runs_the_whole_scenario_and_prints_the_summary(tmp_path: Path) -> None:
     result = _crossway("demo", "--once", "--workdir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "demo: 5 exchanges, 4 allowed, 1 denied, 10 audit records"
+    lines = result.stdout.strip().splitlines()
+    assert (
+        "  ✔ GetCompany → SAP read by key: Tallinna Vesi AS, registry code 10000001, share capital 20000000.00 EUR"
+        in lines
+    )
+    assert lines[-1] == "demo: 7 exchanges, 6 allowed, 1 denied, 14 audit records"
+
+
+def test_the_demo_without_npm_to_install_node_stops_with_a_code_and_a_hint(tmp_path: Path) -> None:
+    # An empty tools folder and a PATH without npm: a fresh machine without Node.js.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = _crossway(
+        *("demo", "--once", "--workdir", str(tmp_path / "demo"), "--tools-dir", str(tmp_path / "tools")),
+        cwd=tmp_path,
+        env={"PATH": str(empty), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert "error[demo.node_missing]: npm is not on PATH" in result.stderr
+    assert "hint: install Node.js with npm" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_gateway_with_a_broken_configuration_names_the_file_and_key(tmp_path: Path) -> None:

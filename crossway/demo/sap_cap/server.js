@@ -1,5 +1,6 @@
-// Test server for Crossway's SAP OData V2 adapter: SAP CAP behind the OData V2 adapter, bound to
-// loopback, with the parts of SAP Gateway's behaviour that CAP lacks emulated here:
+// The demo's business register and the SAP OData V2 adapter's test server: SAP CAP behind the
+// OData V2 adapter, bound to loopback, with the parts of SAP Gateway's behaviour that CAP lacks
+// emulated here:
 // - CSRF protection: a write without the current token gets 403 and `x-csrf-token: Required`;
 //   `x-csrf-token: Fetch` on a GET or HEAD returns the token.
 // - optional basic authentication (SAP_TEST_USER / SAP_TEST_PASSWORD in the environment);
