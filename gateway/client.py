@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import trace
@@ -65,6 +65,8 @@ class OutgoingCall:
     authorization: str | None
     time_remaining_s: float | None
     parent: Context  # extracted from the caller's metadata (W3C trace context)
+    # The end user's JWT (crossway-user-token); the provider verifies it. Never in a repr.
+    user_token: str = field(default="", repr=False)
 
 
 def _aad(message_id: str, sequence: int, direction: str) -> bytes:
@@ -126,6 +128,7 @@ class ClientPipeline:
             service=ex.service,
             method=route.method,
             user_id=call.user_id,
+            user_token=call.user_token,
             purpose=call.purpose,
             issued_at_ms=now,
             deadline_ms=now + int(remaining * 1000),

@@ -6,6 +6,7 @@ Steps, in order, each failing closed with its own error code:
 2. the signature verifies with that member's signing certificate; the client is of that
    member; issued-at within the allowed skew; deadline not passed; message id not seen
    before                                                                  → message.*
+   and an end-user token verifies with the client member's registered keys → policy.user_token_invalid
 3. authorize: the policy decision for (client, method, service, context)   → policy.*
    and the deciding permits' quotas                                      → policy.rate_limited
 4. call the backend through the service's adapter, with the remaining deadline → upstream.*
@@ -49,8 +50,10 @@ from gateway.authorization import PolicyManager
 from gateway.chain import ChainReader, ChainWriter
 from gateway.codec import open_envelope, seal_frame
 from gateway.context import GatewayContext, status_from_error
+from gateway.endusers import EndUserVerifier
 from gateway.exchange import Exchange
 from gateway.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame
+from gateway.meta import ALLOWED_METHODS, encode_allowed_methods
 from gateway.minimization import ResponseMinimizer
 from gateway.peers import PeerIdentity, PeerVerifier
 from gateway.quotas import QuotaLimiter
@@ -97,6 +100,7 @@ class ProviderPipeline:
         self._peers = PeerVerifier()
         self._quotas = QuotaLimiter()
         self._minimizer = ResponseMinimizer()
+        self._endusers = EndUserVerifier(ctx.clock)
 
     # -- steps 1–3 ---------------------------------------------------------------------------
 
@@ -121,21 +125,25 @@ class ProviderPipeline:
             raise SignatureInvalid(f"client {h.client} is not a subsystem of the signing member {peer.member}")
         return request, peer
 
-    def _admit(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> _Verified:
-        ctx = self._ctx
-        h = request.header
-        now = ctx.clock.now_ms()
+    def _check_window(self, h: Header, peer: PeerIdentity, now: int) -> None:
+        max_skew_ms = self._ctx.max_skew_ms
         # 2b. time window and deadline
-        if abs(now - h.issued_at_ms) > ctx.max_skew_ms:
+        if abs(now - h.issued_at_ms) > max_skew_ms:
             raise MessageExpired(
                 f"message {h.message_id} was issued {(now - h.issued_at_ms) / 1000:.0f} s from now; "
-                f"the window is ±{ctx.max_skew_ms // 1000} s"
+                f"the window is ±{max_skew_ms // 1000} s"
             )
         if h.deadline_ms and h.deadline_ms <= now:
             raise MessageExpired(f"the deadline of message {h.message_id} has passed")
         # 2c. replay: ids are namespaced by the signing member, remembered for the whole window
-        if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + ctx.max_skew_ms, now):
+        if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
             raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
+
+    def _admit(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> _Verified:
+        ctx = self._ctx
+        h = request.header
+        now = ctx.clock.now_ms()
+        self._check_window(h, peer, now)
         # Is this a service of ours?
         service = ServiceId.parse(h.service)
         adapter = self._adapters.get(service)
@@ -157,8 +165,11 @@ class ProviderPipeline:
         elif view.require_encryption:
             raise MessageMalformed(f"service {service} requires end-to-end encryption; the request was not encrypted")
         ctx.check_audit_writable()
-        # 3. authorize, deny by default
+        # 2d. the end user: a token is verified against the client member's keys before policy
         client = SubsystemId.parse(h.client)
+        user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
+        ex.user_id = user.user_id
+        # 3. authorize, deny by default
         self._policies.refresh(config)
         decision = self._policies.decide(
             AccessRequest(
@@ -166,7 +177,8 @@ class ProviderPipeline:
                 client_groups=config.groups_of(client),
                 method=method,
                 purpose=h.purpose,
-                user_id=h.user_id,
+                user_id=user.user_id,
+                user_claims=user.claims,
                 now_ms=now,
             )
         )
@@ -180,7 +192,7 @@ class ProviderPipeline:
         metadata = [
             ("crossway-client", h.client),
             ("crossway-message-id", h.message_id),
-            ("crossway-user-id", h.user_id),
+            ("crossway-user-id", user.user_id),
             ("crossway-purpose", h.purpose),
             *inject_metadata(),
         ]
@@ -197,6 +209,44 @@ class ProviderPipeline:
             BackendCall(method.grpc_path, timeout, metadata),
             decision.fields,
         )
+
+    def _allowed_methods(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> pb.Envelope:
+        """The reserved AllowedMethods exchange: steps 2b–3 for every method of one of our services.
+
+        No backend is called and no quota is taken; the answer is signed like any response and
+        audited with the policy version that decided.
+        """
+        ctx = self._ctx
+        h = request.header
+        now = ctx.clock.now_ms()
+        self._check_window(h, peer, now)
+        service = ServiceId.parse(h.service)
+        config = ctx.config()
+        view = config.service(service)
+        if service not in self._adapters or view is None:
+            raise ServiceUnknown(f"this gateway does not provide {h.service}")
+        ctx.check_audit_writable()
+        client = SubsystemId.parse(h.client)
+        user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
+        ex.user_id = user.user_id
+        ex.add_request(request.body)
+        self._policies.refresh(config)
+        groups = config.groups_of(client)
+        allowed, version = [], ""
+        for name in sorted(view.methods):
+            decision = self._policies.decide(
+                AccessRequest(client, groups, service.method(name), h.purpose, user.user_id, user.claims, now)
+            )
+            version = decision.policy_version
+            if decision.allowed:
+                allowed.append(view.methods[name])
+        ex.decision, ex.policy_version = "allow", version
+        body = encode_allowed_methods(service, allowed, version)
+        ex.add_response(body)
+        header = replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS)
+        out, frame = seal_frame(header, body, ctx.signer)
+        ex.response_signature = frame.signature.value
+        return out
 
     def _minimize(self, verified: _Verified, body: bytes, ex: Exchange) -> bytes:
         """5a. remove the fields the permit does not grant, before signing (data minimization)."""
@@ -238,6 +288,8 @@ class ProviderPipeline:
             )
             ex.trace_id = format(span.get_span_context().trace_id, "032x")
             with trace.use_span(span, end_on_exit=False):
+                if request.header.method == ALLOWED_METHODS:
+                    return self._allowed_methods(request, peer, ex)
                 verified = self._admit(request, peer, ex)
                 body = request.body
                 if verified.session is not None:

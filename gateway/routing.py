@@ -16,7 +16,8 @@ from crossway.core.errors import (
     ServiceUnknown,
 )
 from crossway.core.ids import MemberId, ServiceId, SubsystemId
-from registry.configuration import MethodShape, VerifiedConfiguration
+from gateway.meta import ALLOWED_METHODS, ALLOWED_METHODS_PATH
+from registry.configuration import GatewayView, MemberView, MethodShape, VerifiedConfiguration
 
 __all__ = ["Route", "Router", "split_grpc_path"]
 
@@ -71,6 +72,8 @@ class Router:
 
     @staticmethod
     def _resolve(config: VerifiedConfiguration, grpc_path: str, provider_hint: str) -> Route:
+        if grpc_path == ALLOWED_METHODS_PATH:
+            return _allowed_methods_route(config, provider_hint)
         grpc_service, method = split_grpc_path(grpc_path)
         candidates = config.providers_of(grpc_service)
         if provider_hint:
@@ -87,10 +90,7 @@ class Router:
         if shape is None:
             raise MethodUnknown(f"service {view.id} has no method {method}")
         provider = view.id.subsystem.member
-        member = config.member(provider)
-        gateways = tuple(g for g in (member.gateways if member else ()) if g.peer_address)
-        if not gateways:
-            raise ProviderUnreachable(f"member {provider} has no gateway in the registry configuration")
+        member, gateways = _gateways(config, provider)
         key = None
         if view.require_encryption:
             key = member.encryption_public_key if member else None
@@ -108,3 +108,32 @@ class Router:
             encryption_key=key,
             serial=config.serial,
         )
+
+
+def _gateways(config: VerifiedConfiguration, provider: MemberId) -> tuple[MemberView | None, tuple[GatewayView, ...]]:
+    member = config.member(provider)
+    gateways = tuple(g for g in (member.gateways if member else ()) if g.peer_address)
+    if not gateways:
+        raise ProviderUnreachable(f"member {provider} has no gateway in the registry configuration")
+    return member, gateways
+
+
+def _allowed_methods_route(config: VerifiedConfiguration, service_id: str) -> Route:
+    """The metaservice AllowedMethods goes to the provider of the service it asks about
+    (``gateway.meta`` puts that service's id where a provider hint would be). Never encrypted:
+    the request has no body, the answer only method names."""
+    view = config.service(ServiceId.parse(service_id))
+    if view is None:
+        raise ServiceUnknown(f"the registry lists no service {service_id}")
+    provider = view.id.subsystem.member
+    _, gateways = _gateways(config, provider)
+    return Route(
+        service=view.id,
+        method=ALLOWED_METHODS,
+        shape=MethodShape(ALLOWED_METHODS, False, False, "", ""),
+        provider=provider,
+        addresses=tuple(g.peer_address for g in gateways),
+        gateways=tuple(str(g.id) for g in gateways),
+        encryption_key=None,
+        serial=config.serial,
+    )

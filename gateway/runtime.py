@@ -35,6 +35,7 @@ from gateway.channels import PeerChannels
 from gateway.client import ClientPipeline
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
+from gateway.meta import MetaServices
 from gateway.provider import ProviderPipeline
 from gateway.routing import Router
 from gateway.transport import ClientPortHandler, PeerPortHandler
@@ -192,7 +193,8 @@ class Gateway:
                 return False  # the unary handler reports the error properly (and audits it)
 
         self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
-        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming)])
+        meta = MetaServices(ctx, client, callers)
+        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta)])
         server_pair = [(tls_key_pem, tls_cert_pem)]
         host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -22,6 +22,7 @@ import grpc
 from crossway.core.errors import CrosswayError, Hop, InternalError
 from crossway.telemetry import extract_context
 from gateway.client import ClientPipeline, OutgoingCall
+from gateway.meta import META_PREFIX, MetaServices
 from gateway.metadata import metadata_text
 from gateway.provider import ProviderPipeline
 from protos.crossway.v1 import envelope_pb2 as pb
@@ -38,6 +39,7 @@ else:
 
 MD_SERVICE = "crossway-service"
 MD_USER = "crossway-user-id"
+MD_USER_TOKEN = "crossway-user-token"  # noqa: S105 - a metadata key; its value, the end user's JWT, is never logged
 MD_PURPOSE = "crossway-purpose"
 MD_MESSAGE_ID = "crossway-message-id"
 MD_ERROR = "crossway-error"
@@ -64,12 +66,17 @@ def _internal(exc: BaseException, message_id: str, hop: Hop) -> CrosswayError:
 
 
 class ClientPortHandler(_GenericHandler):
-    def __init__(self, pipeline: ClientPipeline, is_streaming: Callable[[str, str], bool]) -> None:
+    def __init__(
+        self, pipeline: ClientPipeline, is_streaming: Callable[[str, str], bool], meta: MetaServices | None = None
+    ) -> None:
         self._pipeline = pipeline
         self._is_streaming = is_streaming
+        self._meta = meta
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         path: str = handler_call_details.method
+        if self._meta is not None and path.startswith(META_PREFIX):
+            return grpc.unary_unary_rpc_method_handler(self._unary_handler(path, self._meta.unary))
         hint = metadata_text(handler_call_details.invocation_metadata).get(MD_SERVICE, "")
         if self._is_streaming(path, hint):
             return grpc.stream_stream_rpc_method_handler(self._stream_handler(path))
@@ -84,6 +91,7 @@ class ClientPortHandler(_GenericHandler):
             grpc_path=path,
             provider_hint=md.get(MD_SERVICE, ""),
             user_id=md.get(MD_USER, ""),
+            user_token=md.get(MD_USER_TOKEN, ""),
             purpose=md.get(MD_PURPOSE, ""),
             peer_cert_pem=pems[0] if pems else None,
             authorization=md.get("authorization"),
@@ -91,13 +99,15 @@ class ClientPortHandler(_GenericHandler):
             parent=extract_context(md.items()),
         )
 
-    def _unary_handler(self, path: str) -> Callable[..., Any]:
-        pipeline = self._pipeline
+    def _unary_handler(
+        self, path: str, unary: Callable[[OutgoingCall, bytes], Awaitable[bytes]] | None = None
+    ) -> Callable[..., Any]:
+        run = unary if unary is not None else self._pipeline.unary
 
         async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
             call = self._outgoing(path, context)
             try:
-                result = await pipeline.unary(call, request)
+                result = await run(call, request)
             except CrosswayError as exc:
                 await abort_with(context, exc, call.message_id)
             except Exception as exc:

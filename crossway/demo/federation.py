@@ -153,6 +153,9 @@ class Federation:
             Agency(BUSINESS, BUSINESS.gateway("gw1"), workdir / "business") if sap_service_url is not None else None
         )
         self.idp_key = generate_signing_key("ES256")
+        # The tax board signs its end users' tokens with a key of its own, registered in the
+        # registry, so providers can verify them (a different key from the IdP's caller tokens).
+        self.user_token_key = generate_signing_key("ES256")
         self.calls_log = workdir / "backend-calls.jsonl"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -232,6 +235,12 @@ class Federation:
 
     def _admit(self, authority: RegistryAuthority) -> None:
         authority.add_member(TAX, "Tax and Customs Board")
+        authority.add_user_token_key(
+            TAX,
+            self.user_token_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
         authority.add_subsystem(TAX_SUBSYSTEM)
         authority.add_subsystem(MARKETING_SUBSYSTEM)
         authority.add_member(POPULATION, "Population Register")
@@ -374,6 +383,25 @@ address = "127.0.0.1:{self.backend_port}"
             issuer="https://idp.tax.example",
             audience=f"crossway:{self.tax.gateway}",
             ttl_s=ttl_s,
+        )
+
+    def user_token(
+        self,
+        user: str,
+        *,
+        claims: dict[str, object] | None = None,
+        audience: str = str(POPULATION_SERVICE),
+        ttl_s: int = 300,
+        key: object | None = None,
+    ) -> str:
+        """An end-user token from the tax board (iss = its member id), for crossway-user-token."""
+        return mint_token(
+            key if key is not None else self.user_token_key,  # type: ignore[arg-type]
+            subject=user,
+            issuer=str(TAX),
+            audience=audience,
+            ttl_s=ttl_s,
+            extra=claims,
         )
 
     @property

@@ -170,6 +170,10 @@ def _int_claim(payload: Mapping[str, Any], name: str) -> int | None:
 class JwtVerifier:
     """Verifies bearer tokens from one issuer for one audience against configured public keys.
 
+    ``audience`` may also be a sequence: a token is then accepted for any one of them (an end-user
+    token may name the provider's service, subsystem or member), and ``TokenClaims.audience`` says
+    which one it named.
+
     ``public_keys`` is a sequence of key objects or PEM blocks, or a mapping ``kid -> key``. With
     a mapping, a token's ``kid`` header must name one of them. With a sequence, each key's ``kid``
     is its RFC 7638 thumbprint; a token whose ``kid`` matches none is tried against every key
@@ -192,13 +196,14 @@ class JwtVerifier:
         self,
         *,
         issuer: str,
-        audience: str,
+        audience: str | Sequence[str],
         public_keys: Sequence[PublicKey | bytes | str] | Mapping[str, PublicKey | bytes | str],
         algorithms: Sequence[str] = ("ES256", "EdDSA"),
         leeway_s: int = 30,
         clock: Clock | None = None,
     ) -> None:
-        if not issuer or not audience:
+        audiences = (audience,) if isinstance(audience, str) else tuple(audience)
+        if not issuer or not audiences or not all(audiences):
             raise ConfigError("token verifier needs a non-empty issuer and audience")
         bad = [a for a in algorithms if a not in _KEY_TYPES]
         if bad or not algorithms:
@@ -219,7 +224,7 @@ class JwtVerifier:
         if not keys:
             raise ConfigError("token verifier has no public keys", hint="configure the issuer's public key(s)")
         self._issuer = issuer
-        self._audience = audience
+        self._audience = audiences
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway_s
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -262,7 +267,7 @@ class JwtVerifier:
         return TokenClaims(
             subject=payload["sub"],
             issuer=payload["iss"],
-            audience=self._audience,
+            audience=self._matched_audience(payload["aud"]),
             expires_at_s=int(payload["exp"]),
             claims=MappingProxyType(dict(payload)),
         )
@@ -271,7 +276,7 @@ class JwtVerifier:
         for key in candidates:
             try:
                 payload: dict[str, Any] = self._pyjwt.decode(
-                    token, key, algorithms=[alg], issuer=self._issuer, audience=self._audience
+                    token, key, algorithms=[alg], issuer=self._issuer, audience=list(self._audience)
                 )
             except jwt.InvalidSignatureError:
                 continue  # try the next configured key
@@ -280,7 +285,8 @@ class JwtVerifier:
             except jwt.InvalidIssuerError as exc:
                 raise TokenInvalid(f"token issuer is not the expected {self._issuer!r}") from exc
             except jwt.InvalidAudienceError as exc:
-                raise TokenInvalid(f"token audience does not include {self._audience!r}") from exc
+                wanted = " or ".join(repr(a) for a in self._audience)
+                raise TokenInvalid(f"token audience does not include {wanted}") from exc
             except jwt.exceptions.InvalidSubjectError as exc:
                 raise TokenInvalid("token subject ('sub') is not a string") from exc
             except jwt.DecodeError as exc:
@@ -292,6 +298,11 @@ class JwtVerifier:
             return payload
         which = f"key {kid!r}" if kid in self._by_kid else f"any of the {len(candidates)} configured {alg} key(s)"
         raise TokenInvalid(f"token signature does not verify with {which}")
+
+    def _matched_audience(self, aud: object) -> str:
+        named = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+        # pyjwt already checked that one of ours is named; the first of ours that is wins.
+        return next((a for a in self._audience if a in named), self._audience[0])
 
     def _check_times(self, payload: Mapping[str, Any]) -> None:
         now_s = self._clock.now_ms() // 1000

@@ -175,3 +175,16 @@ def test_unsafe_verifier_configurations_are_refused(ec_key: ec.EllipticCurvePriv
 def test_extra_claims_cannot_override_registered_ones(ec_key: ec.EllipticCurvePrivateKey) -> None:
     with pytest.raises(ConfigError, match="sub"):
         mint_token(ec_key, subject=SUB, issuer=ISS, audience=AUD, extra={"sub": "EE/GOV/1/admin"})
+
+
+def test_a_verifier_with_several_audiences_accepts_any_one_and_says_which(
+    ec_key: ec.EllipticCurvePrivateKey, clock: ManualClock
+) -> None:
+    service, member = "EE/GOV/70000002/population/population.v1.PersonRegistry", "EE/GOV/70000002"
+    verifier = JwtVerifier(issuer=ISS, audience=(service, member), public_keys=[ec_key.public_key()], clock=clock)
+    assert verifier.verify(_mint(ec_key, audience=member)).audience == member
+    assert verifier.verify(_mint(ec_key, audience=service)).audience == service
+    with pytest.raises(TokenInvalid, match="audience does not include"):
+        verifier.verify(_mint(ec_key, audience="EE/GOV/70000003"))
+    with pytest.raises(ConfigError):
+        JwtVerifier(issuer=ISS, audience=(), public_keys=[ec_key.public_key()])
