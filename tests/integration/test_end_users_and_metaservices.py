@@ -216,7 +216,14 @@ async def test_allowed_methods_are_decided_by_the_provider_for_each_calling_subs
     async with federation.marketing_channel() as channel:
         marketing = await meta_pb2_grpc.MetaServiceStub(channel).AllowedMethods(request, timeout=10)
     assert tax.service == SERVICE and tax.policy_version
-    assert {m.name for m in tax.methods} == {"GetPerson", "ListPeople", "ImportPeople", "LookupPeople", "Export", "Echo"}
+    assert {m.name for m in tax.methods} == {
+        "GetPerson",
+        "ListPeople",
+        "ImportPeople",
+        "LookupPeople",
+        "Export",
+        "Echo",
+    }
     assert [m.name for m in officer.methods] == ["GetPerson"]  # the purpose and the claim count too
     assert not marketing.methods  # deny by default: marketing has no permit
 
