@@ -32,6 +32,7 @@ from adapters.health import HealthTracker
 from adapters.http_status import grpc_status_for_http
 from adapters.schema import DescriptorSource, MethodTypes, SchemaCache
 from adapters.settings import RestMethod, RestSettings
+from adapters.tls import TLS_HINT, tls_failure
 from crossway.core.errors import CrosswayError, Hop, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["RestAdapter", "backend_message"]
@@ -124,7 +125,13 @@ class RestAdapter:
                 f"REST backend did not answer {mapping.http_method} {mapping.path} within {call.timeout_s:.1f} s",
                 hop=Hop.BACKEND,
             ) from exc
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            # anyio's TLS stream lets some ssl.SSLError through httpcore unmapped (a TLS alert that
+            # arrives while the response is read, e.g. "certificate required"): the same failure.
+            if (reason := tls_failure(exc)) is not None:
+                raise UpstreamUnavailable(
+                    f"TLS with REST backend {self._settings.base_url} failed: {reason}", hint=TLS_HINT, hop=Hop.BACKEND
+                ) from exc
             raise UpstreamUnavailable(
                 f"REST backend {self._settings.base_url} is unreachable: {type(exc).__name__}", hop=Hop.BACKEND
             ) from exc

@@ -17,6 +17,7 @@ import requests
 from pyodata.exceptions import HttpError, PyODataException
 
 from adapters.http_status import grpc_status_for_http
+from adapters.tls import TLS_HINT, tls_failure
 from crossway.core.errors import CrosswayError, Hop, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["sap_message", "translate"]
@@ -68,6 +69,8 @@ def translate(exc: BaseException, service_url: str) -> CrosswayError:
         return exc
     if isinstance(exc, requests.Timeout):
         return UpstreamTimeout(f"SAP at {service_url} did not answer within the deadline", hop=Hop.BACKEND)
+    if isinstance(exc, requests.ConnectionError) and (reason := tls_failure(exc)) is not None:
+        return UpstreamUnavailable(f"TLS with SAP at {service_url} failed: {reason}", hint=TLS_HINT, hop=Hop.BACKEND)
     if isinstance(exc, requests.ConnectionError):
         return UpstreamUnavailable(f"SAP at {service_url} is unreachable: {type(exc).__name__}", hop=Hop.BACKEND)
     if isinstance(exc, HttpError) and exc.response is not None:
