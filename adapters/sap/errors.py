@@ -77,6 +77,13 @@ def translate(exc: BaseException, service_url: str) -> CrosswayError:
         status, content = _status_and_content(exc.response)
         if status in (502, 503):
             return UpstreamUnavailable(f"SAP at {service_url} answered HTTP {status}", hop=Hop.BACKEND)
+        if status == 401:  # SAP's logon page says no more than this; the fix is in our settings
+            return UpstreamFailed(
+                f"SAP at {service_url} refused the gateway's logon (HTTP 401)",
+                hint="check [services.sap] auth, username and the password in the variable password_env names",
+                hop=Hop.BACKEND,
+                status=grpc.StatusCode.UNAUTHENTICATED,
+            )
         return UpstreamFailed(sap_message(status, content), hop=Hop.BACKEND, status=grpc_status_for_http(status))
     if isinstance(exc, PyODataException | KeyError | AttributeError):
         # The mapping names something SAP's $metadata does not have: the provider's configuration.
