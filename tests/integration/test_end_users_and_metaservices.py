@@ -4,16 +4,19 @@ the metaservices (list clients, list methods, allowed methods, service descripto
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf import descriptor_pb2
+from nats.js.errors import NotFoundError
 
 from crossway.demo.federation import POPULATION_SERVICE, TAX, Federation
 from crossway.security.keys import generate_signing_key
-from gateway.audit import fetch_records
+from gateway.audit import AuditRecord, fetch_records
 from protos.crossway.v1 import meta_pb2, meta_pb2_grpc
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
@@ -59,6 +62,17 @@ async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         yield fed
 
 
+async def _records_for(fed: Federation, message_id: str, expected: int, timeout: float = 10.0) -> list[AuditRecord]:
+    """One exchange's audit records, read back from JetStream (they arrive off the call path)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    records: list[AuditRecord] = []
+    while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        with contextlib.suppress(NotFoundError):  # the stream appears with the first record
+            records = [r for r in await fetch_records(fed.nats.url) if r.message_id == message_id]
+    return records
+
+
 def _code(exc: grpc.aio.AioRpcError) -> str:
     return str(dict(exc.trailing_metadata() or ()).get("crossway-error", ""))
 
@@ -97,7 +111,7 @@ async def test_a_verified_end_user_claim_lets_the_policy_allow_and_the_audit_kee
     clerk = federation.user_token("EE38001010000", claims={"role": "clerk"})
     assert _code(await _refused(federation, ("crossway-user-token", clerk))) == "policy.denied"
 
-    records = [r for r in await fetch_records(federation.nats.url) if r.message_id == message_id]
+    records = await _records_for(federation, message_id, 2)
     provider = [r for r in records if r.side == "provider"]
     assert provider and provider[0].user_id == "EE38001010000"
     assert provider[0].decision == "allow" and provider[0].policy_ids == ("officers-check-people",)
@@ -227,8 +241,8 @@ async def test_allowed_methods_are_decided_by_the_provider_for_each_calling_subs
     assert [m.name for m in officer.methods] == ["GetPerson"]  # the purpose and the claim count too
     assert not marketing.methods  # deny by default: marketing has no permit
 
-    # A signed exchange, audited on both sides like any other.
-    records = [r for r in await fetch_records(federation.nats.url) if r.message_id == message_id]
+    # A signed exchange, audited on both sides like any other (records arrive off the call path).
+    records = await _records_for(federation, str(message_id), 2)
     assert {r.side for r in records} == {"client", "provider"}
     for record in records:
         assert record.method == "crossway.v1.MetaService/AllowedMethods" and record.service == SERVICE
