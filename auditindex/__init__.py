@@ -10,17 +10,25 @@ Public API:
 - ``AuditIndexer`` — durable JetStream consumers into the store, idempotent, catches up;
 - ``Cosigner`` — the registry's (or a peer's) checkpoint cosigner;
 - ``verify_index`` / ``VerifyReport`` / ``Finding`` — ``audit verify``;
-- ``build_evidence`` / ``verify_evidence`` — offline evidence bundles.
+- ``build_evidence`` / ``verify_evidence`` — offline evidence bundles;
+- ``AuditAuthenticator`` / ``AuditorIdentity`` and ``AuditApi`` / ``AuditServer`` — the
+  ``crossway.v1.Audit`` gRPC API (``crossway audit serve``) for auditor JWTs, agency-scoped.
 """
 
+from auditindex.auth import AuditAuthenticator, AuditorIdentity
 from auditindex.cosigner import Cosigner, RegistryCosigner
 from auditindex.evidence import EvidenceReport, build_evidence, verify_evidence
 from auditindex.indexer import AuditIndexer
+from auditindex.server import AuditApi, AuditServer
 from auditindex.store import Filters, IndexStore, Row, open_store
 from auditindex.verify import Finding, VerifyReport, verify_index
 
 __all__ = [
+    "AuditApi",
+    "AuditAuthenticator",
     "AuditIndexer",
+    "AuditServer",
+    "AuditorIdentity",
     "Cosigner",
     "EvidenceReport",
     "Filters",

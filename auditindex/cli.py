@@ -1,4 +1,4 @@
-"""``crossway audit …``: run the index, query it, show one exchange, verify, export, evidence.
+"""``crossway audit …``: run the index (and its gRPC API), query it, show one exchange, verify, export, evidence.
 
 Every command reads the index at ``--index`` (a SQLite path — the default — or ``postgresql://…``).
 Exit codes: 0 success / intact, 1 a finding or an error (printed as ``error[code]``).
@@ -124,6 +124,39 @@ def _index(args: argparse.Namespace) -> int:
             print(f"indexed {n} records")
     finally:
         store.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from auditindex.auth import AuditAuthenticator
+    from auditindex.server import serve
+    from crossway.security.keys import load_public_key
+    from crossway.security.tokens import JwtVerifier
+
+    verifier = JwtVerifier(
+        issuer=args.issuer,
+        audience=args.audience,
+        public_keys=[load_public_key(p) for p in args.public_key],  # type: ignore[misc]
+    )
+    auth = AuditAuthenticator(verifier, roles_claim=args.roles_claim, member_claim=args.member_claim)
+    host = args.listen.rpartition(":")[0] or "127.0.0.1"
+
+    def ready(port: int) -> None:
+        also = f", indexing {args.nats}" if args.nats else ""
+        print(f"audit API listening on {host}:{port} (index {args.index}{also})", flush=True)
+
+    asyncio.run(
+        serve(
+            args.index,
+            args.listen,
+            Path(args.tls_key).read_bytes(),
+            Path(args.tls_cert).read_bytes(),
+            auth,
+            _cosigners(args.anchor),
+            nats_url=args.nats,
+            ready=ready,
+        )
+    )
     return 0
 
 
@@ -285,6 +318,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--nats", required=True, help="NATS URL")
     p.add_argument("--stream", default="CROSSWAY_AUDIT")
     p.add_argument("--once", action="store_true", help="catch up and exit")
+    p = command("serve", "the audit gRPC API (crossway.v1.Audit) over TLS, for auditor JWTs", _serve)
+    p.add_argument("--listen", default="127.0.0.1:7443", help="host:port (port 0: any free port)")
+    p.add_argument("--tls-key", required=True, help="the server's TLS private key (PEM)")
+    p.add_argument("--tls-cert", required=True, help="the server's TLS certificate chain (PEM)")
+    p.add_argument("--issuer", required=True, help="the auditors' identity provider (token iss)")
+    p.add_argument("--audience", required=True, help="this API's audience (token aud)")
+    p.add_argument("--public-key", action="append", required=True, help="identity provider key (PEM); repeat")
+    p.add_argument("--anchor", required=True, help="the registry anchor.json (trusted cosigner key)")
+    p.add_argument("--nats", default="", help="also consume the audit streams into the index")
+    p.add_argument("--roles-claim", default="roles")
+    p.add_argument("--member-claim", default="member", help="claim naming the agency a token is scoped to")
     p = command("query", "search records (table; --json for JSON lines)", _query)
     _add_filters(p)
     p.add_argument("--json", action="store_true")

@@ -243,8 +243,10 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
         params.extend(f.gateways)
     if f.member:
         # Took part: the calling subsystem or the service belongs to the member (ids are /-separated).
-        clauses.append("(client LIKE ? OR service LIKE ?)")
-        params.extend([f.member + "/%", f.member + "/%"])
+        # The member is escaped for LIKE, so a '_' or '%' in its code cannot widen the scope.
+        prefix = f.member.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+        clauses.append("(client LIKE ? ESCAPE '\\' OR service LIKE ? ESCAPE '\\')")
+        params.extend([prefix, prefix])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

@@ -6,7 +6,9 @@
         ├── CheckpointInvalid       audit.checkpoint_invalid   DATA_LOSS
         ├── EvidenceInvalid         audit.evidence_invalid     DATA_LOSS
         ├── AuditIndexUnavailable   audit.index_unavailable    UNAVAILABLE
-        └── AuditForbidden          audit.forbidden            PERMISSION_DENIED
+        ├── AuditForbidden          audit.forbidden            PERMISSION_DENIED
+        ├── AuditUnauthenticated    audit.unauthenticated      UNAUTHENTICATED
+        └── AuditNotFound           audit.not_found            NOT_FOUND
 
 (``audit.unavailable`` — strict mode refusing exchanges — stays in the core module.)
 """
@@ -21,7 +23,9 @@ __all__ = [
     "AuditError",
     "AuditForbidden",
     "AuditIndexUnavailable",
+    "AuditNotFound",
     "AuditRecordInvalid",
+    "AuditUnauthenticated",
     "CheckpointInvalid",
     "EvidenceInvalid",
 ]
@@ -63,3 +67,17 @@ class AuditForbidden(AuditError):
     code = "audit.forbidden"
     grpc_status = grpc.StatusCode.PERMISSION_DENIED
     default_hint = "use a token with the auditor role, or ask only about exchanges your agency took part in"
+
+
+class AuditUnauthenticated(AuditError):
+    code = "audit.unauthenticated"
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+    default_hint = "send `authorization: Bearer <token>` from the auditors' identity provider"
+
+
+class AuditNotFound(AuditError):
+    """Nothing the caller may see matches (the same answer whether it exists or is out of scope)."""
+
+    code = "audit.not_found"
+    grpc_status = grpc.StatusCode.NOT_FOUND
+    default_hint = "check the message id; an agency token sees only exchanges its agency took part in"

@@ -13,10 +13,14 @@ import pytest
 import pytest_asyncio
 
 from auditindex import AuditIndexer, open_store, verify_evidence
-from crossway.demo.federation import MARKETING_SUBSYSTEM, Federation
+from crossway.demo.federation import MARKETING_SUBSYSTEM, TAX, Federation
 from gateway.audit import count_stream_records
+from protos.crossway.v1 import audit_pb2 as audit_pb
+from protos.crossway.v1 import audit_pb2_grpc as audit_grpc
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
+from registry import load_anchor
+from tests.integration.audit_api import AuditApiProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -211,3 +215,23 @@ async def test_exporting_writes_json_lines_and_csv(trail: tuple[str, list[str]],
     assert len(lines) == 26 and all(json.loads(line)["record_id"] for line in lines)
     assert _cli("export", "--index", index, "--format", "csv", "-o", str(tmp_path / "a.csv")).returncode == 0
     assert len((tmp_path / "a.csv").read_text().splitlines()) == 27
+
+
+async def test_the_audit_api_serves_a_verifying_evidence_bundle_and_an_intact_verify(
+    trail: tuple[str, list[str]], anchor: str, tmp_path: Path
+) -> None:
+    index, ids = trail
+    api = AuditApiProcess(tmp_path / "api", index, anchor)
+    await api.start()
+    try:
+        async with api.channel() as channel:
+            stub = audit_grpc.AuditStub(channel)
+            tax = (("authorization", f"Bearer {api.token('tax-auditor', ['auditor'], member=str(TAX))}"),)
+            evidence = await stub.Evidence(audit_pb.AuditEvidenceRequest(message_id=ids[3]), metadata=tax, timeout=10)
+            auditor = (("authorization", f"Bearer {api.token('alice', ['auditor'])}"),)
+            events = [e async for e in stub.Verify(audit_pb.AuditVerifyRequest(), metadata=auditor, timeout=30)]
+    finally:
+        await api.aclose()
+    report = verify_evidence(evidence.bundle, load_anchor(Path(anchor)).public_key)
+    assert report.message_id == ids[3] and len(report.records) == 2
+    assert [e.WhichOneof("event") for e in events] == ["summary"] and events[0].summary.intact
