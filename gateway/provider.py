@@ -45,7 +45,7 @@ from crossway.core.errors import (
 from crossway.core.ids import MethodId, ServiceId, SubsystemId
 from crossway.security.encryption import ProviderSession
 from crossway.security.replay import ReplayGuard
-from crossway.telemetry import extract_context, inject_metadata
+from crossway.telemetry import extract_context, traceparent_of
 from gateway.authorization import PolicyManager
 from gateway.chain import ChainReader, ChainWriter
 from gateway.codec import open_envelope, seal_frame
@@ -194,7 +194,8 @@ class ProviderPipeline:
             ("crossway-message-id", h.message_id),
             ("crossway-user-id", user.user_id),
             ("crossway-purpose", h.purpose),
-            *inject_metadata(),
+            # The provider span (current here) becomes the backend call's parent.
+            ("traceparent", traceparent_of(trace.get_current_span())),
         ]
         timeout = (h.deadline_ms - ctx.clock.now_ms()) / 1000 if h.deadline_ms else ctx.default_timeout_s
         if timeout <= 0:

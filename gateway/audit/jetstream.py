@@ -344,7 +344,7 @@ class JetStreamAuditSink:
                 idle = not self._spool.count and self._spool_ok and self._stream_ready
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), None if idle else self._retry_interval)
-            if 0 < len(self._queue) < _LINGER_BELOW and not self._closing:
+            if 0 < len(self._queue) < _LINGER_BELOW and self._stream_ready and not self._closing:
                 # Let a batch gather: per batch there is a fixed cost (an ack wait, a socket write,
                 # connection checks) that a record-per-wake pump pays per record (~220 µs each
                 # under load, measured). A few ms later, off the request path, is nothing for audit.
