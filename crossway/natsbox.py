@@ -173,6 +173,8 @@ class EmbeddedNats:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=None if setpriv is not None else _parent_death_signal(),
+                # Its own session: a terminal's Ctrl-C must not kill NATS before its clients close.
+                start_new_session=True,
             )
         self._proc = proc
         _LIVE.add(proc.pid)

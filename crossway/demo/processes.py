@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -52,8 +53,16 @@ class ManagedProcess:
     async def start(self) -> None:
         env = dict(os.environ if self._env is None else self._env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        argv = list(self._argv)
+        # The child gets its own session, so a Ctrl-C in the terminal reaches only us and we stop
+        # the children in order (gateways drain before NATS goes away), and the parent-death
+        # signal (util-linux setpriv; no Python runs between fork and exec) so none outlives us.
+        setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        if setpriv is not None:
+            argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]
         self._proc = await asyncio.create_subprocess_exec(
-            *self._argv,
+            *argv,
+            start_new_session=True,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
