@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId
 from gateway.config import load_config
 from gateway.provisioning import provision_gateway
@@ -88,6 +89,25 @@ async def _serve(config_path: Path, role: WorkerRole | None = None) -> int:
     return 0
 
 
+def _health(args: argparse.Namespace) -> int:
+    """Like grpc_health_probe: exit 0 when the asked entry ("" = the gateway) is SERVING, else 1."""
+    from gateway.health import probe_health
+
+    try:
+        ca = Path(args.ca).read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {exc.filename}: {exc.strerror}", hint="--ca names the registry CA's PEM"
+        ) from exc
+    report = probe_health(args.address, ca, args.service, timeout_s=args.timeout, server_name=args.server_name)
+    entries = report.entries if report.entries and not args.service else ((report.service, report.status),)
+    for name, status in entries:
+        print(f"{status:<16}{name or '(gateway)'}")
+    if report.status == "SERVICE_UNKNOWN":
+        print(f"  hint: {args.address} has no health entry {args.service!r}; run without --service to list them")
+    return 0 if report.serving else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     role = WorkerRole.parse(args.worker) if args.worker else None
@@ -110,3 +130,15 @@ def add_commands(sub: Any) -> None:
     # Internal: how a primary starts its worker processes ([gateway] workers).
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run)
+    p = leaves.add_parser(
+        "health",
+        help="ask a running gateway for its health (grpc.health.v1); exit 0 when SERVING, 1 otherwise",
+    )
+    p.add_argument("--address", required=True, help="HOST:PORT of the gateway's client or admin port")
+    p.add_argument("--ca", required=True, help="PEM of the registry CA (the gateway's certificate chains to it)")
+    p.add_argument(
+        "--service", default="", help='one entry (a service id, "crossway.registry", …); default: the gateway'
+    )
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
+    p.add_argument("--server-name", default="", help="TLS name to expect when HOST is not in the certificate")
+    p.set_defaults(handler=_health)

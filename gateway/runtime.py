@@ -35,6 +35,7 @@ from gateway.channels import PeerChannels
 from gateway.client import ClientPipeline
 from gateway.config import GatewayConfig
 from gateway.context import GatewayContext
+from gateway.health import GatewayHealth
 from gateway.meta import MetaServices
 from gateway.provider import ProviderPipeline
 from gateway.routing import Router
@@ -90,6 +91,7 @@ class Gateway:
         self.peer_port = 0
         self.admin_port = 0
         self._admin: PolicyAdministration | None = None
+        self._health: GatewayHealth | None = None
         self.nats_url = ""
 
     async def start(self) -> None:
@@ -169,6 +171,11 @@ class Gateway:
             )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(ctx, self._replay_guard(), policies, self._adapters, encryption_key)
+        # grpc.health.v1 on the client and admin ports (not the peer port: mTLS, for gateways only).
+        health = self._health = GatewayHealth(
+            str(cfg.gateway_id), source, self._audit, policies if cfg.services else None, self._adapters
+        )
+        await health.start()
         # Policy versions pushed over NATS (every replica) and the admin port (when configured).
         self._admin = PolicyAdministration(
             cfg,
@@ -179,6 +186,7 @@ class Gateway:
             self._audit,
             self._clock,
             (_pem_private(tls_key), cert_to_pem(tls_cert)),
+            also_serve=health.add_to,
         )
         await self._admin.start()
         self.admin_port = self._admin.port
@@ -193,6 +201,7 @@ class Gateway:
                 return False  # the unary handler reports the error properly (and audits it)
 
         self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        health.add_to(self._client_server)  # before the catch-all handler of the services it routes
         meta = MetaServices(ctx, client, callers)
         self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta)])
         server_pair = [(tls_key_pem, tls_cert_pem)]
@@ -279,6 +288,8 @@ class Gateway:
         return self._audit
 
     async def aclose(self, grace_s: float = 5.0) -> None:
+        if self._health is not None:
+            await self._health.aclose()  # NOT_SERVING first, so balancers stop sending during the grace
         for server in (self._client_server, self._peer_server):
             if server is not None:
                 await server.stop(grace_s)

@@ -47,6 +47,7 @@ the provider gateway or the backend — and becomes the prefix of the gRPC detai
     │   └── UpstreamFailed          upstream.error             (the backend's status)
     ├── DeadlineExceeded            deadline.exceeded          DEADLINE_EXCEEDED
     ├── AuditUnavailable            audit.unavailable          UNAVAILABLE
+    ├── HealthUnavailable           health.unavailable         UNAVAILABLE
     └── InternalError               internal                   INTERNAL
 
 Codes are part of the public contract: never rename one; add new ones.
@@ -71,6 +72,7 @@ __all__ = [
     "CrosswayError",
     "DeadlineExceeded",
     "DecryptionFailed",
+    "HealthUnavailable",
     "Hop",
     "InternalError",
     "InvalidIdentifier",
@@ -380,6 +382,16 @@ class AuditUnavailable(CrosswayError):
     code = "audit.unavailable"
     grpc_status = grpc.StatusCode.UNAVAILABLE
     default_hint = "strict audit mode: the audit trail cannot be written; check NATS and the spool"
+
+
+class HealthUnavailable(CrosswayError):
+    """A gateway's health service could not be asked (``crossway gateway health``)."""
+
+    code = "health.unavailable"
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+    default_hint = (
+        "check that the gateway runs, the address names its client or admin port, and --ca is the registry CA"
+    )
 
 
 class InternalError(CrosswayError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -42,9 +43,12 @@ class PolicyAdministration:
         audit: AuditSink,
         clock: Clock,
         tls_pair: tuple[bytes, bytes],
+        also_serve: Callable[[grpc.aio.Server], None] | None = None,
     ) -> None:
         self._config, self._ctx, self._policies = config, ctx, policies
         self._audit, self._clock, self._tls_pair = audit, clock, tls_pair
+        # More services on the admin port (the health check), unauthenticated: see README (operators).
+        self._also_serve = also_serve
 
         def keys() -> KeyLookup:
             lookup: KeyLookup = ctx.key_lookup(ctx.config())
@@ -88,6 +92,8 @@ class PolicyAdministration:
         )
         server: Any = grpc.aio.server()
         admin_pb2_grpc.add_AdminServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+        if self._also_serve is not None:
+            self._also_serve(server)
         self.port = server.add_secure_port(admin.listen, grpc.ssl_server_credentials([self._tls_pair]))
         await server.start()
         self._server = server

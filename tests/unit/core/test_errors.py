@@ -50,6 +50,7 @@ DOCUMENTED: dict[str, tuple[str, grpc.StatusCode]] = {
     "UpstreamFailed": ("upstream.error", grpc.StatusCode.UNKNOWN),
     "DeadlineExceeded": ("deadline.exceeded", grpc.StatusCode.DEADLINE_EXCEEDED),
     "AuditUnavailable": ("audit.unavailable", grpc.StatusCode.UNAVAILABLE),
+    "HealthUnavailable": ("health.unavailable", grpc.StatusCode.UNAVAILABLE),
     "InternalError": ("internal", grpc.StatusCode.INTERNAL),
 }
 
