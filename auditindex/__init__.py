@@ -10,6 +10,7 @@ Public API:
 - ``AuditIndexer`` — durable JetStream consumers into the store, idempotent, catches up;
 - ``Cosigner`` — the registry's (or a peer's) checkpoint cosigner;
 - ``verify_index`` / ``VerifyReport`` / ``Finding`` — ``audit verify``;
+- ``open_exchange_payloads`` — archived payloads opened with an auditor key (``audit payload``);
 - ``build_evidence`` / ``verify_evidence`` — offline evidence bundles;
 - ``AuditAuthenticator`` / ``AuditorIdentity`` and ``AuditApi`` / ``AuditServer`` — the
   ``crossway.v1.Audit`` gRPC API (``crossway audit serve``) for auditor JWTs, agency-scoped.
@@ -19,6 +20,7 @@ from auditindex.auth import AuditAuthenticator, AuditorIdentity
 from auditindex.cosigner import Cosigner, RegistryCosigner
 from auditindex.evidence import EvidenceReport, build_evidence, verify_evidence
 from auditindex.indexer import AuditIndexer
+from auditindex.payloads import open_exchange_payloads
 from auditindex.server import AuditApi, AuditServer
 from auditindex.store import Filters, IndexStore, Row, open_store
 from auditindex.verify import Finding, VerifyReport, verify_index
@@ -38,6 +40,7 @@ __all__ = [
     "Row",
     "VerifyReport",
     "build_evidence",
+    "open_exchange_payloads",
     "open_store",
     "verify_evidence",
     "verify_index",

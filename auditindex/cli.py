@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from auditindex.evidence import build_evidence, verify_evidence
+from auditindex.payloads import add_payload_commands
 from auditindex.store import Filters, IndexStore, open_store
 from auditindex.verify import SHARED_FIELDS, verify_index
 from crossway.core.errors import ConfigError
@@ -348,6 +349,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("message_id")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--anchor", required=True, help="the registry anchor.json (its key goes into the bundle)")
+    add_payload_commands(command)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")

@@ -34,6 +34,7 @@ from nats.js.client import JetStreamContext
 
 from auditindex.store import IndexStore
 from gateway.audit import (
+    ARCHIVE_STREAM,
     CHECKPOINT_STREAM,
     DEFAULT_STREAM,
     Checkpoint,
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 _RECORDS_CURSOR = "records"
 _CHECKPOINTS_CURSOR = "checkpoints"
+_ARCHIVE_CURSOR = "archive"
 # An ephemeral consumer left behind by a killed indexer is removed by the server after this.
 _INACTIVE_S = 30.0
 
@@ -160,16 +162,31 @@ class AuditIndexer:
             _Feed(js, CHECKPOINT_STREAM, lambda: self._store.cursor(_CHECKPOINTS_CURSOR)),
         )
 
+    async def _archive_feed(self, js: JetStreamContext) -> _Feed | None:
+        """The archive stream's feed, or None while no gateway archives payloads (no stream yet)."""
+        try:
+            await js.stream_info(ARCHIVE_STREAM)
+        except nats.js.errors.NotFoundError:
+            return None
+        return _Feed(js, ARCHIVE_STREAM, lambda: self._store.cursor(_ARCHIVE_CURSOR))
+
     async def _run(self) -> None:
         while True:
             assert self._nc is not None
             js = self._nc.jetstream(timeout=5.0)
             records, checkpoints = self._feeds(js)
+            archive: _Feed | None = None
             try:
                 await ensure_checkpoint_stream(self._nc)
+                rounds = 0
                 while True:
                     got = await self._records_step(records, 0.5)
                     got += await self._checkpoints_step(checkpoints, 0.05 if got else 0.5)
+                    if archive is None and rounds % 20 == 0:
+                        archive = await self._archive_feed(js)  # looked for again every ~20 rounds
+                    if archive is not None:
+                        await self._archive_step(archive, 0.05)
+                    rounds += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -178,6 +195,8 @@ class AuditIndexer:
             finally:
                 await records.close()
                 await checkpoints.close()
+                if archive is not None:
+                    await archive.close()
 
     async def _drain(self, js: JetStreamContext) -> None:
         records, checkpoints = self._feeds(js)
@@ -188,9 +207,23 @@ class AuditIndexer:
                     pass
             while await self._records_step(records, 0.5):
                 pass
+            archive = await self._archive_feed(js)
+            if archive is not None:
+                try:
+                    while await self._archive_step(archive, 0.5):
+                        pass
+                finally:
+                    await archive.close()
         finally:
             await records.close()
             await checkpoints.close()
+
+    async def _archive_step(self, feed: _Feed, timeout: float) -> int:
+        msgs = await feed.fetch(self._batch, timeout)
+        if msgs:
+            items = [(m.metadata.sequence.stream, m.data) for m in msgs]
+            await asyncio.to_thread(self._store.add_archives, _ARCHIVE_CURSOR, items)
+        return len(msgs)
 
     async def _records_step(self, feed: _Feed, timeout: float) -> int:
         msgs = await feed.fetch(self._batch, timeout)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.audit import AuditIndexUnavailable, AuditRecord, Checkpoint, leaf_hash
+from gateway.audit import ArchivedPayload, AuditIndexUnavailable, AuditRecord, Checkpoint, leaf_hash
 
 __all__ = ["Filters", "IndexStore", "Row", "open_store"]
 
@@ -37,6 +37,10 @@ _SCHEMA = [
         gateway TEXT NOT NULL, size BIGINT NOT NULL, cosigned INTEGER NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (gateway, size, cosigned))""",
     "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+    # Archived payloads (ciphertext only; the index holds no key to open them), one per record.
+    """CREATE TABLE IF NOT EXISTS archives (
+        record_id TEXT PRIMARY KEY, message_id TEXT NOT NULL, body TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS archives_message ON archives (message_id)",
 ]
 _COLUMNS = "gateway, leaf_index, stream_seq, record_id, side, message_id, client, service, method, user_id, status, decision, request_in_ms, body, leaf_hash"
 
@@ -165,7 +169,29 @@ class IndexStore:
         self._set_cursor(cursor_name, seq)
         self._conn.commit()
 
+    def add_archives(self, cursor_name: str, items: Sequence[tuple[int, bytes]]) -> int:
+        """Store (stream_seq, archived payload JSON); idempotent like ``ingest``. Returns rows written."""
+        done = self.cursor(cursor_name)
+        rows = [(a.record_id, a.message_id, data.decode()) for seq, data in items if seq > done
+                for a in (ArchivedPayload.from_json(data),)]  # fmt: skip
+        last = max((seq for seq, _ in items), default=done)
+        if last <= done:
+            return 0
+        cur = self._conn.cursor()
+        cur.executemany(
+            self._sql("INSERT INTO archives (record_id, message_id, body) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+            rows,
+        )
+        self._set_cursor(cursor_name, last)
+        self._conn.commit()
+        return len(rows)
+
     # -- reading ---------------------------------------------------------------------------
+
+    def archives(self, message_id: str) -> list[ArchivedPayload]:
+        """The archived payloads of one exchange (both sides when both gateways archive)."""
+        rows = self._exec("SELECT body FROM archives WHERE message_id = ? ORDER BY record_id", (message_id,))
+        return [ArchivedPayload.from_json(r[0]) for r in rows.fetchall()]
 
     def latest_checkpoints(self, cosigned: bool = True) -> dict[str, Checkpoint]:
         rows = self._exec(

@@ -151,7 +151,7 @@ class ClientPipeline:
     # -- unary -------------------------------------------------------------------------------
 
     async def unary(self, call: OutgoingCall, body: bytes) -> bytes:
-        ex = Exchange("client")
+        ex = self._ctx.new_exchange("client")
         # Not made the current span: nothing below logs through it, and the traceparent is
         # built from it directly — a context switch per call costs more than it gives.
         span = _tracer.start_span(f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER)
@@ -221,7 +221,7 @@ class ClientPipeline:
     # -- streaming (server-, client- and bidirectional streaming calls) ----------------------
 
     async def stream(self, call: OutgoingCall, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        ex = Exchange("client")
+        ex = self._ctx.new_exchange("client")
         span = _tracer.start_span(
             f"crossway.client {call.grpc_path}",
             context=call.parent,

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
+
 from adapters.settings import RestSettings, SapSettings, load_adapter_settings
 from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
@@ -67,6 +71,10 @@ class AuditConfig:
     stream: str = "CROSSWAY_AUDIT"
     # Seconds between signed Merkle checkpoints of this gateway's audit log; 0 turns them off.
     checkpoint_interval_s: float = 1.0
+    # Payload archiving (off by default): bodies sealed to these auditors' raw X25519 public keys.
+    archive_payloads: bool = False
+    auditor_keys: tuple[bytes, ...] = ()
+    archive_spool_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +212,51 @@ def _admin(section: _Reader) -> AdminConfig | None:
     )
 
 
+def _auditor_keys(audit: _Reader) -> tuple[bytes, ...]:
+    """The auditors' X25519 public keys (PEM files) for payload archiving, checked one by one."""
+    files = audit.table.get("auditor_keys")
+    example = 'auditor_keys = ["auditor.pub"]'
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+        raise audit._fail(
+            "auditor_keys", "must list the auditors' X25519 public key files when archive_payloads is on", example
+        )
+    keys = []
+    for name in files:
+        path = (audit.source.parent / name).resolve()
+        try:
+            key = serialization.load_pem_public_key(path.read_bytes())
+        except OSError as exc:
+            raise audit._fail("auditor_keys", f"cannot read {path}: {exc.strerror}", "check the path") from exc
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise audit._fail("auditor_keys", f"{path} is not a PEM public key", "export the key as PEM") from exc
+        if not isinstance(key, x25519.X25519PublicKey):
+            raise audit._fail(
+                "auditor_keys",
+                f"{path} holds a {type(key).__name__}, not an X25519 key",
+                "make one with `crossway audit archive-key`",
+            )
+        keys.append(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    return tuple(keys)
+
+
+def _audit(audit: _Reader, data_dir: Path) -> AuditConfig:
+    archive = audit.flag("archive_payloads", False)
+    return AuditConfig(
+        spool_dir=(audit.source.parent / audit.text("spool_dir", str(data_dir / "audit-spool"))).resolve(),
+        strict=audit.flag("strict", False),
+        replicas=int(audit.number("replicas", 1)),
+        stream=audit.text("stream", "CROSSWAY_AUDIT"),
+        checkpoint_interval_s=float(audit.number("checkpoint_interval_s", 1.0)),
+        archive_payloads=archive,
+        auditor_keys=_auditor_keys(audit) if archive else (),
+        archive_spool_dir=(
+            (audit.source.parent / audit.text("archive_spool_dir", str(data_dir / "audit-archive-spool"))).resolve()
+            if archive
+            else None
+        ),
+    )
+
+
 def _workers(gw: _Reader) -> int:
     value = gw.table.get("workers", 1)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
@@ -282,13 +335,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         jwt=jwt,
         services=services,
         policy_dir=policies.optional_path("dir"),
-        audit=AuditConfig(
-            spool_dir=(source.parent / audit.text("spool_dir", str(data_dir / "audit-spool"))).resolve(),
-            strict=audit.flag("strict", False),
-            replicas=int(audit.number("replicas", 1)),
-            stream=audit.text("stream", "CROSSWAY_AUDIT"),
-            checkpoint_interval_s=float(audit.number("checkpoint_interval_s", 1.0)),
-        ),
+        audit=_audit(audit, data_dir),
         tracing_export=tracing.optional_path("export"),
         max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),
         default_timeout_s=security.number("default_timeout_s", 30.0),

@@ -11,6 +11,7 @@ from crossway.core.clock import Clock
 from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, error_class_for_code
 from crossway.core.ids import GatewayId, MemberId
 from crossway.security.signing import Signer
+from gateway.audit.archiver import PayloadArchiver
 from gateway.audit.sink import AuditSink
 from gateway.exchange import Exchange
 from gateway.frames import ExchangeStatus
@@ -44,6 +45,8 @@ class GatewayContext:
     strict_audit: bool = False
     max_skew_ms: int = 60_000
     default_timeout_s: float = 30.0
+    # Set when [audit] archive_payloads is on: bodies sealed to the auditors' keys (issue 4).
+    archive: PayloadArchiver | None = None
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
 
     @property
@@ -76,5 +79,12 @@ class GatewayContext:
         if self.strict_audit and not self.audit.writable:
             raise AuditUnavailable("the audit trail cannot be written, and this gateway runs in strict mode")
 
+    def new_exchange(self, side: str) -> Exchange:
+        """A fresh exchange; it keeps its bodies only when payload archiving is on."""
+        return Exchange(side) if self.archive is None else Exchange(side, bodies=([], []))
+
     def audit_exchange(self, exchange: Exchange) -> None:
-        self.audit.submit(exchange.record(str(self.gateway_id)))
+        record = exchange.record(str(self.gateway_id))
+        self.audit.submit(record)
+        if self.archive is not None and exchange.bodies is not None:
+            self.archive.submit(record, *exchange.bodies)

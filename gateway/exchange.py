@@ -49,14 +49,21 @@ class Exchange:
     trace_id: str = ""
     request_signature: bytes = b""
     response_signature: bytes = b""
+    # (request parts, response parts) when payload archiving is on, else None: archiving off
+    # costs one attribute test per body. The parts are references, sealed at audit time.
+    bodies: tuple[list[bytes], list[bytes]] | None = None
 
     def add_request(self, body: bytes) -> None:
         self.request_size += len(body)
         self.request_digest.update(body)
+        if self.bodies is not None:
+            self.bodies[0].append(body)
 
     def add_response(self, body: bytes) -> None:
         self.response_size += len(body)
         self.response_digest.update(body)
+        if self.bodies is not None:
+            self.bodies[1].append(body)
 
     def fail(self, error: CrosswayError) -> None:
         self.status = error.status.name

@@ -33,7 +33,6 @@ from crossway.core.errors import (
     ServiceUnknown,
 )
 from crossway.core.ids import ServiceId
-from gateway.exchange import Exchange
 from protos.crossway.v1 import meta_pb2
 from registry.configuration import MethodShape, ServiceView, VerifiedConfiguration
 
@@ -124,7 +123,8 @@ class MetaServices:
 
     def _local(self, call: OutgoingCall, body: bytes) -> bytes:
         ctx = self._ctx
-        ex = Exchange("client", message_id=call.message_id, service=META_SERVICE)
+        ex = ctx.new_exchange("client")
+        ex.message_id, ex.service = call.message_id, META_SERVICE
         ex.method = call.grpc_path.rsplit("/", 1)[-1]
         ex.request_in_ms = ctx.clock.now_ms()
         ex.user_id, ex.purpose = call.user_id, call.purpose

@@ -276,7 +276,7 @@ class ProviderPipeline:
     # -- unary -------------------------------------------------------------------------------
 
     async def call(self, env: pb.Envelope, auth_context: Mapping[str, Iterable[bytes]]) -> pb.Envelope:
-        ex = Exchange("provider")
+        ex = self._ctx.new_exchange("provider")
         ex.request_in_ms = self._ctx.clock.now_ms()
         request: SignedFrame | None = None
         span: trace.Span | None = None
@@ -341,7 +341,7 @@ class ProviderPipeline:
     async def stream(
         self, frames: AsyncIterator[pb.Envelope], auth_context: Mapping[str, Iterable[bytes]]
     ) -> AsyncIterator[pb.Envelope]:
-        ex = Exchange("provider")
+        ex = self._ctx.new_exchange("provider")
         ex.request_in_ms = self._ctx.clock.now_ms()
         request: SignedFrame | None = None
         writer: ChainWriter | None = None

@@ -28,7 +28,15 @@ from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
-from gateway.audit import AuditCheckpointer, JetStreamAuditSink
+from gateway.audit import (
+    ARCHIVE_STREAM,
+    ARCHIVE_SUBJECTS,
+    ArchivedPayload,
+    AuditCheckpointer,
+    JetStreamAuditSink,
+    PayloadArchiver,
+    archive_subject,
+)
 from gateway.authorization import PolicyManager
 from gateway.callers import CallerAuthenticator, pem_sha256
 from gateway.channels import PeerChannels
@@ -80,6 +88,7 @@ class Gateway:
         self._source: ConfigurationSource | None = None
         self._audit: JetStreamAuditSink | None = None
         self._checkpointer: AuditCheckpointer | None = None
+        self._archiver: PayloadArchiver | None = None
         # Only the primary process signs checkpoints (workers share its log and data dir).
         self._audit_checkpoints = audit_checkpoints
         self._channels: PeerChannels | None = None
@@ -134,6 +143,25 @@ class Gateway:
             replicas=cfg.audit.replicas,
         )
         await self._audit.start()
+        archiver = None
+        if cfg.audit.archive_payloads and cfg.audit.archive_spool_dir is not None:
+            # Sealed bodies go to their own stream with the records' delivery guarantees (issue 4).
+            archiver = PayloadArchiver(
+                cfg.audit.auditor_keys,
+                JetStreamAuditSink(
+                    self.nats_url,
+                    gateway_id=str(cfg.gateway_id),
+                    spool_dir=cfg.audit.archive_spool_dir,
+                    stream=ARCHIVE_STREAM,
+                    replicas=cfg.audit.replicas,
+                    subject=archive_subject(str(cfg.gateway_id)),
+                    stream_subjects=ARCHIVE_SUBJECTS,
+                    description="Crossway archived payloads (encrypted to the auditors)",
+                    decode=ArchivedPayload.from_json,
+                ),
+            )
+            await archiver.start()
+            self._archiver = archiver
         if cfg.audit.checkpoint_interval_s > 0 and self._audit_checkpoints:
             # Signed Merkle checkpoints of this gateway's log (issue 4); off the request path.
             self._checkpointer = AuditCheckpointer(
@@ -154,6 +182,7 @@ class Gateway:
             clock=self._clock,
             audit=self._audit,
             strict_audit=cfg.audit.strict,
+            archive=archiver,
             max_skew_ms=cfg.max_clock_skew_s * 1000,
             default_timeout_s=cfg.default_timeout_s,
         )
@@ -301,6 +330,8 @@ class Gateway:
             await self._channels.aclose()
         if self._audit is not None:
             await self._audit.aclose()  # drains: every record acknowledged or spooled
+        if self._archiver is not None:
+            await self._archiver.aclose()
         if self._checkpointer is not None:
             await self._checkpointer.aclose()  # a last checkpoint covering what was stored
         if self._source is not None:

@@ -125,8 +125,11 @@ class Federation:
         span_flush_ms: int | None = None,
         workers: int = 1,
         sap_service_url: str | None = None,
+        auditor_keys: tuple[Path, ...] = (),
     ) -> None:
         self.workdir = workdir
+        # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
+        self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
         # service backed by that SAP system through the SAP adapter (crossway.demo.business).
         self.sap_service_url = sap_service_url
@@ -292,10 +295,16 @@ encryption_key = "keys/encryption.key"
 
 [audit]
 strict = {"true" if self.strict_audit else "false"}
-
+{self._archive_config()}
 [tracing]
 export = "spans.jsonl"
 """
+
+    def _archive_config(self) -> str:
+        if not self.auditor_keys:
+            return ""
+        keys = ", ".join(f'"{k.resolve()}"' for k in self.auditor_keys)
+        return f"archive_payloads = true\nauditor_keys = [{keys}]\n"
 
     def _write_tax_gateway(self) -> None:
         agency = self.tax

@@ -7,10 +7,22 @@ Public API (other packages import only these names):
 - ``JetStreamAuditSink`` — acknowledged, de-duplicated publishing with a disk spool;
 - ``audit_subject`` — the subject a gateway's records go to;
 - ``count_stream_records`` / ``fetch_records`` — read the stream back (demo, tests, index);
+- ``PayloadArchiver`` and ``seal_payload`` / ``open_payload`` — bodies encrypted to the auditors
+  only, in their own stream (``ARCHIVE_STREAM``), when payload archiving is on;
 - ``MerkleTree`` and proof verifiers (RFC 9162), ``Checkpoint`` (signed, cosigned) and the
   gateway's ``AuditCheckpointer``; the audit area's errors.
 """
 
+from gateway.audit.archive import (
+    ARCHIVE_STREAM,
+    ARCHIVE_SUBJECTS,
+    ArchivedPayload,
+    OpenedPayload,
+    archive_subject,
+    open_payload,
+    seal_payload,
+)
+from gateway.audit.archiver import MemoryArchiveDelivery, PayloadArchiver
 from gateway.audit.checkpoint import Checkpoint, Cosignature, cosign, sign_checkpoint, verify_checkpoint
 from gateway.audit.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer, ensure_checkpoint_stream
 from gateway.audit.count import count_stream_records, fetch_records
@@ -23,6 +35,7 @@ from gateway.audit.errors import (
     AuditUnauthenticated,
     CheckpointInvalid,
     EvidenceInvalid,
+    PayloadArchiveInvalid,
 )
 from gateway.audit.jetstream import DEFAULT_STREAM, JetStreamAuditSink
 from gateway.audit.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
@@ -37,6 +50,16 @@ from gateway.audit.subjects import (
 )
 
 __all__ = [
+    "ARCHIVE_STREAM",
+    "ARCHIVE_SUBJECTS",
+    "ArchivedPayload",
+    "MemoryArchiveDelivery",
+    "OpenedPayload",
+    "PayloadArchiveInvalid",
+    "PayloadArchiver",
+    "archive_subject",
+    "open_payload",
+    "seal_payload",
     "AUDIT_SUBJECTS",
     "CHECKPOINT_STREAM",
     "CHECKPOINT_SUBJECTS",

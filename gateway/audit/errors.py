@@ -5,6 +5,7 @@
         ├── AuditRecordInvalid      audit.record_invalid       DATA_LOSS
         ├── CheckpointInvalid       audit.checkpoint_invalid   DATA_LOSS
         ├── EvidenceInvalid         audit.evidence_invalid     DATA_LOSS
+        ├── PayloadArchiveInvalid   audit.archive_invalid      DATA_LOSS
         ├── AuditIndexUnavailable   audit.index_unavailable    UNAVAILABLE
         ├── AuditForbidden          audit.forbidden            PERMISSION_DENIED
         ├── AuditUnauthenticated    audit.unauthenticated      UNAUTHENTICATED
@@ -28,6 +29,7 @@ __all__ = [
     "AuditUnauthenticated",
     "CheckpointInvalid",
     "EvidenceInvalid",
+    "PayloadArchiveInvalid",
 ]
 
 
@@ -55,6 +57,14 @@ class EvidenceInvalid(AuditError):
     code = "audit.evidence_invalid"
     grpc_status = grpc.StatusCode.DATA_LOSS
     default_hint = "the evidence bundle was altered after export; export it again from the index"
+
+
+class PayloadArchiveInvalid(AuditError):
+    """An archived payload cannot be opened: another key, altered, or not the record's bodies."""
+
+    code = "audit.archive_invalid"
+    grpc_status = grpc.StatusCode.DATA_LOSS
+    default_hint = "open it with an auditor key the gateway archived to; an altered archive cannot be repaired"
 
 
 class AuditIndexUnavailable(AuditError):

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +40,7 @@ from nats.js.client import JetStreamContext
 from crossway.core.errors import AuditUnavailable
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import AuditStats
-from gateway.audit.spool import Spool
+from gateway.audit.spool import Spool, SpoolEntry
 from gateway.audit.subjects import AUDIT_SUBJECTS, audit_subject
 
 __all__ = ["DEFAULT_STREAM", "DUPLICATE_WINDOW_S", "JetStreamAuditSink"]
@@ -71,10 +72,18 @@ class JetStreamAuditSink:
         connect_timeout: float = 2.0,
         retry_interval: float = 0.5,
         drain_timeout: float = 30.0,
+        subject: str | None = None,
+        stream_subjects: str = AUDIT_SUBJECTS,
+        description: str = "Crossway audit records",
+        decode: Callable[[bytes], SpoolEntry] = AuditRecord.from_json,
     ) -> None:
+        # subject/stream_subjects/description/decode let the same acked, spooled delivery carry
+        # archived payloads (gateway.audit.archive) to their own stream.
         self._url = nats_url
         self._gateway_id = gateway_id
-        self._subject = audit_subject(gateway_id)  # validates the id early
+        self._subject = subject or audit_subject(gateway_id)  # validates the id early
+        self._stream_subjects = stream_subjects
+        self._description = description
         self._stream = stream
         self._replicas = replicas
         self._max_in_flight = max(1, max_in_flight)
@@ -82,9 +91,9 @@ class JetStreamAuditSink:
         self._connect_timeout = connect_timeout
         self._retry_interval = retry_interval
         self._drain_timeout = drain_timeout
-        self._spool = Spool(spool_dir)
+        self._spool = Spool(spool_dir, decode=decode)
 
-        self._queue: deque[AuditRecord] = deque()
+        self._queue: deque[SpoolEntry] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._wake = asyncio.Event()
@@ -107,7 +116,7 @@ class JetStreamAuditSink:
 
     # -- the request path ------------------------------------------------------------------
 
-    def submit(self, record: AuditRecord) -> None:
+    def submit(self, record: SpoolEntry) -> None:
         """Enqueue; O(1), no I/O. Safe from any thread. Refuses (never drops) once closing."""
         if self._closing:
             raise AuditUnavailable(f"audit sink is closed; record {record.record_id} was not accepted")
@@ -165,6 +174,10 @@ class JetStreamAuditSink:
         # an unreachable one keeps being retried in the background while records go to the spool.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._connect_task), self._connect_timeout)
+        if self._connect_task.done():
+            # Ensure the stream now, so it exists once the gateway says it is ready (readers and
+            # the index may look before the first record); failures just retry in the pump.
+            await self._online()
         self._pump_task = asyncio.create_task(self._pump(), name="audit-pump")
 
     async def aclose(self) -> None:
@@ -301,11 +314,11 @@ class JetStreamAuditSink:
         except nats.js.errors.NotFoundError:
             config = StreamConfig(
                 name=self._stream,
-                subjects=[AUDIT_SUBJECTS],
+                subjects=[self._stream_subjects],
                 storage=StorageType.FILE,
                 num_replicas=self._replicas,
                 duplicate_window=DUPLICATE_WINDOW_S,
-                description="Crossway audit records",
+                description=self._description,
             )
             try:
                 await js.add_stream(config)
@@ -314,7 +327,7 @@ class JetStreamAuditSink:
             except nats.js.errors.BadRequestError:
                 info = await js.stream_info(self._stream)  # another gateway created it first
         subjects = info.config.subjects or []
-        if AUDIT_SUBJECTS not in subjects and self._subject not in subjects:
+        if self._stream_subjects not in subjects and self._subject not in subjects:
             log.warning("audit stream %s does not list %s; publishes may fail", self._stream, self._subject)
 
     async def _online(self) -> JetStreamContext | None:
@@ -378,7 +391,7 @@ class JetStreamAuditSink:
         if not spooled:
             await asyncio.sleep(self._retry_interval)  # neither NATS nor disk: don't spin
 
-    async def _publish(self, js: JetStreamContext, batch: list[AuditRecord]) -> list[AuditRecord]:
+    async def _publish(self, js: JetStreamContext, batch: list[SpoolEntry]) -> list[SpoolEntry]:
         """Publish a batch pipelined and await its acks; returns the records not acknowledged."""
         self._in_flight = len(batch)
         futures: list[asyncio.Future[Any]] = []
@@ -442,7 +455,7 @@ class JetStreamAuditSink:
             log.info("audit spool segment %s replayed: %d record(s) acked", path.name, len(segment.records))
         return True
 
-    async def _to_spool(self, records: list[AuditRecord]) -> bool:
+    async def _to_spool(self, records: list[SpoolEntry]) -> bool:
         """Append to the spool; on failure put the records back at the queue's head, return False."""
         try:
             await asyncio.to_thread(self._spool.append, records)

@@ -16,13 +16,28 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from gateway.audit.record import AuditRecord, AuditRecordInvalid
+from gateway.audit.errors import AuditError
+from gateway.audit.record import AuditRecord
 
-__all__ = ["Segment", "Spool"]
+__all__ = ["Segment", "Spool", "SpoolEntry"]
+
+
+class SpoolEntry(Protocol):
+    """What a spool holds: audit records, or archived payloads (``gateway.audit.archive``)."""
+
+    @property
+    def record_id(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    def to_json(self) -> bytes: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +50,20 @@ class Segment:
     """One sealed segment's records, in write order."""
 
     path: Path
-    records: tuple[AuditRecord, ...]
+    records: tuple[SpoolEntry, ...]
     lines: int  # complete lines in the file, decodable or not (what the spool's count includes)
 
 
 class Spool:
-    def __init__(self, directory: Path, *, segment_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = 8 * 1024 * 1024,
+        decode: Callable[[bytes], SpoolEntry] = AuditRecord.from_json,
+    ) -> None:
         self._dir = Path(directory)
+        self._decode = decode
         self._segment_bytes = segment_bytes
         self._active: Path | None = None
         self._active_size = 0
@@ -80,7 +102,7 @@ class Spool:
         except FileNotFoundError:
             return []
 
-    def append(self, records: Iterable[AuditRecord]) -> int:
+    def append(self, records: Iterable[SpoolEntry]) -> int:
         """Append records durably (write, flush, fsync); returns how many. Raises OSError on failure."""
         data = b"".join(r.to_json() + b"\n" for r in records)
         if not data:
@@ -111,14 +133,14 @@ class Spool:
         torn = lines.pop() if lines else b""  # text after the last newline: an interrupted write
         if torn:
             log.warning("audit spool %s: skipping a torn last line (%d bytes)", path.name, len(torn))
-        records: list[AuditRecord] = []
+        records: list[SpoolEntry] = []
         corrupt: list[bytes] = []
         for line in lines:
             if not line:
                 continue
             try:
-                records.append(AuditRecord.from_json(line))
-            except AuditRecordInvalid as exc:
+                records.append(self._decode(line))
+            except AuditError as exc:
                 corrupt.append(line)
                 log.error("audit spool %s: undecodable line kept aside: %s", path.name, exc.message)
         if corrupt:

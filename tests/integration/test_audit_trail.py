@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nats
+import nats.js.errors
 import pytest
 import pytest_asyncio
 
 from auditindex import AuditIndexer, open_store, verify_evidence
 from crossway.demo.federation import MARKETING_SUBSYSTEM, TAX, Federation
-from gateway.audit import count_stream_records
+from gateway.audit import ARCHIVE_STREAM, count_stream_records
 from protos.crossway.v1 import audit_pb2 as audit_pb
 from protos.crossway.v1 import audit_pb2_grpc as audit_grpc
 from protos.demo.population.v1 import population_pb2 as pb
@@ -235,3 +237,15 @@ async def test_the_audit_api_serves_a_verifying_evidence_bundle_and_an_intact_ve
     report = verify_evidence(evidence.bundle, load_anchor(Path(anchor)).public_key)
     assert report.message_id == ids[3] and len(report.records) == 2
     assert [e.WhichOneof("event") for e in events] == ["summary"] and events[0].summary.intact
+
+
+async def test_with_archiving_off_no_payload_is_stored_anywhere(federation: Federation) -> None:
+    await _exchanges(federation, 1)
+    nc = await nats.connect(federation.nats.url)
+    try:
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await nc.jetstream(timeout=5.0).stream_info(ARCHIVE_STREAM)
+    finally:
+        await nc.close()
+    for agency in federation.agencies:
+        assert not (agency.directory / "data" / "audit-archive-spool").exists()
