@@ -42,7 +42,7 @@ from gateway.channels import PeerChannels
 from gateway.codec import open_envelope, seal_frame
 from gateway.context import GatewayContext, error_from_status
 from gateway.exchange import Exchange
-from gateway.frames import Encryption, FrameKind, Header, SignedFrame
+from gateway.frames import Encryption, FrameKind, Header, SignedFrame, frame_aad
 from gateway.metadata import metadata_text
 from gateway.routing import Route, Router
 from protos.crossway.v1 import envelope_pb2 as pb
@@ -67,11 +67,6 @@ class OutgoingCall:
     parent: Context  # extracted from the caller's metadata (W3C trace context)
     # The end user's JWT (crossway-user-token); the provider verifies it. Never in a repr.
     user_token: str = field(default="", repr=False)
-
-
-def _aad(message_id: str, sequence: int, direction: str) -> bytes:
-    # Binds each ciphertext to its exchange, position and direction: frames cannot be swapped.
-    return f"{message_id}/{direction}/{sequence}".encode()
 
 
 def _peer_error(exc: grpc.aio.AioRpcError, route: Route, address: str) -> CrosswayError:
@@ -177,7 +172,7 @@ class ClientPipeline:
         wire_body = body
         if route.encryption_key is not None:
             session = ClientSession.start(route.encryption_key)
-            nonce, wire_body = session.seal_request(body, _aad(call.message_id, 0, "request"))
+            nonce, wire_body = session.seal_request(body, frame_aad(call.message_id, 0, "request"))
             header = _replace_encryption(header, Encryption(session.ephemeral_public, session.recipient_key_id, nonce))
         # 5. sign
         env, request = seal_frame(header, wire_body, ctx.signer)
@@ -212,7 +207,7 @@ class ClientPipeline:
             enc = response.header.encryption
             if enc is None:
                 raise MessageMalformed(f"encrypted request {call.message_id} got an unencrypted response")
-            result = session.open_response(enc.nonce, result, _aad(call.message_id, 0, "response"))
+            result = session.open_response(enc.nonce, result, frame_aad(call.message_id, 0, "response"))
         ex.withheld_fields = response.header.withheld_fields
         ex.add_response(result)
         # 8. return
@@ -262,7 +257,7 @@ class ClientPipeline:
                         body = session.open_response(
                             h.encryption.nonce if h.encryption else b"",
                             body,
-                            _aad(call.message_id, h.sequence, "response"),
+                            frame_aad(call.message_id, h.sequence, "response"),
                         )
                     ex.add_response(body)
                     yield body
@@ -321,7 +316,7 @@ class ClientPipeline:
             wire = body
             encryption = None
             if session is not None:
-                nonce, wire = session.seal_request(body, _aad(ex.message_id, sequence, "request"))
+                nonce, wire = session.seal_request(body, frame_aad(ex.message_id, sequence, "request"))
                 encryption = Encryption(b"", b"", nonce)
             env, _ = writer.data(wire, encryption=encryption)
             await peer_call.write(env)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Encryption", "ExchangeStatus", "FrameKind", "FrameSignature", "Header", "SignedFrame"]
+__all__ = ["frame_aad", "Encryption", "ExchangeStatus", "FrameKind", "FrameSignature", "Header", "SignedFrame"]
 
 
 class FrameKind(enum.IntEnum):
@@ -84,3 +84,9 @@ class SignedFrame:
     header_hash: bytes
     body: bytes
     signature: FrameSignature
+
+
+def frame_aad(message_id: str, sequence: int, direction: str) -> bytes:
+    """The AES-GCM associated data of an encrypted frame body: binds each ciphertext to its
+    exchange, its position and its direction, so frames cannot be swapped or reflected."""
+    return f"{message_id}/{direction}/{sequence}".encode()

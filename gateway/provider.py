@@ -52,7 +52,7 @@ from gateway.codec import open_envelope, seal_frame
 from gateway.context import GatewayContext, status_from_error
 from gateway.endusers import EndUserVerifier
 from gateway.exchange import Exchange
-from gateway.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame
+from gateway.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame, frame_aad
 from gateway.meta import ALLOWED_METHODS, encode_allowed_methods
 from gateway.minimization import ResponseMinimizer
 from gateway.peers import PeerIdentity, PeerVerifier
@@ -65,8 +65,16 @@ __all__ = ["ProviderPipeline"]
 _tracer = trace.get_tracer("crossway.gateway.provider")
 
 
-def _aad(message_id: str, sequence: int, direction: str) -> bytes:
-    return f"{message_id}/{direction}/{sequence}".encode()
+def _start_span(request: SignedFrame, ex: Exchange) -> trace.Span:
+    """The provider span, child of the client gateway's span named in the signed header."""
+    h = request.header
+    span = _tracer.start_span(
+        f"crossway.provider /{h.service.rsplit('/', 1)[-1]}/{h.method}",
+        context=extract_context([("traceparent", h.traceparent)]),
+        kind=trace.SpanKind.SERVER,
+    )
+    ex.trace_id = format(span.get_span_context().trace_id, "032x")
+    return span
 
 
 @dataclass(slots=True)
@@ -260,6 +268,13 @@ class ProviderPipeline:
         ex.withheld_fields = tuple(sorted(set(ex.withheld_fields) | set(withheld)))
         return body
 
+    def _finish(self, ex: Exchange, span: trace.Span | None) -> None:
+        """Step 6, whatever happened: close the span, audit this side of the exchange."""
+        ex.response_out_ms = self._ctx.clock.now_ms()
+        if span is not None:
+            span.end()
+        self._ctx.audit_exchange(ex)
+
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
         return Header(
@@ -282,12 +297,7 @@ class ProviderPipeline:
         span: trace.Span | None = None
         try:
             request, peer = self._authenticate(env, auth_context, ex)
-            span = _tracer.start_span(
-                f"crossway.provider /{request.header.service.rsplit('/', 1)[-1]}/{request.header.method}",
-                context=extract_context([("traceparent", request.header.traceparent)]),
-                kind=trace.SpanKind.SERVER,
-            )
-            ex.trace_id = format(span.get_span_context().trace_id, "032x")
+            span = _start_span(request, ex)
             with trace.use_span(span, end_on_exit=False):
                 if request.header.method == ALLOWED_METHODS:
                     return self._allowed_methods(request, peer, ex)
@@ -296,7 +306,7 @@ class ProviderPipeline:
                 if verified.session is not None:
                     enc = request.header.encryption
                     assert enc is not None
-                    body = verified.session.open_request(enc.nonce, body, _aad(ex.message_id, 0, "request"))
+                    body = verified.session.open_request(enc.nonce, body, frame_aad(ex.message_id, 0, "request"))
                 ex.add_request(body)
                 ex.request_out_ms = self._ctx.clock.now_ms()
                 # 4. the backend
@@ -311,7 +321,7 @@ class ProviderPipeline:
                     withheld_fields=ex.withheld_fields,
                 )
                 if verified.session is not None:
-                    nonce, result = verified.session.seal_response(result, _aad(ex.message_id, 0, "response"))
+                    nonce, result = verified.session.seal_response(result, frame_aad(ex.message_id, 0, "response"))
                     header = replace(header, encryption=Encryption(b"", b"", nonce))
                 out, frame = seal_frame(header, result, self._ctx.signer)
                 ex.response_signature = frame.signature.value
@@ -331,10 +341,7 @@ class ProviderPipeline:
             ex.response_signature = frame.signature.value
             return out
         finally:
-            ex.response_out_ms = self._ctx.clock.now_ms()
-            if span is not None:
-                span.end()
-            self._ctx.audit_exchange(ex)
+            self._finish(ex, span)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -352,12 +359,7 @@ class ProviderPipeline:
             if first is None:
                 raise MessageMalformed("stream closed before its REQUEST frame")
             request, peer = self._authenticate(first, auth_context, ex)
-            span = _tracer.start_span(
-                f"crossway.provider /{request.header.service.rsplit('/', 1)[-1]}/{request.header.method}",
-                context=extract_context([("traceparent", request.header.traceparent)]),
-                kind=trace.SpanKind.SERVER,
-            )
-            ex.trace_id = format(span.get_span_context().trace_id, "032x")
+            span = _start_span(request, ex)
             with trace.use_span(span, end_on_exit=False):
                 verified = self._admit(request, peer, ex)
             writer = ChainWriter(
@@ -380,7 +382,9 @@ class ProviderPipeline:
                     encryption = None
                     if verified.session is not None:
                         seq = writer._next  # the frame's own sequence number binds its ciphertext
-                        nonce, message = verified.session.seal_response(message, _aad(ex.message_id, seq, "response"))
+                        nonce, message = verified.session.seal_response(
+                            message, frame_aad(ex.message_id, seq, "response")
+                        )
                         encryption = Encryption(b"", b"", nonce)
                     env, _ = writer.data(message, encryption=encryption)
                     yield env
@@ -417,10 +421,7 @@ class ProviderPipeline:
             ex.fail_status(grpc.StatusCode.CANCELLED, "client.cancelled")
             raise
         finally:
-            ex.response_out_ms = self._ctx.clock.now_ms()
-            if span is not None:
-                span.end()
-            self._ctx.audit_exchange(ex)
+            self._finish(ex, span)
 
     async def _requests(
         self,
@@ -442,7 +443,9 @@ class ProviderPipeline:
                 body = frame.body
                 if session is not None:
                     body = session.open_request(
-                        h.encryption.nonce if h.encryption else b"", body, _aad(ex.message_id, h.sequence, "request")
+                        h.encryption.nonce if h.encryption else b"",
+                        body,
+                        frame_aad(ex.message_id, h.sequence, "request"),
                     )
                 ex.add_request(body)
                 yield body
