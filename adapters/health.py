@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from adapters.base import AdapterHealth, HealthStatus
 from crossway.core.errors import CrosswayError, UpstreamTimeout, UpstreamUnavailable
@@ -17,6 +19,9 @@ from crossway.core.errors import CrosswayError, UpstreamTimeout, UpstreamUnavail
 __all__ = ["HealthTracker"]
 
 log = logging.getLogger(__name__)
+
+
+_T = TypeVar("_T")
 
 
 class HealthTracker:
@@ -35,6 +40,16 @@ class HealthTracker:
         if changed:  # transitions only: a down backend must not flood the log
             level = logging.WARNING if status is HealthStatus.NOT_SERVING else logging.INFO
             log.log(level, "backend %s is %s %s", self._backend, status.value, detail)
+
+    async def observe(self, work: Awaitable[_T]) -> _T:
+        """Await one backend call and record how it went (every adapter's unary path)."""
+        try:
+            result = await work
+        except CrosswayError as exc:
+            self.failed(exc)
+            raise
+        self.ok()
+        return result
 
     def ok(self) -> None:
         self._set(HealthStatus.SERVING, "")

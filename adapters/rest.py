@@ -33,7 +33,7 @@ from adapters.http_status import grpc_status_for_http
 from adapters.schema import DescriptorSource, MethodTypes, SchemaCache
 from adapters.settings import RestMethod, RestSettings
 from adapters.tls import TLS_HINT, tls_failure
-from crossway.core.errors import CrosswayError, Hop, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from crossway.core.errors import Hop, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["RestAdapter", "backend_message"]
 
@@ -89,13 +89,7 @@ class RestAdapter:
         return self._health.snapshot()
 
     async def unary(self, call: BackendCall, body: bytes) -> bytes:
-        try:
-            result = await self._unary(call, body)
-        except CrosswayError as exc:
-            self._health.failed(exc)
-            raise
-        self._health.ok()
-        return result
+        return await self._health.observe(self._unary(call, body))
 
     async def _unary(self, call: BackendCall, body: bytes) -> bytes:
         mapping = self._settings.methods.get(call.method_name)

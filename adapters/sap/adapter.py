@@ -33,7 +33,7 @@ from adapters.sap.operations import Operations
 from adapters.sap.session import DEADLINE, GatewaySession
 from adapters.schema import DescriptorSource, MethodTypes, SchemaCache
 from adapters.settings import SapMethod, SapSettings
-from crossway.core.errors import CrosswayError, Hop, UpstreamFailed, UpstreamTimeout
+from crossway.core.errors import Hop, UpstreamFailed, UpstreamTimeout
 
 __all__ = ["SapODataAdapter"]
 
@@ -86,13 +86,7 @@ class SapODataAdapter:
         return message.SerializeToString()
 
     async def unary(self, call: BackendCall, body: bytes) -> bytes:
-        try:
-            result = await self._unary(call, body)
-        except CrosswayError as exc:
-            self._health.failed(exc)
-            raise
-        self._health.ok()
-        return result
+        return await self._health.observe(self._unary(call, body))
 
     async def _unary(self, call: BackendCall, body: bytes) -> bytes:
         mapping = self._settings.methods.get(call.method_name)
