@@ -12,6 +12,8 @@ Public API:
 - ``verify_index`` / ``VerifyReport`` / ``Finding`` — ``audit verify``;
 - ``open_exchange_payloads`` — archived payloads opened with an auditor key (``audit payload``);
 - ``build_evidence`` / ``verify_evidence`` — offline evidence bundles;
+- ``TimestampAuthority`` / ``Timestamper`` / ``verify_timestamp`` — RFC 3161 tokens on checkpoints
+  (stamped by the cosigner, checked by verify and verify-evidence);
 - ``AuditAuthenticator`` / ``AuditorIdentity`` and ``AuditApi`` / ``AuditServer`` — the
   ``crossway.v1.Audit`` gRPC API (``crossway audit serve``) for auditor JWTs, agency-scoped.
 """
@@ -23,6 +25,14 @@ from auditindex.indexer import AuditIndexer
 from auditindex.payloads import open_exchange_payloads
 from auditindex.server import AuditApi, AuditServer
 from auditindex.store import Filters, IndexStore, Row, open_store
+from auditindex.timestamp import (
+    TimestampAuthority,
+    TimestampCheck,
+    Timestamper,
+    load_timestamp_authority,
+    load_tsa_roots,
+    verify_timestamp,
+)
 from auditindex.verify import Finding, VerifyReport, verify_index
 
 __all__ = [
@@ -38,10 +48,16 @@ __all__ = [
     "IndexStore",
     "RegistryCosigner",
     "Row",
+    "TimestampAuthority",
+    "TimestampCheck",
+    "Timestamper",
     "VerifyReport",
     "build_evidence",
+    "load_timestamp_authority",
+    "load_tsa_roots",
     "open_exchange_payloads",
     "open_store",
     "verify_evidence",
     "verify_index",
+    "verify_timestamp",
 ]

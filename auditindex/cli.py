@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from auditindex.evidence import build_evidence, verify_evidence
 from auditindex.payloads import add_payload_commands
 from auditindex.store import Filters, IndexStore, open_store
+from auditindex.timestamp import load_tsa_roots
 from auditindex.verify import SHARED_FIELDS, verify_index
 from crossway.core.errors import ConfigError
 from gateway.audit import AuditRecord
@@ -65,6 +66,10 @@ def _filters(args: argparse.Namespace) -> Filters:
 def _cosigners(anchor_path: str) -> dict[str, Any]:
     anchor = load_anchor(Path(anchor_path))
     return {registry_key_id(anchor.public_key): anchor.public_key}
+
+
+def _tsa_roots(path: str) -> tuple[Any, ...]:
+    return load_tsa_roots(Path(path)) if path else ()
 
 
 def _row(record: AuditRecord) -> tuple[str, ...]:
@@ -211,11 +216,19 @@ def _show(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     store = open_store(args.index)
     try:
-        report = verify_index(store, _cosigners(args.anchor), None if args.quiet else _progress("verify"))
+        report = verify_index(
+            store,
+            _cosigners(args.anchor),
+            None if args.quiet else _progress("verify"),
+            tsa_roots=_tsa_roots(args.tsa_ca),
+            require_timestamp=args.require_timestamp,
+        )
     finally:
         store.close()
     for finding in report.findings:
         print(finding.line())
+    for gateway, when in sorted(report.timestamped.items()):
+        print(f"  {gateway}: checkpoint timestamped by the TSA at {when.isoformat()}")
     sizes = ", ".join(f"{g} {n}" for g, n in sorted(report.covered.items())) or "none"
     if report.ok:
         print(f"audit verify: intact — {report.records} records; cosigned checkpoints: {sizes}")
@@ -271,7 +284,7 @@ def _pages(store: IndexStore, filters: Filters, page: int = 10_000) -> Iterator[
 def _evidence(args: argparse.Namespace) -> int:
     store = open_store(args.index)
     try:
-        data = build_evidence(store, args.message_id, _cosigners(args.anchor))
+        data = build_evidence(store, args.message_id, _cosigners(args.anchor), _tsa_roots(args.tsa_ca))
     finally:
         store.close()
     Path(args.output).write_bytes(data)
@@ -281,11 +294,18 @@ def _evidence(args: argparse.Namespace) -> int:
 
 def _verify_evidence(args: argparse.Namespace) -> int:
     anchor = load_anchor(Path(args.anchor)).public_key if args.anchor else None
-    report = verify_evidence(Path(args.file).read_bytes(), anchor)
+    roots = _tsa_roots(args.tsa_ca) if args.tsa_ca else None
+    report = verify_evidence(
+        Path(args.file).read_bytes(), anchor, tsa_roots=roots, require_timestamp=args.require_timestamp
+    )
     sides = ", ".join(sorted(f"{r.side} ({r.gateway})" for r in report.records))
     print(f"evidence intact: message {report.message_id}: {sides}")
+    for when in sorted(set(report.timestamps)):
+        print(f"  checkpoint timestamped by the TSA at {when.isoformat()}")
     if report.trusted_embedded_keys:
         print("  note: no --anchor given; the cosigner keys inside the bundle were trusted")
+    if report.trusted_embedded_tsa:
+        print("  note: no --tsa-ca given; the TSA CA inside the bundle was trusted")
     return 0
 
 
@@ -302,6 +322,14 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", default="", help="gRPC status name, e.g. OK, PERMISSION_DENIED")
     p.add_argument("--decision", default="", choices=["", "allow", "deny"])
     p.add_argument("--message-id", default="", dest="message_id")
+
+
+def _add_timestamp_options(p: argparse.ArgumentParser, pin: bool = False) -> None:
+    what = "pin the RFC 3161 TSA's CA (PEM) instead of trusting the bundle's" if pin else "the RFC 3161 TSA's CA (PEM)"
+    p.add_argument("--tsa-ca", default="", help=f"{what}; checks checkpoints' timestamp tokens")
+    p.add_argument(
+        "--require-timestamp", action="store_true", help="a checkpoint without a timestamp token is a failure"
+    )
 
 
 def add_commands(sub: Any) -> None:
@@ -340,6 +368,7 @@ def add_commands(sub: Any) -> None:
     p = command("verify", "check checkpoints, Merkle roots and both-side agreement", _verify)
     p.add_argument("--anchor", required=True, help="the registry anchor.json (trusted cosigner key)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_timestamp_options(p)
     p = command("export", "export records as JSON lines or CSV", _export)
     _add_filters(p)
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -349,8 +378,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("message_id")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--anchor", required=True, help="the registry anchor.json (its key goes into the bundle)")
+    p.add_argument("--tsa-ca", default="", help="the RFC 3161 TSA's CA (PEM); it goes into the bundle")
     add_payload_commands(command)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")
+    _add_timestamp_options(p, pin=True)
     p.set_defaults(handler=_verify_evidence)

@@ -6,7 +6,10 @@ without this cosignature and the refusal is logged with the gateway and sizes):
 2. the signing key is registered for the gateway's member (``registered(member, key_id)``);
 3. the log only grew: the consistency proof the gateway sent links the last checkpoint this
    cosigner signed for that gateway to the new one (RFC 9162 §2.1.4.2);
-then it signs with its Ed25519 key and publishes to ``crossway.checkpoint.cosigned.<gateway>``.
+then it signs with its Ed25519 key, optionally has the checkpoint timestamped by an RFC 3161
+authority (``auditindex.timestamp``: best effort — when the TSA fails the checkpoint is published
+without a token and stamping pauses briefly, so an outage only costs tokens, never checkpoints),
+and publishes to ``crossway.checkpoint.cosigned.<gateway>``.
 What it last cosigned per gateway is kept in a small JSON file, so a restart cannot be tricked
 into cosigning a fork.
 """
@@ -20,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import nats
@@ -28,11 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from auditindex.timestamp import TimestampAuthority, Timestamper, load_timestamp_authority
 from crossway.core.ids import GatewayId
 from gateway.audit import (
     CHECKPOINT_STREAM,
     Checkpoint,
     CheckpointInvalid,
+    TimestampUnavailable,
     checkpoint_subject,
     cosign,
     ensure_checkpoint_stream,
@@ -55,6 +61,7 @@ class Cosigner:
         name: str,
         state_path: Path,
         registered: Callable[[str, str], bool],
+        timestamp: TimestampAuthority | None = None,
     ) -> None:
         self._url = nats_url
         self._key = key
@@ -67,7 +74,10 @@ class Cosigner:
             self._last = {g: (int(s), str(r)) for g, (s, r) in json.loads(state_path.read_text()).items()}
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
+        self._timestamper = Timestamper(timestamp) if timestamp is not None else None
+        self._tsa_paused_until = 0.0
         self.cosigned = 0
+        self.stamped = 0
 
     async def start(self) -> None:
         self._nc = await nats.connect(self._url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
@@ -81,6 +91,8 @@ class Cosigner:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
+        if self._timestamper is not None:
+            await self._timestamper.aclose()
 
     async def _run(self) -> None:
         durable = "crossway-cosigner-" + self._key_id[:16]
@@ -105,6 +117,7 @@ class Cosigner:
                     for msg in msgs:
                         signed = self._consider(msg.data)
                         if signed is not None:
+                            signed = await self._stamp(signed)
                             await js.publish(
                                 checkpoint_subject(signed.gateway, "cosigned"),
                                 signed.to_json(),
@@ -145,6 +158,26 @@ class Cosigner:
             return None
         return cosign(checkpoint, self._key, self._name, self._key_id, int(time.time() * 1000))
 
+    async def _stamp(self, checkpoint: Checkpoint) -> Checkpoint:
+        """The checkpoint with a TSA token over its signed bytes, or unchanged when none is to be had."""
+        if self._timestamper is None or time.monotonic() < self._tsa_paused_until:
+            return checkpoint
+        try:
+            token = await self._timestamper.stamp(checkpoint.body())
+        except TimestampUnavailable as exc:
+            # Unstamped is still a valid checkpoint; pausing keeps a hanging TSA from delaying
+            # every gateway's cosignature by a timeout each.
+            self._tsa_paused_until = time.monotonic() + self._timestamper.authority.pause_s
+            log.warning(
+                "audit cosigner: checkpoint of %s at size %s goes unstamped: %s",
+                checkpoint.gateway,
+                checkpoint.size,
+                exc.message,
+            )
+            return checkpoint
+        self.stamped += 1
+        return replace(checkpoint, timestamp=token)
+
     def _commit(self, checkpoint: Checkpoint) -> None:
         self._last[checkpoint.gateway] = (checkpoint.size, checkpoint.root.hex())
         tmp = self._state_path.with_suffix(".tmp")
@@ -154,14 +187,20 @@ class Cosigner:
 
 
 class RegistryCosigner:
-    """The registry's cosigner: its configuration key, and members' keys from the published configuration."""
+    """The registry's cosigner: its configuration key, and members' keys from the published configuration.
 
-    def __init__(self, nats_url: str, registry_dir: Path) -> None:
+    Timestamping is off unless a ``TimestampAuthority`` is passed or the registry directory holds
+    ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
+    """
+
+    def __init__(self, nats_url: str, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
         from crossway.core.clock import SystemClock
         from crossway.security.keys import load_private_key
         from registry import NatsConfigurationSource, load_anchor
         from registry.anchor import registry_key_id
 
+        if timestamp is None and (registry_dir / "timestamp.toml").exists():
+            timestamp = load_timestamp_authority(registry_dir / "timestamp.toml")
         key = load_private_key(registry_dir / "config.key")
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
@@ -180,6 +219,7 @@ class RegistryCosigner:
             name=f"registry {anchor.instance}",
             state_path=registry_dir / "cosigner-state.json",
             registered=registered,
+            timestamp=timestamp,
         )
 
     async def start(self) -> None:

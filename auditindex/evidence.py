@@ -9,10 +9,12 @@ signatures and proofs that cover every field, changing any single byte makes ver
 ``verify_evidence`` steps, each failing closed with ``EvidenceInvalid``:
 1. the file is canonical JSON of the known format;
 2. the cosigner keys are well-formed, each under its own key id; with a pinned anchor, only the
-   anchor's key is trusted (without one, the embedded keys are, and the caller is told so);
+   anchor's key is trusted (without one, the embedded keys are, and the caller is told so); the
+   same for the TSA CA certificates (optional ``tsa_roots``, canonical PEM) and a pinned TSA CA;
 3. per entry: the record decodes and is of this message and gateway; the checkpoint verifies
    (certificate, gateway signature, trusted cosignature); the inclusion proof links the record's
-   leaf hash to the checkpoint's root;
+   leaf hash to the checkpoint's root; a checkpoint's RFC 3161 token, when present, verifies
+   (``verify_timestamp``), and is required with ``require_timestamp``;
 4. both sides, when present, agree on the fields they share.
 """
 
@@ -20,21 +22,26 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from auditindex.store import Filters, IndexStore
-from auditindex.verify import compare_sides
+from auditindex.verify import check_checkpoint_timestamp, compare_sides
+from crossway.security.pki import cert_to_pem
 from gateway.audit import (
     AuditRecord,
     Checkpoint,
     CheckpointInvalid,
     EvidenceInvalid,
     MerkleTree,
+    TimestampInvalid,
     leaf_hash,
     verify_checkpoint,
     verify_inclusion,
@@ -59,9 +66,16 @@ class EvidenceReport:
     message_id: str
     records: tuple[AuditRecord, ...]
     trusted_embedded_keys: bool  # True when no anchor was pinned
+    timestamps: tuple[datetime, ...] = ()  # the TSA times of the entries' checkpoints that carry a token
+    trusted_embedded_tsa: bool = False  # True when a token was checked against the bundle's own TSA CAs
 
 
-def build_evidence(store: IndexStore, message_id: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey]) -> bytes:
+def build_evidence(
+    store: IndexStore,
+    message_id: str,
+    cosigners: Mapping[str, ed25519.Ed25519PublicKey],
+    tsa_roots: Sequence[x509.Certificate] = (),
+) -> bytes:
     """The bundle for one message id; raises EvidenceInvalid when a side is not yet provable."""
     rows = store.query(Filters(message_id=message_id))
     if not rows:
@@ -95,10 +109,19 @@ def build_evidence(store: IndexStore, message_id: str, cosigners: Mapping[str, e
         "cosigners": {key_id: _raw(key) for key_id, key in sorted(cosigners.items())},
         "entries": entries,
     }
+    # Only when given: a bundle without tokens keeps the exact form older verifiers read.
+    if tsa_roots and any(e["checkpoint"].get("timestamp") for e in entries):
+        doc["tsa_roots"] = [cert_to_pem(c).decode() for c in tsa_roots]
     return _canonical(doc)
 
 
-def verify_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey | None = None) -> EvidenceReport:
+def verify_evidence(
+    data: bytes,
+    anchor_key: ed25519.Ed25519PublicKey | None = None,
+    *,
+    tsa_roots: Sequence[x509.Certificate] | None = None,
+    require_timestamp: bool = False,
+) -> EvidenceReport:
     # 1. Canonical JSON of the known format.
     try:
         doc = json.loads(data)
@@ -108,7 +131,17 @@ def verify_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey | None = N
         raise EvidenceInvalid(f"the bundle is not of format {FORMAT}")
     if _canonical(doc) != data:
         raise EvidenceInvalid("the bundle is not in canonical form: it was edited after export")
-    if set(doc) != {"format", "message_id", "cosigners", "entries"}:
+    if (
+        not {"format", "message_id", "cosigners", "entries"}
+        <= set(doc)
+        <= {
+            "format",
+            "message_id",
+            "cosigners",
+            "entries",
+            "tsa_roots",
+        }
+    ):
         raise EvidenceInvalid("the bundle has unexpected or missing top-level fields")
     message_id = str(doc["message_id"])
     # 2. Cosigner keys, each under its derived id; a pinned anchor narrows trust to itself.
@@ -126,6 +159,8 @@ def verify_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey | None = N
         raise EvidenceInvalid("a cosigner key is malformed") from exc
     if anchor_key is not None:
         trusted = {registry_key_id(anchor_key): anchor_key}
+    roots = _tsa_roots(doc) if tsa_roots is None else list(tsa_roots)
+    times: list[datetime] = []
     # 3. Each entry: record, checkpoint, proof.
     records: list[AuditRecord] = []
     entries = doc["entries"]
@@ -151,6 +186,12 @@ def verify_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey | None = N
             raise EvidenceInvalid(f"entry {n}: {exc.message}") from exc
         if not verify_inclusion(index, checkpoint.size, leaf_hash(body), proof, checkpoint.root):
             raise EvidenceInvalid(f"entry {n}: record {record.record_id} is not at leaf {index} of the signed log")
+        try:
+            stamped = check_checkpoint_timestamp(checkpoint, roots, require_timestamp)
+        except TimestampInvalid as exc:
+            raise EvidenceInvalid(f"entry {n}: {exc.message}", hint=exc.hint) from exc
+        if stamped is not None:
+            times.append(stamped)
         records.append(record)
     # 4. Both sides agree.
     by_side = {r.side: r for r in records}
@@ -160,4 +201,29 @@ def verify_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey | None = N
         differing = compare_sides(by_side["client"], by_side["provider"])
         if differing:
             raise EvidenceInvalid(f"the two sides disagree on {', '.join(differing)}")
-    return EvidenceReport(message_id, tuple(records), anchor_key is None)
+    return EvidenceReport(
+        message_id, tuple(records), anchor_key is None, tuple(times), bool(times) and tsa_roots is None
+    )
+
+
+def _tsa_roots(doc: Mapping[str, Any]) -> list[x509.Certificate]:
+    """The bundle's own TSA CA certificates, each in canonical PEM (so no byte of them is free)."""
+    pems = doc.get("tsa_roots", [])
+    if "tsa_roots" in doc and (not isinstance(pems, list) or not pems):
+        raise EvidenceInvalid("the bundle's tsa_roots is not a non-empty list")
+    roots: list[x509.Certificate] = []
+    for pem in pems:
+        try:
+            certificate = x509.load_pem_x509_certificate(str(pem).encode())
+        except ValueError as exc:
+            raise EvidenceInvalid("a TSA CA certificate in the bundle does not parse") from exc
+        if cert_to_pem(certificate).decode() != pem:
+            raise EvidenceInvalid("a TSA CA certificate in the bundle is not in canonical PEM form")
+        # Chain checks take trust anchors as given and never check their own signatures; a
+        # bundle's CA must be self-signed and verify, so an edited byte in it cannot pass.
+        try:
+            certificate.verify_directly_issued_by(certificate)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise EvidenceInvalid("a TSA CA certificate in the bundle is not a self-signed CA that verifies") from exc
+        roots.append(certificate)
+    return roots

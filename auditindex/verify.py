@@ -2,7 +2,10 @@
 
 Per gateway, in order, failing closed (every problem becomes a named finding; nothing stops early):
 1. take the gateway's latest cosigned checkpoint and check it (certificate, gateway signature,
-   a cosignature from a trusted key — the registry anchor);
+   a cosignature from a trusted key — the registry anchor); when it carries an RFC 3161 token,
+   check that too against the trusted TSA CAs (``verify_timestamp``: parses, signature and chain,
+   imprint of the checkpoint's signed bytes) and report its time; with ``require_timestamp`` a
+   checkpoint without a token is a finding;
 2. walk its rows in leaf order: a gap in the leaf indexes is a *missing* record; a row whose
    bytes no longer hash to the leaf hash stored at ingestion, or no longer decode, is *altered*;
    a row beyond the checkpoint's size is *extra* (not in the signed log);
@@ -16,15 +19,27 @@ then, across gateways:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from auditindex.store import IndexStore
-from gateway.audit import AuditRecord, AuditRecordInvalid, CheckpointInvalid, leaf_hash, root_of, verify_checkpoint
+from auditindex.timestamp import verify_timestamp
+from gateway.audit import (
+    AuditRecord,
+    AuditRecordInvalid,
+    Checkpoint,
+    CheckpointInvalid,
+    TimestampInvalid,
+    leaf_hash,
+    root_of,
+    verify_checkpoint,
+)
 
-__all__ = ["SHARED_FIELDS", "Finding", "VerifyReport", "compare_sides", "verify_index"]
+__all__ = ["SHARED_FIELDS", "Finding", "VerifyReport", "check_checkpoint_timestamp", "compare_sides", "verify_index"]
 
 # What the client and provider records of one exchange must agree on.
 SHARED_FIELDS = (
@@ -61,6 +76,7 @@ class VerifyReport:
     findings: tuple[Finding, ...]
     records: int
     covered: Mapping[str, int] = field(default_factory=dict)  # gateway → cosigned size checked
+    timestamped: Mapping[str, datetime] = field(default_factory=dict)  # gateway → TSA time of that checkpoint
 
     @property
     def ok(self) -> bool:
@@ -81,12 +97,16 @@ def verify_index(
     store: IndexStore,
     cosigners: Mapping[str, ed25519.Ed25519PublicKey],
     progress: Progress | None = None,
+    *,
+    tsa_roots: Sequence[x509.Certificate] = (),
+    require_timestamp: bool = False,
 ) -> VerifyReport:
     findings: list[Finding] = []
     checkpoints = store.latest_checkpoints(cosigned=True)
     total = store.count()
     done = 0
     covered: dict[str, int] = {}
+    timestamped: dict[str, datetime] = {}
     # message id → side → (gateway, record id, peer gateway, digest of the shared fields): compact,
     # so a million records fit; the disagreeing fields are named by re-reading the two rows.
     sides: dict[str, dict[str, tuple[str, str, str, int]]] = {}
@@ -104,6 +124,12 @@ def verify_index(
                 covered[gateway] = size
             except CheckpointInvalid as exc:
                 findings.append(Finding("checkpoint", gateway, exc.message))
+            try:
+                stamped = check_checkpoint_timestamp(checkpoint, tsa_roots, require_timestamp)
+                if stamped is not None:
+                    timestamped[gateway] = stamped
+            except TimestampInvalid as exc:
+                findings.append(Finding("checkpoint", gateway, f"size {checkpoint.size}: {exc.message}"))
         # 2. The rows, in leaf order.
         hashes: list[bytes] = []
         expected = 0
@@ -154,7 +180,21 @@ def verify_index(
             findings.append(Finding("missing", provider[2], detail, message_id=message_id))
     if progress is not None:
         progress(done, total)
-    return VerifyReport(tuple(findings), done, covered)
+    return VerifyReport(tuple(findings), done, covered, timestamped)
+
+
+def check_checkpoint_timestamp(
+    checkpoint: Checkpoint, tsa_roots: Sequence[x509.Certificate], require: bool
+) -> datetime | None:
+    """The TSA time of a checkpoint's token; None when it has none and none is required."""
+    if not checkpoint.timestamp:
+        if require:
+            raise TimestampInvalid(
+                "no RFC 3161 timestamp token, and --require-timestamp is set",
+                hint="configure timestamp.toml for the registry's cosigner, or drop --require-timestamp",
+            )
+        return None
+    return verify_timestamp(checkpoint.timestamp, checkpoint.body(), tsa_roots).time
 
 
 def _disagreements(store: IndexStore, message_id: str, gateway: str, record_id: str) -> list[Finding]:

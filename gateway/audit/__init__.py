@@ -36,6 +36,8 @@ from gateway.audit.errors import (
     CheckpointInvalid,
     EvidenceInvalid,
     PayloadArchiveInvalid,
+    TimestampInvalid,
+    TimestampUnavailable,
 )
 from gateway.audit.jetstream import DEFAULT_STREAM, JetStreamAuditSink
 from gateway.audit.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
@@ -76,6 +78,8 @@ __all__ = [
     "CheckpointInvalid",
     "Cosignature",
     "EvidenceInvalid",
+    "TimestampInvalid",
+    "TimestampUnavailable",
     "MerkleTree",
     "AuditSink",
     "AuditStats",

@@ -8,6 +8,12 @@ once it has checked the gateway's signature and that the log only grew since the
 it saw. A gateway that showed different logs to different people would need two cosigned
 checkpoints that are not consistent, which the cosigner refuses to sign.
 
+A checkpoint may also carry an RFC 3161 timestamp token (``timestamp``: the DER TimeStampResp a
+time-stamping authority returned for the SHA-256 of ``body()``), added by the cosigner. It is
+outside every signature here — the token authenticates itself — and optional: checkpoints
+written before it existed, or while the TSA was down, simply have none (``auditindex.timestamp``
+checks it).
+
 The text form is line-based and exact (like a transparency-log checkpoint)::
 
     crossway.audit.checkpoint/v1
@@ -53,6 +59,15 @@ def _unb64(text: str) -> bytes:
     return data
 
 
+def _timestamp(doc: Mapping[str, Any]) -> bytes:
+    if "timestamp" not in doc:
+        return b""
+    token = _unb64(str(doc["timestamp"]))
+    if not token:  # absent is the only spelling of "no token", so no byte of a document is free
+        raise ValueError("timestamp is present but empty")
+    return token
+
+
 @dataclass(frozen=True, slots=True)
 class Cosignature:
     name: str  # who cosigned, e.g. "registry EE"
@@ -79,6 +94,7 @@ class Checkpoint:
     certificate_pem: str
     signature: bytes
     cosignatures: tuple[Cosignature, ...] = ()
+    timestamp: bytes = b""  # RFC 3161 TimeStampResp (DER) over body(); empty when unstamped
 
     def body(self) -> bytes:
         """The exact bytes the gateway signs."""
@@ -97,7 +113,7 @@ class Checkpoint:
         return bool(self.cosignatures)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "gateway": self.gateway,
             "size": self.size,
             "root": self.root.hex(),
@@ -108,6 +124,10 @@ class Checkpoint:
             "signature": _b64(self.signature),
             "cosignatures": [c.to_dict() for c in self.cosignatures],
         }
+        # Only when present: an unstamped checkpoint keeps the exact JSON it had before tokens existed.
+        if self.timestamp:
+            doc["timestamp"] = _b64(self.timestamp)
+        return doc
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
@@ -125,6 +145,7 @@ class Checkpoint:
                 certificate_pem=str(doc["certificate_pem"]),
                 signature=_unb64(str(doc["signature"])),
                 cosignatures=tuple(Cosignature.from_dict(c) for c in doc.get("cosignatures", ())),
+                timestamp=_timestamp(doc),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointInvalid(f"checkpoint document is malformed ({type(exc).__name__}: {exc})") from exc

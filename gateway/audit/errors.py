@@ -6,6 +6,8 @@
         ├── CheckpointInvalid       audit.checkpoint_invalid   DATA_LOSS
         ├── EvidenceInvalid         audit.evidence_invalid     DATA_LOSS
         ├── PayloadArchiveInvalid   audit.archive_invalid      DATA_LOSS
+        ├── TimestampInvalid        audit.timestamp_invalid    DATA_LOSS
+        ├── TimestampUnavailable    audit.timestamp_unavailable UNAVAILABLE
         ├── AuditIndexUnavailable   audit.index_unavailable    UNAVAILABLE
         ├── AuditForbidden          audit.forbidden            PERMISSION_DENIED
         ├── AuditUnauthenticated    audit.unauthenticated      UNAUTHENTICATED
@@ -30,6 +32,8 @@ __all__ = [
     "CheckpointInvalid",
     "EvidenceInvalid",
     "PayloadArchiveInvalid",
+    "TimestampInvalid",
+    "TimestampUnavailable",
 ]
 
 
@@ -65,6 +69,22 @@ class PayloadArchiveInvalid(AuditError):
     code = "audit.archive_invalid"
     grpc_status = grpc.StatusCode.DATA_LOSS
     default_hint = "open it with an auditor key the gateway archived to; an altered archive cannot be repaired"
+
+
+class TimestampInvalid(AuditError):
+    """An RFC 3161 timestamp token of a checkpoint does not check out (or is required and missing)."""
+
+    code = "audit.timestamp_invalid"
+    grpc_status = grpc.StatusCode.DATA_LOSS
+    default_hint = "pass the time-stamping authority's CA with --tsa-ca; an altered token cannot be repaired"
+
+
+class TimestampUnavailable(AuditError):
+    """The time-stamping authority did not answer with a usable token (the checkpoint goes unstamped)."""
+
+    code = "audit.timestamp_unavailable"
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+    default_hint = "check the TSA URL and that the TSA is up; checkpoints stay valid without a token"
 
 
 class AuditIndexUnavailable(AuditError):

@@ -48,3 +48,13 @@ def test_a_changed_cosigner_name_breaks_the_cosignature() -> None:
     renamed = dataclasses.replace(checkpoint.cosignatures[0], name="someone else")
     with pytest.raises(CheckpointInvalid, match="cosignature"):
         verify_checkpoint(dataclasses.replace(checkpoint, cosignatures=(renamed,)), trusted)
+
+
+def test_an_unstamped_checkpoint_keeps_its_old_json_and_a_token_survives_json() -> None:
+    checkpoint, trusted = _cosigned()
+    assert "timestamp" not in checkpoint.to_dict()  # checkpoints from before tokens read back unchanged
+    stamped = dataclasses.replace(checkpoint, timestamp=b"\x30\x03\x02\x01\x00")
+    assert Checkpoint.from_json(stamped.to_json()) == stamped
+    verify_checkpoint(stamped, trusted)  # the token is outside the gateway's and cosigner's signatures
+    with pytest.raises(CheckpointInvalid, match="timestamp"):
+        Checkpoint.from_dict({**checkpoint.to_dict(), "timestamp": ""})
