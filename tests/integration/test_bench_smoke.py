@@ -28,3 +28,13 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
     } <= doc.keys()
     assert doc["crossway"]["errors"] == 0
     assert doc["audit_count"]["lost"] == 0  # every exchange's two records are in JetStream
+
+
+async def test_the_pipeline_measurement_runs_a_real_exchange_through_both_pipelines(tmp_path: Path) -> None:
+    from bench.pipeline import measure
+
+    # A handful of exchanges: this checks that the measurement still drives the real pipelines
+    # (a signed, authorized, audited exchange per call), not how fast they are.
+    cost = await measure(tmp_path, exchanges=20)
+    assert cost.statuses == ("OK",) * 80  # 20 warm-up + 20 measured exchanges, two sides each
+    assert cost.us_per_exchange > 0
