@@ -49,6 +49,10 @@ def format_table(doc: dict[str, Any]) -> str:
         f"crossway / proxy_chain = {doc['ratio_crossway_to_proxy_chain']:.2f}   "
         f"crossway / direct = {doc['ratio_crossway_to_direct']:.2f}"
     )
+    single = doc.get("latency_1_in_flight")
+    if single:
+        parts = ", ".join(f"{name} p50 {r['p50_ms']:.2f} / p99 {r['p99_ms']:.2f} ms" for name, r in single.items())
+        lines.append(f"one call in flight: {parts}")
     check = doc.get("loadgen_check")
     if check:
         lines.append(

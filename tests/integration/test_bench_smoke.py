@@ -27,6 +27,8 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
         "audit_publish",
     } <= doc.keys()
     assert doc["crossway"]["errors"] == 0
+    assert set(doc["latency_1_in_flight"]) == {"direct", "proxy_chain", "crossway"}
+    assert all(row["calls_per_s"] > 0 for row in doc["latency_1_in_flight"].values())
     assert doc["audit_count"]["lost"] == 0  # every exchange's two records are in JetStream
 
 
