@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -38,6 +37,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
 from crossway.core.errors import AuditUnavailable
+from crossway.natsclient import connect_when_up
 from gateway.audit.record import AuditRecord
 from gateway.audit.sink import AuditStats
 from gateway.audit.spool import Spool, SpoolEntry
@@ -220,62 +220,22 @@ class JetStreamAuditSink:
     # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        """Connect, retrying every ``retry_interval`` until NATS answers; then reconnect forever.
-
-        nats-py's own retry of the first connect (max_reconnect_attempts=-1) can swallow task
-        cancellation (asyncio.wait_for races inside its connect path), which made aclose() hang
-        while NATS was down. So the first connect is ours: probe the port with a plain TCP read of
-        the server's INFO line, and only then let nats-py connect with a bounded attempt count;
-        once connected, switch its reconnecting to "forever".
-        """
-        attempt = 0
-        while True:
-            attempt += 1
-            if await self._probe():
-                nc = NATS()
-                try:
-                    await nc.connect(
-                        self._url,
-                        name=f"crossway-audit {self._gateway_id}",
-                        connect_timeout=max(1, round(self._connect_timeout)),
-                        reconnect_time_wait=max(0.1, self._retry_interval),  # type: ignore[arg-type]  # float works
-                        max_reconnect_attempts=1,
-                        allow_reconnect=False,
-                        error_cb=self._on_error,
-                        disconnected_cb=self._on_disconnected,
-                        reconnected_cb=self._on_reconnected,
-                    )
-                except (OSError, TimeoutError, nats.errors.Error) as exc:
-                    log.warning("audit sink: NATS connect failed: %r", exc)
-                else:
-                    break
-            await asyncio.sleep(self._retry_interval)
-        # The options dict is what nats-py consults on each disconnect; from now on, never give up.
-        nc.options["allow_reconnect"] = True
-        nc.options["max_reconnect_attempts"] = -1
+        """Connect when NATS answers (see crossway.natsclient: a first connect that never hangs a
+        shutdown), then reconnect forever; the pump publishes once this returns."""
+        nc, attempts = await connect_when_up(
+            self._url,
+            name=f"crossway-audit {self._gateway_id}",
+            connect_timeout=self._connect_timeout,
+            retry_interval=self._retry_interval,
+            on_error=self._on_error,
+            on_disconnected=self._on_disconnected,
+            on_reconnected=self._on_reconnected,
+        )
         self._nc = nc
         self._js = nc.jetstream(timeout=self._ack_timeout, publish_async_max_pending=self._max_in_flight * 2)
         self._logged_connect_error = False
-        log.info("audit sink connected to NATS for gateway %s after %d attempt(s)", self._gateway_id, attempt)
+        log.info("audit sink connected to NATS for gateway %s after %d attempt(s)", self._gateway_id, attempts)
         self._wake.set()
-
-    async def _probe(self) -> bool:
-        """Does a NATS server answer at the URL's address (INFO line within the connect timeout)?"""
-        url = urlsplit(self._url.split(",")[0].strip())
-        host, port = url.hostname or "127.0.0.1", url.port or 4222
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port)
-                try:
-                    line = await reader.readline()
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError):
-                        await writer.wait_closed()
-        except (OSError, TimeoutError) as exc:
-            await self._on_error(exc)
-            return False
-        return line.startswith(b"INFO")
 
     async def _on_error(self, exc: Exception) -> None:
         # The client reports every failed (re)connect attempt; one warning per outage is enough.

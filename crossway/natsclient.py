@@ -1,0 +1,83 @@
+"""Connecting to NATS without hanging: probe first, connect with a bounded attempt, then persist.
+
+nats-py's own retry of a *first* connect (``max_reconnect_attempts=-1``) can swallow task
+cancellation (an ``asyncio.wait_for`` races inside its connect path), so an owner's ``aclose()``
+could hang while NATS was down. Here the first connect is ours: probe the port with a plain TCP
+read of the server's INFO line, only then let nats-py connect once, and when connected switch
+its reconnecting to "forever" (the options dict is what it consults on each disconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import nats.errors
+from nats.aio.client import Client as NATS
+
+__all__ = ["connect_when_up", "nats_answers"]
+
+log = logging.getLogger(__name__)
+
+ErrorCallback = Callable[[Exception], Awaitable[None]]
+EventCallback = Callable[[], Awaitable[None]]
+
+
+async def nats_answers(url: str, timeout: float, on_error: ErrorCallback) -> bool:
+    """Does a NATS server answer at the (first) URL's address with its INFO line within ``timeout``?"""
+    parts = urlsplit(url.split(",")[0].strip())
+    host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                line = await reader.readline()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError) as exc:
+        await on_error(exc)
+        return False
+    return line.startswith(b"INFO")
+
+
+async def connect_when_up(
+    url: str,
+    *,
+    name: str,
+    connect_timeout: float,
+    retry_interval: float,
+    on_error: ErrorCallback,
+    on_disconnected: EventCallback,
+    on_reconnected: EventCallback,
+) -> tuple[NATS, int]:
+    """Retry every ``retry_interval`` until NATS answers and accepts us; returns the client (set
+    to reconnect forever from now on) and the number of attempts. Cancellable at any await."""
+    attempt = 0
+    while True:
+        attempt += 1
+        if await nats_answers(url, connect_timeout, on_error):
+            nc = NATS()
+            try:
+                await nc.connect(
+                    url,
+                    name=name,
+                    connect_timeout=max(1, round(connect_timeout)),
+                    reconnect_time_wait=max(0.1, retry_interval),  # type: ignore[arg-type]  # float works
+                    max_reconnect_attempts=1,
+                    allow_reconnect=False,
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnected,
+                    reconnected_cb=on_reconnected,
+                )
+            except (OSError, TimeoutError, nats.errors.Error) as exc:
+                log.warning("%s: NATS connect failed: %r", name, exc)
+            else:
+                nc.options["allow_reconnect"] = True
+                nc.options["max_reconnect_attempts"] = -1
+                return nc, attempt
+        await asyncio.sleep(retry_interval)
