@@ -40,7 +40,6 @@ from crossway.core.errors import (
     PolicyDenied,
     ServiceUnknown,
     SignatureInvalid,
-    StreamBroken,
 )
 from crossway.core.ids import MethodId, ServiceId, SubsystemId
 from crossway.security.encryption import ProviderSession
@@ -53,6 +52,7 @@ from gateway.context import GatewayContext, status_from_error
 from gateway.endusers import EndUserVerifier
 from gateway.exchange import Exchange
 from gateway.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame, frame_aad
+from gateway.inbound import verified_request_bodies
 from gateway.meta import ALLOWED_METHODS, encode_allowed_methods
 from gateway.minimization import ResponseMinimizer
 from gateway.peers import PeerIdentity, PeerVerifier
@@ -372,7 +372,7 @@ class ProviderPipeline:
                 peer.member, self._ctx.key_lookup(self._ctx.config()), ex.message_id, request.header_hash, 1
             )
             ex.request_out_ms = self._ctx.clock.now_ms()
-            requests = self._requests(frames, reader, verified.session, ex, broken)
+            requests = verified_request_bodies(frames, reader, verified.session, ex, broken)
             try:
                 async for message in verified.adapter.stream(verified.call, requests):
                     if not ex.response_in_ms:
@@ -422,35 +422,3 @@ class ProviderPipeline:
             raise
         finally:
             self._finish(ex, span)
-
-    async def _requests(
-        self,
-        frames: AsyncIterator[pb.Envelope],
-        reader: ChainReader,
-        session: ProviderSession | None,
-        ex: Exchange,
-        broken: list[CrosswayError],
-    ) -> AsyncIterator[bytes]:
-        """Verified request bodies, in order; a broken chain stops the backend call."""
-        try:
-            async for env in frames:
-                frame = reader.accept(env)
-                h = frame.header
-                if h.kind == FrameKind.STREAM_END:
-                    return
-                if h.kind != FrameKind.STREAM_DATA:
-                    raise StreamBroken(f"stream {ex.message_id}: unexpected {h.kind.name} frame")
-                body = frame.body
-                if session is not None:
-                    body = session.open_request(
-                        h.encryption.nonce if h.encryption else b"",
-                        body,
-                        frame_aad(ex.message_id, h.sequence, "request"),
-                    )
-                ex.add_request(body)
-                yield body
-            raise StreamBroken(f"stream {ex.message_id} ended without its signed STREAM_END frame")
-        except CrosswayError as exc:
-            # Remember why: the backend library only sees that its request iterator failed.
-            broken.append(exc)
-            raise
