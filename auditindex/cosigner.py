@@ -17,7 +17,6 @@ into cosigning a fork.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from auditindex.timestamp import TimestampAuthority, Timestamper, load_timestamp_authority
 from crossway.core.ids import GatewayId
+from crossway.natsclient import close_owner
 from gateway.audit import (
     CHECKPOINT_STREAM,
     Checkpoint,
@@ -84,13 +84,7 @@ class Cosigner:
         self._task = asyncio.create_task(self._run(), name="audit-cosigner")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.close()
+        await close_owner(self._task, self._nc)
         if self._timestamper is not None:
             await self._timestamper.aclose()
 

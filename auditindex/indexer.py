@@ -33,6 +33,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
 from auditindex.store import IndexStore
+from crossway.natsclient import close_owner
 from gateway.audit import (
     ARCHIVE_STREAM,
     CHECKPOINT_STREAM,
@@ -136,13 +137,7 @@ class AuditIndexer:
         self._task = asyncio.create_task(self._run(), name="audit-indexer")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.close()
+        await close_owner(self._task, self._nc)
 
     async def catch_up(self, timeout: float = 30.0) -> int:
         """Run until both streams are drained (for ``--once`` and tests); returns records indexed."""

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import nats.errors
 from nats.aio.client import Client as NATS
 
-__all__ = ["connect_when_up", "nats_answers"]
+__all__ = ["close_owner", "connect_when_up", "nats_answers"]
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +82,16 @@ async def connect_when_up(
                 nc.options["max_reconnect_attempts"] = -1
                 return nc, attempt
         await asyncio.sleep(retry_interval)
+
+
+async def close_owner(task: asyncio.Task[Any] | None, nc: NATS | None, *, drain: bool = False) -> None:
+    """How every NATS-backed owner stops: cancel its background task and wait for it, then
+    close (or drain, to flush what is in flight) its connection; errors of a dying connection
+    are not the caller's concern."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if nc is not None:
+        with contextlib.suppress(Exception):
+            await (nc.drain() if drain else nc.close())

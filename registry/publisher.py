@@ -8,7 +8,6 @@ and, unchanged, every ``republish_every_s`` so gateways never run into the expir
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ import nats
 from nats.js.errors import BucketNotFoundError
 
 from crossway.core.errors import ConfigError, RegistryUnavailable
+from crossway.natsclient import close_owner
 from registry.authority import RegistryAuthority
 from registry.source import KV_BUCKET, KV_KEY
 
@@ -97,13 +97,7 @@ class ConfigurationPublisher:
                 log.exception("registry configuration publication failed; retrying")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.drain()
-            self._nc = None
-            self._kv = None
+        await close_owner(self._task, self._nc, drain=True)
+        self._task = None
+        self._nc = None
+        self._kv = None

@@ -19,6 +19,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from crossway.core.clock import Clock, SystemClock
 from crossway.core.errors import CrosswayError, RegistryStale, RegistryUntrusted
+from crossway.natsclient import close_owner
 from registry.anchor import Anchor
 from registry.configuration import VerifiedConfiguration, verify_configuration
 
@@ -242,12 +243,6 @@ class NatsConfigurationSource:
         return self._holder.subscribe(callback)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.close()
-            self._nc = None
+        await close_owner(self._task, self._nc)
+        self._task = None
+        self._nc = None
