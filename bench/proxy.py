@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from crossway import eventloop
+
 __all__ = ["ProxySpec"]
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ class ProxySpec:
     upstream_ca: str = ""
     upstream_key: str = ""
     upstream_cert: str = ""
+    # The gateways' default event loop, so the baseline runs on the same machinery.
+    event_loop: str = "uvloop"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -110,7 +114,8 @@ async def _serve(spec: ProxySpec) -> None:
 
 
 def main(argv: list[str]) -> int:
-    asyncio.run(_serve(ProxySpec(**json.loads(argv[0]))))
+    spec = ProxySpec(**json.loads(argv[0]))
+    eventloop.run(_serve(spec), spec.event_loop)
     return 0
 
 

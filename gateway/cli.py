@@ -9,9 +9,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from crossway import eventloop
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId
-from gateway.config import load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.provisioning import provision_gateway
 from gateway.runtime import Gateway
 from gateway.workers import WorkerPool, WorkerRole
@@ -47,8 +48,7 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config_path: Path, role: WorkerRole | None = None) -> int:
-    config = load_config(config_path)
+async def _serve(config_path: Path, config: GatewayConfig, role: WorkerRole | None = None) -> int:
     if role is not None:
         config = role.apply(config)
     gateway = Gateway(
@@ -111,7 +111,9 @@ def _health(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     role = WorkerRole.parse(args.worker) if args.worker else None
-    return asyncio.run(_serve(Path(args.config), role))
+    config_path = Path(args.config)
+    config = load_config(config_path)
+    return eventloop.run(_serve(config_path, config, role), config.event_loop)
 
 
 def add_commands(sub: Any) -> None:

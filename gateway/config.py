@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from adapters.settings import RestSettings, SapSettings, load_adapter_settings
 from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
+from crossway.eventloop import EVENT_LOOPS
 
 __all__ = [
     "AdminConfig",
@@ -117,6 +118,8 @@ class GatewayConfig:
     admin: AdminConfig | None = None
     # Processes serving the same ports (SO_REUSEPORT), so one gateway can use every core.
     workers: int = 1
+    # "uvloop" (default) or "asyncio": the event loop the gateway's processes run on.
+    event_loop: str = "uvloop"
 
     @property
     def member(self) -> str:
@@ -266,6 +269,15 @@ def _workers(gw: _Reader) -> int:
     return value
 
 
+def _event_loop(gw: _Reader) -> str:
+    value = gw.text("event_loop", "uvloop")
+    if value not in EVENT_LOOPS:
+        raise gw._fail(
+            "event_loop", f"must be one of {', '.join(EVENT_LOOPS)}, got {value!r}", 'e.g. event_loop = "uvloop"'
+        )
+    return value
+
+
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate a gateway's TOML file; a bad file fails here with the file and key named."""
     environ = os.environ if environ is None else environ
@@ -341,4 +353,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         default_timeout_s=security.number("default_timeout_s", 30.0),
         admin=_admin(top.sub("admin", required=False)),
         workers=_workers(gw),
+        event_loop=_event_loop(gw),
     )

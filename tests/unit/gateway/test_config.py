@@ -118,6 +118,12 @@ def test_optional_sections_take_their_defaults(tmp_path: Path) -> None:
     assert config.encryption_key is None
     assert config.jwt is None and config.client_certificates == () and config.services == ()
     assert (config.audit.strict, config.audit.replicas, config.audit.stream) == (False, 1, "CROSSWAY_AUDIT")
+    assert config.event_loop == "uvloop"
+
+
+def test_the_standard_event_loop_can_be_chosen(tmp_path: Path) -> None:
+    text = VALID.replace('data_dir = "data"', 'data_dir = "data"\nevent_loop = "asyncio"')
+    assert load_config(write(tmp_path, text), environ={}).event_loop == "asyncio"
 
 
 @pytest.mark.parametrize("section", ["gateway", "listen", "registry", "keys"])
@@ -148,6 +154,7 @@ def test_a_section_that_is_not_a_table_is_rejected(tmp_path: Path) -> None:
         ("strict = true", 'strict = "yes"', "[audit] strict: must be true or false"),
         ("timeout_s = 5", "timeout_s = 0", "[services[0]] timeout_s: must be a positive number"),
         ("timeout_s = 5", "timeout_s = true", "[services[0]] timeout_s: must be a positive number"),
+        ('data_dir = "data"', 'data_dir = "data"\nevent_loop = "tokio"', "[gateway] event_loop: must be one of uvloop"),
     ],
 )
 def test_bad_scalar_values_name_section_and_key(tmp_path: Path, old: str, new: str, fragment: str) -> None:
