@@ -60,9 +60,8 @@ class AuditRecord:
     policy_version: str = ""
 
     def __post_init__(self) -> None:
-        # Types are checked at construction, so a record that exists is a record that decodes.
-        for f in _FIELDS:
-            _check_type(f.name, getattr(self, f.name), _KINDS[f.name])
+        # Field types are checked where values come from outside (from_json); a gateway builds
+        # records from its typed Exchange once per side per call, where 27 checks cost ~35 µs.
         if not self.record_id:
             raise AuditRecordInvalid("audit record has an empty record_id")
         if self.side not in SIDES:
@@ -93,8 +92,10 @@ class AuditRecord:
             raise AuditRecordInvalid(f"audit record lacks field(s): {', '.join(missing)}")
         values: dict[str, Any] = {}
         for name, value in doc.items():
-            if _KINDS[name] is tuple and isinstance(value, list):
+            kind = _KINDS[name]
+            if kind is tuple and isinstance(value, list):
                 value = tuple(value)
+            _check_type(name, value, kind)
             values[name] = value
         return cls(**values)
 
