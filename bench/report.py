@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_table", "targets", "write_json"]
+__all__ = ["cpu_budget", "format_table", "targets", "write_json"]
 
 PATHS = ("direct", "proxy_chain", "crossway")
 
@@ -33,6 +33,55 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 def _cpu(row: dict[str, Any]) -> str:
     parts = [f"{k.replace('_side', '')} {v:.0f}" for k, v in row["cpu_us_per_call"].items() if k != "loadgen"]
     return ", ".join(parts)
+
+
+def _total(row: dict[str, Any], *, prefix: str = "") -> float:
+    return float(sum(v for k, v in row["cpu_us_per_call"].items() if k.startswith(prefix)))
+
+
+def cpu_budget(doc: dict[str, Any], ratio: float = 0.75) -> dict[str, float]:
+    """Where a call's CPU goes, and what the two gateways may spend for crossway to reach ``ratio``.
+
+    All processes share the machine's cores, so when every path is CPU-bound, calls/s scale as
+    1 / (CPU µs per call, all processes). The gateways' budget is what is left of
+    ``proxy_total / ratio`` after the processes both paths have (load generator, backend, NATS).
+    """
+    proxy, crossway = doc["proxy_chain"], doc["crossway"]
+    proxy_total, crossway_total = _total(proxy), _total(crossway)
+    gateways = _total(crossway, prefix="gateway")
+    proxies = _total(proxy, prefix="proxy")
+    budget = proxy_total / ratio - (crossway_total - gateways)
+    out = {
+        "proxies_us_per_call": round(proxies, 1),
+        "gateways_us_per_call": round(gateways, 1),
+        "gateways_budget_us_per_call": round(budget, 1),
+        "ratio": ratio,
+    }
+    pipeline = doc.get("pipeline")
+    if pipeline:
+        out["pipeline_us_per_exchange"] = pipeline["us_per_exchange"]
+    return out
+
+
+def _cpu_budget(doc: dict[str, Any]) -> list[str]:
+    b = doc.get("cpu_budget")
+    if not b:
+        return []
+    lines = [
+        f"CPU per call: both proxies {b['proxies_us_per_call']:,.0f} µs, both gateways {b['gateways_us_per_call']:,.0f} µs; "
+        f"for {b['ratio']:.2f} x proxy chain the gateways may spend {b['gateways_budget_us_per_call']:,.0f} µs"
+    ]
+    if "pipeline_us_per_exchange" in b:
+        lines.append(
+            f"  of which Crossway's own pipeline code (both sides, no network, bench.pipeline): "
+            f"{b['pipeline_us_per_exchange']:,.0f} µs; the rest is gRPC, NATS, tracing and the event loop"
+        )
+    in_flight = int(doc.get("settings", {}).get("in_flight", "64"))
+    lines.append(
+        f"  queueing at {in_flight} in flight: p50 >= {in_flight} / calls_per_s, so p99 <= 5 ms needs at least "
+        f"{in_flight / 0.005:,.0f} calls/s (direct reached {doc['direct']['calls_per_s']:,.0f})"
+    )
+    return lines
 
 
 def format_table(doc: dict[str, Any]) -> str:
@@ -66,6 +115,7 @@ def format_table(doc: dict[str, Any]) -> str:
             f"stream {stream['bytes'] / (1 << 20):.0f} MiB through both gateways: {stream['mib_per_s']:.1f} MiB/s; "
             f"RSS growth {growth}"
         )
+    lines.extend(_cpu_budget(doc))
     policy, audit = doc.get("policy"), doc.get("audit_publish")
     if policy:
         lines.append(

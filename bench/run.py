@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import RunResult, median_run, run_load
-from bench.report import format_table, targets, write_json
+from bench.pipeline import measure as measure_pipeline
+from bench.report import cpu_budget, format_table, targets, write_json
 from bench.scenarios import crossway_spec, direct_spec, proxy_chain, stream_transfer
 from crossway.demo.federation import Federation
 from gateway.audit import count_stream_records
@@ -43,6 +44,7 @@ class BenchSettings:
     stream_chunk_bytes: int = 64 << 10
     policy_calls: int = 20_000
     audit_records: int = 50_000
+    pipeline_exchanges: int = 3000
     workers: int = 2  # the scaling row: gateways with this many processes (1 = skip)
     output: Path = RESULTS
 
@@ -57,6 +59,7 @@ class BenchSettings:
             stream_bytes=1 << 20,
             policy_calls=200,
             audit_records=500,
+            pipeline_exchanges=50,
             workers=2,
             output=output,
         )
@@ -147,11 +150,15 @@ async def run_bench(s: BenchSettings) -> dict[str, Any]:
     doc["policy"] = dataclasses.asdict(measure_policy(s.policy_calls))
     doc["audit_publish"] = dataclasses.asdict(await measure_audit(s.audit_records))
     with tempfile.TemporaryDirectory(prefix="crossway-bench-") as tmp:
+        (Path(tmp) / "pipeline").mkdir()
+        cost = await measure_pipeline(Path(tmp) / "pipeline", s.pipeline_exchanges)
+        doc["pipeline"] = {"us_per_exchange": round(cost.us_per_exchange, 1), "exchanges": s.pipeline_exchanges}
         await _paths(s, Path(tmp), doc)
         if s.workers > 1:
             await _workers(s, Path(tmp), doc)
     doc["ratio_crossway_to_proxy_chain"] = round(doc["crossway"]["calls_per_s"] / doc["proxy_chain"]["calls_per_s"], 3)
     doc["ratio_crossway_to_direct"] = round(doc["crossway"]["calls_per_s"] / doc["direct"]["calls_per_s"], 3)
+    doc["cpu_budget"] = cpu_budget(doc)
     doc["targets"] = targets(doc)
     doc["elapsed_s"] = round(time.monotonic() - started, 1)
     write_json(doc, s.output)

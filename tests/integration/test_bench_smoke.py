@@ -25,7 +25,12 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
         "stream",
         "policy",
         "audit_publish",
+        "pipeline",
+        "cpu_budget",
     } <= doc.keys()
+    assert doc["pipeline"]["us_per_exchange"] > 0
+    budget = doc["cpu_budget"]
+    assert budget["gateways_us_per_call"] > 0 and budget["proxies_us_per_call"] > 0
     assert doc["crossway"]["errors"] == 0
     assert set(doc["latency_1_in_flight"]) == {"direct", "proxy_chain", "crossway"}
     assert all(row["calls_per_s"] > 0 for row in doc["latency_1_in_flight"].values())
