@@ -56,7 +56,7 @@ from gateway.inbound import verified_request_bodies
 from gateway.meta import ALLOWED_METHODS, encode_allowed_methods
 from gateway.minimization import ResponseMinimizer
 from gateway.peers import PeerIdentity, PeerVerifier
-from gateway.quotas import QuotaLimiter
+from gateway.quotas import QuotaLimiter, Quotas
 from policies import AccessRequest
 from protos.crossway.v1 import envelope_pb2 as pb
 
@@ -99,14 +99,18 @@ class ProviderPipeline:
         policies: PolicyManager,
         adapters: Mapping[ServiceId, Adapter],
         encryption_key: object | None,
+        *,
+        quotas: Quotas | None = None,
     ) -> None:
+        """``quotas``: where the permits' buckets live; in this process's memory unless given
+        (a gateway with several worker processes passes a :class:`~gateway.quotas.SharedQuotaLimiter`)."""
         self._ctx = ctx
         self._replay = replay
         self._policies = policies
         self._adapters = dict(adapters)
         self._encryption_key = encryption_key
         self._peers = PeerVerifier()
-        self._quotas = QuotaLimiter()
+        self._quotas: Quotas = quotas if quotas is not None else QuotaLimiter()
         self._minimizer = ResponseMinimizer()
         self._endusers = EndUserVerifier(ctx.clock)
 

@@ -46,6 +46,7 @@ from gateway.context import GatewayContext
 from gateway.health import GatewayHealth
 from gateway.meta import MetaServices
 from gateway.provider import ProviderPipeline
+from gateway.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from gateway.routing import Router
 from gateway.transport import ClientPortHandler, PeerPortHandler
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
@@ -199,7 +200,9 @@ class Gateway:
                 binding.service.grpc_service,
             )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
-        provider = ProviderPipeline(ctx, self._replay_guard(), policies, self._adapters, encryption_key)
+        provider = ProviderPipeline(
+            ctx, self._replay_guard(), policies, self._adapters, encryption_key, quotas=self._quotas()
+        )
         # grpc.health.v1 on the client and admin ports (not the peer port: mTLS, for gateways only).
         health = self._health = GatewayHealth(
             str(cfg.gateway_id), source, self._audit, policies if cfg.services else None, self._adapters
@@ -260,6 +263,13 @@ class Gateway:
         if self.config.workers > 1:
             return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
         return MemoryReplayGuard()
+
+    def _quotas(self) -> Quotas:
+        # The same reason: a client's calls spread over the workers, so a "2/min" quota would
+        # become N x 2/min unless they share one set of buckets (a SQLite file in the data dir).
+        if self.config.workers > 1:
+            return SharedQuotaLimiter(self.config.data_dir / "quotas.sqlite")
+        return QuotaLimiter()
 
     def _callers(self, source: ConfigurationSource) -> CallerAuthenticator:
         cfg = self.config
