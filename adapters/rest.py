@@ -28,6 +28,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from adapters.base import AdapterHealth, BackendCall
+from adapters.headers import exchange_headers
 from adapters.health import HealthTracker
 from adapters.http_status import grpc_status_for_http
 from adapters.schema import DescriptorSource, MethodTypes, SchemaCache
@@ -102,7 +103,7 @@ class RestAdapter:
             )
         types = self._schema.current().method(call.method_name)
         path, params, payload = self._request_parts(mapping, types.parse_request(body))
-        headers = {name: value for name, value in call.metadata if value}
+        headers = exchange_headers(call)
         try:
             # One overall bound (httpx's own timeouts are per phase: connect, read, …).
             async with asyncio.timeout(call.timeout_s):

@@ -8,6 +8,11 @@ timeout, so a slow SAP system cannot pile up workers long after their callers ga
 
 $metadata is fetched once, lazily, on the first call (a gateway must start while SAP is down);
 a failed fetch is retried by the next call.
+
+Every request of an exchange carries its context (client, message id, user, purpose,
+traceparent) as the same HTTP headers the REST adapter sends (``adapters.headers``), so SAP can
+log who called and why and join the trace. The $metadata fetch and the CSRF token fetch do not:
+each serves every exchange after it, so naming one caller there would mislead.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import pyodata
@@ -27,6 +32,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
 from adapters.base import AdapterHealth, BackendCall
+from adapters.headers import exchange_headers
 from adapters.health import HealthTracker
 from adapters.sap.errors import translate
 from adapters.sap.operations import Operations
@@ -47,7 +53,7 @@ class SapODataAdapter:
         self._health = HealthTracker(settings.service_url)
         self._session = GatewaySession(settings)
         self._executor = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="sap-odata")
-        self._operations: Operations | None = None
+        self._client: Any = None  # pyodata.Client (untyped), once $metadata has loaded
         self._metadata_lock = threading.Lock()
 
     def health(self) -> AdapterHealth:
@@ -57,19 +63,19 @@ class SapODataAdapter:
     def csrf_fetches(self) -> int:
         return self._session.csrf_fetches
 
-    def _ops(self) -> Operations:
+    def _ops(self, headers: Mapping[str, str]) -> Operations:
+        """Operations for one exchange, on the client all exchanges share (its $metadata is costly)."""
         with self._metadata_lock:
-            if self._operations is None:
-                client = pyodata.Client(self._settings.service_url, self._session)
-                self._operations = Operations(client, self._settings.properties)
+            if self._client is None:
+                self._client = pyodata.Client(self._settings.service_url, self._session)
                 log.info("SAP $metadata of %s loaded", self._settings.service_url)
-            return self._operations
+        return Operations(self._client, self._settings.properties, headers)
 
-    def _run(self, mapping: SapMethod, types: MethodTypes, body: bytes) -> bytes:
-        """On a worker thread: decode, call SAP, encode."""
+    def _run(self, mapping: SapMethod, types: MethodTypes, body: bytes, headers: Mapping[str, str]) -> bytes:
+        """On a worker thread: decode, call SAP with the exchange's headers, encode."""
         request = json_format.MessageToDict(types.parse_request(body), preserving_proto_field_name=True)
         try:
-            data = self._ops().run(
+            data = self._ops(headers).run(
                 mapping, request, cast(Descriptor, types.input.DESCRIPTOR), cast(Descriptor, types.output.DESCRIPTOR)
             )
         except Exception as exc:  # pyodata, requests and lxml raise many kinds: translate all
@@ -101,7 +107,8 @@ class SapODataAdapter:
         context = contextvars.copy_context()
         context.run(DEADLINE.set, time.monotonic() + call.timeout_s)
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._executor, context.run, self._run, mapping, types, body)
+        headers = exchange_headers(call)
+        work = loop.run_in_executor(self._executor, context.run, self._run, mapping, types, body, headers)
         try:
             return await asyncio.wait_for(work, call.timeout_s)
         except TimeoutError:

@@ -6,6 +6,11 @@ OData properties by PascalCase (``share_capital`` → ``ShareCapital``) unless t
 names the property (``[services.sap.properties] id = "ID"``). Values are converted per Edm type
 (``values``); filter literals are formatted by pyodata from the property's type, never by
 pasting text together.
+
+An ``Operations`` serves one exchange: it carries that exchange's context headers
+(``adapters.headers``) and attaches them to every request it sends — reads, queries, writes,
+function imports and the ``$batch`` — with pyodata's per-request ``add_headers``. They cannot go
+on the ``requests`` session: that is shared by all exchanges running on the worker threads.
 """
 
 from __future__ import annotations
@@ -50,9 +55,15 @@ def _skip_from(token: str) -> int:
 
 
 class Operations:
-    def __init__(self, client: Any, properties: Mapping[str, str]) -> None:
-        self._client = client  # pyodata.Client (untyped)
+    def __init__(self, client: Any, properties: Mapping[str, str], headers: Mapping[str, str]) -> None:
+        self._client = client  # pyodata.Client (untyped), shared by all exchanges
         self._properties = properties
+        self._headers = dict(headers)  # this exchange's context, for the backend's logs and trace
+
+    def _execute(self, request: Any) -> Any:
+        """Send a pyodata request (any ``ODataHttpRequest``) with this exchange's headers."""
+        request.add_headers(dict(self._headers))
+        return request.execute()
 
     def prop(self, field: str) -> str:
         return self._properties.get(field) or _pascal(field)
@@ -136,7 +147,7 @@ class Operations:
         item = self._entity_message(response, m.response_field)
         query = getattr(self._client.entity_sets, m.entity_set).get_entity(**self._keys(entity_type, request))
         query = query.select(",".join(self._columns(entity_type, item)))
-        return self._wrap(m, self._json(query.execute(), entity_type, item))
+        return self._wrap(m, self._json(self._execute(query), entity_type, item))
 
     def _query(self, m: SapMethod, request: dict[str, Any], rq: Descriptor, response: Descriptor) -> Any:
         entity_type = self._entity_type(m.entity_set)
@@ -153,7 +164,7 @@ class Operations:
             query = query.filter(**terms)
         # One row more than the page tells whether another page exists, without $inlinecount.
         query = query.select(",".join(self._columns(entity_type, item))).skip(skip).top(size + 1)
-        rows = list(query.execute())
+        rows = list(self._execute(query))
         out: dict[str, Any] = {items_field: [self._json(r, entity_type, item) for r in rows[:size]]}
         if len(rows) > size and "next_page_token" in response.fields_by_name:
             out["next_page_token"] = _page_token(skip + size)
@@ -162,7 +173,7 @@ class Operations:
     def _create(self, m: SapMethod, request: dict[str, Any], rq: Descriptor, response: Descriptor) -> Any:
         entity_type = self._entity_type(m.entity_set)
         data = request.get(m.request_field, {}) if m.request_field else request
-        created = self._create_request(m.entity_set, entity_type, data).execute()
+        created = self._execute(self._create_request(m.entity_set, entity_type, data))
         return self._wrap(m, self._json(created, entity_type, self._entity_message(response, m.response_field)))
 
     def _create_request(self, entity_set: str, entity_type: Any, data: Mapping[str, Any]) -> Any:
@@ -177,18 +188,18 @@ class Operations:
         update = getattr(self._client.entity_sets, m.entity_set).update_entity(**keys).set(**changes)
         # pyodata expects 204; SAP Gateway gives it, CAP only when asked (notes/sap-cap-test-server).
         update.add_headers({"Prefer": "return=minimal"})
-        update.execute()
+        self._execute(update)
         item = self._entity_message(response, m.response_field)
         if not item.fields:
             return {}
         # The stored entity (with values SAP computed), not an echo of the request.
         read = getattr(self._client.entity_sets, m.entity_set).get_entity(**keys)
-        return self._wrap(m, self._json(read.execute(), entity_type, item))
+        return self._wrap(m, self._json(self._execute(read), entity_type, item))
 
     def _delete(self, m: SapMethod, request: dict[str, Any], rq: Descriptor, response: Descriptor) -> Any:
         entity_type = self._entity_type(m.entity_set)
         data = request.get(m.request_field, {}) if m.request_field else request
-        getattr(self._client.entity_sets, m.entity_set).delete_entity(**self._keys(entity_type, data)).execute()
+        self._execute(getattr(self._client.entity_sets, m.entity_set).delete_entity(**self._keys(entity_type, data)))
         return {}
 
     def _batch_create(self, m: SapMethod, request: dict[str, Any], rq: Descriptor, response: Descriptor) -> Any:
@@ -201,7 +212,8 @@ class Operations:
         for data in items:
             changeset.add_request(self._create_request(m.entity_set, entity_type, data))
         batch.add_request(changeset)
-        results = batch.execute()
+        # On the $batch request itself, where SAP logs and traces the HTTP request.
+        results = self._execute(batch)
         item = self._entity_message(response, m.response_field)
         created = [e for part in results for e in (part if isinstance(part, list) else [part])]
         return {m.response_field: [self._json(e, entity_type, item) for e in created]}
@@ -214,7 +226,7 @@ class Operations:
             param = params.get(self.prop(field))
             if param is not None and value not in (None, ""):
                 call = call.parameter(param.name, to_odata(param.typ.name, value, field))
-        result = call.execute()
+        result = self._execute(call)
         rtype = fimport.return_type
         if rtype is None:
             return {}

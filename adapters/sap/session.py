@@ -10,6 +10,10 @@ it, where every request it makes passes:
 - Deadline: the adapter sets the call's deadline in a context variable before it hands the
   work to a thread; each request gets the time left as its timeout, none once it has passed.
 - ``sap-client`` goes on every request as a query parameter, as SAP Gateway expects.
+
+The exchange's context headers are *not* set here: this session is shared by every exchange on
+every worker thread, so they travel per request (``operations``); a resend after a CSRF refusal
+keeps the request's own headers.
 """
 
 from __future__ import annotations

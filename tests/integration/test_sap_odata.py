@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -18,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crossway.core.ids import ServiceId
 from crossway.demo.business import ARCHIVE_SERVICE, BUSINESS_SERVICE
-from crossway.demo.federation import Federation
+from crossway.demo.federation import TAX_SUBSYSTEM, Federation
 from crossway.demo.sapcap import CapServer
 from gateway.metadata import metadata_text
 from protos.demo.business.v1 import business_pb2 as pb
@@ -28,6 +29,8 @@ from tests.integration.sap_cap import control, start_cap_server
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TALLINNA_VESI = "0f8fad5b-d9cb-469f-a165-70867728950e"
+CALLER_TRACE = "5b8aa5a2d2c872e8321cf37308d69df2"
+OFFICIAL = "EE38001085718"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -159,6 +162,74 @@ async def test_calls_a_function_import_and_gets_an_exact_decimal(
 ) -> None:
     total = await stub.GetTotalShareCapital(pb.GetTotalShareCapitalRequest(city="Pärnu"), metadata=md(fed), timeout=15)
     assert total.total == "3000.50"
+
+
+def context_md(fed: Federation) -> tuple[tuple[str, str], ...]:
+    """md() plus an end user and the caller's trace, so every context header has a value."""
+    return (*md(fed), ("crossway-user-id", OFFICIAL), ("traceparent", f"00-{CALLER_TRACE}-051581bf3cb55c13-01"))
+
+
+async def exchanged(call: Any) -> tuple[Any, str]:
+    """The answer of a grpc.aio call and the message id its gateway gave the exchange."""
+    response = await call
+    return response, metadata_text(await call.trailing_metadata())["crossway-message-id"]
+
+
+def context_arrived(cap: CapServer, message_id: str) -> list[str]:
+    """The HTTP methods SAP saw for one exchange, after checking each carried the whole context."""
+    seen = [
+        r for r in control(cap, "requests", "GET")["requests"] if r["headers"].get("crossway-message-id") == message_id
+    ]
+    for request in seen:
+        headers = request["headers"]
+        assert headers["crossway-client"] == str(TAX_SUBSYSTEM)
+        assert headers["crossway-user-id"] == OFFICIAL
+        assert headers["crossway-purpose"] == "tax-assessment"
+        # The provider gateway's span, in the caller's trace: SAP's log joins the trace.
+        _, trace, parent, _ = headers["traceparent"].split("-")
+        assert trace == CALLER_TRACE and parent != "051581bf3cb55c13"
+        assert not any("token" in name for name in headers)  # never the end user's token
+    return [r["method"] for r in seen]
+
+
+async def test_sap_sees_the_exchange_context_on_every_request_of_a_read_and_a_write(
+    fed: Federation, cap: CapServer, stub: pb_grpc.BusinessRegisterStub
+) -> None:
+    _, read = await exchanged(
+        stub.GetCompany(pb.GetCompanyRequest(id=TALLINNA_VESI), metadata=context_md(fed), timeout=15)
+    )
+    assert context_arrived(cap, read) == ["GET"]
+    company = pb.Company(registry_code="60000001", name="Kontekst OÜ", city="Tartu", share_capital="2500")
+    created, create = await exchanged(
+        stub.CreateCompany(pb.CreateCompanyRequest(company=company), metadata=context_md(fed), timeout=15)
+    )
+    assert set(context_arrived(cap, create)) == {"POST"}  # twice if SAP had asked for a new CSRF token
+    _, update = await exchanged(
+        stub.UpdateCompany(
+            pb.UpdateCompanyRequest(company=pb.Company(id=created.id, city="Narva")),
+            metadata=context_md(fed),
+            timeout=15,
+        )
+    )
+    assert context_arrived(cap, update) == ["PATCH", "GET"]  # the change, then the stored entity read back
+    _, delete = await exchanged(
+        stub.DeleteCompany(pb.DeleteCompanyRequest(id=created.id), metadata=context_md(fed), timeout=15)
+    )
+    assert context_arrived(cap, delete) == ["DELETE"]
+
+
+async def test_sap_sees_the_exchange_context_on_a_batch_and_a_function_import(
+    fed: Federation, cap: CapServer, stub: pb_grpc.BusinessRegisterStub
+) -> None:
+    companies = [pb.Company(registry_code="60000002", name="Partii OÜ", city="Valga", share_capital="2500")]
+    _, batch = await exchanged(
+        stub.RegisterCompanies(pb.RegisterCompaniesRequest(companies=companies), metadata=context_md(fed), timeout=15)
+    )
+    assert context_arrived(cap, batch) == ["POST"]  # the $batch request itself
+    total, function = await exchanged(
+        stub.GetTotalShareCapital(pb.GetTotalShareCapitalRequest(city="Valga"), metadata=context_md(fed), timeout=15)
+    )
+    assert total.total and context_arrived(cap, function) == ["GET"]
 
 
 async def test_a_sap_validation_error_is_invalid_argument_with_sap_s_message(

@@ -4,7 +4,8 @@
 // - CSRF protection: a write without the current token gets 403 and `x-csrf-token: Required`;
 //   `x-csrf-token: Fetch` on a GET or HEAD returns the token.
 // - optional basic authentication (SAP_TEST_USER / SAP_TEST_PASSWORD in the environment);
-// - a `/__test` control API the tests use to rotate the token, slow the backend and read counters.
+// - a `/__test` control API the tests use to rotate the token, slow the backend and read counters,
+//   and to see the exchange context (crossway-* and traceparent headers) of the latest requests.
 const cds = require('@sap/cds')
 const express = require('express')
 const { randomUUID } = require('node:crypto')
@@ -13,6 +14,9 @@ const state = { token: randomUUID(), fetches: 0, rejected: 0, delayMs: 0, sapCli
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'MERGE', 'DELETE'])
 const USER = process.env.SAP_TEST_USER
 const PASSWORD = process.env.SAP_TEST_PASSWORD
+const CONTEXT_HEADER = /^(crossway-.*|traceparent)$/
+const RECENT = 200 // requests whose context is kept: enough for a test, bounded for a long demo
+const recent = []
 
 function control(app) {
   app.get('/__test/stats', (req, res) => res.json(state))
@@ -24,6 +28,14 @@ function control(app) {
     state.delayMs = Number(req.query.ms) || 0
     res.json({ delayMs: state.delayMs })
   })
+  app.get('/__test/requests', (req, res) => res.json({ requests: recent }))
+}
+
+// Like SAP Gateway's own request log: who called (the gateway's context headers), not the payload.
+function remember(req) {
+  const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => CONTEXT_HEADER.test(name)))
+  recent.push({ method: req.method, path: req.path, headers })
+  if (recent.length > RECENT) recent.shift()
 }
 
 // SAP Gateway reads percent-encoded key predicates (pyodata sends `Companies%28ID%3Dguid%27…%27%29`);
@@ -48,6 +60,7 @@ function gateway(req, res, next) {
     }
   }
   if (req.query['sap-client']) state.sapClient = req.query['sap-client']
+  remember(req)
   const sent = req.headers['x-csrf-token']
   if ((req.method === 'GET' || req.method === 'HEAD') && sent && sent.toLowerCase() === 'fetch') {
     state.fetches++
