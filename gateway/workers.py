@@ -6,8 +6,9 @@ spreads new connections over the processes. The process started by ``crossway ga
 is the *primary*: it binds first (port 0 gets its port from the OS here), then starts N-1
 *worker* processes that bind exactly the ports it got. Every process is a whole gateway
 (pipelines, audit sink, configuration subscription); what they must share they share outside
-the process: NATS (the primary's URL, embedded or not), the replay window (a SQLite file in the
-data directory, see ``crossway.security.shared_replay``). Each worker spools audit records in
+the process: NATS (the primary's URL, embedded or not), the replay window and the quota buckets
+(SQLite files in the data directory, see ``crossway.security.shared_replay`` and
+``gateway.quotas``). Each worker spools audit records in
 its own directory, so two processes never write one spool segment.
 
 The primary relays its workers' output, prefixed, and stops them (SIGTERM: they drain) before
