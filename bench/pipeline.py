@@ -62,9 +62,7 @@ class _DirectPeer:
         self._provider = provider
         self._auth_context = auth_context
 
-    async def call(
-        self, env: pb.Envelope, timeout: float | None = None, wait_for_ready: bool | None = None
-    ) -> pb.Envelope:
+    async def exchange(self, env: pb.Envelope, timeout: float) -> pb.Envelope:
         return await self._provider.call(env, self._auth_context)
 
     def get(self, address: str, ca_pem: bytes) -> _DirectPeer:

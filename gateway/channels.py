@@ -2,7 +2,9 @@
 
 One channel per peer address, reused by every call (HTTP/2 multiplexes them). Channels trust
 only the registry CA(s) from the verified configuration; when the CA set changes (a new
-configuration with a rotated CA), the pool is rebuilt.
+configuration with a rotated CA), the pool is rebuilt. Unary exchanges go over the address's
+``Multiplex`` stream (see ``gateway.multiplex``) unless ``multiplex`` is off, the provider does
+not offer it, or the envelope is large enough to hold up the others (then ``Call``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from typing import Any
 
 import grpc
 
+from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, refusal_error
 from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
 
 __all__ = ["PeerChannels", "PeerStubs"]
+
+# Envelopes above this go over Call: on the shared stream they would hold up the small ones.
+_MUX_MAX_BYTES = 256 * 1024
 
 _MAX_MESSAGE = 64 * 1024 * 1024
 _OPTIONS: list[tuple[str, Any]] = [
@@ -34,10 +41,32 @@ _OPTIONS: list[tuple[str, Any]] = [
 class PeerStubs:
     call: grpc.aio.UnaryUnaryMultiCallable[pb.Envelope, pb.Envelope]
     stream: grpc.aio.StreamStreamMultiCallable[pb.Envelope, pb.Envelope]
+    mux: PeerMux | None = None
+
+    async def exchange(self, envelope: pb.Envelope, timeout: float) -> pb.Envelope:
+        """One unary exchange: the provider's response envelope.
+
+        Raises the gRPC error of the hop (``AioRpcError``, as ``Call`` does) or, for a refusal
+        sent over the stream, the provider's error itself.
+        """
+        mux = self.mux
+        if mux is not None and not mux.unsupported and len(envelope.body) + len(envelope.header) <= _MUX_MAX_BYTES:
+            try:
+                reply = await mux.exchange(envelope, timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                mux.unsupported = True  # an older provider: nothing was processed, use Call
+            else:
+                if reply.HasField("refusal"):
+                    raise refusal_error(reply.refusal)
+                return reply.response
+        return await self.call(envelope, timeout=timeout, wait_for_ready=False)
 
 
 class PeerChannels:
-    def __init__(self, tls_key_pem: bytes, tls_cert_pem: bytes) -> None:
+    def __init__(self, tls_key_pem: bytes, tls_cert_pem: bytes, *, multiplex: bool = True) -> None:
+        self._multiplex = multiplex
         self._key = tls_key_pem
         self._cert = tls_cert_pem
         self._ca_pem = b""
@@ -62,6 +91,15 @@ class PeerChannels:
                     request_serializer=pb.Envelope.SerializeToString,
                     response_deserializer=pb.Envelope.FromString,
                 ),
+                mux=PeerMux(
+                    channel.stream_stream(
+                        MULTIPLEX_METHOD,
+                        request_serializer=mux_pb.MuxRequest.SerializeToString,
+                        response_deserializer=mux_pb.MuxReply.FromString,
+                    )
+                )
+                if self._multiplex
+                else None,
             )
             entry = (channel, stubs)
             self._pool[address] = entry
@@ -73,9 +111,11 @@ class PeerChannels:
         self._ca_pem = ca_pem
         self._credentials = grpc.ssl_channel_credentials(ca_pem, self._key, self._cert)
         for channel, _ in old:
-            # Let calls in flight finish on the old channels; close them in the background.
+            # Let calls in flight finish on the old channels (their streams too); close them in
+            # the background.
             asyncio.get_running_loop().create_task(channel.close(grace=30))
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, {}
+        await asyncio.gather(*(stubs.mux.aclose() for _, stubs in pool.values() if stubs.mux), return_exceptions=True)
         await asyncio.gather(*(channel.close(grace=1) for channel, _ in pool.values()), return_exceptions=True)

@@ -186,7 +186,7 @@ class ClientPipeline:
             ex.peer_gateway = route.gateways[index]
             ex.request_out_ms = ctx.clock.now_ms()
             try:
-                response_env = await stubs.call(env, timeout=timeout, wait_for_ready=False)
+                response_env = await stubs.exchange(env, timeout)
                 break
             except grpc.aio.AioRpcError as exc:
                 error = _peer_error(exc, route, address)

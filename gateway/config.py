@@ -120,6 +120,8 @@ class GatewayConfig:
     workers: int = 1
     # "uvloop" (default) or "asyncio": the event loop the gateway's processes run on.
     event_loop: str = "uvloop"
+    # Unary exchanges to provider gateways over one Multiplex stream per peer (else one Call each).
+    peer_multiplex: bool = True
 
     @property
     def member(self) -> str:
@@ -354,4 +356,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         admin=_admin(top.sub("admin", required=False)),
         workers=_workers(gw),
         event_loop=_event_loop(gw),
+        peer_multiplex=gw.flag("peer_multiplex", True),
     )

@@ -24,8 +24,10 @@ from crossway.telemetry import extract_context
 from gateway.client import ClientPipeline, OutgoingCall
 from gateway.meta import META_PREFIX, MetaServices
 from gateway.metadata import metadata_text
+from gateway.multiplex import MULTIPLEX_METHOD, serve_multiplex
 from gateway.provider import ProviderPipeline
 from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
 
 __all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with"]
 
@@ -137,7 +139,7 @@ class ClientPortHandler(_GenericHandler):
 
 
 class PeerPortHandler(_GenericHandler):
-    """``crossway.v1.PeerExchange`` on the peer port (mTLS only)."""
+    """``crossway.v1.PeerExchange`` on the peer port (mTLS only): Call, Stream and Multiplex."""
 
     def __init__(self, pipeline: ProviderPipeline) -> None:
         self._pipeline = pipeline
@@ -151,6 +153,11 @@ class PeerPortHandler(_GenericHandler):
             request_deserializer=pb.Envelope.FromString,
             response_serializer=pb.Envelope.SerializeToString,
         )
+        self._multiplex = grpc.stream_stream_rpc_method_handler(
+            self._handle_multiplex,
+            request_deserializer=mux_pb.MuxRequest.FromString,
+            response_serializer=mux_pb.MuxReply.SerializeToString,
+        )
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
@@ -158,6 +165,8 @@ class PeerPortHandler(_GenericHandler):
             return self._call
         if method == "/crossway.v1.PeerExchange/Stream":
             return self._stream
+        if method == MULTIPLEX_METHOD:
+            return self._multiplex
         return None
 
     async def _handle_call(self, env: pb.Envelope, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Envelope:
@@ -167,6 +176,14 @@ class PeerPortHandler(_GenericHandler):
             await abort_with(context, exc, "")
         except Exception as exc:
             await abort_with(context, _internal(exc, "", Hop.PROVIDER), "")
+
+    async def _handle_multiplex(
+        self, requests: AsyncIterator[mux_pb.MuxRequest], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[mux_pb.MuxReply]:
+        # An async generator function, so grpc.aio streams what it yields. The peer's TLS
+        # identity is the connection's; the pipeline checks it per exchange, as for Call.
+        async for reply in serve_multiplex(requests, context.auth_context(), self._pipeline.call):
+            yield reply
 
     async def _handle_stream(
         self, frames: AsyncIterator[pb.Envelope], context: grpc.aio.ServicerContext[Any, Any]

@@ -16,9 +16,11 @@ from crossway.security.signing import Signer
 from gateway.codec import seal_frame
 from gateway.frames import FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
 
 CALL = "/crossway.v1.PeerExchange/Call"
 STREAM = "/crossway.v1.PeerExchange/Stream"
+MULTIPLEX = "/crossway.v1.PeerExchange/Multiplex"
 
 
 def pem_key(key: object) -> bytes:
@@ -78,9 +80,25 @@ class PeerClient:
             )
             return await method(env, timeout=10)
 
+    async def multiplex(self, envelopes: list[pb.Envelope]) -> dict[int, mux_pb.MuxReply]:
+        """Send the envelopes on one Multiplex stream, tagged 1..n; the replies by tag."""
+        async with self.channel() as channel:
+            method = channel.stream_stream(
+                MULTIPLEX,
+                request_serializer=mux_pb.MuxRequest.SerializeToString,
+                response_deserializer=mux_pb.MuxReply.FromString,
+            )
+            requests = [mux_pb.MuxRequest(tag=i, envelope=env) for i, env in enumerate(envelopes, 1)]
+            return {reply.tag: reply async for reply in method(iter(requests), timeout=10)}
 
-def outcome(env_or_exc: pb.Envelope | grpc.aio.AioRpcError) -> str:
-    """The stable error code the provider answered with: from a signed status or from trailing metadata."""
+
+def outcome(env_or_exc: pb.Envelope | grpc.aio.AioRpcError | mux_pb.MuxReply) -> str:
+    """The stable error code the provider answered with: from a signed status, from trailing
+    metadata, or from a Multiplex refusal."""
+    if isinstance(env_or_exc, mux_pb.MuxReply):
+        if env_or_exc.HasField("refusal"):
+            return env_or_exc.refusal.error_code
+        return outcome(env_or_exc.response)
     if isinstance(env_or_exc, grpc.aio.AioRpcError):
         return str(dict(env_or_exc.trailing_metadata() or ()).get("crossway-error", env_or_exc.code().name))
     header = pb.Header.FromString(env_or_exc.header)

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from protos.crossway.v1 import envelope_pb2 as protos_dot_crossway_dot_v1_dot_envelope__pb2
+from protos.crossway.v1 import peer_pb2 as protos_dot_crossway_dot_v1_dot_peer__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -44,6 +45,11 @@ class PeerExchangeStub:
                 request_serializer=protos_dot_crossway_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
                 response_deserializer=protos_dot_crossway_dot_v1_dot_envelope__pb2.Envelope.FromString,
                 _registered_method=True)
+        self.Multiplex = channel.stream_stream(
+                '/crossway.v1.PeerExchange/Multiplex',
+                request_serializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequest.SerializeToString,
+                response_deserializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReply.FromString,
+                _registered_method=True)
 
 
 class PeerExchangeServicer:
@@ -64,6 +70,19 @@ class PeerExchangeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Multiplex(self, request_iterator, context):
+        """Many unary exchanges over one long-lived stream: the client gateway sends each signed
+        REQUEST envelope of a unary method tagged with a number of its own; the provider answers
+        each, in any order, with the same tag and either the signed response envelope or, when it
+        refused the request before it could sign anything, the refusal (what Call would have sent
+        as status and trailing metadata). The tag only pairs answers with requests: a signed
+        response is still bound to its request by the request's header hash. A gRPC stream message
+        costs a fraction of a unary call (call setup, metadata, status), which is most of a hop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerExchangeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +95,11 @@ def add_PeerExchangeServicer_to_server(servicer, server):
                     servicer.Stream,
                     request_deserializer=protos_dot_crossway_dot_v1_dot_envelope__pb2.Envelope.FromString,
                     response_serializer=protos_dot_crossway_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+            ),
+            'Multiplex': grpc.stream_stream_rpc_method_handler(
+                    servicer.Multiplex,
+                    request_deserializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequest.FromString,
+                    response_serializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +156,33 @@ class PeerExchange:
             '/crossway.v1.PeerExchange/Stream',
             protos_dot_crossway_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
             protos_dot_crossway_dot_v1_dot_envelope__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Multiplex(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/crossway.v1.PeerExchange/Multiplex',
+            protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequest.SerializeToString,
+            protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReply.FromString,
             options,
             channel_credentials,
             insecure,

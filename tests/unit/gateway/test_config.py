@@ -119,6 +119,12 @@ def test_optional_sections_take_their_defaults(tmp_path: Path) -> None:
     assert config.jwt is None and config.client_certificates == () and config.services == ()
     assert (config.audit.strict, config.audit.replicas, config.audit.stream) == (False, 1, "CROSSWAY_AUDIT")
     assert config.event_loop == "uvloop"
+    assert config.peer_multiplex is True
+
+
+def test_multiplexing_to_provider_gateways_can_be_switched_off(tmp_path: Path) -> None:
+    text = VALID.replace('data_dir = "data"', 'data_dir = "data"\npeer_multiplex = false')
+    assert load_config(write(tmp_path, text), environ={}).peer_multiplex is False
 
 
 def test_the_standard_event_loop_can_be_chosen(tmp_path: Path) -> None:

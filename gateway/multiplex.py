@@ -1,0 +1,204 @@
+"""Unary exchanges multiplexed over one long-lived ``PeerExchange.Multiplex`` stream per peer.
+
+A unary gRPC call costs a hop far more than one message on an open stream: call setup,
+metadata and status on both ends. Measured here with grpc.aio on uvloop, a 1.7 kB unary round
+trip cost ~230–250 µs of client and ~330–350 µs of server CPU; the same message on an open
+bidirectional stream ~120–130 and ~115–125 µs. So the client gateway sends each unary
+exchange's signed REQUEST envelope on a stream of its own to the provider gateway, tagged, and
+the provider answers each tag with the signed response — or with the refusal ``Call`` would
+have sent as status and trailing metadata, when it refused before it could sign. Nothing of
+the security model moves: the envelope is the same, verified the same way, and the signed
+response is bound to its request by the header hash; the tag only pairs answers with waiters.
+
+Client side (:class:`PeerMux`): the stream opens on first use and again after it breaks; one
+write at a time (grpc.aio's rule), answers dispatched by a reader task; a broken stream fails
+every exchange waiting on it with the stream's gRPC error, which the client pipeline maps like
+a failed ``Call`` (``peer.*``, failover to the provider's next gateway when unreachable). A
+provider without ``Multiplex`` (UNIMPLEMENTED) is remembered and served by ``Call``.
+
+Provider side (:func:`serve_multiplex`): each request runs the ordinary provider pipeline as
+its own task (at most ``max_in_flight`` per stream; the stream stops reading beyond that, so
+HTTP/2 flow control pushes back); when the client's stream ends every answer is still sent,
+and when it is cancelled every exchange on it is cancelled (and audited as such).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import grpc
+
+from crossway.core.errors import CrosswayError, Hop, InternalError, error_class_for_code
+from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
+
+__all__ = ["MULTIPLEX_METHOD", "PeerMux", "refusal_error", "serve_multiplex"]
+
+log = logging.getLogger(__name__)
+
+MULTIPLEX_METHOD = "/crossway.v1.PeerExchange/Multiplex"
+
+AuthContext = Mapping[str, Iterable[bytes]]
+ProviderCall = Callable[[pb.Envelope, AuthContext], Awaitable[pb.Envelope]]
+MuxMethod = grpc.aio.StreamStreamMultiCallable[mux_pb.MuxRequest, mux_pb.MuxReply]
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details, None)
+
+
+def refusal_error(refusal: mux_pb.PeerRefusal) -> CrosswayError:
+    """The provider's refusal, rebuilt as the error ``Call``'s status would have given."""
+    return error_class_for_code(refusal.error_code)(refusal.message, hint=refusal.hint or None, hop=Hop.PROVIDER)
+
+
+def _refusal(error: CrosswayError) -> mux_pb.PeerRefusal:
+    return mux_pb.PeerRefusal(
+        grpc_code=error.status.value[0], error_code=error.code, message=error.message, hint=error.hint
+    )
+
+
+# -- client side --------------------------------------------------------------------------
+
+
+class _Stream:
+    """One open Multiplex call: its waiters by tag and the task that reads the answers."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall[mux_pb.MuxRequest, mux_pb.MuxReply]) -> None:
+        self.call = call
+        self.waiters: dict[int, asyncio.Future[mux_pb.MuxReply]] = {}
+        self.failure: grpc.aio.AioRpcError | None = None
+        self.writing = asyncio.Lock()
+        self.reader = asyncio.get_running_loop().create_task(self._read(), name="crossway-mux-reader")
+
+    async def _read(self) -> None:
+        failure = _rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream was closed by this gateway")
+        try:
+            async for reply in self.call:
+                waiter = self.waiters.pop(reply.tag, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(reply)
+            failure = _rpc_error(grpc.StatusCode.UNAVAILABLE, "the provider gateway closed the exchange stream")
+        except grpc.aio.AioRpcError as exc:
+            failure = exc
+        finally:
+            self.failure = failure
+            waiters, self.waiters = self.waiters, {}
+            for waiter in waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(self.failure)
+
+
+def _expire(waiter: asyncio.Future[mux_pb.MuxReply]) -> None:
+    if not waiter.done():
+        waiter.set_exception(_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "no answer within the deadline"))
+
+
+class PeerMux:
+    """Unary exchanges to one provider gateway address over a Multiplex stream."""
+
+    def __init__(self, method: MuxMethod) -> None:
+        self._method = method
+        self._stream: _Stream | None = None
+        self._next_tag = 0
+        self.unsupported = False  # the provider answered UNIMPLEMENTED: use Call
+
+    def _open(self) -> _Stream:
+        stream = self._stream
+        if stream is None or stream.failure is not None or stream.call.done():
+            # wait_for_ready=False: a peer that is down fails the exchange at once (failover).
+            stream = self._stream = _Stream(self._method(None, wait_for_ready=False))
+        return stream
+
+    async def exchange(self, envelope: pb.Envelope, timeout: float) -> mux_pb.MuxReply:
+        """Send one request envelope; its answer, or the stream's ``AioRpcError``."""
+        stream = self._open()
+        self._next_tag += 1
+        tag = self._next_tag
+        waiter: asyncio.Future[mux_pb.MuxReply] = asyncio.get_running_loop().create_future()
+        stream.waiters[tag] = waiter
+        try:
+            async with stream.writing:
+                try:
+                    await stream.call.write(mux_pb.MuxRequest(tag=tag, envelope=envelope))
+                except asyncio.InvalidStateError:
+                    # The call ended between the check and the write; nothing was sent.
+                    raise stream.failure or _rpc_error(
+                        grpc.StatusCode.UNAVAILABLE, "the exchange stream ended"
+                    ) from None
+            # A timer on the waiter itself: asyncio.wait_for would wrap it in one more future.
+            expiry = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
+            try:
+                return await waiter
+            finally:
+                expiry.cancel()
+        finally:
+            stream.waiters.pop(tag, None)
+
+    async def aclose(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.call.cancel()
+            stream.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream.reader
+
+
+# -- provider side ------------------------------------------------------------------------
+
+
+async def serve_multiplex(
+    requests: AsyncIterator[mux_pb.MuxRequest],
+    auth_context: AuthContext,
+    provide: ProviderCall,
+    *,
+    max_in_flight: int = 256,
+) -> AsyncIterator[mux_pb.MuxReply]:
+    """Answer every tagged request with ``provide``'s signed response or the refusal."""
+    answers: asyncio.Queue[mux_pb.MuxReply | None] = asyncio.Queue()
+    running: set[asyncio.Task[None]] = set()
+    slots = asyncio.Semaphore(max_in_flight)
+
+    async def answer(request: mux_pb.MuxRequest) -> None:
+        try:
+            reply = mux_pb.MuxReply(tag=request.tag, response=await provide(request.envelope, auth_context))
+        except CrosswayError as exc:
+            reply = mux_pb.MuxReply(tag=request.tag, refusal=_refusal(exc.at(Hop.PROVIDER)))
+        except Exception as exc:
+            log.exception("internal error in a multiplexed exchange", exc_info=exc)
+            error = InternalError(f"unexpected {type(exc).__name__} while handling a multiplexed exchange")
+            reply = mux_pb.MuxReply(tag=request.tag, refusal=_refusal(error))
+        finally:
+            slots.release()
+        answers.put_nowait(reply)
+
+    async def read() -> None:
+        async for request in requests:
+            await slots.acquire()
+            task = asyncio.get_running_loop().create_task(answer(request))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        # The client finished sending: every exchange still gets its answer.
+        while running:
+            await asyncio.gather(*running, return_exceptions=True)
+        answers.put_nowait(None)
+
+    reader = asyncio.get_running_loop().create_task(read(), name="crossway-mux-serve")
+    reader.add_done_callback(lambda task: _end_on_failure(task, answers))
+    try:
+        while (reply := await answers.get()) is not None:
+            yield reply
+    finally:
+        reader.cancel()
+        for task in list(running):
+            task.cancel()
+
+
+def _end_on_failure(task: asyncio.Task[Any], answers: asyncio.Queue[mux_pb.MuxReply | None]) -> None:
+    # The request side broke (client cancelled, connection lost): stop answering.
+    if task.cancelled() or task.exception() is not None:
+        answers.put_nowait(None)

@@ -1,0 +1,227 @@
+"""Unary exchanges multiplexed over one ``PeerExchange.Multiplex`` stream per provider gateway.
+
+Against the real provider gateway (mTLS, real keys): answers are paired with requests by tag,
+refusals carry the same stable codes ``Call`` gives, and replay protection spans both methods.
+Against small grpc.aio servers on port 0 that stand in for a provider misbehaving or too old
+to multiplex: the client side falls back to ``Call``, fails waiting exchanges when the stream
+breaks and then reopens it, and gives up at the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+
+from crossway.core.errors import CrosswayError, Hop, MessageTampered
+from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
+from crossway.security.keys import generate_signing_key
+from crossway.security.signing import Signer
+from gateway.channels import PeerStubs
+from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
+from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
+from protos.demo.population.v1 import population_pb2 as population
+from tests.integration.peer_client import EncryptedExchange, PeerClient, outcome
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+GET_PERSON = population.GetPersonRequest(national_id="38001010001").SerializeToString()
+
+
+def _peer(fed: Federation) -> PeerClient:
+    return PeerClient.from_gateway_keys(
+        fed.tax.directory / "keys", f"127.0.0.1:{fed.population.peer_port}", fed.ca_pem, str(fed.tax.member)
+    )
+
+
+def _valid(fed: Federation, peer: PeerClient, signer: Signer | None = None) -> pb.Envelope:
+    header = peer.request_header(str(TAX_SUBSYSTEM), str(POPULATION_SERVICE), "GetPerson")
+    provider_key = (fed.population.directory / "keys" / "encryption.pub").read_bytes()
+    opened = EncryptedExchange(provider_key, header.message_id).opening(header, GET_PERSON)
+    return peer.seal(*opened, signer)
+
+
+# -- the real provider gateway --------------------------------------------------------------
+
+
+async def test_one_stream_answers_each_tag_with_its_own_response_or_refusal(federation: Federation) -> None:
+    peer = _peer(federation)
+    tampered = _valid(federation, peer)
+    tampered.body = tampered.body[:-1] + bytes([tampered.body[-1] ^ 1])
+    forger = Signer(generate_signing_key("ES256"), peer.signer.key_id)
+    envelopes = [_valid(federation, peer), tampered, _valid(federation, peer), _valid(federation, peer, forger)]
+    replies = await peer.multiplex(envelopes)
+    assert {tag: outcome(reply) for tag, reply in replies.items()} == {
+        1: "ok",
+        2: "message.tampered",
+        3: "ok",
+        4: "message.signature_invalid",
+    }
+    # Each signed response belongs to the request of its tag.
+    for tag in (1, 3):
+        request_id = pb.Header.FromString(envelopes[tag - 1].header).message_id
+        assert pb.Header.FromString(replies[tag].response.header).message_id == request_id
+    refusal = replies[2].refusal
+    assert refusal.grpc_code == MessageTampered("x").status.value[0]  # what Call's status would be
+    assert refusal.hint and refusal.message
+
+
+async def test_a_message_sent_by_call_is_a_replay_on_the_stream(federation: Federation) -> None:
+    peer = _peer(federation)
+    env = _valid(federation, peer)
+    assert outcome(await peer.call(env)) == "ok"
+    assert outcome((await peer.multiplex([env]))[1]) == "message.replayed"
+
+
+async def test_many_exchanges_in_flight_on_one_stream_all_complete(federation: Federation) -> None:
+    peer = _peer(federation)
+    replies = await peer.multiplex([_valid(federation, peer) for _ in range(40)])
+    assert sorted(replies) == list(range(1, 41))
+    assert {outcome(reply) for reply in replies.values()} == {"ok"}
+
+
+# -- the client side against providers that misbehave or are too old --------------------------
+
+
+@asynccontextmanager
+async def _provider(handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> AsyncIterator[PeerStubs]:
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("crossway.v1.PeerExchange", handlers)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stubs = PeerStubs(
+        call=channel.unary_unary(
+            "/crossway.v1.PeerExchange/Call",
+            request_serializer=pb.Envelope.SerializeToString,
+            response_deserializer=pb.Envelope.FromString,
+        ),
+        stream=channel.stream_stream("/crossway.v1.PeerExchange/Stream"),  # type: ignore[arg-type]
+        mux=PeerMux(
+            channel.stream_stream(
+                MULTIPLEX_METHOD,
+                request_serializer=mux_pb.MuxRequest.SerializeToString,
+                response_deserializer=mux_pb.MuxReply.FromString,
+            )
+        ),
+    )
+    try:
+        yield stubs
+    finally:
+        assert stubs.mux is not None
+        await stubs.mux.aclose()
+        await channel.close(None)
+        await server.stop(None)
+
+
+def _echo_call() -> grpc.RpcMethodHandler[Any, Any]:
+    async def call(env: pb.Envelope, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Envelope:
+        return pb.Envelope(header=b"via-call", body=env.body)
+
+    return grpc.unary_unary_rpc_method_handler(
+        call, request_deserializer=pb.Envelope.FromString, response_serializer=pb.Envelope.SerializeToString
+    )
+
+
+def _mux(behaviour: Any) -> grpc.RpcMethodHandler[Any, Any]:
+    return grpc.stream_stream_rpc_method_handler(
+        behaviour,
+        request_deserializer=mux_pb.MuxRequest.FromString,
+        response_serializer=mux_pb.MuxReply.SerializeToString,
+    )
+
+
+async def test_a_provider_without_multiplex_is_served_by_call_from_then_on() -> None:
+    async with _provider({"Call": _echo_call()}) as stubs:
+        first = await stubs.exchange(pb.Envelope(header=b"h", body=b"one"), timeout=5)
+        assert (first.header, first.body) == (b"via-call", b"one")
+        assert stubs.mux is not None and stubs.mux.unsupported
+        assert (await stubs.exchange(pb.Envelope(header=b"h", body=b"two"), timeout=5)).body == b"two"
+
+
+async def test_a_refusal_on_the_stream_is_the_providers_error_with_its_code_and_hint() -> None:
+    async def refuse(requests: AsyncIterator[mux_pb.MuxRequest], context: Any) -> AsyncIterator[mux_pb.MuxReply]:
+        async for request in requests:
+            yield mux_pb.MuxReply(
+                tag=request.tag,
+                refusal=mux_pb.PeerRefusal(
+                    grpc_code=7, error_code="peer.revoked", message="certificate 1f is revoked", hint="renew it"
+                ),
+            )
+
+    async with _provider({"Call": _echo_call(), "Multiplex": _mux(refuse)}) as stubs:
+        with pytest.raises(CrosswayError) as caught:
+            await stubs.exchange(pb.Envelope(header=b"h", body=b"x"), timeout=5)
+    error = caught.value
+    assert (error.code, error.message, error.hint, error.hop) == (
+        "peer.revoked",
+        "certificate 1f is revoked",
+        "renew it",
+        Hop.PROVIDER,
+    )
+
+
+async def test_a_broken_stream_fails_the_waiting_exchanges_and_the_next_one_reopens_it() -> None:
+    streams = 0
+
+    async def answer_then_drop(
+        requests: AsyncIterator[mux_pb.MuxRequest], context: Any
+    ) -> AsyncIterator[mux_pb.MuxReply]:
+        nonlocal streams
+        streams += 1
+        if streams == 1:
+            async for _ in requests:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "provider restarting")
+        async for request in requests:
+            yield mux_pb.MuxReply(tag=request.tag, response=pb.Envelope(body=request.envelope.body))
+
+    async with _provider({"Multiplex": _mux(answer_then_drop)}) as stubs:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stubs.exchange(pb.Envelope(header=b"h", body=b"lost"), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert (await stubs.exchange(pb.Envelope(header=b"h", body=b"after"), timeout=5)).body == b"after"
+        assert streams == 2
+
+
+async def test_no_answer_within_the_deadline_is_deadline_exceeded() -> None:
+    async def silent(requests: AsyncIterator[mux_pb.MuxRequest], context: Any) -> AsyncIterator[mux_pb.MuxReply]:
+        async for _ in requests:
+            pass
+        if False:  # pragma: no cover - an async generator that never yields
+            yield mux_pb.MuxReply()
+
+    async with _provider({"Multiplex": _mux(silent)}) as stubs:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stubs.exchange(pb.Envelope(header=b"h", body=b"x"), timeout=0.3)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+# -- the provider side, without a network ------------------------------------------------
+
+
+async def test_answers_go_out_as_they_finish_and_all_are_sent_after_the_client_stops_sending() -> None:
+    release = {1: asyncio.Event(), 2: asyncio.Event(), 3: asyncio.Event()}
+
+    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+        tag = int(env.body)
+        await release[tag].wait()
+        return pb.Envelope(body=env.body)
+
+    async def requests() -> AsyncIterator[mux_pb.MuxRequest]:
+        for tag in (1, 2, 3):
+            yield mux_pb.MuxRequest(tag=tag, envelope=pb.Envelope(body=str(tag).encode()))
+
+    replies = serve_multiplex(requests(), {}, provide)
+    release[3].set()
+    first = await anext(replies)
+    release[1].set()
+    second = await anext(replies)
+    release[2].set()
+    rest = [reply async for reply in replies]
+    assert [first.tag, second.tag, *(r.tag for r in rest)] == [3, 1, 2]
+    assert all(r.response.body == str(r.tag).encode() for r in (first, second, *rest))
