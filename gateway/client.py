@@ -185,13 +185,16 @@ class ClientPipeline:
             stubs = self._channels.get(address, config.ca_pem)
             ex.peer_gateway = route.gateways[index]
             ex.request_out_ms = ctx.clock.now_ms()
+            error: CrosswayError
             try:
                 response_env = await stubs.exchange(env, timeout)
                 break
             except grpc.aio.AioRpcError as exc:
                 error = _peer_error(exc, route, address)
-                if not isinstance(error, ProviderUnreachable) or index == len(route.addresses) - 1:
-                    raise error from None
+            except ProviderUnreachable as exc:  # refused before it started (a gateway shutting down)
+                error = exc
+            if not isinstance(error, ProviderUnreachable) or index == len(route.addresses) - 1:
+                raise error from None
         assert response_env is not None
         ex.response_in_ms = ctx.clock.now_ms()
         # 7. verify

@@ -19,7 +19,9 @@ provider without ``Multiplex`` (UNIMPLEMENTED) is remembered and served by ``Cal
 Provider side (:func:`serve_multiplex`): each request runs the ordinary provider pipeline as
 its own task (at most ``max_in_flight`` per stream; the stream stops reading beyond that, so
 HTTP/2 flow control pushes back); when the client's stream ends every answer is still sent,
-and when it is cancelled every exchange on it is cancelled (and audited as such).
+and when it is cancelled every exchange on it is cancelled (and audited as such). A gateway
+that is shutting down drains its streams: running exchanges are answered, new ones refused
+with ``peer.unavailable`` so that the client gateway fails over, then the stream ends.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 
 import grpc
 
-from crossway.core.errors import CrosswayError, Hop, InternalError, error_class_for_code
+from crossway.core.errors import CrosswayError, Hop, InternalError, ProviderUnreachable, error_class_for_code
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
@@ -156,12 +158,20 @@ async def serve_multiplex(
     auth_context: AuthContext,
     provide: ProviderCall,
     *,
+    draining: asyncio.Event | None = None,
     max_in_flight: int = 256,
 ) -> AsyncIterator[mux_pb.MuxReply]:
-    """Answer every tagged request with ``provide``'s signed response or the refusal."""
+    """Answer every tagged request with ``provide``'s signed response or the refusal.
+
+    Once ``draining`` is set (the gateway is shutting down) new requests are refused with
+    ``peer.unavailable`` before anything is started — the client gateway fails over to the
+    provider's next gateway — and the stream ends as soon as the exchanges already running
+    have been answered, so a stopping gateway neither cuts them off nor waits for its grace.
+    """
     answers: asyncio.Queue[mux_pb.MuxReply | None] = asyncio.Queue()
     running: set[asyncio.Task[None]] = set()
     slots = asyncio.Semaphore(max_in_flight)
+    draining = draining if draining is not None else asyncio.Event()
 
     async def answer(request: mux_pb.MuxRequest) -> None:
         try:
@@ -178,24 +188,47 @@ async def serve_multiplex(
 
     async def read() -> None:
         async for request in requests:
+            if draining.is_set():
+                answers.put_nowait(mux_pb.MuxReply(tag=request.tag, refusal=_refusal(_shutting_down())))
+                continue
             await slots.acquire()
             task = asyncio.get_running_loop().create_task(answer(request))
             running.add(task)
             task.add_done_callback(running.discard)
         # The client finished sending: every exchange still gets its answer.
-        while running:
-            await asyncio.gather(*running, return_exceptions=True)
+        await _settle(running)
         answers.put_nowait(None)
 
-    reader = asyncio.get_running_loop().create_task(read(), name="crossway-mux-serve")
+    async def drain() -> None:
+        await draining.wait()
+        await _settle(running)
+        answers.put_nowait(None)
+
+    loop = asyncio.get_running_loop()
+    reader = loop.create_task(read(), name="crossway-mux-serve")
     reader.add_done_callback(lambda task: _end_on_failure(task, answers))
+    drainer = loop.create_task(drain(), name="crossway-mux-drain")
     try:
         while (reply := await answers.get()) is not None:
             yield reply
     finally:
         reader.cancel()
+        drainer.cancel()
         for task in list(running):
             task.cancel()
+
+
+async def _settle(running: set[asyncio.Task[None]]) -> None:
+    while running:
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+def _shutting_down() -> CrosswayError:
+    return ProviderUnreachable(
+        "this provider gateway is shutting down; the exchange was not started",
+        hint="retry: the client gateway fails over to the provider's other gateways when it has any",
+        hop=Hop.PROVIDER,
+    )
 
 
 def _end_on_failure(task: asyncio.Task[Any], answers: asyncio.Queue[mux_pb.MuxReply | None]) -> None:

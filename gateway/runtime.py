@@ -96,6 +96,7 @@ class Gateway:
         self._adapters: dict[Any, Adapter] = {}
         self._client_server: grpc.aio.Server | None = None
         self._peer_server: grpc.aio.Server | None = None
+        self._peer_handler: PeerPortHandler | None = None
         self.client_port = 0
         self.client_mtls_port = 0
         self.peer_port = 0
@@ -248,7 +249,8 @@ class Gateway:
                 grpc.ssl_server_credentials(server_pair, root_certificates=roots, require_client_auth=True),
             )
         self._peer_server = grpc.aio.server(options=_SERVER_OPTIONS)
-        self._peer_server.add_generic_rpc_handlers([PeerPortHandler(provider)])
+        self._peer_handler = PeerPortHandler(provider)
+        self._peer_server.add_generic_rpc_handlers([self._peer_handler])
         self.peer_port = self._peer_server.add_secure_port(
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
@@ -329,6 +331,8 @@ class Gateway:
     async def aclose(self, grace_s: float = 5.0) -> None:
         if self._health is not None:
             await self._health.aclose()  # NOT_SERVING first, so balancers stop sending during the grace
+        if self._peer_handler is not None:
+            self._peer_handler.drain()  # Multiplex streams: finish what runs, refuse new exchanges
         for server in (self._client_server, self._peer_server):
             if server is not None:
                 await server.stop(grace_s)

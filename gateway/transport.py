@@ -12,6 +12,7 @@ failed, and trailing metadata ``crossway-error`` (stable code), ``crossway-hint`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -143,6 +144,7 @@ class PeerPortHandler(_GenericHandler):
 
     def __init__(self, pipeline: ProviderPipeline) -> None:
         self._pipeline = pipeline
+        self._draining = asyncio.Event()
         self._call = grpc.unary_unary_rpc_method_handler(
             self._handle_call,
             request_deserializer=pb.Envelope.FromString,
@@ -182,8 +184,13 @@ class PeerPortHandler(_GenericHandler):
     ) -> AsyncIterator[mux_pb.MuxReply]:
         # An async generator function, so grpc.aio streams what it yields. The peer's TLS
         # identity is the connection's; the pipeline checks it per exchange, as for Call.
-        async for reply in serve_multiplex(requests, context.auth_context(), self._pipeline.call):
+        replies = serve_multiplex(requests, context.auth_context(), self._pipeline.call, draining=self._draining)
+        async for reply in replies:
             yield reply
+
+    def drain(self) -> None:
+        """Shutting down: answer what runs on the Multiplex streams, refuse the rest, end them."""
+        self._draining.set()
 
     async def _handle_stream(
         self, frames: AsyncIterator[pb.Envelope], context: grpc.aio.ServicerContext[Any, Any]

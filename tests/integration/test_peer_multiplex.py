@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 from protos.demo.population.v1 import population_pb2 as population
+from protos.demo.population.v1 import population_pb2_grpc as population_grpc
 from tests.integration.peer_client import EncryptedExchange, PeerClient, outcome
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -225,3 +227,61 @@ async def test_answers_go_out_as_they_finish_and_all_are_sent_after_the_client_s
     rest = [reply async for reply in replies]
     assert [first.tag, second.tag, *(r.tag for r in rest)] == [3, 1, 2]
     assert all(r.response.body == str(r.tag).encode() for r in (first, second, *rest))
+
+
+async def test_a_draining_provider_answers_what_runs_refuses_what_comes_then_ends_the_stream() -> None:
+    started, release, draining = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    inbox: asyncio.Queue[mux_pb.MuxRequest] = asyncio.Queue()
+
+    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+        started.set()
+        await release.wait()
+        return pb.Envelope(body=env.body)
+
+    async def requests() -> AsyncIterator[mux_pb.MuxRequest]:
+        while True:  # the client never half-closes: only the drain ends the stream
+            yield await inbox.get()
+
+    replies = serve_multiplex(requests(), {}, provide, draining=draining)
+    inbox.put_nowait(mux_pb.MuxRequest(tag=1, envelope=pb.Envelope(body=b"running")))
+    first = asyncio.ensure_future(anext(replies))
+    await started.wait()
+    draining.set()
+    inbox.put_nowait(mux_pb.MuxRequest(tag=2, envelope=pb.Envelope(body=b"late")))
+    refused = await first
+    assert (refused.tag, refused.refusal.error_code) == (2, "peer.unavailable")
+    release.set()
+    answered = await anext(replies)
+    assert (answered.tag, answered.response.body) == (1, b"running")
+    assert [reply async for reply in replies] == []  # the stream ended
+
+
+async def test_stopping_the_provider_gateway_lets_the_exchanges_in_flight_finish(tmp_path: Path) -> None:
+    async with Federation(tmp_path / "federation", require_encryption=False) as fed:
+        metadata = (("authorization", f"Bearer {fed.token()}"), ("crossway-purpose", "tax-assessment"))
+        async with fed.channel() as channel:
+            stub = population_grpc.PersonRegistryStub(channel)
+
+            async def slow_call() -> grpc.StatusCode:
+                try:
+                    await stub.GetPerson(
+                        population.GetPersonRequest(national_id="slow-1500"), metadata=metadata, timeout=20
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code()
+                return grpc.StatusCode.OK
+
+            # Warm the Multiplex stream, then put four slow exchanges on it and stop the provider.
+            assert await stub.GetPerson(population.GetPersonRequest(national_id="38001010001"), metadata=metadata)
+            calls = [asyncio.ensure_future(slow_call()) for _ in range(4)]
+            await asyncio.sleep(0.5)
+            assert fed.population.process is not None
+            assert await fed.population.process.stop() == 0
+            # The backend answered each (no such person): none was cut off or refused.
+            assert await asyncio.gather(*calls) == [grpc.StatusCode.NOT_FOUND] * 4
+            with pytest.raises(grpc.aio.AioRpcError) as after:
+                await stub.GetPerson(
+                    population.GetPersonRequest(national_id="38001010001"), metadata=metadata, timeout=10
+                )
+            assert after.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert dict(after.value.trailing_metadata() or ())["crossway-error"] == "peer.unavailable"
