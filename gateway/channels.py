@@ -94,8 +94,8 @@ class PeerChannels:
                 mux=PeerMux(
                     channel.stream_stream(
                         MULTIPLEX_METHOD,
-                        request_serializer=mux_pb.MuxRequest.SerializeToString,
-                        response_deserializer=mux_pb.MuxReply.FromString,
+                        request_serializer=mux_pb.MuxRequests.SerializeToString,
+                        response_deserializer=mux_pb.MuxReplies.FromString,
                     )
                 )
                 if self._multiplex

@@ -46,7 +46,7 @@ MULTIPLEX_METHOD = "/crossway.v1.PeerExchange/Multiplex"
 
 AuthContext = Mapping[str, Iterable[bytes]]
 ProviderCall = Callable[[pb.Envelope, AuthContext], Awaitable[pb.Envelope]]
-MuxMethod = grpc.aio.StreamStreamMultiCallable[mux_pb.MuxRequest, mux_pb.MuxReply]
+MuxMethod = grpc.aio.StreamStreamMultiCallable[mux_pb.MuxRequests, mux_pb.MuxReplies]
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -68,31 +68,64 @@ def _refusal(error: CrosswayError) -> mux_pb.PeerRefusal:
 
 
 class _Stream:
-    """One open Multiplex call: its waiters by tag and the task that reads the answers."""
+    """One open Multiplex call: its waiters by tag, its outbox, a writer and a reader task.
 
-    def __init__(self, call: grpc.aio.StreamStreamCall[mux_pb.MuxRequest, mux_pb.MuxReply]) -> None:
+    Requests queue in the outbox; the writer sends everything that queued while it was writing
+    as one message, so under load a batch costs one write, and alone a request costs one.
+    """
+
+    def __init__(self, call: grpc.aio.StreamStreamCall[mux_pb.MuxRequests, mux_pb.MuxReplies]) -> None:
         self.call = call
         self.waiters: dict[int, asyncio.Future[mux_pb.MuxReply]] = {}
         self.failure: grpc.aio.AioRpcError | None = None
-        self.writing = asyncio.Lock()
-        self.reader = asyncio.get_running_loop().create_task(self._read(), name="crossway-mux-reader")
+        self._outbox: list[mux_pb.MuxRequest] = []
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.reader = loop.create_task(self._read(), name="crossway-mux-reader")
+        self.writer = loop.create_task(self._write(), name="crossway-mux-writer")
+
+    def send(self, request: mux_pb.MuxRequest) -> None:
+        self._outbox.append(request)
+        self._wake.set()
+
+    async def _write(self) -> None:
+        while self.failure is None:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox and self.failure is None:
+                batch, self._outbox = self._outbox, []
+                try:
+                    await self.call.write(mux_pb.MuxRequests(requests=batch))
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+                    # The stream ended under us: nothing of this batch is known to have arrived.
+                    failure = exc if isinstance(exc, grpc.aio.AioRpcError) else None
+                    self._fail(failure or _rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream ended"))
+                    return
 
     async def _read(self) -> None:
         failure = _rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream was closed by this gateway")
         try:
-            async for reply in self.call:
-                waiter = self.waiters.pop(reply.tag, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(reply)
+            async for replies in self.call:
+                for reply in replies.replies:
+                    waiter = self.waiters.pop(reply.tag, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(reply)
             failure = _rpc_error(grpc.StatusCode.UNAVAILABLE, "the provider gateway closed the exchange stream")
         except grpc.aio.AioRpcError as exc:
             failure = exc
         finally:
+            self._fail(failure)
+
+    def _fail(self, failure: grpc.aio.AioRpcError) -> None:
+        """Every exchange waiting on this stream fails with the stream's error; it takes no more."""
+        if self.failure is None:
             self.failure = failure
-            waiters, self.waiters = self.waiters, {}
-            for waiter in waiters.values():
-                if not waiter.done():
-                    waiter.set_exception(self.failure)
+        self._outbox = []
+        self._wake.set()  # lets the writer see the failure and stop
+        waiters, self.waiters = self.waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(self.failure)
 
 
 def _expire(waiter: asyncio.Future[mux_pb.MuxReply]) -> None:
@@ -123,44 +156,36 @@ class PeerMux:
         tag = self._next_tag
         waiter: asyncio.Future[mux_pb.MuxReply] = asyncio.get_running_loop().create_future()
         stream.waiters[tag] = waiter
+        stream.send(mux_pb.MuxRequest(tag=tag, envelope=envelope))
+        # A timer on the waiter itself: asyncio.wait_for would wrap it in one more future.
+        expiry = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
         try:
-            async with stream.writing:
-                try:
-                    await stream.call.write(mux_pb.MuxRequest(tag=tag, envelope=envelope))
-                except asyncio.InvalidStateError:
-                    # The call ended between the check and the write; nothing was sent.
-                    raise stream.failure or _rpc_error(
-                        grpc.StatusCode.UNAVAILABLE, "the exchange stream ended"
-                    ) from None
-            # A timer on the waiter itself: asyncio.wait_for would wrap it in one more future.
-            expiry = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
-            try:
-                return await waiter
-            finally:
-                expiry.cancel()
+            return await waiter
         finally:
+            expiry.cancel()
             stream.waiters.pop(tag, None)
 
     async def aclose(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.call.cancel()
-            stream.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stream.reader
+            for task in (stream.writer, stream.reader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 # -- provider side ------------------------------------------------------------------------
 
 
 async def serve_multiplex(
-    requests: AsyncIterator[mux_pb.MuxRequest],
+    requests: AsyncIterator[mux_pb.MuxRequests],
     auth_context: AuthContext,
     provide: ProviderCall,
     *,
     draining: asyncio.Event | None = None,
     max_in_flight: int = 256,
-) -> AsyncIterator[mux_pb.MuxReply]:
+) -> AsyncIterator[mux_pb.MuxReplies]:
     """Answer every tagged request with ``provide``'s signed response or the refusal.
 
     Once ``draining`` is set (the gateway is shutting down) new requests are refused with
@@ -187,14 +212,15 @@ async def serve_multiplex(
         answers.put_nowait(reply)
 
     async def read() -> None:
-        async for request in requests:
-            if draining.is_set():
-                answers.put_nowait(mux_pb.MuxReply(tag=request.tag, refusal=_refusal(_shutting_down())))
-                continue
-            await slots.acquire()
-            task = asyncio.get_running_loop().create_task(answer(request))
-            running.add(task)
-            task.add_done_callback(running.discard)
+        async for batch in requests:
+            for request in batch.requests:
+                if draining.is_set():
+                    answers.put_nowait(mux_pb.MuxReply(tag=request.tag, refusal=_refusal(_shutting_down())))
+                    continue
+                await slots.acquire()
+                task = asyncio.get_running_loop().create_task(answer(request))
+                running.add(task)
+                task.add_done_callback(running.discard)
         # The client finished sending: every exchange still gets its answer.
         await _settle(running)
         answers.put_nowait(None)
@@ -209,8 +235,14 @@ async def serve_multiplex(
     reader.add_done_callback(lambda task: _end_on_failure(task, answers))
     drainer = loop.create_task(drain(), name="crossway-mux-drain")
     try:
+        # Everything answered while the last batch was being written goes out as the next one.
         while (reply := await answers.get()) is not None:
-            yield reply
+            batch = [reply]
+            while not answers.empty() and (reply := answers.get_nowait()) is not None:
+                batch.append(reply)
+            yield mux_pb.MuxReplies(replies=batch)
+            if reply is None:
+                break
     finally:
         reader.cancel()
         drainer.cancel()

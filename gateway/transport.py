@@ -157,8 +157,8 @@ class PeerPortHandler(_GenericHandler):
         )
         self._multiplex = grpc.stream_stream_rpc_method_handler(
             self._handle_multiplex,
-            request_deserializer=mux_pb.MuxRequest.FromString,
-            response_serializer=mux_pb.MuxReply.SerializeToString,
+            request_deserializer=mux_pb.MuxRequests.FromString,
+            response_serializer=mux_pb.MuxReplies.SerializeToString,
         )
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
@@ -180,8 +180,8 @@ class PeerPortHandler(_GenericHandler):
             await abort_with(context, _internal(exc, "", Hop.PROVIDER), "")
 
     async def _handle_multiplex(
-        self, requests: AsyncIterator[mux_pb.MuxRequest], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[mux_pb.MuxReply]:
+        self, requests: AsyncIterator[mux_pb.MuxRequests], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[mux_pb.MuxReplies]:
         # An async generator function, so grpc.aio streams what it yields. The peer's TLS
         # identity is the connection's; the pipeline checks it per exchange, as for Call.
         replies = serve_multiplex(requests, context.auth_context(), self._pipeline.call, draining=self._draining)

@@ -85,11 +85,16 @@ class PeerClient:
         async with self.channel() as channel:
             method = channel.stream_stream(
                 MULTIPLEX,
-                request_serializer=mux_pb.MuxRequest.SerializeToString,
-                response_deserializer=mux_pb.MuxReply.FromString,
+                request_serializer=mux_pb.MuxRequests.SerializeToString,
+                response_deserializer=mux_pb.MuxReplies.FromString,
             )
-            requests = [mux_pb.MuxRequest(tag=i, envelope=env) for i, env in enumerate(envelopes, 1)]
-            return {reply.tag: reply async for reply in method(iter(requests), timeout=10)}
+            # Odd tags one message each, even ones batched together: both shapes are served.
+            tagged = [mux_pb.MuxRequest(tag=i, envelope=env) for i, env in enumerate(envelopes, 1)]
+            batches = [mux_pb.MuxRequests(requests=[r]) for r in tagged if r.tag % 2]
+            batches.append(mux_pb.MuxRequests(requests=[r for r in tagged if not r.tag % 2]))
+            return {
+                reply.tag: reply async for replies in method(iter(batches), timeout=10) for reply in replies.replies
+            }
 
 
 def outcome(env_or_exc: pb.Envelope | grpc.aio.AioRpcError | mux_pb.MuxReply) -> str:

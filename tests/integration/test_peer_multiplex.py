@@ -107,8 +107,8 @@ async def _provider(handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> Asy
         mux=PeerMux(
             channel.stream_stream(
                 MULTIPLEX_METHOD,
-                request_serializer=mux_pb.MuxRequest.SerializeToString,
-                response_deserializer=mux_pb.MuxReply.FromString,
+                request_serializer=mux_pb.MuxRequests.SerializeToString,
+                response_deserializer=mux_pb.MuxReplies.FromString,
             )
         ),
     )
@@ -133,8 +133,8 @@ def _echo_call() -> grpc.RpcMethodHandler[Any, Any]:
 def _mux(behaviour: Any) -> grpc.RpcMethodHandler[Any, Any]:
     return grpc.stream_stream_rpc_method_handler(
         behaviour,
-        request_deserializer=mux_pb.MuxRequest.FromString,
-        response_serializer=mux_pb.MuxReply.SerializeToString,
+        request_deserializer=mux_pb.MuxRequests.FromString,
+        response_serializer=mux_pb.MuxReplies.SerializeToString,
     )
 
 
@@ -147,14 +147,12 @@ async def test_a_provider_without_multiplex_is_served_by_call_from_then_on() -> 
 
 
 async def test_a_refusal_on_the_stream_is_the_providers_error_with_its_code_and_hint() -> None:
-    async def refuse(requests: AsyncIterator[mux_pb.MuxRequest], context: Any) -> AsyncIterator[mux_pb.MuxReply]:
-        async for request in requests:
-            yield mux_pb.MuxReply(
-                tag=request.tag,
-                refusal=mux_pb.PeerRefusal(
-                    grpc_code=7, error_code="peer.revoked", message="certificate 1f is revoked", hint="renew it"
-                ),
+    async def refuse(requests: AsyncIterator[mux_pb.MuxRequests], context: Any) -> AsyncIterator[mux_pb.MuxReplies]:
+        async for batch in requests:
+            refusal = mux_pb.PeerRefusal(
+                grpc_code=7, error_code="peer.revoked", message="certificate 1f is revoked", hint="renew it"
             )
+            yield mux_pb.MuxReplies(replies=[mux_pb.MuxReply(tag=r.tag, refusal=refusal) for r in batch.requests])
 
     async with _provider({"Call": _echo_call(), "Multiplex": _mux(refuse)}) as stubs:
         with pytest.raises(CrosswayError) as caught:
@@ -172,15 +170,17 @@ async def test_a_broken_stream_fails_the_waiting_exchanges_and_the_next_one_reop
     streams = 0
 
     async def answer_then_drop(
-        requests: AsyncIterator[mux_pb.MuxRequest], context: Any
-    ) -> AsyncIterator[mux_pb.MuxReply]:
+        requests: AsyncIterator[mux_pb.MuxRequests], context: Any
+    ) -> AsyncIterator[mux_pb.MuxReplies]:
         nonlocal streams
         streams += 1
         if streams == 1:
             async for _ in requests:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "provider restarting")
-        async for request in requests:
-            yield mux_pb.MuxReply(tag=request.tag, response=pb.Envelope(body=request.envelope.body))
+        async for batch in requests:
+            yield mux_pb.MuxReplies(
+                replies=[mux_pb.MuxReply(tag=r.tag, response=pb.Envelope(body=r.envelope.body)) for r in batch.requests]
+            )
 
     async with _provider({"Multiplex": _mux(answer_then_drop)}) as stubs:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -190,12 +190,29 @@ async def test_a_broken_stream_fails_the_waiting_exchanges_and_the_next_one_reop
         assert streams == 2
 
 
+async def test_exchanges_sent_while_a_write_is_under_way_go_out_together() -> None:
+    batches: list[int] = []
+
+    async def echo(requests: AsyncIterator[mux_pb.MuxRequests], context: Any) -> AsyncIterator[mux_pb.MuxReplies]:
+        async for batch in requests:
+            batches.append(len(batch.requests))
+            yield mux_pb.MuxReplies(
+                replies=[mux_pb.MuxReply(tag=r.tag, response=pb.Envelope(body=r.envelope.body)) for r in batch.requests]
+            )
+
+    async with _provider({"Multiplex": _mux(echo)}) as stubs:
+        bodies = [str(i).encode() for i in range(50)]
+        answers = await asyncio.gather(*(stubs.exchange(pb.Envelope(header=b"h", body=b), timeout=5) for b in bodies))
+    assert [a.body for a in answers] == bodies  # each waiter got its own answer
+    assert sum(batches) == 50 and len(batches) < 50
+
+
 async def test_no_answer_within_the_deadline_is_deadline_exceeded() -> None:
-    async def silent(requests: AsyncIterator[mux_pb.MuxRequest], context: Any) -> AsyncIterator[mux_pb.MuxReply]:
+    async def silent(requests: AsyncIterator[mux_pb.MuxRequests], context: Any) -> AsyncIterator[mux_pb.MuxReplies]:
         async for _ in requests:
             pass
         if False:  # pragma: no cover - an async generator that never yields
-            yield mux_pb.MuxReply()
+            yield mux_pb.MuxReplies()
 
     async with _provider({"Multiplex": _mux(silent)}) as stubs:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -214,9 +231,10 @@ async def test_answers_go_out_as_they_finish_and_all_are_sent_after_the_client_s
         await release[tag].wait()
         return pb.Envelope(body=env.body)
 
-    async def requests() -> AsyncIterator[mux_pb.MuxRequest]:
-        for tag in (1, 2, 3):
-            yield mux_pb.MuxRequest(tag=tag, envelope=pb.Envelope(body=str(tag).encode()))
+    async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
+        yield mux_pb.MuxRequests(
+            requests=[mux_pb.MuxRequest(tag=t, envelope=pb.Envelope(body=str(t).encode())) for t in (1, 2, 3)]
+        )
 
     replies = serve_multiplex(requests(), {}, provide)
     release[3].set()
@@ -224,34 +242,47 @@ async def test_answers_go_out_as_they_finish_and_all_are_sent_after_the_client_s
     release[1].set()
     second = await anext(replies)
     release[2].set()
-    rest = [reply async for reply in replies]
-    assert [first.tag, second.tag, *(r.tag for r in rest)] == [3, 1, 2]
-    assert all(r.response.body == str(r.tag).encode() for r in (first, second, *rest))
+    rest = [reply for batch in [b async for b in replies] for reply in batch.replies]
+    answered = [*first.replies, *second.replies, *rest]
+    assert [r.tag for r in answered] == [3, 1, 2]
+    assert all(r.response.body == str(r.tag).encode() for r in answered)
+
+
+async def test_answers_that_are_ready_together_go_out_in_one_message() -> None:
+    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+        return pb.Envelope(body=env.body)
+
+    async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
+        yield mux_pb.MuxRequests(requests=[mux_pb.MuxRequest(tag=t, envelope=pb.Envelope()) for t in range(1, 9)])
+
+    batches = [batch async for batch in serve_multiplex(requests(), {}, provide)]
+    assert sorted(r.tag for b in batches for r in b.replies) == list(range(1, 9))
+    assert len(batches) < 8  # answered in the same loop turn, written together
 
 
 async def test_a_draining_provider_answers_what_runs_refuses_what_comes_then_ends_the_stream() -> None:
     started, release, draining = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    inbox: asyncio.Queue[mux_pb.MuxRequest] = asyncio.Queue()
+    inbox: asyncio.Queue[mux_pb.MuxRequests] = asyncio.Queue()
 
     async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
         started.set()
         await release.wait()
         return pb.Envelope(body=env.body)
 
-    async def requests() -> AsyncIterator[mux_pb.MuxRequest]:
+    async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
         while True:  # the client never half-closes: only the drain ends the stream
             yield await inbox.get()
 
     replies = serve_multiplex(requests(), {}, provide, draining=draining)
-    inbox.put_nowait(mux_pb.MuxRequest(tag=1, envelope=pb.Envelope(body=b"running")))
+    inbox.put_nowait(mux_pb.MuxRequests(requests=[mux_pb.MuxRequest(tag=1, envelope=pb.Envelope(body=b"running"))]))
     first = asyncio.ensure_future(anext(replies))
     await started.wait()
     draining.set()
-    inbox.put_nowait(mux_pb.MuxRequest(tag=2, envelope=pb.Envelope(body=b"late")))
-    refused = await first
+    inbox.put_nowait(mux_pb.MuxRequests(requests=[mux_pb.MuxRequest(tag=2, envelope=pb.Envelope(body=b"late"))]))
+    (refused,) = (await first).replies
     assert (refused.tag, refused.refusal.error_code) == (2, "peer.unavailable")
     release.set()
-    answered = await anext(replies)
+    (answered,) = (await anext(replies)).replies
     assert (answered.tag, answered.response.body) == (1, b"running")
     assert [reply async for reply in replies] == []  # the stream ended
 

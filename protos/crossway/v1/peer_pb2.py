@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.crossway.v1 import envelope_pb2 as protos_dot_crossway_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/crossway/v1/peer.proto\x12\x0b\x63rossway.v1\x1a!protos/crossway/v1/envelope.proto\"B\n\nMuxRequest\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12\'\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x15.crossway.v1.Envelope\"x\n\x08MuxReply\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12)\n\x08response\x18\x02 \x01(\x0b\x32\x15.crossway.v1.EnvelopeH\x00\x12+\n\x07refusal\x18\x03 \x01(\x0b\x32\x18.crossway.v1.PeerRefusalH\x00\x42\x07\n\x05reply\"S\n\x0bPeerRefusal\x12\x11\n\tgrpc_code\x18\x01 \x01(\x05\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04hint\x18\x04 \x01(\t2\xc1\x01\n\x0cPeerExchange\x12\x34\n\x04\x43\x61ll\x12\x15.crossway.v1.Envelope\x1a\x15.crossway.v1.Envelope\x12:\n\x06Stream\x12\x15.crossway.v1.Envelope\x1a\x15.crossway.v1.Envelope(\x01\x30\x01\x12?\n\tMultiplex\x12\x17.crossway.v1.MuxRequest\x1a\x15.crossway.v1.MuxReply(\x01\x30\x01\x42\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/crossway/v1/peer.proto\x12\x0b\x63rossway.v1\x1a!protos/crossway/v1/envelope.proto\"8\n\x0bMuxRequests\x12)\n\x08requests\x18\x01 \x03(\x0b\x32\x17.crossway.v1.MuxRequest\"B\n\nMuxRequest\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12\'\n\x08\x65nvelope\x18\x02 \x01(\x0b\x32\x15.crossway.v1.Envelope\"4\n\nMuxReplies\x12&\n\x07replies\x18\x01 \x03(\x0b\x32\x15.crossway.v1.MuxReply\"x\n\x08MuxReply\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12)\n\x08response\x18\x02 \x01(\x0b\x32\x15.crossway.v1.EnvelopeH\x00\x12+\n\x07refusal\x18\x03 \x01(\x0b\x32\x18.crossway.v1.PeerRefusalH\x00\x42\x07\n\x05reply\"S\n\x0bPeerRefusal\x12\x11\n\tgrpc_code\x18\x01 \x01(\x05\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04hint\x18\x04 \x01(\t2\xc4\x01\n\x0cPeerExchange\x12\x34\n\x04\x43\x61ll\x12\x15.crossway.v1.Envelope\x1a\x15.crossway.v1.Envelope\x12:\n\x06Stream\x12\x15.crossway.v1.Envelope\x1a\x15.crossway.v1.Envelope(\x01\x30\x01\x12\x42\n\tMultiplex\x12\x18.crossway.v1.MuxRequests\x1a\x17.crossway.v1.MuxReplies(\x01\x30\x01\x42\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.crossway.v1.peer_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017org.crossway.v1'
-  _globals['_MUXREQUEST']._serialized_start=81
-  _globals['_MUXREQUEST']._serialized_end=147
-  _globals['_MUXREPLY']._serialized_start=149
-  _globals['_MUXREPLY']._serialized_end=269
-  _globals['_PEERREFUSAL']._serialized_start=271
-  _globals['_PEERREFUSAL']._serialized_end=354
-  _globals['_PEEREXCHANGE']._serialized_start=357
-  _globals['_PEEREXCHANGE']._serialized_end=550
+  _globals['_MUXREQUESTS']._serialized_start=81
+  _globals['_MUXREQUESTS']._serialized_end=137
+  _globals['_MUXREQUEST']._serialized_start=139
+  _globals['_MUXREQUEST']._serialized_end=205
+  _globals['_MUXREPLIES']._serialized_start=207
+  _globals['_MUXREPLIES']._serialized_end=259
+  _globals['_MUXREPLY']._serialized_start=261
+  _globals['_MUXREPLY']._serialized_end=381
+  _globals['_PEERREFUSAL']._serialized_start=383
+  _globals['_PEERREFUSAL']._serialized_end=466
+  _globals['_PEEREXCHANGE']._serialized_start=469
+  _globals['_PEEREXCHANGE']._serialized_end=665
 # @@protoc_insertion_point(module_scope)

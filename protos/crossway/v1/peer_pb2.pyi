@@ -1,10 +1,17 @@
 from protos.crossway.v1 import envelope_pb2 as _envelope_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class MuxRequests(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[MuxRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[MuxRequest, _Mapping]]] = ...) -> None: ...
 
 class MuxRequest(_message.Message):
     __slots__ = ("tag", "envelope")
@@ -13,6 +20,12 @@ class MuxRequest(_message.Message):
     tag: int
     envelope: _envelope_pb2.Envelope
     def __init__(self, tag: _Optional[int] = ..., envelope: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class MuxReplies(_message.Message):
+    __slots__ = ("replies",)
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[MuxReply]
+    def __init__(self, replies: _Optional[_Iterable[_Union[MuxReply, _Mapping]]] = ...) -> None: ...
 
 class MuxReply(_message.Message):
     __slots__ = ("tag", "response", "refusal")

@@ -47,8 +47,8 @@ class PeerExchangeStub:
                 _registered_method=True)
         self.Multiplex = channel.stream_stream(
                 '/crossway.v1.PeerExchange/Multiplex',
-                request_serializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequest.SerializeToString,
-                response_deserializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReply.FromString,
+                request_serializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequests.SerializeToString,
+                response_deserializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReplies.FromString,
                 _registered_method=True)
 
 
@@ -77,7 +77,8 @@ class PeerExchangeServicer:
         refused the request before it could sign anything, the refusal (what Call would have sent
         as status and trailing metadata). The tag only pairs answers with requests: a signed
         response is still bound to its request by the request's header hash. A gRPC stream message
-        costs a fraction of a unary call (call setup, metadata, status), which is most of a hop.
+        costs a fraction of a unary call (call setup, metadata, status), which is most of a hop; and
+        whatever is waiting while a message is being written goes out together in the next one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,8 +99,8 @@ def add_PeerExchangeServicer_to_server(servicer, server):
             ),
             'Multiplex': grpc.stream_stream_rpc_method_handler(
                     servicer.Multiplex,
-                    request_deserializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequest.FromString,
-                    response_serializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReply.SerializeToString,
+                    request_deserializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequests.FromString,
+                    response_serializer=protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReplies.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,8 +182,8 @@ class PeerExchange:
             request_iterator,
             target,
             '/crossway.v1.PeerExchange/Multiplex',
-            protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequest.SerializeToString,
-            protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReply.FromString,
+            protos_dot_crossway_dot_v1_dot_peer__pb2.MuxRequests.SerializeToString,
+            protos_dot_crossway_dot_v1_dot_peer__pb2.MuxReplies.FromString,
             options,
             channel_credentials,
             insecure,
