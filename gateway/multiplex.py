@@ -17,8 +17,8 @@ a failed ``Call`` (``peer.*``, failover to the provider's next gateway when unre
 provider without ``Multiplex`` (UNIMPLEMENTED) is remembered and served by ``Call``.
 
 Provider side (:func:`serve_multiplex`): each request runs the ordinary provider pipeline as
-its own task (at most ``max_in_flight`` per stream; the stream stops reading beyond that, so
-HTTP/2 flow control pushes back); when the client's stream ends every answer is still sent,
+its own task (at most ``max_in_flight`` per stream, each counted until its answer is written;
+beyond that the stream stops reading, so HTTP/2 flow control pushes back); when the client's stream ends every answer is still sent,
 and when it is cancelled every exchange on it is cancelled (and audited as such). A gateway
 that is shutting down drains its streams: running exchanges are answered, new ones refused
 with ``peer.unavailable`` so that the client gateway fails over, then the stream ends.
@@ -207,17 +207,18 @@ async def serve_multiplex(
             log.exception("internal error in a multiplexed exchange", exc_info=exc)
             error = InternalError(f"unexpected {type(exc).__name__} while handling a multiplexed exchange")
             reply = mux_pb.MuxReply(tag=request.tag, refusal=_refusal(error))
-        finally:
-            slots.release()
         answers.put_nowait(reply)
 
     async def read() -> None:
         async for batch in requests:
             for request in batch.requests:
+                # A slot is held until the answer has been written: a client that sends without
+                # reading its answers stops being read (HTTP/2 flow control), it cannot pile
+                # answers up in this gateway's memory.
+                await slots.acquire()
                 if draining.is_set():
                     answers.put_nowait(mux_pb.MuxReply(tag=request.tag, refusal=_refusal(_shutting_down())))
                     continue
-                await slots.acquire()
                 task = asyncio.get_running_loop().create_task(answer(request))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -240,7 +241,9 @@ async def serve_multiplex(
             batch = [reply]
             while not answers.empty() and (reply := answers.get_nowait()) is not None:
                 batch.append(reply)
-            yield mux_pb.MuxReplies(replies=batch)
+            yield mux_pb.MuxReplies(replies=batch)  # resumes once grpc has taken the message
+            for _ in batch:
+                slots.release()
             if reply is None:
                 break
     finally:

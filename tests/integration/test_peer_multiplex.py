@@ -316,3 +316,25 @@ async def test_stopping_the_provider_gateway_lets_the_exchanges_in_flight_finish
                 )
             assert after.value.code() == grpc.StatusCode.UNAVAILABLE
             assert dict(after.value.trailing_metadata() or ())["crossway-error"] == "peer.unavailable"
+
+
+async def test_a_client_that_does_not_read_its_answers_stops_being_read() -> None:
+    provided = 0
+
+    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+        nonlocal provided
+        provided += 1
+        return pb.Envelope(body=env.body)
+
+    async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
+        for tag in range(1, 101):
+            yield mux_pb.MuxRequests(requests=[mux_pb.MuxRequest(tag=tag, envelope=pb.Envelope())])
+
+    replies = serve_multiplex(requests(), {}, provide, max_in_flight=4)
+    first = await anext(replies)  # then the client stops reading
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # At most 4 answers exist unwritten: the stream is not read beyond them.
+    assert provided <= len(first.replies) + 4
+    rest = [r for batch in [b async for b in replies] for r in batch.replies]
+    assert sorted(r.tag for r in [*first.replies, *rest]) == list(range(1, 101))
