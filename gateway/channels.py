@@ -65,48 +65,65 @@ class PeerStubs:
 
 
 class PeerChannels:
-    def __init__(self, tls_key_pem: bytes, tls_cert_pem: bytes, *, multiplex: bool = True) -> None:
+    """Channels to provider gateways: ``connections`` per address, taken in turn.
+
+    One connection per address is the default. A provider gateway with ``workers = N`` shares
+    its peer port between N processes and the kernel hands each *connection* to one of them,
+    so a client gateway that sends much to one provider may open several to spread its
+    exchanges over the provider's processes (``[gateway] peer_connections``).
+    """
+
+    def __init__(
+        self, tls_key_pem: bytes, tls_cert_pem: bytes, *, multiplex: bool = True, connections: int = 1
+    ) -> None:
         self._multiplex = multiplex
+        self._connections = max(1, connections)
         self._key = tls_key_pem
         self._cert = tls_cert_pem
         self._ca_pem = b""
         self._credentials: grpc.ChannelCredentials | None = None
-        self._pool: dict[str, tuple[grpc.aio.Channel, PeerStubs]] = {}
+        self._pool: dict[str, list[tuple[grpc.aio.Channel, PeerStubs]]] = {}
+        self._turn = 0
 
     def get(self, address: str, ca_pem: bytes) -> PeerStubs:
         if ca_pem != self._ca_pem:
             self._rebuild(ca_pem)
-        entry = self._pool.get(address)
-        if entry is None:
-            assert self._credentials is not None
-            channel = grpc.aio.secure_channel(address, self._credentials, options=_OPTIONS)
-            stubs = PeerStubs(
-                call=channel.unary_unary(
-                    "/crossway.v1.PeerExchange/Call",
-                    request_serializer=pb.Envelope.SerializeToString,
-                    response_deserializer=pb.Envelope.FromString,
-                ),
-                stream=channel.stream_stream(
-                    "/crossway.v1.PeerExchange/Stream",
-                    request_serializer=pb.Envelope.SerializeToString,
-                    response_deserializer=pb.Envelope.FromString,
-                ),
-                mux=PeerMux(
-                    channel.stream_stream(
-                        MULTIPLEX_METHOD,
-                        request_serializer=mux_pb.MuxRequests.SerializeToString,
-                        response_deserializer=mux_pb.MuxReplies.FromString,
-                    )
+        entries = self._pool.get(address)
+        if entries is None:
+            entries = self._pool[address] = [self._open(address) for _ in range(self._connections)]
+        self._turn += 1
+        return entries[self._turn % len(entries)][1]
+
+    def _open(self, address: str) -> tuple[grpc.aio.Channel, PeerStubs]:
+        assert self._credentials is not None
+        # A local subchannel pool: otherwise grpc shares one connection between equal channels.
+        options = [*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)] if self._connections > 1 else _OPTIONS
+        channel = grpc.aio.secure_channel(address, self._credentials, options=options)
+        stubs = PeerStubs(
+            call=channel.unary_unary(
+                "/crossway.v1.PeerExchange/Call",
+                request_serializer=pb.Envelope.SerializeToString,
+                response_deserializer=pb.Envelope.FromString,
+            ),
+            stream=channel.stream_stream(
+                "/crossway.v1.PeerExchange/Stream",
+                request_serializer=pb.Envelope.SerializeToString,
+                response_deserializer=pb.Envelope.FromString,
+            ),
+            mux=PeerMux(
+                channel.stream_stream(
+                    MULTIPLEX_METHOD,
+                    request_serializer=mux_pb.MuxRequests.SerializeToString,
+                    response_deserializer=mux_pb.MuxReplies.FromString,
                 )
-                if self._multiplex
-                else None,
             )
-            entry = (channel, stubs)
-            self._pool[address] = entry
-        return entry[1]
+            if self._multiplex
+            else None,
+        )
+        return channel, stubs
 
     def _rebuild(self, ca_pem: bytes) -> None:
-        old = list(self._pool.values())
+        old = [entry for entries in self._pool.values() for entry in entries]
         self._pool = {}
         self._ca_pem = ca_pem
         self._credentials = grpc.ssl_channel_credentials(ca_pem, self._key, self._cert)
@@ -116,6 +133,7 @@ class PeerChannels:
             asyncio.get_running_loop().create_task(channel.close(grace=30))
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, {}
-        await asyncio.gather(*(stubs.mux.aclose() for _, stubs in pool.values() if stubs.mux), return_exceptions=True)
-        await asyncio.gather(*(channel.close(grace=1) for channel, _ in pool.values()), return_exceptions=True)
+        entries = [entry for group in self._pool.values() for entry in group]
+        self._pool = {}
+        await asyncio.gather(*(stubs.mux.aclose() for _, stubs in entries if stubs.mux), return_exceptions=True)
+        await asyncio.gather(*(channel.close(grace=1) for channel, _ in entries), return_exceptions=True)

@@ -122,6 +122,8 @@ class GatewayConfig:
     event_loop: str = "uvloop"
     # Unary exchanges to provider gateways over one Multiplex stream per peer (else one Call each).
     peer_multiplex: bool = True
+    # Connections per provider gateway address (spreads exchanges over a provider's workers).
+    peer_connections: int = 1
 
     @property
     def member(self) -> str:
@@ -263,11 +265,13 @@ def _audit(audit: _Reader, data_dir: Path) -> AuditConfig:
 
 
 def _workers(gw: _Reader) -> int:
-    value = gw.table.get("workers", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
-        raise gw._fail(
-            "workers", f"must be a whole number from 1 to 256, got {value!r}", "e.g. workers = 2 (one per core)"
-        )
+    return _count(gw, "workers", 1, 256, "workers = 2 (one per core)")
+
+
+def _count(gw: _Reader, key: str, low: int, high: int, example: str) -> int:
+    value = gw.table.get(key, low)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise gw._fail(key, f"must be a whole number from {low} to {high}, got {value!r}", f"e.g. {example}")
     return value
 
 
@@ -357,4 +361,5 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         workers=_workers(gw),
         event_loop=_event_loop(gw),
         peer_multiplex=gw.flag("peer_multiplex", True),
+        peer_connections=_count(gw, "peer_connections", 1, 64, "peer_connections = 2 (one per provider worker)"),
     )

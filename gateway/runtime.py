@@ -189,7 +189,9 @@ class Gateway:
             default_timeout_s=cfg.default_timeout_s,
         )
         tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
-        self._channels = PeerChannels(tls_key_pem, tls_cert_pem, multiplex=cfg.peer_multiplex)
+        self._channels = PeerChannels(
+            tls_key_pem, tls_cert_pem, multiplex=cfg.peer_multiplex, connections=cfg.peer_connections
+        )
         callers = self._callers(source)
         client = ClientPipeline(ctx, self._channels, callers)
         for binding in cfg.services:

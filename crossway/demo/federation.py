@@ -274,6 +274,7 @@ class Federation:
 id = "{agency.gateway}"
 data_dir = "data"
 workers = {self.workers}
+peer_connections = {self.workers}
 
 [listen]
 client = "127.0.0.1:0"

@@ -20,15 +20,15 @@ import pytest
 
 from crossway.core.errors import CrosswayError, Hop, MessageTampered
 from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
-from crossway.security.keys import generate_signing_key
+from crossway.security.keys import generate_signing_key, load_private_key
 from crossway.security.signing import Signer
-from gateway.channels import PeerStubs
+from gateway.channels import PeerChannels, PeerStubs
 from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 from protos.demo.population.v1 import population_pb2 as population
 from protos.demo.population.v1 import population_pb2_grpc as population_grpc
-from tests.integration.peer_client import EncryptedExchange, PeerClient, outcome
+from tests.integration.peer_client import EncryptedExchange, PeerClient, outcome, pem_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -338,3 +338,37 @@ async def test_a_client_that_does_not_read_its_answers_stops_being_read() -> Non
     assert provided <= len(first.replies) + 4
     rest = [r for batch in [b async for b in replies] for r in batch.replies]
     assert sorted(r.tag for r in [*first.replies, *rest]) == list(range(1, 101))
+
+
+async def test_several_connections_per_provider_are_taken_in_turn(federation: Federation) -> None:
+    """``peer_connections``: each connection may land on another worker of the provider."""
+    peers: list[str] = []
+
+    async def echo(requests: AsyncIterator[mux_pb.MuxRequests], context: Any) -> AsyncIterator[mux_pb.MuxReplies]:
+        async for batch in requests:
+            peers.append(context.peer())
+            yield mux_pb.MuxReplies(
+                replies=[mux_pb.MuxReply(tag=r.tag, response=pb.Envelope(body=r.envelope.body)) for r in batch.requests]
+            )
+
+    pop_keys, tax_keys = federation.population.directory / "keys", federation.tax.directory / "keys"
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("crossway.v1.PeerExchange", {"Multiplex": _mux(echo)})]
+    )
+    pair = [(pem_key(load_private_key(pop_keys / "tls.key")), (pop_keys / "tls.crt").read_bytes())]
+    port = server.add_secure_port(
+        "127.0.0.1:0", grpc.ssl_server_credentials(pair, root_certificates=federation.ca_pem, require_client_auth=True)
+    )
+    await server.start()
+    channels = PeerChannels(
+        pem_key(load_private_key(tax_keys / "tls.key")), (tax_keys / "tls.crt").read_bytes(), connections=3
+    )
+    try:
+        for i in range(6):
+            stubs = channels.get(f"127.0.0.1:{port}", federation.ca_pem)
+            assert (await stubs.exchange(pb.Envelope(header=b"h", body=bytes([i])), timeout=10)).body == bytes([i])
+    finally:
+        await channels.aclose()
+        await server.stop(None)
+    assert len(peers) == 6 and len(set(peers)) == 3  # three TCP connections, two exchanges each

@@ -120,6 +120,7 @@ def test_optional_sections_take_their_defaults(tmp_path: Path) -> None:
     assert (config.audit.strict, config.audit.replicas, config.audit.stream) == (False, 1, "CROSSWAY_AUDIT")
     assert config.event_loop == "uvloop"
     assert config.peer_multiplex is True
+    assert config.peer_connections == 1
 
 
 def test_multiplexing_to_provider_gateways_can_be_switched_off(tmp_path: Path) -> None:
@@ -161,6 +162,8 @@ def test_a_section_that_is_not_a_table_is_rejected(tmp_path: Path) -> None:
         ("timeout_s = 5", "timeout_s = 0", "[services[0]] timeout_s: must be a positive number"),
         ("timeout_s = 5", "timeout_s = true", "[services[0]] timeout_s: must be a positive number"),
         ('data_dir = "data"', 'data_dir = "data"\nevent_loop = "tokio"', "[gateway] event_loop: must be one of uvloop"),
+        ('data_dir = "data"', 'data_dir = "data"\npeer_connections = 0', "[gateway] peer_connections: must be a whole"),
+        ('data_dir = "data"', 'data_dir = "data"\nworkers = 300', "[gateway] workers: must be a whole number from 1"),
     ],
 )
 def test_bad_scalar_values_name_section_and_key(tmp_path: Path, old: str, new: str, fragment: str) -> None:
