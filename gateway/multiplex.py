@@ -88,6 +88,11 @@ class _Stream:
         self._outbox.append(request)
         self._wake.set()
 
+    def withdraw(self, request: mux_pb.MuxRequest) -> None:
+        """A request whose caller gave up (deadline, cancellation) is not sent if still queued."""
+        with contextlib.suppress(ValueError):
+            self._outbox.remove(request)
+
     async def _write(self) -> None:
         while self.failure is None:
             await self._wake.wait()
@@ -156,14 +161,16 @@ class PeerMux:
         tag = self._next_tag
         waiter: asyncio.Future[mux_pb.MuxReply] = asyncio.get_running_loop().create_future()
         stream.waiters[tag] = waiter
-        stream.send(mux_pb.MuxRequest(tag=tag, envelope=envelope))
+        request = mux_pb.MuxRequest(tag=tag, envelope=envelope)
+        stream.send(request)
         # A timer on the waiter itself: asyncio.wait_for would wrap it in one more future.
         expiry = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
         try:
             return await waiter
         finally:
             expiry.cancel()
-            stream.waiters.pop(tag, None)
+            if stream.waiters.pop(tag, None) is not None:  # no answer came: don't send it late
+                stream.withdraw(request)
 
     async def aclose(self) -> None:
         stream, self._stream = self._stream, None

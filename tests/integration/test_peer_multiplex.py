@@ -372,3 +372,45 @@ async def test_several_connections_per_provider_are_taken_in_turn(federation: Fe
         await channels.aclose()
         await server.stop(None)
     assert len(peers) == 6 and len(set(peers)) == 3  # three TCP connections, two exchanges each
+
+
+class _StuckCall:
+    """A Multiplex call whose first write never completes (a provider that stopped reading)."""
+
+    def __init__(self) -> None:
+        self.written: list[mux_pb.MuxRequests] = []
+        self.gate = asyncio.Event()
+
+    async def write(self, message: mux_pb.MuxRequests) -> None:
+        self.written.append(message)
+        await self.gate.wait()
+
+    def done(self) -> bool:
+        return False
+
+    def cancel(self) -> bool:
+        self.gate.set()
+        return True
+
+    def __aiter__(self) -> _StuckCall:
+        return self
+
+    async def __anext__(self) -> mux_pb.MuxReplies:
+        await asyncio.Event().wait()
+        raise StopAsyncIteration
+
+
+async def test_requests_whose_callers_gave_up_are_not_sent_late() -> None:
+    call = _StuckCall()
+    mux = PeerMux(lambda *args, **kwargs: call)  # type: ignore[arg-type,return-value]
+    first = asyncio.ensure_future(mux.exchange(pb.Envelope(body=b"1"), timeout=5))
+    await asyncio.sleep(0.01)  # the writer is now stuck writing the first
+    for body in (b"2", b"3"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await mux.exchange(pb.Envelope(body=body), timeout=0.05)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    call.gate.set()  # the provider reads again
+    await asyncio.sleep(0.01)
+    assert [[r.envelope.body for r in m.requests] for m in call.written] == [[b"1"]]
+    first.cancel()
+    await mux.aclose()
