@@ -222,11 +222,20 @@ def _verify(args: argparse.Namespace) -> int:
             None if args.quiet else _progress("verify"),
             tsa_roots=_tsa_roots(args.tsa_ca),
             require_timestamp=args.require_timestamp,
+            signed_only=args.signed_only,
         )
     finally:
         store.close()
     for finding in report.findings:
         print(finding.line())
+    for gateway, count in sorted(report.pending.items()):
+        print(f"  {gateway}: {count} record(s) newer than its latest cosigned checkpoint: not yet provable")
+    if any(f.kind == "extra" for f in report.findings):
+        print(
+            "  hint: EXTRA records are not in any cosigned log. On a running system the newest records wait "
+            "for the next checkpoint (about a second): run again, or pass --signed-only to verify what is signed "
+            "and count the rest as pending"
+        )
     for gateway, when in sorted(report.timestamped.items()):
         print(f"  {gateway}: checkpoint timestamped by the TSA at {when.isoformat()}")
     sizes = ", ".join(f"{g} {n}" for g, n in sorted(report.covered.items())) or "none"
@@ -368,6 +377,11 @@ def add_commands(sub: Any) -> None:
     p = command("verify", "check checkpoints, Merkle roots and both-side agreement", _verify)
     p.add_argument("--anchor", required=True, help="the registry anchor.json (trusted cosigner key)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--signed-only",
+        action="store_true",
+        help="verify what the latest cosigned checkpoints cover; count newer records as pending (a live system)",
+    )
     _add_timestamp_options(p)
     p = command("export", "export records as JSON lines or CSV", _export)
     _add_filters(p)

@@ -8,7 +8,9 @@ Per gateway, in order, failing closed (every problem becomes a named finding; no
    checkpoint without a token is a finding;
 2. walk its rows in leaf order: a gap in the leaf indexes is a *missing* record; a row whose
    bytes no longer hash to the leaf hash stored at ingestion, or no longer decode, is *altered*;
-   a row beyond the checkpoint's size is *extra* (not in the signed log);
+   a row beyond the checkpoint's size is *extra* (not in the signed log) — or, with
+   ``signed_only`` (auditing a live system, whose newest records await the next checkpoint),
+   *pending*: counted and reported, not a finding, and not compared across sides;
 3. rebuild the Merkle root over the leaf hashes (RFC 9162) and compare it with the checkpoint's:
    a mismatch no row explains means the leaf hashes themselves were rewritten;
 then, across gateways:
@@ -77,6 +79,7 @@ class VerifyReport:
     records: int
     covered: Mapping[str, int] = field(default_factory=dict)  # gateway → cosigned size checked
     timestamped: Mapping[str, datetime] = field(default_factory=dict)  # gateway → TSA time of that checkpoint
+    pending: Mapping[str, int] = field(default_factory=dict)  # gateway → rows beyond it (signed_only)
 
     @property
     def ok(self) -> bool:
@@ -100,8 +103,10 @@ def verify_index(
     *,
     tsa_roots: Sequence[x509.Certificate] = (),
     require_timestamp: bool = False,
+    signed_only: bool = False,
 ) -> VerifyReport:
     findings: list[Finding] = []
+    pending: dict[str, int] = {}
     checkpoints = store.latest_checkpoints(cosigned=True)
     total = store.count()
     done = 0
@@ -144,6 +149,9 @@ def verify_index(
             with contextlib.suppress(AuditRecordInvalid):
                 record = row.record()
             record_id = record.record_id if record is not None else ""
+            if row.leaf_index >= size and signed_only and checkpoint is not None:
+                pending[gateway] = pending.get(gateway, 0) + 1
+                continue
             if row.leaf_index >= size:
                 findings.append(
                     Finding(
@@ -180,7 +188,7 @@ def verify_index(
             findings.append(Finding("missing", provider[2], detail, message_id=message_id))
     if progress is not None:
         progress(done, total)
-    return VerifyReport(tuple(findings), done, covered, timestamped)
+    return VerifyReport(tuple(findings), done, covered, timestamped, pending)
 
 
 def check_checkpoint_timestamp(

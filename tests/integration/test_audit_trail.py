@@ -168,6 +168,11 @@ async def test_an_inserted_record_makes_verify_fail_naming_it(
     result = _cli("verify", "--index", copy, "--anchor", anchor, "--quiet")
     assert result.returncode == 1
     assert f"EXTRA: {gateway} leaf {top} record {'f' * 32}" in result.stdout
+    assert "--signed-only" in result.stdout  # the hint for a live system
+    # Verifying only what is signed: the signed log is intact, the unsigned record is counted.
+    signed = _cli("verify", "--index", copy, "--anchor", anchor, "--quiet", "--signed-only")
+    assert signed.returncode == 0, signed.stdout
+    assert f"{gateway}: 1 record(s) newer than its latest cosigned checkpoint: not yet provable" in signed.stdout
 
 
 async def test_audit_show_joins_both_sides_of_an_exchange(trail: tuple[str, list[str]]) -> None:
