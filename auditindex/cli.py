@@ -194,6 +194,12 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({side: json.loads(r.to_json()) for side, r in records.items()}, indent=2, sort_keys=True))
         return 0
+    admin = records.get("admin")
+    if admin is not None:  # a gateway's administrative event (a policy change): one record, no sides
+        print(f"message {args.message_id}: administrative event of {admin.gateway}")
+        for name in AuditRecord.__dataclass_fields__:
+            print(f"  {name:<20}{getattr(admin, name)}")
+        return 0
     names = [f.name for f in AuditRecord.__dataclass_fields__.values()]
     print(f"message {args.message_id}")
     print(f"  {'FIELD':<20}{'CLIENT SIDE':<48}PROVIDER SIDE")

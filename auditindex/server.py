@@ -131,6 +131,8 @@ class AuditApi(audit_pb2_grpc.AuditServicer):
             answer.provider.CopyFrom(_entry(provider))
         if client is not None and provider is not None:
             answer.disagreements.extend(compare_sides(client.record(), provider.record()))
+        if "admin" in by_side:
+            answer.admin.CopyFrom(_entry(by_side["admin"]))
         return answer
 
     async def _exchange(

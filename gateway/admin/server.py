@@ -58,7 +58,7 @@ def audit_policy_change(audit: AuditSink, gateway: str, version: PolicyVersion, 
         AuditRecord(
             record_id=new_record_id(),
             gateway=gateway,
-            side="provider",
+            side="admin",
             message_id=f"policy-change:{gateway}:v{version.number}",
             client=version.author,
             service="crossway.v1.Admin",

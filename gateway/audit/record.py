@@ -20,7 +20,8 @@ from gateway.audit.errors import AuditRecordInvalid
 
 __all__ = ["AuditRecord", "AuditRecordInvalid", "new_record_id"]
 
-SIDES = frozenset({"client", "provider"})
+# "admin": a gateway's own administrative event (a policy change), not a side of an exchange.
+SIDES = frozenset({"client", "provider", "admin"})
 DECISIONS = frozenset({"allow", "deny", ""})
 
 
@@ -65,7 +66,9 @@ class AuditRecord:
         if not self.record_id:
             raise AuditRecordInvalid("audit record has an empty record_id")
         if self.side not in SIDES:
-            raise AuditRecordInvalid(f"audit record {self.record_id}: side {self.side!r} is not client or provider")
+            raise AuditRecordInvalid(
+                f"audit record {self.record_id}: side {self.side!r} is not client, provider or admin"
+            )
         if self.decision not in DECISIONS:
             raise AuditRecordInvalid(f"audit record {self.record_id}: decision {self.decision!r} is not allow/deny/''")
 

@@ -241,6 +241,7 @@ async def test_apply_under_load_masks_fields_then_rollback_restores_them_with_no
     masked = [r for r in records if r.side == "provider" and r.withheld_fields]
     assert masked and set(masked[-1].withheld_fields) == {"address", "date_of_birth", "health_notes"}
     changes = [r for r in records if r.service == "crossway.v1.Admin"]
+    assert changes and {r.side for r in changes} == {"admin"}  # not a side of an exchange
     assert any(r.client == "alice@pop" and r.policy_version == f"v{number}" and r.request_sha256 for r in changes)
 
 

@@ -53,16 +53,18 @@ class GetExchangeRequest(_message.Message):
     def __init__(self, message_id: _Optional[str] = ...) -> None: ...
 
 class AuditExchange(_message.Message):
-    __slots__ = ("message_id", "client", "provider", "disagreements")
+    __slots__ = ("message_id", "client", "provider", "disagreements", "admin")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     DISAGREEMENTS_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     client: AuditEntry
     provider: AuditEntry
     disagreements: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, message_id: _Optional[str] = ..., client: _Optional[_Union[AuditEntry, _Mapping]] = ..., provider: _Optional[_Union[AuditEntry, _Mapping]] = ..., disagreements: _Optional[_Iterable[str]] = ...) -> None: ...
+    admin: AuditEntry
+    def __init__(self, message_id: _Optional[str] = ..., client: _Optional[_Union[AuditEntry, _Mapping]] = ..., provider: _Optional[_Union[AuditEntry, _Mapping]] = ..., disagreements: _Optional[_Iterable[str]] = ..., admin: _Optional[_Union[AuditEntry, _Mapping]] = ...) -> None: ...
 
 class AuditVerifyRequest(_message.Message):
     __slots__ = ()

@@ -66,6 +66,11 @@ def test_something_that_is_not_a_json_object_is_rejected(data: bytes) -> None:
         AuditRecord.from_json(data)
 
 
+def test_an_administrative_event_is_a_record_of_its_own_kind() -> None:
+    record = sample_record(side="admin")
+    assert AuditRecord.from_json(record.to_json()).side == "admin"
+
+
 def test_side_and_decision_must_be_known_values() -> None:
     with pytest.raises(AuditRecordInvalid, match="side"):
         sample_record(side="server")
