@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from crossway.core.errors import CrosswayError, Hop, MessageTampered
 from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
-from crossway.security.keys import generate_signing_key, load_private_key
+from crossway.security.keys import generate_signing_key, generate_tls_key, load_private_key
+from crossway.security.pki import CertKind, build_csr, cert_to_pem, gateway_uri
 from crossway.security.signing import Signer
 from gateway.channels import PeerChannels, PeerStubs
 from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
@@ -414,3 +417,43 @@ async def test_requests_whose_callers_gave_up_are_not_sent_late() -> None:
     assert [[r.envelope.body for r in m.requests] for m in call.written] == [[b"1"]]
     first.cancel()
     await mux.aclose()
+
+
+async def test_a_certificate_revoked_while_its_stream_is_open_is_refused_on_that_stream(
+    federation: Federation,
+) -> None:
+    """The peer is checked per exchange against the current configuration, not once per stream."""
+    assert federation.authority is not None
+    key = generate_tls_key()
+    csr = build_csr(key, subject_uri=gateway_uri(federation.tax.gateway), ip_addresses=("127.0.0.1",))
+    cert = federation.authority.issue(csr.public_bytes(Encoding.PEM), kind=CertKind.TLS, gateway=federation.tax.gateway)
+    await federation.publish_and_wait()
+    peer = replace(_peer(federation), tls_key_pem=pem_key(key), tls_cert_pem=cert_to_pem(cert))
+    outbox: asyncio.Queue[mux_pb.MuxRequests | None] = asyncio.Queue()
+
+    async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
+        while (batch := await outbox.get()) is not None:
+            yield batch
+
+    async with peer.channel() as channel:
+        method = channel.stream_stream(
+            MULTIPLEX_METHOD,
+            request_serializer=mux_pb.MuxRequests.SerializeToString,
+            response_deserializer=mux_pb.MuxReplies.FromString,
+        )
+        stream = method(requests(), timeout=30)
+        replies = stream.__aiter__()
+
+        async def exchange(tag: int) -> str:
+            outbox.put_nowait(
+                mux_pb.MuxRequests(requests=[mux_pb.MuxRequest(tag=tag, envelope=_valid(federation, peer))])
+            )
+            (reply,) = (await anext(replies)).replies
+            assert reply.tag == tag
+            return outcome(reply)
+
+        assert await exchange(1) == "ok"
+        federation.authority.revoke(str(cert.serial_number), "key compromise")
+        await federation.publish_and_wait()
+        assert await exchange(2) == "peer.revoked"  # same stream, same TLS connection
+        outbox.put_nowait(None)
