@@ -101,22 +101,31 @@ async def _paths(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:
                 runs["crossway"].append(result)
                 crossway_calls += result.total_ok + result.errors
             # One call in flight: with 64 in flight latency is queueing (in-flight ÷ throughput) on
-            # this 2-core machine, so this row shows what each path itself adds to a call.
+            # this 2-core machine, so this row shows what each path itself adds to a call. Short
+            # runs, interleaved like the others, medians of them.
             single = {"warmup_s": min(1.0, s.warmup_s), "window_s": min(3.0, s.window_s)}
-            latency: dict[str, Any] = {}
-            for name, spec, groups in (
+            paths = (
                 ("direct", direct, direct_groups),
                 ("proxy_chain", chain, chain_groups),
                 ("crossway", cross, cross_groups),
-            ):
-                one_call = await run_load(dataclasses.replace(spec, in_flight=1), generators=1, groups=groups, **single)
+            )
+            singles: dict[str, list[RunResult]] = {name: [] for name, _, _ in paths}
+            for _ in range(s.runs):
+                for name, spec, groups in paths:
+                    one_call = await run_load(
+                        dataclasses.replace(spec, in_flight=1), generators=1, groups=groups, **single
+                    )
+                    singles[name].append(one_call)
+                    if name == "crossway":
+                        crossway_calls += one_call.total_ok + one_call.errors
+            latency: dict[str, Any] = {}
+            for name, results in singles.items():
+                middle = median_run(results)
                 latency[name] = {
-                    "calls_per_s": round(one_call.calls_per_s, 1),
-                    "p50_ms": round(one_call.p50_ms, 3),
-                    "p99_ms": round(one_call.p99_ms, 3),
+                    "calls_per_s": round(middle.calls_per_s, 1),
+                    "p50_ms": round(middle.p50_ms, 3),
+                    "p99_ms": round(middle.p99_ms, 3),
                 }
-                if name == "crossway":
-                    crossway_calls += one_call.total_ok + one_call.errors
             doc["latency_1_in_flight"] = latency
         for name, results in runs.items():
             doc[name] = median_run(results).as_json()
