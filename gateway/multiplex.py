@@ -106,6 +106,13 @@ class _Stream:
                     failure = exc if isinstance(exc, grpc.aio.AioRpcError) else None
                     self._fail(failure or _rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream ended"))
                     return
+                except Exception:
+                    # A bug must not leave this stream looking usable with no writer: fail what
+                    # waits, end the call, and the next exchange opens a new stream.
+                    log.exception("the Multiplex writer failed; reopening the stream")
+                    self._fail(_rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream failed in this gateway"))
+                    self.call.cancel()
+                    return
 
     async def _read(self) -> None:
         failure = _rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream was closed by this gateway")

@@ -457,3 +457,27 @@ async def test_a_certificate_revoked_while_its_stream_is_open_is_refused_on_that
         await federation.publish_and_wait()
         assert await exchange(2) == "peer.revoked"  # same stream, same TLS connection
         outbox.put_nowait(None)
+
+
+class _BrokenWriteCall(_StuckCall):
+    async def write(self, message: mux_pb.MuxRequests) -> None:
+        raise RuntimeError("a bug in the write path")
+
+
+async def test_a_writer_that_fails_unexpectedly_fails_the_exchange_and_the_next_one_reopens() -> None:
+    calls: list[_StuckCall] = []
+
+    def open_call(*args: object, **kwargs: object) -> _StuckCall:
+        calls.append(_BrokenWriteCall() if not calls else _StuckCall())
+        return calls[-1]
+
+    mux = PeerMux(open_call)  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mux.exchange(pb.Envelope(body=b"1"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # at once, not at the deadline
+    assert calls[0].gate.is_set()  # the broken call was cancelled
+    second = asyncio.ensure_future(mux.exchange(pb.Envelope(body=b"2"), timeout=5))
+    await asyncio.sleep(0.01)
+    assert len(calls) == 2 and [r.envelope.body for m in calls[1].written for r in m.requests] == [b"2"]
+    second.cancel()
+    await mux.aclose()
