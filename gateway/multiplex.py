@@ -111,7 +111,6 @@ class _Stream:
                     # waits, end the call, and the next exchange opens a new stream.
                     log.exception("the Multiplex writer failed; reopening the stream")
                     self._fail(_rpc_error(grpc.StatusCode.UNAVAILABLE, "the exchange stream failed in this gateway"))
-                    self.call.cancel()
                     return
 
     async def _read(self) -> None:
@@ -132,6 +131,7 @@ class _Stream:
         """Every exchange waiting on this stream fails with the stream's error; it takes no more."""
         if self.failure is None:
             self.failure = failure
+        self.call.cancel()  # no-op when the call has ended; frees it when this side gave up on it
         self._outbox = []
         self._wake.set()  # lets the writer see the failure and stop
         waiters, self.waiters = self.waiters, {}
