@@ -9,9 +9,11 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from crossway.security.keys import load_certificate, load_private_key
-from crossway.security.pki import cert_fingerprint
+from crossway.demo.federation import Federation
+from crossway.security.keys import generate_tls_key, load_certificate, load_private_key
+from crossway.security.pki import CertKind, build_csr, cert_fingerprint, cert_to_pem, gateway_uri
 from crossway.security.signing import Signer
 from gateway.codec import seal_frame
 from gateway.frames import FrameKind, Header
@@ -131,3 +133,13 @@ class EncryptedExchange:
 
         nonce, sealed = self.session.seal_request(body, f"{self.message_id}/request/{sequence}".encode())
         return sealed, Encryption(b"", b"", nonce)
+
+
+async def with_new_tls_certificate(peer: PeerClient, federation: Federation) -> tuple[PeerClient, str]:
+    """``peer`` with a fresh TLS certificate issued to the tax gateway and published; its serial."""
+    assert federation.authority is not None
+    key = generate_tls_key()
+    csr = build_csr(key, subject_uri=gateway_uri(federation.tax.gateway), ip_addresses=("127.0.0.1",))
+    cert = federation.authority.issue(csr.public_bytes(Encoding.PEM), kind=CertKind.TLS, gateway=federation.tax.gateway)
+    await federation.publish_and_wait()
+    return replace(peer, tls_key_pem=pem_key(key), tls_cert_pem=cert_to_pem(cert)), str(cert.serial_number)

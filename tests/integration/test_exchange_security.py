@@ -24,7 +24,14 @@ from gateway.codec import seal_frame
 from gateway.frames import FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.demo.population.v1 import population_pb2 as population
-from tests.integration.peer_client import STREAM, EncryptedExchange, PeerClient, outcome, pem_key
+from tests.integration.peer_client import (
+    STREAM,
+    EncryptedExchange,
+    PeerClient,
+    outcome,
+    pem_key,
+    with_new_tls_certificate,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -241,12 +248,8 @@ async def test_a_revoked_gateway_certificate_is_refused_once_the_revocation_is_p
     federation: Federation,
 ) -> None:
     assert federation.authority is not None
-    key = generate_tls_key()
-    csr = build_csr(key, subject_uri=gateway_uri(federation.tax.gateway), ip_addresses=("127.0.0.1",))
-    cert = federation.authority.issue(csr.public_bytes(Encoding.PEM), kind=CertKind.TLS, gateway=federation.tax.gateway)
-    await federation.publish_and_wait()
-    peer = replace(_peer(federation), tls_key_pem=pem_key(key), tls_cert_pem=cert_to_pem(cert))
+    peer, serial = await with_new_tls_certificate(_peer(federation), federation)
     assert await _send(peer, peer.seal(*_request(federation, peer))) == "ok"
-    federation.authority.revoke(str(cert.serial_number), "key compromise")
+    federation.authority.revoke(serial, "key compromise")
     await federation.publish_and_wait()
     assert await _send(peer, peer.seal(*_request(federation, peer))) == "peer.revoked"

@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from crossway.core.errors import CrosswayError, Hop, MessageTampered
 from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
-from crossway.security.keys import generate_signing_key, generate_tls_key, load_private_key
-from crossway.security.pki import CertKind, build_csr, cert_to_pem, gateway_uri
+from crossway.security.keys import generate_signing_key, load_private_key
 from crossway.security.signing import Signer
 from gateway.channels import PeerChannels, PeerStubs
 from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
@@ -31,7 +28,7 @@ from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 from protos.demo.population.v1 import population_pb2 as population
 from protos.demo.population.v1 import population_pb2_grpc as population_grpc
-from tests.integration.peer_client import EncryptedExchange, PeerClient, outcome, pem_key
+from tests.integration.peer_client import EncryptedExchange, PeerClient, outcome, pem_key, with_new_tls_certificate
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -424,11 +421,7 @@ async def test_a_certificate_revoked_while_its_stream_is_open_is_refused_on_that
 ) -> None:
     """The peer is checked per exchange against the current configuration, not once per stream."""
     assert federation.authority is not None
-    key = generate_tls_key()
-    csr = build_csr(key, subject_uri=gateway_uri(federation.tax.gateway), ip_addresses=("127.0.0.1",))
-    cert = federation.authority.issue(csr.public_bytes(Encoding.PEM), kind=CertKind.TLS, gateway=federation.tax.gateway)
-    await federation.publish_and_wait()
-    peer = replace(_peer(federation), tls_key_pem=pem_key(key), tls_cert_pem=cert_to_pem(cert))
+    peer, serial = await with_new_tls_certificate(_peer(federation), federation)
     outbox: asyncio.Queue[mux_pb.MuxRequests | None] = asyncio.Queue()
 
     async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
@@ -453,7 +446,7 @@ async def test_a_certificate_revoked_while_its_stream_is_open_is_refused_on_that
             return outcome(reply)
 
         assert await exchange(1) == "ok"
-        federation.authority.revoke(str(cert.serial_number), "key compromise")
+        federation.authority.revoke(serial, "key compromise")
         await federation.publish_and_wait()
         assert await exchange(2) == "peer.revoked"  # same stream, same TLS connection
         outbox.put_nowait(None)
