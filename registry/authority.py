@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography import x509
@@ -48,7 +49,29 @@ from registry.configuration import describe_service
 from registry.document import build_document, sign_document
 from registry.store import CertificateRecord, RegistryStore
 
-__all__ = ["RegistryAuthority"]
+__all__ = ["PASSPHRASE_ENV", "RegistryAuthority", "passphrase_from_env"]
+
+# The passphrase of the registry's private keys (CA and configuration signing), when it has one.
+PASSPHRASE_ENV = "CROSSWAY_REGISTRY_PASSPHRASE"  # noqa: S105 - the name of a variable, not its value
+
+
+def passphrase_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The registry keys' passphrase from ``CROSSWAY_REGISTRY_PASSPHRASE`` (None when unset or empty)."""
+    value = (os.environ if environ is None else environ).get(PASSPHRASE_ENV, "")
+    return value.encode() if value else None
+
+
+def _load_key(path: Path, passphrase: bytes | None) -> PrivateKey:
+    try:
+        return load_private_key(path, passphrase)
+    except ConfigError as exc:
+        hint = (
+            f"set {PASSPHRASE_ENV} to the passphrase the registry was created with"
+            if passphrase is None
+            else f"{PASSPHRASE_ENV} does not open this key: check it, or unset it if the registry has none"
+        )
+        raise ConfigError(f"{exc.message}; the registry's keys could not be opened", hint=hint) from exc
+
 
 UserTokenKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
@@ -105,8 +128,14 @@ class RegistryAuthority:
 
     # -- lifecycle --------------------------------------------------------------------------------
     @classmethod
-    def init(cls, directory: Path, instance: str, *, clock: Clock | None = None) -> RegistryAuthority:
-        """Create a new registry in ``directory`` (0700); refuses to touch an existing one."""
+    def init(
+        cls, directory: Path, instance: str, *, clock: Clock | None = None, passphrase: bytes | None = None
+    ) -> RegistryAuthority:
+        """Create a new registry in ``directory`` (0700); refuses to touch an existing one.
+
+        With ``passphrase`` the CA and configuration-signing keys are stored encrypted with it
+        (PKCS#8, the best encryption cryptography offers); every later ``open`` needs it.
+        """
         clock = clock or SystemClock()
         MemberId.parse(f"{instance}/X/x")  # validates the instance with the identifier rules
         directory = Path(directory)
@@ -121,9 +150,9 @@ class RegistryAuthority:
         ca_key = generate_tls_key()
         ca_cert = create_ca(instance, ca_key, now_ms=clock.now_ms())
         config_key = ed25519.Ed25519PrivateKey.generate()
-        save_private_key(directory / _CA_KEY, ca_key)
+        save_private_key(directory / _CA_KEY, ca_key, passphrase)
         save_pem(directory / _CA_CERT, ca_cert)
-        save_private_key(directory / _CONFIG_KEY, config_key)
+        save_private_key(directory / _CONFIG_KEY, config_key, passphrase)
         public = config_key.public_key()
         anchor = Anchor(instance, registry_key_id(public), public, cert_fingerprint(ca_cert))
         (directory / _ANCHOR).write_text(anchor.to_json(), encoding="utf-8")
@@ -132,18 +161,18 @@ class RegistryAuthority:
         return cls(directory, store, ca_cert, ca_key, config_key, clock)
 
     @classmethod
-    def open(cls, directory: Path, *, clock: Clock | None = None) -> RegistryAuthority:
+    def open(cls, directory: Path, *, clock: Clock | None = None, passphrase: bytes | None = None) -> RegistryAuthority:
         directory = Path(directory)
         if not (directory / _DB).exists():
             raise ConfigError(f"no registry in {str(directory)!r}", hint="run `crossway registry init` first")
-        config_key = load_private_key(directory / _CONFIG_KEY)
+        config_key = _load_key(directory / _CONFIG_KEY, passphrase)
         if not isinstance(config_key, ed25519.Ed25519PrivateKey):
             raise ConfigError(f"{str(directory / _CONFIG_KEY)!r} is not an Ed25519 key")
         return cls(
             directory,
             RegistryStore(directory / _DB),
             load_certificate(directory / _CA_CERT),
-            load_private_key(directory / _CA_KEY),
+            _load_key(directory / _CA_KEY, passphrase),
             config_key,
             clock or SystemClock(),
         )

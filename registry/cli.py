@@ -39,16 +39,19 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _open(args: argparse.Namespace) -> RegistryAuthority:
-    from registry.authority import RegistryAuthority  # lazy: keeps `crossway --help` fast
+    from registry.authority import RegistryAuthority, passphrase_from_env  # lazy: keeps `crossway --help` fast
 
-    return RegistryAuthority.open(Path(args.dir))
+    return RegistryAuthority.open(Path(args.dir), passphrase=passphrase_from_env())
 
 
 def _init(args: argparse.Namespace) -> int:
-    from registry.authority import RegistryAuthority
+    from registry.authority import PASSPHRASE_ENV, RegistryAuthority, passphrase_from_env
 
-    authority = RegistryAuthority.init(Path(args.dir), args.instance)
+    passphrase = passphrase_from_env()
+    authority = RegistryAuthority.init(Path(args.dir), args.instance, passphrase=passphrase)
     print(f"registry for instance {authority.instance} created in {args.dir}")
+    if passphrase is None:
+        print(f"  its private keys are not encrypted; set {PASSPHRASE_ENV} at init to encrypt them")
     print(f"anchor for gateways: {authority.anchor_path}")
     authority.close()
     return 0

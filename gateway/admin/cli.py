@@ -33,9 +33,9 @@ def _methods(args: argparse.Namespace, extra: Iterable[MethodId] = ()) -> set[Me
     found: set[MethodId] = set(extra)
     pairs: list[tuple[ServiceId, bytes]] = []
     if args.registry:
-        from registry.authority import RegistryAuthority
+        from registry.authority import RegistryAuthority, passphrase_from_env
 
-        authority = RegistryAuthority.open(Path(args.registry))
+        authority = RegistryAuthority.open(Path(args.registry), passphrase=passphrase_from_env())
         try:
             pairs += [(s.id, s.file_descriptor_set) for s in authority.store.services()]
         finally:

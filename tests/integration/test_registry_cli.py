@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -28,12 +29,16 @@ from registry import NatsConfigurationSource, load_anchor, verify_configuration
 CROSSWAY = str(Path(sys.executable).parent / "crossway")
 
 
-def _run(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(directory: Path, *args: str, passphrase: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CROSSWAY_REGISTRY_PASSPHRASE"}
+    if passphrase is not None:
+        env["CROSSWAY_REGISTRY_PASSPHRASE"] = passphrase
     return subprocess.run(
         _argv(directory, args),
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
 
 
@@ -100,6 +105,28 @@ def test_an_operator_admits_a_member_issues_certificates_and_publishes(tmp_path:
     assert config.is_revoked(tls.serial) and member.encryption_public_key == enc.read_bytes()
     listing = _ok(directory, "list")
     assert "member EE/GOV/70000001  Population Register" in listing and "revoked: test" in listing
+
+
+def test_a_registry_created_with_a_passphrase_keeps_its_keys_encrypted_and_needs_it(tmp_path: Path) -> None:
+    directory = tmp_path / "registry"
+    secret = "correct horse battery staple"
+    created = _run(directory, "init", "--instance", "EE", passphrase=secret)
+    assert created.returncode == 0, created.stderr
+    for name in ("ca.key", "config.key"):
+        pem = (directory / name).read_text()
+        assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    opened = _run(directory, "member", "add", "EE/GOV/70000001", "--name", "Tax Board", passphrase=secret)
+    assert opened.returncode == 0, opened.stderr
+    missing = _run(directory, "list")
+    assert missing.returncode == 1 and "error[config.invalid]" in missing.stderr
+    assert "CROSSWAY_REGISTRY_PASSPHRASE" in missing.stderr  # the hint names what to set
+    wrong = _run(directory, "list", passphrase="not it")
+    assert wrong.returncode == 1 and "does not open this key" in wrong.stderr
+    assert secret not in missing.stderr + wrong.stderr + created.stdout + opened.stdout
+    assert "Traceback" not in missing.stderr + wrong.stderr
+    # Without a passphrase at init the operator is told the keys are stored in the clear.
+    plain = _run(tmp_path / "plain", "init", "--instance", "EE")
+    assert "not encrypted" in plain.stdout
 
 
 def test_mistakes_print_a_code_and_a_hint_instead_of_a_traceback(tmp_path: Path) -> None:
