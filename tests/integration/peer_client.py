@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -143,3 +144,12 @@ async def with_new_tls_certificate(peer: PeerClient, federation: Federation) -> 
     cert = federation.authority.issue(csr.public_bytes(Encoding.PEM), kind=CertKind.TLS, gateway=federation.tax.gateway)
     await federation.publish_and_wait()
     return replace(peer, tls_key_pem=pem_key(key), tls_cert_pem=cert_to_pem(cert)), str(cert.serial_number)
+
+
+def mux_handler(behaviour: Any) -> grpc.RpcMethodHandler[Any, Any]:
+    """A ``Multiplex`` method handler for a stand-in provider (a stream-stream ``behaviour``)."""
+    return grpc.stream_stream_rpc_method_handler(
+        behaviour,
+        request_deserializer=mux_pb.MuxRequests.FromString,
+        response_serializer=mux_pb.MuxReplies.SerializeToString,
+    )
