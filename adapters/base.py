@@ -9,11 +9,17 @@ own health (``health()``), which the gateway logs and exposes in its health chec
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-__all__ = ["Adapter", "AdapterHealth", "BackendCall", "HealthStatus"]
+import grpc
+
+from crossway.core.errors import Hop, UpstreamFailed
+
+__all__ = ["Adapter", "AdapterHealth", "BackendCall", "HealthStatus", "method_mapping"]
+
+M = TypeVar("M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,19 @@ class BackendCall:
     @property
     def method_name(self) -> str:
         return self.grpc_path.rsplit("/", 1)[-1]
+
+
+def method_mapping(methods: Mapping[str, M], call: BackendCall, kind: str, table: str) -> M:
+    """The configured mapping of the called method; UNIMPLEMENTED naming the table to add if none."""
+    mapping = methods.get(call.method_name)
+    if mapping is None:
+        raise UpstreamFailed(
+            f"method {call.method_name} has no {kind} mapping on this gateway",
+            hint=f"add a [services.{table}.methods.NAME] table to the gateway configuration",
+            hop=Hop.BACKEND,
+            status=grpc.StatusCode.UNIMPLEMENTED,
+        )
+    return mapping
 
 
 class HealthStatus(enum.Enum):

@@ -27,7 +27,7 @@ import httpx
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from adapters.base import AdapterHealth, BackendCall
+from adapters.base import AdapterHealth, BackendCall, method_mapping
 from adapters.headers import exchange_headers
 from adapters.health import HealthTracker
 from adapters.http_status import grpc_status_for_http
@@ -93,14 +93,7 @@ class RestAdapter:
         return await self._health.observe(self._unary(call, body))
 
     async def _unary(self, call: BackendCall, body: bytes) -> bytes:
-        mapping = self._settings.methods.get(call.method_name)
-        if mapping is None:
-            raise UpstreamFailed(
-                f"method {call.method_name} has no REST mapping on this gateway",
-                hint="add a [services.rest.methods.NAME] table to the gateway configuration",
-                hop=Hop.BACKEND,
-                status=grpc.StatusCode.UNIMPLEMENTED,
-            )
+        mapping = method_mapping(self._settings.methods, call, "REST", "rest")
         types = self._schema.current().method(call.method_name)
         path, params, payload = self._request_parts(mapping, types.parse_request(body))
         headers = exchange_headers(call)

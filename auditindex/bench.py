@@ -15,14 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import NameOID
 
 from auditindex.store import Filters, open_store
 from auditindex.verify import verify_index
-from crossway.security.pki import cert_fingerprint, cert_to_pem
+from crossway.security.pki import cert_fingerprint, cert_to_pem, self_signed
 from crossway.security.signing import Signer
 from gateway.audit import MerkleTree, cosign, sign_checkpoint
 from gateway.audit.samples import sample_record
@@ -35,18 +32,7 @@ GATEWAYS = ("EE/GOV/70000001/gw1", "EE/GOV/70000002/gw1")
 
 def _signer() -> tuple[Signer, str]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "bench", valid_for=dt.timedelta(days=1))
     return Signer(key, cert_fingerprint(cert)), cert_to_pem(cert).decode()
 
 

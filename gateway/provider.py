@@ -65,6 +65,16 @@ __all__ = ["ProviderPipeline"]
 _tracer = trace.get_tracer("crossway.gateway.provider")
 
 
+def _note_failure(exc: CrosswayError, ex: Exchange, span: trace.Span | None, request: SignedFrame | None) -> bool:
+    """Record a refusal on the exchange and its span; True when it can be answered with a signed
+    response (the request was authenticated), False when only a plain gRPC error may go back."""
+    exc.at(Hop.PROVIDER)
+    ex.fail(exc)
+    if span is not None:
+        span.set_status(trace.StatusCode.ERROR, exc.code)
+    return request is not None and not isinstance(exc, SignatureInvalid)
+
+
 def _start_span(request: SignedFrame, ex: Exchange) -> trace.Span:
     """The provider span, child of the client gateway's span named in the signed header."""
     h = request.header
@@ -331,11 +341,7 @@ class ProviderPipeline:
                 ex.response_signature = frame.signature.value
                 return out
         except CrosswayError as exc:
-            exc.at(Hop.PROVIDER)
-            ex.fail(exc)
-            if span is not None:
-                span.set_status(trace.StatusCode.ERROR, exc.code)
-            if request is None or isinstance(exc, SignatureInvalid):
+            if not _note_failure(exc, ex, span, request) or request is None:
                 raise  # unauthenticated peer: plain gRPC error from the transport
             out, frame = seal_frame(
                 replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc)),
@@ -409,11 +415,7 @@ class ProviderPipeline:
             ex.response_signature = frame.signature.value
             yield final
         except CrosswayError as exc:
-            exc.at(Hop.PROVIDER)
-            ex.fail(exc)
-            if span is not None:
-                span.set_status(trace.StatusCode.ERROR, exc.code)
-            if request is None or isinstance(exc, SignatureInvalid):
+            if not _note_failure(exc, ex, span, request) or request is None:
                 raise
             header = replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc))
             if writer is None:

@@ -31,7 +31,7 @@ import pyodata
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
-from adapters.base import AdapterHealth, BackendCall
+from adapters.base import AdapterHealth, BackendCall, method_mapping
 from adapters.headers import exchange_headers
 from adapters.health import HealthTracker
 from adapters.sap.errors import translate
@@ -95,14 +95,7 @@ class SapODataAdapter:
         return await self._health.observe(self._unary(call, body))
 
     async def _unary(self, call: BackendCall, body: bytes) -> bytes:
-        mapping = self._settings.methods.get(call.method_name)
-        if mapping is None:
-            raise UpstreamFailed(
-                f"method {call.method_name} has no SAP mapping on this gateway",
-                hint="add a [services.sap.methods.NAME] table to the gateway configuration",
-                hop=Hop.BACKEND,
-                status=grpc.StatusCode.UNIMPLEMENTED,
-            )
+        mapping = method_mapping(self._settings.methods, call, "SAP", "sap")
         types = self._schema.current().method(call.method_name)
         context = contextvars.copy_context()
         context.run(DEADLINE.set, time.monotonic() + call.timeout_s)

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from google.protobuf import descriptor_pb2
 
 from auditindex import RegistryCosigner
@@ -38,7 +36,7 @@ from crossway.demo.business import (
 from crossway.demo.processes import ManagedProcess
 from crossway.natsbox import EmbeddedNats
 from crossway.security.keys import generate_signing_key, generate_tls_key, save_pem, save_private_key
-from crossway.security.pki import CertKind, cert_to_pem
+from crossway.security.pki import CertKind, cert_to_pem, self_signed
 from crossway.security.tokens import mint_token
 from gateway.provisioning import provision_gateway
 from protos.demo.population.v1 import population_pb2
@@ -93,20 +91,8 @@ class Agency:
 def _self_signed_client(directory: Path, subsystem: SubsystemId) -> tuple[Path, Path]:
     """An agency system's own TLS client certificate, pinned by the gateway (X-Road practice)."""
     key = generate_tls_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(subsystem))])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        # A self-signed certificate that is its own trust anchor must be allowed to sign itself.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    # Its own trust anchor: the gateway pins it as the only root for this subsystem.
+    cert = self_signed(key, str(subsystem), valid_for=dt.timedelta(days=365), anchor=True)
     key_path, cert_path = directory / f"{subsystem.name}.key", directory / f"{subsystem.name}.crt"
     save_private_key(key_path, key)
     save_pem(cert_path, cert)

@@ -43,6 +43,7 @@ __all__ = [
     "gateway_uri",
     "inspect_certificate",
     "issue_certificate",
+    "self_signed",
     "verify_issued_by",
 ]
 
@@ -120,6 +121,38 @@ def create_ca(instance: str, key: PrivateKey, *, days: int = 3650, now_ms: int |
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(signer, _hash_for(signer))
     )
+
+
+def self_signed(
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    *,
+    valid_for: dt.timedelta,
+    ip_addresses: Sequence[str] = (),
+    anchor: bool = False,
+) -> x509.Certificate:
+    """A self-signed certificate (a pinned client, a test server, a benchmark signer).
+
+    ``anchor``: the certificate is its own trust anchor (pinned as the only root), so it must be
+    allowed to sign itself (basic constraints CA, path length 0).
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + valid_for)
+    )
+    if ip_addresses:
+        names = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if anchor:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    return builder.sign(key, hashes.SHA256())
 
 
 def build_csr(

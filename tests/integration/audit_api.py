@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import sys
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 
 from crossway.demo.processes import ManagedProcess
 from crossway.security.keys import generate_signing_key, generate_tls_key, save_pem, save_private_key
+from crossway.security.pki import self_signed
 from crossway.security.tokens import mint_token
 
 ISSUER = "https://idp.auditors.example"
@@ -23,20 +20,7 @@ AUDIENCE = "crossway:audit-api"
 def server_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (the test pins it as the only root)."""
     key = generate_tls_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audit-api.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "audit-api.test", valid_for=dt.timedelta(hours=1), ip_addresses=("127.0.0.1",), anchor=True)
     key_path, cert_path = directory / "audit-api.key", directory / "audit-api.crt"
     save_private_key(key_path, key)
     save_pem(cert_path, cert)
