@@ -40,7 +40,7 @@ lint: $(STAMP) ## ruff lint and format check
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict
-	$(BIN)/mypy crossway gateway registry policies adapters bench auditindex
+	$(BIN)/mypy crossway gateway registry policies adapters bench audit
 
 .PHONY: protos
 protos: $(STAMP) ## regenerate the Python code of the protos (committed)

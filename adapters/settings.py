@@ -1,6 +1,6 @@
 """Adapter settings: the adapter-specific tables of a gateway's ``[[services]]`` entries.
 
-Parsed and validated here, at load time, by ``gateway.config`` (which names the file); every
+Parsed and validated here, at load time, by ``gateway.shared.config`` (which names the file); every
 error names the file and the key. The adapter modules only receive these frozen values.
 
     [[services]]

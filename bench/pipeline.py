@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.base import BackendCall
+from audit.trail import MemoryAuditSink
 from crossway.core.clock import SystemClock
 from crossway.demo.federation import DEMO_POLICY, POPULATION_SERVICE, TAX, Agency, Federation
 from crossway.security.keys import load_certificate, load_private_key
@@ -28,12 +29,11 @@ from crossway.security.replay import MemoryReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import extract_context, setup_tracing
-from gateway.audit import MemoryAuditSink
-from gateway.authorization import PolicyManager
-from gateway.callers import CallerAuthenticator
-from gateway.client import ClientPipeline, OutgoingCall
-from gateway.context import GatewayContext
-from gateway.provider import ProviderPipeline
+from gateway.client.callers import CallerAuthenticator
+from gateway.client.pipeline import ClientPipeline, OutgoingCall
+from gateway.provider.authorization import PolicyManager
+from gateway.provider.pipeline import ProviderPipeline
+from gateway.shared.context import GatewayContext
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.demo.population.v1 import population_pb2
 from registry import RegistryAuthority, StaticConfigurationSource

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit.trail import count_stream_records
+from bench.audit_publish import measure as measure_audit
 from bench.measure import RunResult, median_run, run_load
 from bench.pipeline import measure as measure_pipeline
+from bench.policy_decisions import measure as measure_policy
 from bench.report import cpu_budget, format_table, targets, write_json
 from bench.scenarios import crossway_spec, direct_spec, proxy_chain, stream_transfer
 from crossway.demo.federation import Federation
-from gateway.audit import count_stream_records
-from gateway.audit.bench import measure as measure_audit
-from policies.bench import measure as measure_policy
 
 __all__ = ["BenchSettings", "main", "run_bench"]
 

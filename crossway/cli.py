@@ -25,7 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
-    from auditindex.cli import add_commands as add_audit
+    from audit.index.cli import add_commands as add_audit
     from crossway.demo.cli import add_commands as add_demo
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway

@@ -12,9 +12,9 @@ from typing import Any
 from crossway import eventloop
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId
-from gateway.config import GatewayConfig, load_config
 from gateway.provisioning import provision_gateway
 from gateway.runtime import Gateway
+from gateway.shared.config import GatewayConfig, load_config
 from gateway.workers import WorkerPool, WorkerRole
 
 __all__ = ["add_commands"]

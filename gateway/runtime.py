@@ -16,6 +16,15 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 
 from adapters import Adapter, AdapterHealth, build_adapter
+from audit.trail import (
+    ARCHIVE_STREAM,
+    ARCHIVE_SUBJECTS,
+    ArchivedPayload,
+    AuditCheckpointer,
+    JetStreamAuditSink,
+    PayloadArchiver,
+    archive_subject,
+)
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
@@ -28,27 +37,18 @@ from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
-from gateway.audit import (
-    ARCHIVE_STREAM,
-    ARCHIVE_SUBJECTS,
-    ArchivedPayload,
-    AuditCheckpointer,
-    JetStreamAuditSink,
-    PayloadArchiver,
-    archive_subject,
-)
-from gateway.authorization import PolicyManager
-from gateway.callers import CallerAuthenticator, pem_sha256
-from gateway.channels import PeerChannels
-from gateway.client import ClientPipeline
-from gateway.config import GatewayConfig
-from gateway.context import GatewayContext
+from gateway.client.callers import CallerAuthenticator, pem_sha256
+from gateway.client.metaservices import MetaServices
+from gateway.client.pipeline import ClientPipeline
+from gateway.client.routing import Router
 from gateway.health import GatewayHealth
-from gateway.meta import MetaServices
-from gateway.provider import ProviderPipeline
-from gateway.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
-from gateway.routing import Router
-from gateway.transport import ClientPortHandler, PeerPortHandler
+from gateway.ports import ClientPortHandler, PeerPortHandler
+from gateway.provider.authorization import PolicyManager
+from gateway.provider.pipeline import ProviderPipeline
+from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
+from gateway.shared.config import GatewayConfig
+from gateway.shared.context import GatewayContext
+from gateway.wire.channels import PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
 from registry.source import ConfigurationSource

@@ -8,7 +8,7 @@ is the *primary*: it binds first (port 0 gets its port from the OS here), then s
 (pipelines, audit sink, configuration subscription); what they must share they share outside
 the process: NATS (the primary's URL, embedded or not), the replay window and the quota buckets
 (SQLite files in the data directory, see ``crossway.security.shared_replay`` and
-``gateway.quotas``). Each worker spools audit records in
+``gateway.provider.quotas``). Each worker spools audit records in
 its own directory, so two processes never write one spool segment.
 
 The primary relays its workers' output, prefixed, and stops them (SIGTERM: they drain) before
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from crossway.core.errors import ConfigError
-from gateway.config import ENV_NATS_URL, GatewayConfig
+from gateway.shared.config import ENV_NATS_URL, GatewayConfig
 
 __all__ = ["WorkerPool", "WorkerRole"]
 

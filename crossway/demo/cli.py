@@ -63,7 +63,7 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
 async def _call(workdir: Path, national_id: str) -> int:
     import grpc
 
-    from gateway.metadata import metadata_text
+    from gateway.wire.metadata import metadata_text
     from protos.demo.population.v1 import population_pb2 as pb
     from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 

@@ -23,7 +23,7 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 from google.protobuf import descriptor_pb2
 
-from auditindex import RegistryCosigner
+from audit.index import RegistryCosigner
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.demo.business import (
     ARCHIVE_SERVICE,

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from audit.trail import count_stream_records
 from crossway.demo.business import BUSINESS_SERVICE
 from crossway.demo.federation import MARKETING_SUBSYSTEM, Federation
-from gateway.audit import count_stream_records
-from gateway.metadata import metadata_text
+from gateway.wire.metadata import metadata_text
 from protos.demo.business.v1 import business_pb2 as business_pb
 from protos.demo.business.v1 import business_pb2_grpc as business_grpc
 from protos.demo.population.v1 import population_pb2 as pb

@@ -19,13 +19,13 @@ from typing import Any
 
 import grpc
 
+from audit.trail import AuditRecord, AuditSink, new_record_id
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError, InternalError
 from gateway.admin.auth import AdminAuthenticator, AdminIdentity, Permission
 from gateway.admin.versions import NatsPolicyVersions, PolicyVersion, files_digest, unified_diff
-from gateway.audit import AuditRecord, AuditSink, new_record_id
-from gateway.authorization import PolicyManager
-from gateway.transport import abort_with
+from gateway.ports import abort_with
+from gateway.provider.authorization import PolicyManager
 from policies import PolicyInvalid
 from protos.crossway.v1 import admin_pb2 as pb
 from protos.crossway.v1 import admin_pb2_grpc

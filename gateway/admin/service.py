@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from audit.trail import AuditSink
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError
 from crossway.security.keys import load_public_key
@@ -21,10 +22,9 @@ from crossway.security.tokens import JwtVerifier
 from gateway.admin.auth import AdminAuthenticator
 from gateway.admin.server import AdminService
 from gateway.admin.versions import KeyLookup, NatsPolicyVersions, PolicyVersion
-from gateway.audit import AuditSink
-from gateway.authorization import PolicyManager
-from gateway.config import GatewayConfig
-from gateway.context import GatewayContext
+from gateway.provider.authorization import PolicyManager
+from gateway.shared.config import GatewayConfig
+from gateway.shared.context import GatewayContext
 from protos.crossway.v1 import admin_pb2_grpc
 
 __all__ = ["PolicyAdministration"]

@@ -23,9 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # documented; not re-exported
 
 from adapters import Adapter, HealthStatus
-from gateway.audit import AuditSink
-from gateway.authorization import PolicyManager
+from audit.trail import AuditSink
 from gateway.health.status import Verdict, assess
+from gateway.provider.authorization import PolicyManager
 from registry.source import ConfigurationSource
 
 __all__ = ["GatewayHealth"]

@@ -16,8 +16,8 @@ from crossway.demo.federation import Federation
 from crossway.security.keys import generate_tls_key, load_certificate, load_private_key
 from crossway.security.pki import CertKind, build_csr, cert_fingerprint, cert_to_pem, gateway_uri
 from crossway.security.signing import Signer
-from gateway.codec import seal_frame
-from gateway.frames import FrameKind, Header
+from gateway.wire.codec import seal_frame
+from gateway.wire.frames import FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
@@ -123,14 +123,14 @@ class EncryptedExchange:
         self.message_id = message_id
 
     def opening(self, header: Header, body: bytes = b"") -> tuple[Header, bytes]:
-        from gateway.frames import Encryption
+        from gateway.wire.frames import Encryption
 
         nonce, sealed = self.session.seal_request(body, f"{self.message_id}/request/0".encode())
         info = Encryption(self.session.ephemeral_public, self.session.recipient_key_id, nonce if body else b"")
         return replace(header, encryption=info), sealed if body else b""
 
     def frame(self, body: bytes, sequence: int) -> tuple[bytes, object]:
-        from gateway.frames import Encryption
+        from gateway.wire.frames import Encryption
 
         nonce, sealed = self.session.seal_request(body, f"{self.message_id}/request/{sequence}".encode())
         return sealed, Encryption(b"", b"", nonce)

@@ -10,8 +10,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from auditindex import open_store
-from gateway.audit.samples import sample_record
+from audit.index import open_store
+from audit.trail.samples import sample_record
 from protos.crossway.v1 import audit_pb2 as pb
 from protos.crossway.v1 import audit_pb2_grpc as pb_grpc
 from registry import RegistryAuthority

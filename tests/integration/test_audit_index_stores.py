@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from auditindex import Filters, IndexStore, open_store
-from gateway.audit.samples import sample_record
+from audit.index import Filters, IndexStore, open_store
+from audit.trail.samples import sample_record
 from tests.integration.postgres import postgres_database
 
 GW_A, GW_B = "EE/GOV/70000001/gw1", "EE/GOV/70000002/gw1"

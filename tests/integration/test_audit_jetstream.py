@@ -11,10 +11,10 @@ from pathlib import Path
 import nats.js.errors
 import pytest
 
+from audit.trail import AuditRecord, JetStreamAuditSink, count_stream_records, fetch_records
+from audit.trail.samples import sample_record
 from crossway.core.errors import AuditUnavailable
 from crossway.natsbox import EmbeddedNats
-from gateway.audit import AuditRecord, JetStreamAuditSink, count_stream_records, fetch_records
-from gateway.audit.samples import sample_record
 
 GATEWAY = "EE/GOV/70000001/gw1"
 

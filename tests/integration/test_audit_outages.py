@@ -16,10 +16,10 @@ from pathlib import Path
 import nats.js.errors
 import pytest
 
-from auditindex import open_store
+from audit.index import open_store
+from audit.trail import AuditRecord, count_stream_records, fetch_records
 from crossway.demo.federation import Federation
 from crossway.demo.processes import ManagedProcess
-from gateway.audit import AuditRecord, count_stream_records, fetch_records
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 

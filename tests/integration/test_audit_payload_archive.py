@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
 
-from auditindex import AuditIndexer, open_exchange_payloads, open_store
+from audit.index import AuditIndexer, open_exchange_payloads, open_store
+from audit.trail import ARCHIVE_STREAM, ArchivedPayload, PayloadArchiveInvalid
 from crossway.demo.federation import Federation
 from crossway.security.keys import generate_x25519_key, load_private_key, save_pem, save_private_key
-from gateway.audit import ARCHIVE_STREAM, ArchivedPayload, PayloadArchiveInvalid
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 

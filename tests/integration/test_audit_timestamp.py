@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from auditindex import (
+from audit.index import (
     Cosigner,
     TimestampAuthority,
     build_evidence,
@@ -29,11 +29,11 @@ from auditindex import (
     verify_index,
     verify_timestamp,
 )
-from auditindex.bench import _signer
+from audit.trail import Checkpoint, EvidenceInvalid, MerkleTree, TimestampInvalid, cosign, sign_checkpoint
+from audit.trail.samples import sample_record
+from bench.audit_index import _signer
 from crossway.core.errors import ConfigError
 from crossway.security.keys import load_private_key
-from gateway.audit import Checkpoint, EvidenceInvalid, MerkleTree, TimestampInvalid, cosign, sign_checkpoint
-from gateway.audit.samples import sample_record
 from registry import RegistryAuthority, load_anchor
 from registry.anchor import registry_key_id
 from tests.integration.tsa import LocalTsa

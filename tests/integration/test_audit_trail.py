@@ -14,9 +14,9 @@ import nats.js.errors
 import pytest
 import pytest_asyncio
 
-from auditindex import AuditIndexer, open_store, verify_evidence
+from audit.index import AuditIndexer, open_store, verify_evidence
+from audit.trail import ARCHIVE_STREAM, count_stream_records
 from crossway.demo.federation import MARKETING_SUBSYSTEM, TAX, Federation
-from gateway.audit import ARCHIVE_STREAM, count_stream_records
 from protos.crossway.v1 import audit_pb2 as audit_pb
 from protos.crossway.v1 import audit_pb2_grpc as audit_grpc
 from protos.demo.population.v1 import population_pb2 as pb

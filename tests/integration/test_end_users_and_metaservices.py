@@ -14,9 +14,9 @@ import pytest_asyncio
 from google.protobuf import descriptor_pb2
 from nats.js.errors import NotFoundError
 
+from audit.trail import AuditRecord, fetch_records
 from crossway.demo.federation import POPULATION_SERVICE, TAX, Federation
 from crossway.security.keys import generate_signing_key
-from gateway.audit import AuditRecord, fetch_records
 from protos.crossway.v1 import meta_pb2, meta_pb2_grpc
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from audit.trail import count_stream_records, fetch_records
 from crossway.demo.federation import Federation
-from gateway.audit import count_stream_records, fetch_records
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 

@@ -19,9 +19,9 @@ from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM, Federati
 from crossway.security.keys import generate_signing_key, generate_tls_key
 from crossway.security.pki import CertKind, build_csr, cert_to_pem, create_ca, gateway_uri, issue_certificate
 from crossway.security.signing import Signer
-from gateway.chain import ChainWriter
-from gateway.codec import seal_frame
-from gateway.frames import FrameKind, Header
+from gateway.wire.chain import ChainWriter
+from gateway.wire.codec import seal_frame
+from gateway.wire.frames import FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.demo.population.v1 import population_pb2 as population
 from tests.integration.peer_client import (

@@ -21,8 +21,8 @@ from crossway.core.errors import MessageTampered
 from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
 from crossway.security.keys import generate_signing_key, load_private_key
 from crossway.security.signing import Signer
-from gateway.channels import PeerChannels
-from gateway.multiplex import MULTIPLEX_METHOD
+from gateway.wire.channels import PeerChannels
+from gateway.wire.multiplex import MULTIPLEX_METHOD
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 from protos.demo.population.v1 import population_pb2 as population

@@ -19,8 +19,8 @@ import grpc
 import pytest
 
 from crossway.core.errors import CrosswayError, Hop
-from gateway.channels import PeerStubs
-from gateway.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
+from gateway.wire.channels import PeerStubs
+from gateway.wire.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 from tests.integration.peer_client import mux_handler

@@ -13,10 +13,10 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from audit.trail import fetch_records
 from crossway.demo.federation import POPULATION_SERVICE, Federation, population_descriptor_set
 from crossway.security.keys import generate_signing_key, save_pem
 from crossway.security.tokens import mint_token
-from gateway.audit import fetch_records
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 

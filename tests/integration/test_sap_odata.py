@@ -21,7 +21,7 @@ from crossway.core.ids import ServiceId
 from crossway.demo.business import ARCHIVE_SERVICE, BUSINESS_SERVICE
 from crossway.demo.federation import TAX_SUBSYSTEM, Federation
 from crossway.demo.sapcap import CapServer
-from gateway.metadata import metadata_text
+from gateway.wire.metadata import metadata_text
 from protos.demo.business.v1 import business_pb2 as pb
 from protos.demo.business.v1 import business_pb2_grpc as pb_grpc
 from tests.integration.sap_cap import control, start_cap_server

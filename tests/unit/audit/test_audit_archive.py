@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crossway.core.errors import ConfigError
-from crossway.security.keys import generate_signing_key, generate_x25519_key, save_pem, x25519_public_raw
-from gateway.audit import (
+from audit.trail import (
     ArchivedPayload,
     MemoryArchiveDelivery,
     PayloadArchiveInvalid,
@@ -17,9 +15,11 @@ from gateway.audit import (
     open_payload,
     seal_payload,
 )
-from gateway.audit.samples import sample_record
-from gateway.config import load_config
-from gateway.exchange import Exchange
+from audit.trail.samples import sample_record
+from crossway.core.errors import ConfigError
+from crossway.security.keys import generate_signing_key, generate_x25519_key, save_pem, x25519_public_raw
+from gateway.shared.config import load_config
+from gateway.shared.recorder import Exchange
 
 REQUEST, RESPONSE = (b"national id 38001010001", b"second part"), (b"Mari Maasikas",)
 

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from auditindex.bench import _signer
-from gateway.audit import Checkpoint, CheckpointInvalid, cosign, sign_checkpoint, verify_checkpoint
+from audit.trail import Checkpoint, CheckpointInvalid, cosign, sign_checkpoint, verify_checkpoint
+from bench.audit_index import _signer
 from registry.anchor import registry_key_id
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gateway.audit.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
+from audit.trail.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
 
 LEAVES = [
     b"",

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gateway.audit import AuditRecord, AuditRecordInvalid
-from gateway.audit.samples import sample_record
+from audit.trail import AuditRecord, AuditRecordInvalid
+from audit.trail.samples import sample_record
 
 
 def test_a_record_survives_a_json_round_trip_exactly() -> None:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-import gateway.audit
+import audit.trail
+from audit.trail import AuditSink, JetStreamAuditSink, MemoryAuditSink
+from audit.trail.samples import sample_record
 from crossway.core.errors import AuditUnavailable
-from gateway.audit import AuditSink, JetStreamAuditSink, MemoryAuditSink
-from gateway.audit.samples import sample_record
 
 
 def test_every_name_in_all_exists() -> None:
-    for name in gateway.audit.__all__:
-        assert hasattr(gateway.audit, name), name
+    for name in audit.trail.__all__:
+        assert hasattr(audit.trail, name), name
 
 
 async def test_the_memory_sink_keeps_records_in_order_and_counts_them() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.audit.samples import sample_record
-from gateway.audit.spool import Spool
+from audit.trail.samples import sample_record
+from audit.trail.spool import Spool
 
 
 def test_records_read_back_in_the_order_they_were_written(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from audit.trail import audit_subject, gateway_from_subject
 from crossway.core.errors import InvalidIdentifier
-from gateway.audit import audit_subject, gateway_from_subject
 
 
 def test_a_plain_gateway_id_becomes_one_token_per_part() -> None:

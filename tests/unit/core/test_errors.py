@@ -102,7 +102,7 @@ def fresh_code_index(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_the_code_of_each_leaf_resolves_back_to_that_leaf_in_a_gateway_process(name: str) -> None:
-    import gateway.audit.record  # noqa: F401  (every gateway process imports its audit record)
+    import audit.trail.record  # noqa: F401  (every gateway process imports its audit record)
 
     cls = getattr(errors, name)
     assert error_class_for_code(cls.code) is cls
@@ -166,7 +166,7 @@ def test_upstream_failed_carries_the_backends_own_status() -> None:
 
 
 def test_leaves_defined_in_other_packages_do_not_reuse_a_leaf_code() -> None:
-    import gateway.audit.record  # noqa: F401
+    import audit.trail.record  # noqa: F401
     import policies  # noqa: F401
     from crossway.security import pki  # noqa: F401
 

@@ -13,7 +13,7 @@ from crossway.core.ids import SubsystemId
 from crossway.security.keys import generate_signing_key, generate_tls_key
 from crossway.security.pki import cert_to_pem, create_ca
 from crossway.security.tokens import JwtVerifier, TokenClaims, mint_token
-from gateway.callers import Caller, CallerAuthenticator, pem_sha256
+from gateway.client.callers import Caller, CallerAuthenticator, pem_sha256
 
 MEMBER = TAX.member
 ANALYTICS = SubsystemId.parse("EE/GOV/70000002/analytics")  # our member's, but not in the registry

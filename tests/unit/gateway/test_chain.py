@@ -11,9 +11,9 @@ import pytest
 from crossway.core.errors import StreamBroken
 from crossway.security.keys import generate_signing_key
 from crossway.security.signing import Signer
-from gateway.chain import ChainReader, ChainWriter
-from gateway.codec import seal_frame
-from gateway.frames import FrameKind, Header
+from gateway.wire.chain import ChainReader, ChainWriter
+from gateway.wire.codec import seal_frame
+from gateway.wire.frames import FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 
 MEMBER = "EE/GOV/70000001"

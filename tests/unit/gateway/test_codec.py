@@ -11,8 +11,8 @@ import pytest
 from crossway.core.errors import MessageMalformed, MessageTampered, SignatureInvalid
 from crossway.security.keys import generate_signing_key
 from crossway.security.signing import Signer
-from gateway.codec import open_envelope, seal_frame
-from gateway.frames import Encryption, ExchangeStatus, FrameKind, Header
+from gateway.wire.codec import open_envelope, seal_frame
+from gateway.wire.frames import Encryption, ExchangeStatus, FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 
 MEMBER = "EE/GOV/70000001"

@@ -8,7 +8,7 @@ import pytest
 
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
-from gateway.config import load_config
+from gateway.shared.config import load_config
 
 VALID = """\
 [gateway]

@@ -12,7 +12,7 @@ from crossway.core.clock import ManualClock
 from crossway.core.errors import UserTokenInvalid
 from crossway.security.keys import generate_signing_key
 from crossway.security.tokens import mint_token
-from gateway.endusers import EndUserVerifier
+from gateway.provider.endusers import EndUserVerifier
 from registry import RegistryAuthority, VerifiedConfiguration
 
 Configure = Callable[[], VerifiedConfiguration]

@@ -8,7 +8,7 @@ import hashlib
 import grpc
 
 from crossway.core.errors import PolicyDenied, UpstreamFailed
-from gateway.exchange import Exchange
+from gateway.shared.recorder import Exchange
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 

@@ -8,8 +8,8 @@ import pytest
 from gateway_samples import GW1, PROVIDER, SERVICE
 
 from crossway.core.errors import ServiceUnknown
-from gateway.meta import ALLOWED_METHODS, ALLOWED_METHODS_PATH, encode_allowed_methods, find_service
-from gateway.routing import Router
+from gateway.client.routing import Router
+from gateway.shared.metaservice import ALLOWED_METHODS, ALLOWED_METHODS_PATH, encode_allowed_methods, find_service
 from protos.crossway.v1 import meta_pb2
 from registry import VerifiedConfiguration
 

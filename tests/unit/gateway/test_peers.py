@@ -15,7 +15,7 @@ from crossway.core.errors import PeerRevoked, PeerUntrusted
 from crossway.core.ids import GatewayId
 from crossway.security.keys import PrivateKey, generate_signing_key, generate_tls_key
 from crossway.security.pki import CertKind, build_csr, cert_fingerprint, cert_to_pem, gateway_uri
-from gateway.peers import PeerIdentity, PeerVerifier
+from gateway.provider.peers import PeerIdentity, PeerVerifier
 from registry import RegistryAuthority, VerifiedConfiguration
 
 Configure = Callable[[], VerifiedConfiguration]

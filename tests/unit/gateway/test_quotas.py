@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from crossway.core.errors import ConfigError, PolicyUnavailable, RateLimited
-from gateway.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
+from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from policies import Quota
 
 CLIENT = "EE/GOV/70000002/tax"
@@ -132,7 +132,7 @@ _WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from crossway.core.errors import RateLimited
-    from gateway.quotas import SharedQuotaLimiter
+    from gateway.provider.quotas import SharedQuotaLimiter
     from policies import Quota
 
     limiter = SharedQuotaLimiter(Path(sys.argv[1]))
@@ -173,7 +173,7 @@ def test_worker_processes_on_one_file_share_one_budget(tmp_path: Path) -> None:
 def test_refilled_buckets_are_purged_and_a_purged_bucket_is_full(
     shared_files: Callable[[], SharedQuotaLimiter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.quotas._PURGE_EVERY", 3)
+    monkeypatch.setattr("gateway.provider.quotas._PURGE_EVERY", 3)
     limiter = shared_files()
     short, long = Quota("short", 1, 1), Quota("long", 1, 3600)
     limiter.take(CLIENT, METHOD, (short,), 0)

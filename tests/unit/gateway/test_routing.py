@@ -12,7 +12,7 @@ from crossway.core.errors import MethodUnknown, ProviderUnreachable, ServiceAmbi
 from crossway.core.ids import GatewayId, MemberId, SubsystemId
 from crossway.demo.federation import population_descriptor_set
 from crossway.security.keys import generate_x25519_key, x25519_public_raw
-from gateway.routing import Router, split_grpc_path
+from gateway.client.routing import Router, split_grpc_path
 from registry import RegistryAuthority, VerifiedConfiguration
 
 Configure = Callable[[], VerifiedConfiguration]

@@ -1,0 +1,9 @@
+"""The client side of an exchange (gateway A): authenticate the caller, route, sign, send,
+verify the answer. Never imports :mod:`gateway.provider`."""
+
+from gateway.client.callers import CallerAuthenticator, pem_sha256
+from gateway.client.metaservices import MetaServices
+from gateway.client.pipeline import ClientPipeline, OutgoingCall
+from gateway.client.routing import Route, Router
+
+__all__ = ["CallerAuthenticator", "ClientPipeline", "MetaServices", "OutgoingCall", "Route", "Router", "pem_sha256"]

@@ -1,0 +1,339 @@
+"""The client side of an exchange (gateway A): an agency system's call goes out to a provider.
+
+Steps, in order, each failing closed with its own error code:
+1. authenticate the caller (pinned client certificate or bearer JWT)      → client.*
+2. resolve the service and the provider's gateways from the configuration → service.*, registry.*
+3. build the header: message id, client, service, method, user, purpose,
+   issued-at, deadline, trace context, SHA-256 of the body
+4. encrypt the body when the service requires it
+5. sign header + body digest with this member's signing key
+6. send over a pooled mTLS channel, deadline = the caller's remaining time  → peer.*, deadline.*
+7. verify the provider's signed response, bound to the hash of our request  → message.*
+8. return the body (the transport adds ``crossway-message-id``)
+9. hand the audit record to the audit pipeline (never on the hot path, never lost)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from crossway.core.errors import (
+    CrosswayError,
+    DeadlineExceeded,
+    Hop,
+    MessageMalformed,
+    PeerUntrusted,
+    ProviderUnreachable,
+    StreamBroken,
+    error_class_for_code,
+)
+from crossway.security.encryption import ClientSession
+from crossway.telemetry import traceparent_of
+from gateway.client.callers import CallerAuthenticator
+from gateway.client.routing import Route, Router
+from gateway.shared.context import GatewayContext, error_from_status
+from gateway.shared.recorder import Exchange
+from gateway.wire.chain import ChainReader, ChainWriter
+from gateway.wire.channels import PeerChannels
+from gateway.wire.codec import open_envelope, seal_frame
+from gateway.wire.frames import Encryption, FrameKind, Header, SignedFrame, frame_aad
+from gateway.wire.metadata import metadata_text
+from protos.crossway.v1 import envelope_pb2 as pb
+
+__all__ = ["ClientPipeline", "OutgoingCall"]
+
+_tracer = trace.get_tracer("crossway.gateway.client")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCall:
+    """What the transport read from the caller's gRPC call; plain values only."""
+
+    message_id: str
+    grpc_path: str
+    provider_hint: str
+    user_id: str
+    purpose: str
+    peer_cert_pem: bytes | None
+    authorization: str | None
+    time_remaining_s: float | None
+    parent: Context  # extracted from the caller's metadata (W3C trace context)
+    # The end user's JWT (crossway-user-token); the provider verifies it. Never in a repr.
+    user_token: str = field(default="", repr=False)
+
+
+def _peer_error(exc: grpc.aio.AioRpcError, route: Route, address: str) -> CrosswayError:
+    trailing = metadata_text(exc.trailing_metadata())
+    code = trailing.get("crossway-error")
+    details = exc.details() or ""
+    if code:
+        # details are "provider gateway: code: message"; keep only the message part.
+        message = details.split(": ", 2)[-1]
+        return error_class_for_code(code)(message, hint=trailing.get("crossway-hint"), hop=Hop.PROVIDER)
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(f"no answer from {route.provider}'s gateway at {address} within the deadline")
+    lowered = details.lower()
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and ("handshake" in lowered or "certificate" in lowered):
+        return PeerUntrusted(
+            f"TLS handshake with {route.provider}'s gateway at {address} failed: one side's certificate "
+            "is not trusted by the other",
+            hint="both gateways need TLS certificates issued by the registry CA; check `crossway registry list`",
+            hop=Hop.CLIENT,
+        )
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return ProviderUnreachable(f"{route.provider}'s gateway at {address} is unreachable: {details[:200]}")
+    return MessageMalformed(f"{route.provider}'s gateway failed the exchange: {exc.code().name}: {details[:200]}")
+
+
+class ClientPipeline:
+    def __init__(self, ctx: GatewayContext, channels: PeerChannels, callers: CallerAuthenticator) -> None:
+        self._ctx = ctx
+        self._channels = channels
+        self._callers = callers
+        self._router = Router()
+
+    # -- steps 1–5, shared by unary and streaming calls --------------------------------------
+
+    def _begin(self, call: OutgoingCall, ex: Exchange, span: trace.Span) -> tuple[Route, Header, int]:
+        ctx = self._ctx
+        ex.message_id = call.message_id
+        ex.request_in_ms = now = ctx.clock.now_ms()
+        ex.user_id, ex.purpose = call.user_id, call.purpose
+        # 1. authenticate
+        caller = self._callers.authenticate(call.peer_cert_pem, call.authorization)
+        ex.client = str(caller.subsystem)
+        # 2. resolve
+        config = ctx.config()
+        route = self._router.resolve(config, call.grpc_path, call.provider_hint)
+        ex.service, ex.method = str(route.service), route.method
+        ctx.check_audit_writable()
+        # 3. header (the deadline is the caller's, or the gateway's default)
+        remaining = call.time_remaining_s if call.time_remaining_s is not None else ctx.default_timeout_s
+        header = Header(
+            message_id=call.message_id,
+            kind=FrameKind.REQUEST,
+            client=ex.client,
+            service=ex.service,
+            method=route.method,
+            user_id=call.user_id,
+            user_token=call.user_token,
+            purpose=call.purpose,
+            issued_at_ms=now,
+            deadline_ms=now + int(remaining * 1000),
+            traceparent=traceparent_of(span),
+            signer=ctx.member,
+            client_streaming=route.shape.client_streaming,
+            server_streaming=route.shape.server_streaming,
+        )
+        return route, header, config.serial
+
+    def _verify_response_frame(self, env: pb.Envelope, route: Route, request: SignedFrame) -> SignedFrame:
+        # 7. the response must be signed by the provider member and bound to our request
+        config = self._ctx.config()
+        frame = open_envelope(env, str(route.provider), self._ctx.key_lookup(config))
+        h = frame.header
+        if h.message_id != request.header.message_id or h.request_hash != request.header_hash:
+            raise StreamBroken(f"response does not belong to request {request.header.message_id}")
+        return frame
+
+    # -- unary -------------------------------------------------------------------------------
+
+    async def unary(self, call: OutgoingCall, body: bytes) -> bytes:
+        ex = self._ctx.new_exchange("client")
+        # Not made the current span: nothing below logs through it, and the traceparent is
+        # built from it directly — a context switch per call costs more than it gives.
+        span = _tracer.start_span(f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER)
+        ex.trace_id = format(span.get_span_context().trace_id, "032x")
+        try:
+            return await self._unary(call, body, ex, span)
+        except CrosswayError as exc:
+            exc.at(Hop.CLIENT)
+            ex.fail(exc)
+            span.set_status(trace.StatusCode.ERROR, exc.code)
+            raise
+        finally:
+            ex.response_out_ms = self._ctx.clock.now_ms()
+            span.end()
+            self._ctx.audit_exchange(ex)
+
+    async def _unary(self, call: OutgoingCall, body: bytes, ex: Exchange, span: trace.Span) -> bytes:
+        ctx = self._ctx
+        route, header, _ = self._begin(call, ex, span)
+        ex.add_request(body)
+        # 4. encrypt
+        session = None
+        wire_body = body
+        if route.encryption_key is not None:
+            session = ClientSession.start(route.encryption_key)
+            nonce, wire_body = session.seal_request(body, frame_aad(call.message_id, 0, "request"))
+            header = _replace_encryption(header, Encryption(session.ephemeral_public, session.recipient_key_id, nonce))
+        # 5. sign
+        env, request = seal_frame(header, wire_body, ctx.signer)
+        ex.request_signature = request.signature.value
+        # 6. send (fail over to the next gateway of the provider only when one is unreachable)
+        timeout = max(0.001, (header.deadline_ms - ctx.clock.now_ms()) / 1000)
+        config = ctx.config()
+        response_env = None
+        for index, address in enumerate(route.addresses):
+            stubs = self._channels.get(address, config.ca_pem)
+            ex.peer_gateway = route.gateways[index]
+            ex.request_out_ms = ctx.clock.now_ms()
+            error: CrosswayError
+            try:
+                response_env = await stubs.exchange(env, timeout)
+                break
+            except grpc.aio.AioRpcError as exc:
+                error = _peer_error(exc, route, address)
+            except ProviderUnreachable as exc:  # refused before it started (a gateway shutting down)
+                error = exc
+            if not isinstance(error, ProviderUnreachable) or index == len(route.addresses) - 1:
+                raise error from None
+        assert response_env is not None
+        ex.response_in_ms = ctx.clock.now_ms()
+        # 7. verify
+        response = self._verify_response_frame(response_env, route, request)
+        ex.response_signature = response.signature.value
+        if response.header.kind != FrameKind.RESPONSE:
+            raise StreamBroken(f"provider answered message {call.message_id} with a {response.header.kind.name} frame")
+        status = response.header.status
+        if status is not None and not status.ok:
+            raise error_from_status(status)
+        result = response.body
+        if session is not None:
+            enc = response.header.encryption
+            if enc is None:
+                raise MessageMalformed(f"encrypted request {call.message_id} got an unencrypted response")
+            result = session.open_response(enc.nonce, result, frame_aad(call.message_id, 0, "response"))
+        ex.withheld_fields = response.header.withheld_fields
+        ex.add_response(result)
+        # 8. return
+        return result
+
+    # -- streaming (server-, client- and bidirectional streaming calls) ----------------------
+
+    async def stream(self, call: OutgoingCall, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        ex = self._ctx.new_exchange("client")
+        span = _tracer.start_span(
+            f"crossway.client {call.grpc_path}",
+            context=call.parent,
+            kind=trace.SpanKind.SERVER,
+        )
+        ex.trace_id = format(span.get_span_context().trace_id, "032x")
+        peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope] | None = None
+        pump: asyncio.Task[None] | None = None
+        try:
+            route, header, _ = self._begin(call, ex, span)
+            session = ClientSession.start(route.encryption_key) if route.encryption_key is not None else None
+            if session is not None:
+                header = _replace_encryption(
+                    header, Encryption(session.ephemeral_public, session.recipient_key_id, b"")
+                )
+            env, request = seal_frame(header, b"", self._ctx.signer)
+            ex.request_signature = request.signature.value
+            config = self._ctx.config()
+            ex.peer_gateway = route.gateways[0]
+            stubs = self._channels.get(route.addresses[0], config.ca_pem)
+            timeout = max(0.001, (header.deadline_ms - self._ctx.clock.now_ms()) / 1000)
+            peer_call = stubs.stream(None, timeout=timeout)
+            ex.request_out_ms = self._ctx.clock.now_ms()
+            await peer_call.write(env)
+            writer = ChainWriter(self._ctx.signer, _template(header), request.header_hash, 1)
+            pump = asyncio.create_task(self._pump(peer_call, writer, requests, session, ex))
+            reader = ChainReader(
+                str(route.provider), self._ctx.key_lookup(config), call.message_id, request.header_hash, 1
+            )
+            async for env_in in self._responses(peer_call, route, call):
+                if not ex.response_in_ms:
+                    ex.response_in_ms = self._ctx.clock.now_ms()
+                frame = reader.accept(env_in)
+                h = frame.header
+                if h.kind == FrameKind.STREAM_DATA:
+                    body = frame.body
+                    if session is not None:
+                        body = session.open_response(
+                            h.encryption.nonce if h.encryption else b"",
+                            body,
+                            frame_aad(call.message_id, h.sequence, "response"),
+                        )
+                    ex.add_response(body)
+                    yield body
+                    continue
+                if h.kind != FrameKind.RESPONSE or h.request_hash != request.header_hash:
+                    raise StreamBroken(f"stream {call.message_id}: unexpected {h.kind.name} frame from the provider")
+                ex.response_signature = frame.signature.value
+                ex.withheld_fields = h.withheld_fields
+                if h.status is not None and not h.status.ok:
+                    raise error_from_status(h.status)
+                break
+            else:
+                raise StreamBroken(f"stream {call.message_id} ended without the provider's signed final status")
+            if pump.done() and pump.exception() is not None:
+                raise pump.exception()  # type: ignore[misc]
+        except CrosswayError as exc:
+            exc.at(Hop.CLIENT)
+            ex.fail(exc)
+            span.set_status(trace.StatusCode.ERROR, exc.code)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            ex.fail_status(grpc.StatusCode.CANCELLED, "client.cancelled")
+            raise
+        finally:
+            if pump is not None and not pump.done():
+                pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await pump
+            if peer_call is not None:
+                peer_call.cancel()
+            ex.response_out_ms = self._ctx.clock.now_ms()
+            span.end()
+            self._ctx.audit_exchange(ex)
+
+    async def _responses(
+        self, peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope], route: Route, call: OutgoingCall
+    ) -> AsyncIterator[pb.Envelope]:
+        try:
+            async for env in peer_call:
+                yield env
+        except grpc.aio.AioRpcError as exc:
+            raise _peer_error(exc, route, route.addresses[0]) from None
+
+    async def _pump(
+        self,
+        peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope],
+        writer: ChainWriter,
+        requests: AsyncIterator[bytes],
+        session: ClientSession | None,
+        ex: Exchange,
+    ) -> None:
+        """Forward the caller's messages one by one, each signed and chained, then STREAM_END."""
+        sequence = 1
+        async for body in requests:
+            ex.add_request(body)
+            wire = body
+            encryption = None
+            if session is not None:
+                nonce, wire = session.seal_request(body, frame_aad(ex.message_id, sequence, "request"))
+                encryption = Encryption(b"", b"", nonce)
+            env, _ = writer.data(wire, encryption=encryption)
+            await peer_call.write(env)
+            sequence += 1
+        end, _ = writer.seal(Header(message_id=ex.message_id, kind=FrameKind.STREAM_END, signer=self._ctx.member), b"")
+        await peer_call.write(end)
+        await peer_call.done_writing()
+
+
+def _template(header: Header) -> Header:
+    return Header(message_id=header.message_id, kind=FrameKind.STREAM_DATA, signer=header.signer)
+
+
+def _replace_encryption(header: Header, encryption: Encryption) -> Header:
+    from dataclasses import replace
+
+    return replace(header, encryption=encryption)

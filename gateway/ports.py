@@ -1,0 +1,205 @@
+"""The gRPC edge: the client port (a transparent proxy for any service) and the peer port.
+
+The client port accepts calls to *any* gRPC method: agency systems use the provider's own
+generated stubs pointed at this gateway. Requests stay opaque bytes (no re-encoding). The
+method's kind comes from the service descriptor in the registry configuration; every streaming
+kind is served as a stream-stream handler, which is the same thing on the wire.
+
+Errors leave as one gRPC status (from the error tree), details prefixed with the hop that
+failed, and trailing metadata ``crossway-error`` (stable code), ``crossway-hint`` and
+``crossway-message-id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+
+from crossway.core.errors import CrosswayError, Hop, InternalError
+from crossway.telemetry import extract_context
+from gateway.client.metaservices import MetaServices
+from gateway.client.pipeline import ClientPipeline, OutgoingCall
+from gateway.provider.pipeline import ProviderPipeline
+from gateway.shared.metaservice import META_PREFIX
+from gateway.wire.metadata import metadata_text
+from gateway.wire.multiplex import MULTIPLEX_METHOD, serve_multiplex
+from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
+
+__all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with"]
+
+log = logging.getLogger(__name__)
+
+# grpc's stubs make the handler generic; the runtime class is not subscriptable.
+if TYPE_CHECKING:
+    _GenericHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    _GenericHandler = grpc.GenericRpcHandler
+
+MD_SERVICE = "crossway-service"
+MD_USER = "crossway-user-id"
+MD_USER_TOKEN = "crossway-user-token"  # noqa: S105 - a metadata key; its value, the end user's JWT, is never logged
+MD_PURPOSE = "crossway-purpose"
+MD_MESSAGE_ID = "crossway-message-id"
+MD_ERROR = "crossway-error"
+MD_HINT = "crossway-hint"
+
+
+def _ascii(text: str) -> str:
+    # gRPC metadata values must be printable ASCII.
+    return text.encode("ascii", "replace").decode("ascii").replace("\n", " ")
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: CrosswayError, message_id: str) -> NoReturn:
+    trailing: list[tuple[str, str]] = [(MD_ERROR, error.code), (MD_HINT, _ascii(error.hint))]
+    if message_id:
+        trailing.append((MD_MESSAGE_ID, message_id))
+    await context.abort(error.status, error.details(), trailing_metadata=tuple(trailing))
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+def _internal(exc: BaseException, message_id: str, hop: Hop) -> CrosswayError:
+    # A bug, not a user error: log it with the id (never the payload), answer INTERNAL.
+    log.exception("internal error in exchange %s", message_id or "-", exc_info=exc)
+    return InternalError(f"unexpected {type(exc).__name__} while handling message {message_id}", hop=hop)
+
+
+class ClientPortHandler(_GenericHandler):
+    def __init__(
+        self, pipeline: ClientPipeline, is_streaming: Callable[[str, str], bool], meta: MetaServices | None = None
+    ) -> None:
+        self._pipeline = pipeline
+        self._is_streaming = is_streaming
+        self._meta = meta
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        path: str = handler_call_details.method
+        if self._meta is not None and path.startswith(META_PREFIX):
+            return grpc.unary_unary_rpc_method_handler(self._unary_handler(path, self._meta.unary))
+        hint = metadata_text(handler_call_details.invocation_metadata).get(MD_SERVICE, "")
+        if self._is_streaming(path, hint):
+            return grpc.stream_stream_rpc_method_handler(self._stream_handler(path))
+        return grpc.unary_unary_rpc_method_handler(self._unary_handler(path))
+
+    @staticmethod
+    def _outgoing(path: str, context: grpc.aio.ServicerContext[Any, Any]) -> OutgoingCall:
+        md = metadata_text(context.invocation_metadata())
+        pems = list(context.auth_context().get("x509_pem_cert", ()))
+        return OutgoingCall(
+            message_id=os.urandom(16).hex(),
+            grpc_path=path,
+            provider_hint=md.get(MD_SERVICE, ""),
+            user_id=md.get(MD_USER, ""),
+            user_token=md.get(MD_USER_TOKEN, ""),
+            purpose=md.get(MD_PURPOSE, ""),
+            peer_cert_pem=pems[0] if pems else None,
+            authorization=md.get("authorization"),
+            time_remaining_s=context.time_remaining(),
+            parent=extract_context(md.items()),
+        )
+
+    def _unary_handler(
+        self, path: str, unary: Callable[[OutgoingCall, bytes], Awaitable[bytes]] | None = None
+    ) -> Callable[..., Any]:
+        run = unary if unary is not None else self._pipeline.unary
+
+        async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+            call = self._outgoing(path, context)
+            try:
+                result = await run(call, request)
+            except CrosswayError as exc:
+                await abort_with(context, exc, call.message_id)
+            except Exception as exc:
+                await abort_with(context, _internal(exc, call.message_id, Hop.CLIENT), call.message_id)
+            context.set_trailing_metadata(((MD_MESSAGE_ID, call.message_id),))
+            return result
+
+        return handle
+
+    def _stream_handler(self, path: str) -> Callable[..., Any]:
+        pipeline = self._pipeline
+
+        async def handle(
+            requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+        ) -> AsyncIterator[bytes]:
+            call = self._outgoing(path, context)
+            try:
+                async for message in pipeline.stream(call, requests):
+                    yield message
+            except CrosswayError as exc:
+                await abort_with(context, exc, call.message_id)
+            except Exception as exc:
+                await abort_with(context, _internal(exc, call.message_id, Hop.CLIENT), call.message_id)
+            context.set_trailing_metadata(((MD_MESSAGE_ID, call.message_id),))
+
+        return handle
+
+
+class PeerPortHandler(_GenericHandler):
+    """``crossway.v1.PeerExchange`` on the peer port (mTLS only): Call, Stream and Multiplex."""
+
+    def __init__(self, pipeline: ProviderPipeline) -> None:
+        self._pipeline = pipeline
+        self._draining = asyncio.Event()
+        self._call = grpc.unary_unary_rpc_method_handler(
+            self._handle_call,
+            request_deserializer=pb.Envelope.FromString,
+            response_serializer=pb.Envelope.SerializeToString,
+        )
+        self._stream = grpc.stream_stream_rpc_method_handler(
+            self._handle_stream,
+            request_deserializer=pb.Envelope.FromString,
+            response_serializer=pb.Envelope.SerializeToString,
+        )
+        self._multiplex = grpc.stream_stream_rpc_method_handler(
+            self._handle_multiplex,
+            request_deserializer=mux_pb.MuxRequests.FromString,
+            response_serializer=mux_pb.MuxReplies.SerializeToString,
+        )
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        if method == "/crossway.v1.PeerExchange/Call":
+            return self._call
+        if method == "/crossway.v1.PeerExchange/Stream":
+            return self._stream
+        if method == MULTIPLEX_METHOD:
+            return self._multiplex
+        return None
+
+    async def _handle_call(self, env: pb.Envelope, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Envelope:
+        try:
+            return await self._pipeline.call(env, context.auth_context())
+        except CrosswayError as exc:
+            await abort_with(context, exc, "")
+        except Exception as exc:
+            await abort_with(context, _internal(exc, "", Hop.PROVIDER), "")
+
+    async def _handle_multiplex(
+        self, requests: AsyncIterator[mux_pb.MuxRequests], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[mux_pb.MuxReplies]:
+        # An async generator function, so grpc.aio streams what it yields. The peer's TLS
+        # identity is the connection's; the pipeline checks it per exchange, as for Call.
+        replies = serve_multiplex(requests, context.auth_context(), self._pipeline.call, draining=self._draining)
+        async for reply in replies:
+            yield reply
+
+    def drain(self) -> None:
+        """Shutting down: answer what runs on the Multiplex streams, refuse the rest, end them."""
+        self._draining.set()
+
+    async def _handle_stream(
+        self, frames: AsyncIterator[pb.Envelope], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.Envelope]:
+        try:
+            async for env in self._pipeline.stream(frames, context.auth_context()):
+                yield env
+        except CrosswayError as exc:
+            await abort_with(context, exc, "")
+        except Exception as exc:
+            await abort_with(context, _internal(exc, "", Hop.PROVIDER), "")

@@ -1,0 +1,430 @@
+"""The provider side of an exchange (gateway B): a peer gateway's request reaches a backend.
+
+Steps, in order, each failing closed with its own error code:
+1. the peer's TLS certificate chains to the registry CA, is not revoked, and belongs to a
+   gateway of a member                                                     → peer.*
+2. the signature verifies with that member's signing certificate; the client is of that
+   member; issued-at within the allowed skew; deadline not passed; message id not seen
+   before                                                                  → message.*
+   and an end-user token verifies with the client member's registered keys → policy.user_token_invalid
+3. authorize: the policy decision for (client, method, service, context)   → policy.*
+   and the deciding permits' quotas                                      → policy.rate_limited
+4. call the backend through the service's adapter, with the remaining deadline → upstream.*
+5. remove the fields the permit does not grant (data minimization), then sign the response,
+   bound to the request hash; encrypt when required
+6. audit record for this side, with the decision and the deciding policy ids
+
+Failures up to and including the signature check are answered with a plain gRPC error (we do
+not sign anything for a peer we could not authenticate). Every later failure is answered with a
+*signed* response carrying the status, so the client can prove the provider refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, replace
+
+import grpc
+from opentelemetry import trace
+
+from adapters.base import Adapter, BackendCall
+from crossway.core.errors import (
+    CrosswayError,
+    DeadlineExceeded,
+    DecryptionFailed,
+    Hop,
+    MessageExpired,
+    MessageMalformed,
+    MessageReplayed,
+    PolicyDenied,
+    ServiceUnknown,
+    SignatureInvalid,
+)
+from crossway.core.ids import MethodId, ServiceId, SubsystemId
+from crossway.security.encryption import ProviderSession
+from crossway.security.replay import ReplayGuard
+from crossway.telemetry import extract_context, traceparent_of
+from gateway.provider.authorization import PolicyManager
+from gateway.provider.endusers import EndUserVerifier
+from gateway.provider.inbound import verified_request_bodies
+from gateway.provider.minimization import ResponseMinimizer
+from gateway.provider.peers import PeerIdentity, PeerVerifier
+from gateway.provider.quotas import QuotaLimiter, Quotas
+from gateway.shared.context import GatewayContext, status_from_error
+from gateway.shared.metaservice import ALLOWED_METHODS, encode_allowed_methods
+from gateway.shared.recorder import Exchange
+from gateway.wire.chain import ChainReader, ChainWriter
+from gateway.wire.codec import open_envelope, seal_frame
+from gateway.wire.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame, frame_aad
+from policies import AccessRequest
+from protos.crossway.v1 import envelope_pb2 as pb
+
+__all__ = ["ProviderPipeline"]
+
+_tracer = trace.get_tracer("crossway.gateway.provider")
+
+
+def _note_failure(exc: CrosswayError, ex: Exchange, span: trace.Span | None, request: SignedFrame | None) -> bool:
+    """Record a refusal on the exchange and its span; True when it can be answered with a signed
+    response (the request was authenticated), False when only a plain gRPC error may go back."""
+    exc.at(Hop.PROVIDER)
+    ex.fail(exc)
+    if span is not None:
+        span.set_status(trace.StatusCode.ERROR, exc.code)
+    return request is not None and not isinstance(exc, SignatureInvalid)
+
+
+def _start_span(request: SignedFrame, ex: Exchange) -> trace.Span:
+    """The provider span, child of the client gateway's span named in the signed header."""
+    h = request.header
+    span = _tracer.start_span(
+        f"crossway.provider /{h.service.rsplit('/', 1)[-1]}/{h.method}",
+        context=extract_context([("traceparent", h.traceparent)]),
+        kind=trace.SpanKind.SERVER,
+    )
+    ex.trace_id = format(span.get_span_context().trace_id, "032x")
+    return span
+
+
+@dataclass(slots=True)
+class _Verified:
+    """A request that passed steps 1–3."""
+
+    request: SignedFrame
+    peer: PeerIdentity
+    service: ServiceId
+    method: MethodId
+    adapter: Adapter
+    session: ProviderSession | None
+    call: BackendCall
+    fields: frozenset[str] | None = None  # data minimization: None = every field
+
+
+class ProviderPipeline:
+    def __init__(
+        self,
+        ctx: GatewayContext,
+        replay: ReplayGuard,
+        policies: PolicyManager,
+        adapters: Mapping[ServiceId, Adapter],
+        encryption_key: object | None,
+        *,
+        quotas: Quotas | None = None,
+    ) -> None:
+        """``quotas``: where the permits' buckets live; in this process's memory unless given
+        (a gateway with several worker processes passes a :class:`~gateway.provider.quotas.SharedQuotaLimiter`)."""
+        self._ctx = ctx
+        self._replay = replay
+        self._policies = policies
+        self._adapters = dict(adapters)
+        self._encryption_key = encryption_key
+        self._peers = PeerVerifier()
+        self._quotas: Quotas = quotas if quotas is not None else QuotaLimiter()
+        self._minimizer = ResponseMinimizer()
+        self._endusers = EndUserVerifier(ctx.clock)
+
+    # -- steps 1–3 ---------------------------------------------------------------------------
+
+    def _authenticate(
+        self, env: pb.Envelope, auth_context: Mapping[str, Iterable[bytes]], ex: Exchange
+    ) -> tuple[SignedFrame, PeerIdentity]:
+        ctx = self._ctx
+        config = ctx.config()
+        now = ctx.clock.now_ms()
+        # 1. the peer gateway
+        peer = self._peers.identify(auth_context, config, now)
+        ex.peer_gateway = peer.gateway
+        # 2a. the signature, by the peer's member
+        request = open_envelope(env, peer.member, ctx.key_lookup(config))
+        h = request.header
+        ex.message_id, ex.client, ex.service, ex.method = h.message_id, h.client, h.service, h.method
+        ex.user_id, ex.purpose = h.user_id, h.purpose
+        ex.request_signature = request.signature.value
+        if h.kind != FrameKind.REQUEST or not h.message_id:
+            raise MessageMalformed(f"expected a REQUEST frame, got {h.kind.name}")
+        if SubsystemId.parse(h.client).member.__str__() != peer.member:
+            raise SignatureInvalid(f"client {h.client} is not a subsystem of the signing member {peer.member}")
+        return request, peer
+
+    def _check_window(self, h: Header, peer: PeerIdentity, now: int) -> None:
+        max_skew_ms = self._ctx.max_skew_ms
+        # 2b. time window and deadline
+        if abs(now - h.issued_at_ms) > max_skew_ms:
+            raise MessageExpired(
+                f"message {h.message_id} was issued {(now - h.issued_at_ms) / 1000:.0f} s from now; "
+                f"the window is ±{max_skew_ms // 1000} s"
+            )
+        if h.deadline_ms and h.deadline_ms <= now:
+            raise MessageExpired(f"the deadline of message {h.message_id} has passed")
+        # 2c. replay: ids are namespaced by the signing member, remembered for the whole window
+        if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
+            raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
+
+    def _admit(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> _Verified:
+        ctx = self._ctx
+        h = request.header
+        now = ctx.clock.now_ms()
+        self._check_window(h, peer, now)
+        # Is this a service of ours?
+        service = ServiceId.parse(h.service)
+        adapter = self._adapters.get(service)
+        config = ctx.config()
+        view = config.service(service)
+        if adapter is None or view is None or h.method not in view.methods:
+            raise ServiceUnknown(f"this gateway does not provide {h.service}/{h.method}")
+        method = service.method(h.method)
+        # Encryption is required by the service, never optional for the client.
+        session = None
+        if h.encryption is not None:
+            if self._encryption_key is None:
+                raise DecryptionFailed("this gateway has no encryption key configured")
+            session = ProviderSession.accept(
+                self._encryption_key,  # type: ignore[arg-type]
+                h.encryption.ephemeral_public_key,
+                h.encryption.recipient_key_id,
+            )
+        elif view.require_encryption:
+            raise MessageMalformed(f"service {service} requires end-to-end encryption; the request was not encrypted")
+        ctx.check_audit_writable()
+        # 2d. the end user: a token is verified against the client member's keys before policy
+        client = SubsystemId.parse(h.client)
+        user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
+        ex.user_id = user.user_id
+        # 3. authorize, deny by default
+        self._policies.refresh(config)
+        decision = self._policies.decide(
+            AccessRequest(
+                client=client,
+                client_groups=config.groups_of(client),
+                method=method,
+                purpose=h.purpose,
+                user_id=user.user_id,
+                user_claims=user.claims,
+                now_ms=now,
+            )
+        )
+        ex.decision = "allow" if decision.allowed else "deny"
+        ex.policy_ids = decision.policy_ids
+        ex.policy_version = decision.policy_version
+        if not decision.allowed:
+            raise PolicyDenied(f"{client} may not call {h.method} of {service}: {decision.reason}")
+        # 3b. the permits' quotas (policy.rate_limited)
+        self._quotas.take(h.client, f"{service}/{h.method}", decision.quotas, now)
+        metadata = [
+            ("crossway-client", h.client),
+            ("crossway-message-id", h.message_id),
+            ("crossway-user-id", user.user_id),
+            ("crossway-purpose", h.purpose),
+            # The provider span (current here) becomes the backend call's parent.
+            ("traceparent", traceparent_of(trace.get_current_span())),
+        ]
+        timeout = (h.deadline_ms - ctx.clock.now_ms()) / 1000 if h.deadline_ms else ctx.default_timeout_s
+        if timeout <= 0:
+            raise DeadlineExceeded(f"no time left for message {h.message_id}")
+        return _Verified(
+            request,
+            peer,
+            service,
+            method,
+            adapter,
+            session,
+            BackendCall(method.grpc_path, timeout, metadata),
+            decision.fields,
+        )
+
+    def _allowed_methods(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> pb.Envelope:
+        """The reserved AllowedMethods exchange: steps 2b–3 for every method of one of our services.
+
+        No backend is called and no quota is taken; the answer is signed like any response and
+        audited with the policy version that decided.
+        """
+        ctx = self._ctx
+        h = request.header
+        now = ctx.clock.now_ms()
+        self._check_window(h, peer, now)
+        service = ServiceId.parse(h.service)
+        config = ctx.config()
+        view = config.service(service)
+        if service not in self._adapters or view is None:
+            raise ServiceUnknown(f"this gateway does not provide {h.service}")
+        ctx.check_audit_writable()
+        client = SubsystemId.parse(h.client)
+        user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
+        ex.user_id = user.user_id
+        ex.add_request(request.body)
+        self._policies.refresh(config)
+        groups = config.groups_of(client)
+        allowed, version = [], ""
+        for name in sorted(view.methods):
+            decision = self._policies.decide(
+                AccessRequest(client, groups, service.method(name), h.purpose, user.user_id, user.claims, now)
+            )
+            version = decision.policy_version
+            if decision.allowed:
+                allowed.append(view.methods[name])
+        ex.decision, ex.policy_version = "allow", version
+        body = encode_allowed_methods(service, allowed, version)
+        ex.add_response(body)
+        header = replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS)
+        out, frame = seal_frame(header, body, ctx.signer)
+        ex.response_signature = frame.signature.value
+        return out
+
+    def _minimize(self, verified: _Verified, body: bytes, ex: Exchange) -> bytes:
+        """5a. remove the fields the permit does not grant, before signing (data minimization)."""
+        if verified.fields is None:
+            return body
+        view = self._ctx.config().service(verified.service)
+        if view is None:
+            raise ServiceUnknown(f"{verified.service} left the configuration during the call")
+        body, withheld = self._minimizer.minimize(view, verified.method.name, body, verified.fields)
+        ex.withheld_fields = tuple(sorted(set(ex.withheld_fields) | set(withheld)))
+        return body
+
+    def _finish(self, ex: Exchange, span: trace.Span | None) -> None:
+        """Step 6, whatever happened: close the span, audit this side of the exchange."""
+        ex.response_out_ms = self._ctx.clock.now_ms()
+        if span is not None:
+            span.end()
+        self._ctx.audit_exchange(ex)
+
+    def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
+        h = request.header
+        return Header(
+            message_id=h.message_id,
+            kind=kind,
+            client=h.client,
+            service=h.service,
+            method=h.method,
+            issued_at_ms=self._ctx.clock.now_ms(),
+            request_hash=request.header_hash,
+            signer=self._ctx.member,
+        )
+
+    # -- unary -------------------------------------------------------------------------------
+
+    async def call(self, env: pb.Envelope, auth_context: Mapping[str, Iterable[bytes]]) -> pb.Envelope:
+        ex = self._ctx.new_exchange("provider")
+        ex.request_in_ms = self._ctx.clock.now_ms()
+        request: SignedFrame | None = None
+        span: trace.Span | None = None
+        try:
+            request, peer = self._authenticate(env, auth_context, ex)
+            span = _start_span(request, ex)
+            with trace.use_span(span, end_on_exit=False):
+                if request.header.method == ALLOWED_METHODS:
+                    return self._allowed_methods(request, peer, ex)
+                verified = self._admit(request, peer, ex)
+                body = request.body
+                if verified.session is not None:
+                    enc = request.header.encryption
+                    assert enc is not None
+                    body = verified.session.open_request(enc.nonce, body, frame_aad(ex.message_id, 0, "request"))
+                ex.add_request(body)
+                ex.request_out_ms = self._ctx.clock.now_ms()
+                # 4. the backend
+                result = await verified.adapter.unary(verified.call, body)
+                ex.response_in_ms = self._ctx.clock.now_ms()
+                result = self._minimize(verified, result, ex)
+                ex.add_response(result)
+                # 5. sign (and encrypt) the response, bound to the request
+                header = replace(
+                    self._response_header(request, FrameKind.RESPONSE),
+                    status=OK_STATUS,
+                    withheld_fields=ex.withheld_fields,
+                )
+                if verified.session is not None:
+                    nonce, result = verified.session.seal_response(result, frame_aad(ex.message_id, 0, "response"))
+                    header = replace(header, encryption=Encryption(b"", b"", nonce))
+                out, frame = seal_frame(header, result, self._ctx.signer)
+                ex.response_signature = frame.signature.value
+                return out
+        except CrosswayError as exc:
+            if not _note_failure(exc, ex, span, request) or request is None:
+                raise  # unauthenticated peer: plain gRPC error from the transport
+            out, frame = seal_frame(
+                replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc)),
+                b"",
+                self._ctx.signer,
+            )
+            ex.response_signature = frame.signature.value
+            return out
+        finally:
+            self._finish(ex, span)
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    async def stream(
+        self, frames: AsyncIterator[pb.Envelope], auth_context: Mapping[str, Iterable[bytes]]
+    ) -> AsyncIterator[pb.Envelope]:
+        ex = self._ctx.new_exchange("provider")
+        ex.request_in_ms = self._ctx.clock.now_ms()
+        request: SignedFrame | None = None
+        writer: ChainWriter | None = None
+        span: trace.Span | None = None
+        broken: list[CrosswayError] = []
+        try:
+            first = await anext(frames, None)
+            if first is None:
+                raise MessageMalformed("stream closed before its REQUEST frame")
+            request, peer = self._authenticate(first, auth_context, ex)
+            span = _start_span(request, ex)
+            with trace.use_span(span, end_on_exit=False):
+                verified = self._admit(request, peer, ex)
+            writer = ChainWriter(
+                self._ctx.signer,
+                Header(message_id=ex.message_id, kind=FrameKind.STREAM_DATA, signer=self._ctx.member),
+                request.header_hash,
+                1,
+            )
+            reader = ChainReader(
+                peer.member, self._ctx.key_lookup(self._ctx.config()), ex.message_id, request.header_hash, 1
+            )
+            ex.request_out_ms = self._ctx.clock.now_ms()
+            requests = verified_request_bodies(frames, reader, verified.session, ex, broken)
+            try:
+                async for message in verified.adapter.stream(verified.call, requests):
+                    if not ex.response_in_ms:
+                        ex.response_in_ms = self._ctx.clock.now_ms()
+                    message = self._minimize(verified, message, ex)
+                    ex.add_response(message)
+                    encryption = None
+                    if verified.session is not None:
+                        seq = writer._next  # the frame's own sequence number binds its ciphertext
+                        nonce, message = verified.session.seal_response(
+                            message, frame_aad(ex.message_id, seq, "response")
+                        )
+                        encryption = Encryption(b"", b"", nonce)
+                    env, _ = writer.data(message, encryption=encryption)
+                    yield env
+            except CrosswayError:
+                if broken:
+                    raise broken[0] from None
+                raise
+            if broken:
+                raise broken[0]
+            final, frame = writer.seal(
+                replace(
+                    self._response_header(request, FrameKind.RESPONSE),
+                    status=OK_STATUS,
+                    withheld_fields=ex.withheld_fields,
+                ),
+                b"",
+            )
+            ex.response_signature = frame.signature.value
+            yield final
+        except CrosswayError as exc:
+            if not _note_failure(exc, ex, span, request) or request is None:
+                raise
+            header = replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc))
+            if writer is None:
+                writer = ChainWriter(self._ctx.signer, header, request.header_hash, 1)
+            final, frame = writer.seal(header, b"")
+            ex.response_signature = frame.signature.value
+            yield final
+        except (asyncio.CancelledError, GeneratorExit):
+            ex.fail_status(grpc.StatusCode.CANCELLED, "client.cancelled")
+            raise
+        finally:
+            self._finish(ex, span)

@@ -1,0 +1,139 @@
+"""Client-side step 6: pooled mTLS channels to provider gateways.
+
+One channel per peer address, reused by every call (HTTP/2 multiplexes them). Channels trust
+only the registry CA(s) from the verified configuration; when the CA set changes (a new
+configuration with a rotated CA), the pool is rebuilt. Unary exchanges go over the address's
+``Multiplex`` stream (see ``gateway.wire.multiplex``) unless ``multiplex`` is off, the provider does
+not offer it, or the envelope is large enough to hold up the others (then ``Call``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from gateway.wire.multiplex import MULTIPLEX_METHOD, PeerMux, refusal_error
+from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
+
+__all__ = ["PeerChannels", "PeerStubs"]
+
+# Envelopes above this go over Call: on the shared stream they would hold up the small ones.
+_MUX_MAX_BYTES = 256 * 1024
+
+_MAX_MESSAGE = 64 * 1024 * 1024
+_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Fail fast when a peer is down instead of waiting for the whole deadline.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStubs:
+    call: grpc.aio.UnaryUnaryMultiCallable[pb.Envelope, pb.Envelope]
+    stream: grpc.aio.StreamStreamMultiCallable[pb.Envelope, pb.Envelope]
+    mux: PeerMux | None = None
+
+    async def exchange(self, envelope: pb.Envelope, timeout: float) -> pb.Envelope:
+        """One unary exchange: the provider's response envelope.
+
+        Raises the gRPC error of the hop (``AioRpcError``, as ``Call`` does) or, for a refusal
+        sent over the stream, the provider's error itself.
+        """
+        mux = self.mux
+        if mux is not None and not mux.unsupported and len(envelope.body) + len(envelope.header) <= _MUX_MAX_BYTES:
+            try:
+                reply = await mux.exchange(envelope, timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                mux.unsupported = True  # an older provider: nothing was processed, use Call
+            else:
+                if reply.HasField("refusal"):
+                    raise refusal_error(reply.refusal)
+                return reply.response
+        return await self.call(envelope, timeout=timeout, wait_for_ready=False)
+
+
+class PeerChannels:
+    """Channels to provider gateways: ``connections`` per address, taken in turn.
+
+    One connection per address is the default. A provider gateway with ``workers = N`` shares
+    its peer port between N processes and the kernel hands each *connection* to one of them,
+    so a client gateway that sends much to one provider may open several to spread its
+    exchanges over the provider's processes (``[gateway] peer_connections``).
+    """
+
+    def __init__(
+        self, tls_key_pem: bytes, tls_cert_pem: bytes, *, multiplex: bool = True, connections: int = 1
+    ) -> None:
+        self._multiplex = multiplex
+        self._connections = max(1, connections)
+        self._key = tls_key_pem
+        self._cert = tls_cert_pem
+        self._ca_pem = b""
+        self._credentials: grpc.ChannelCredentials | None = None
+        self._pool: dict[str, list[tuple[grpc.aio.Channel, PeerStubs]]] = {}
+        self._turn = 0
+
+    def get(self, address: str, ca_pem: bytes) -> PeerStubs:
+        if ca_pem != self._ca_pem:
+            self._rebuild(ca_pem)
+        entries = self._pool.get(address)
+        if entries is None:
+            entries = self._pool[address] = [self._open(address) for _ in range(self._connections)]
+        self._turn += 1
+        return entries[self._turn % len(entries)][1]
+
+    def _open(self, address: str) -> tuple[grpc.aio.Channel, PeerStubs]:
+        assert self._credentials is not None
+        # A local subchannel pool: otherwise grpc shares one connection between equal channels.
+        options = [*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)] if self._connections > 1 else _OPTIONS
+        channel = grpc.aio.secure_channel(address, self._credentials, options=options)
+        stubs = PeerStubs(
+            call=channel.unary_unary(
+                "/crossway.v1.PeerExchange/Call",
+                request_serializer=pb.Envelope.SerializeToString,
+                response_deserializer=pb.Envelope.FromString,
+            ),
+            stream=channel.stream_stream(
+                "/crossway.v1.PeerExchange/Stream",
+                request_serializer=pb.Envelope.SerializeToString,
+                response_deserializer=pb.Envelope.FromString,
+            ),
+            mux=PeerMux(
+                channel.stream_stream(
+                    MULTIPLEX_METHOD,
+                    request_serializer=mux_pb.MuxRequests.SerializeToString,
+                    response_deserializer=mux_pb.MuxReplies.FromString,
+                )
+            )
+            if self._multiplex
+            else None,
+        )
+        return channel, stubs
+
+    def _rebuild(self, ca_pem: bytes) -> None:
+        old = [entry for entries in self._pool.values() for entry in entries]
+        self._pool = {}
+        self._ca_pem = ca_pem
+        self._credentials = grpc.ssl_channel_credentials(ca_pem, self._key, self._cert)
+        for channel, _ in old:
+            # Let calls in flight finish on the old channels (their streams too); close them in
+            # the background.
+            asyncio.get_running_loop().create_task(channel.close(grace=30))
+
+    async def aclose(self) -> None:
+        entries = [entry for group in self._pool.values() for entry in group]
+        self._pool = {}
+        await asyncio.gather(*(stubs.mux.aclose() for _, stubs in entries if stubs.mux), return_exceptions=True)
+        await asyncio.gather(*(channel.close(grace=1) for channel, _ in entries), return_exceptions=True)
