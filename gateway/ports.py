@@ -26,9 +26,10 @@ from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline, OutgoingCall
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.shared.metaservice import META_PREFIX
+from gateway.wire.codec import decode_envelope, encode_envelope
+from gateway.wire.frames import Envelope
 from gateway.wire.metadata import metadata_text
 from gateway.wire.multiplex import MULTIPLEX_METHOD, serve_multiplex
-from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
 __all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with"]
@@ -148,13 +149,13 @@ class PeerPortHandler(_GenericHandler):
         self._draining = asyncio.Event()
         self._call = grpc.unary_unary_rpc_method_handler(
             self._handle_call,
-            request_deserializer=pb.Envelope.FromString,
-            response_serializer=pb.Envelope.SerializeToString,
+            request_deserializer=decode_envelope,
+            response_serializer=encode_envelope,
         )
         self._stream = grpc.stream_stream_rpc_method_handler(
             self._handle_stream,
-            request_deserializer=pb.Envelope.FromString,
-            response_serializer=pb.Envelope.SerializeToString,
+            request_deserializer=decode_envelope,
+            response_serializer=encode_envelope,
         )
         self._multiplex = grpc.stream_stream_rpc_method_handler(
             self._handle_multiplex,
@@ -172,7 +173,7 @@ class PeerPortHandler(_GenericHandler):
             return self._multiplex
         return None
 
-    async def _handle_call(self, env: pb.Envelope, context: grpc.aio.ServicerContext[Any, Any]) -> pb.Envelope:
+    async def _handle_call(self, env: Envelope, context: grpc.aio.ServicerContext[Any, Any]) -> Envelope:
         try:
             return await self._pipeline.call(env, context.auth_context())
         except CrosswayError as exc:
@@ -194,8 +195,8 @@ class PeerPortHandler(_GenericHandler):
         self._draining.set()
 
     async def _handle_stream(
-        self, frames: AsyncIterator[pb.Envelope], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.Envelope]:
+        self, frames: AsyncIterator[Envelope], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Envelope]:
         try:
             async for env in self._pipeline.stream(frames, context.auth_context()):
                 yield env

@@ -48,7 +48,7 @@ from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
-from gateway.wire.channels import PeerChannels
+from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
 from registry.source import ConfigurationSource
@@ -193,7 +193,7 @@ class Gateway:
             tls_key_pem, tls_cert_pem, multiplex=cfg.peer_multiplex, connections=cfg.peer_connections
         )
         callers = self._callers(source)
-        client = ClientPipeline(ctx, self._channels, callers)
+        client = ClientPipeline(ctx, GrpcPeerLink(self._channels), callers)
         for binding in cfg.services:
             self._adapters[binding.service] = build_adapter(
                 binding.adapter,

@@ -24,16 +24,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from crossway.core.errors import (
-    CrosswayError,
-    DeadlineExceeded,
-    Hop,
-    MessageMalformed,
-    PeerUntrusted,
-    ProviderUnreachable,
-    StreamBroken,
-    error_class_for_code,
-)
+from crossway.core.errors import CrosswayError, Hop, MessageMalformed, ProviderUnreachable, StreamBroken
 from crossway.security.encryption import ClientSession
 from crossway.telemetry import traceparent_of
 from gateway.client.callers import CallerAuthenticator
@@ -41,11 +32,10 @@ from gateway.client.routing import Route, Router
 from gateway.shared.context import GatewayContext, error_from_status
 from gateway.shared.recorder import Exchange
 from gateway.wire.chain import ChainReader, ChainWriter
-from gateway.wire.channels import PeerChannels
 from gateway.wire.codec import open_envelope, seal_frame
-from gateway.wire.frames import Encryption, FrameKind, Header, SignedFrame, frame_aad
-from gateway.wire.metadata import metadata_text
-from protos.crossway.v1 import envelope_pb2 as pb
+from gateway.wire.frames import Encryption, Envelope, FrameKind, Header, SignedFrame, frame_aad
+from gateway.wire.link import PeerLink, PeerStream
+from registry.configuration import VerifiedConfiguration
 
 __all__ = ["ClientPipeline", "OutgoingCall"]
 
@@ -69,39 +59,19 @@ class OutgoingCall:
     user_token: str = field(default="", repr=False)
 
 
-def _peer_error(exc: grpc.aio.AioRpcError, route: Route, address: str) -> CrosswayError:
-    trailing = metadata_text(exc.trailing_metadata())
-    code = trailing.get("crossway-error")
-    details = exc.details() or ""
-    if code:
-        # details are "provider gateway: code: message"; keep only the message part.
-        message = details.split(": ", 2)[-1]
-        return error_class_for_code(code)(message, hint=trailing.get("crossway-hint"), hop=Hop.PROVIDER)
-    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded(f"no answer from {route.provider}'s gateway at {address} within the deadline")
-    lowered = details.lower()
-    if exc.code() == grpc.StatusCode.UNAVAILABLE and ("handshake" in lowered or "certificate" in lowered):
-        return PeerUntrusted(
-            f"TLS handshake with {route.provider}'s gateway at {address} failed: one side's certificate "
-            "is not trusted by the other",
-            hint="both gateways need TLS certificates issued by the registry CA; check `crossway registry list`",
-            hop=Hop.CLIENT,
-        )
-    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-        return ProviderUnreachable(f"{route.provider}'s gateway at {address} is unreachable: {details[:200]}")
-    return MessageMalformed(f"{route.provider}'s gateway failed the exchange: {exc.code().name}: {details[:200]}")
-
-
 class ClientPipeline:
-    def __init__(self, ctx: GatewayContext, channels: PeerChannels, callers: CallerAuthenticator) -> None:
+    def __init__(self, ctx: GatewayContext, link: PeerLink, callers: CallerAuthenticator) -> None:
+        """``link``: how this gateway reaches provider gateways (gRPC, or the in-process twin)."""
         self._ctx = ctx
-        self._channels = channels
+        self._link = link
         self._callers = callers
         self._router = Router()
 
     # -- steps 1–5, shared by unary and streaming calls --------------------------------------
 
-    def _begin(self, call: OutgoingCall, ex: Exchange, span: trace.Span) -> tuple[Route, Header, int]:
+    def _begin(self, call: OutgoingCall, ex: Exchange, span: trace.Span) -> tuple[VerifiedConfiguration, Route, Header]:
+        """Steps 1–3. The configuration read here is the exchange's one snapshot: every later
+        step (keys, trust, routing) uses it, so a push mid-exchange cannot mix two versions."""
         ctx = self._ctx
         ex.message_id = call.message_id
         ex.request_in_ms = now = ctx.clock.now_ms()
@@ -132,11 +102,12 @@ class ClientPipeline:
             client_streaming=route.shape.client_streaming,
             server_streaming=route.shape.server_streaming,
         )
-        return route, header, config.serial
+        return config, route, header
 
-    def _verify_response_frame(self, env: pb.Envelope, route: Route, request: SignedFrame) -> SignedFrame:
+    def _verify_response_frame(
+        self, config: VerifiedConfiguration, env: Envelope, route: Route, request: SignedFrame
+    ) -> SignedFrame:
         # 7. the response must be signed by the provider member and bound to our request
-        config = self._ctx.config()
         frame = open_envelope(env, str(route.provider), self._ctx.key_lookup(config))
         h = frame.header
         if h.message_id != request.header.message_id or h.request_hash != request.header_hash:
@@ -165,7 +136,7 @@ class ClientPipeline:
 
     async def _unary(self, call: OutgoingCall, body: bytes, ex: Exchange, span: trace.Span) -> bytes:
         ctx = self._ctx
-        route, header, _ = self._begin(call, ex, span)
+        config, route, header = self._begin(call, ex, span)
         ex.add_request(body)
         # 4. encrypt
         session = None
@@ -178,27 +149,23 @@ class ClientPipeline:
         env, request = seal_frame(header, wire_body, ctx.signer)
         ex.request_signature = request.signature.value
         # 6. send (fail over to the next gateway of the provider only when one is unreachable)
-        timeout = max(0.001, (header.deadline_ms - ctx.clock.now_ms()) / 1000)
-        config = ctx.config()
         response_env = None
-        for index, address in enumerate(route.addresses):
-            stubs = self._channels.get(address, config.ca_pem)
-            ex.peer_gateway = route.gateways[index]
-            ex.request_out_ms = ctx.clock.now_ms()
-            error: CrosswayError
+        for index, target in enumerate(route.targets):
+            ex.peer_gateway = target.gateway
+            ex.request_out_ms = now = ctx.clock.now_ms()
+            timeout = max(0.001, (header.deadline_ms - now) / 1000)
             try:
-                response_env = await stubs.exchange(env, timeout)
+                response_env = await self._link.exchange(target, env, timeout)
                 break
-            except grpc.aio.AioRpcError as exc:
-                error = _peer_error(exc, route, address)
-            except ProviderUnreachable as exc:  # refused before it started (a gateway shutting down)
-                error = exc
-            if not isinstance(error, ProviderUnreachable) or index == len(route.addresses) - 1:
-                raise error from None
+            except ProviderUnreachable:
+                # Unreachable, or refused before it started (a gateway shutting down): the
+                # provider's next gateway may answer. Any other failure is final.
+                if index == len(route.targets) - 1:
+                    raise
         assert response_env is not None
         ex.response_in_ms = ctx.clock.now_ms()
         # 7. verify
-        response = self._verify_response_frame(response_env, route, request)
+        response = self._verify_response_frame(config, response_env, route, request)
         ex.response_signature = response.signature.value
         if response.header.kind != FrameKind.RESPONSE:
             raise StreamBroken(f"provider answered message {call.message_id} with a {response.header.kind.name} frame")
@@ -226,10 +193,10 @@ class ClientPipeline:
             kind=trace.SpanKind.SERVER,
         )
         ex.trace_id = format(span.get_span_context().trace_id, "032x")
-        peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope] | None = None
+        peer: PeerStream | None = None
         pump: asyncio.Task[None] | None = None
         try:
-            route, header, _ = self._begin(call, ex, span)
+            config, route, header = self._begin(call, ex, span)
             session = ClientSession.start(route.encryption_key) if route.encryption_key is not None else None
             if session is not None:
                 header = _replace_encryption(
@@ -237,19 +204,18 @@ class ClientPipeline:
                 )
             env, request = seal_frame(header, b"", self._ctx.signer)
             ex.request_signature = request.signature.value
-            config = self._ctx.config()
-            ex.peer_gateway = route.gateways[0]
-            stubs = self._channels.get(route.addresses[0], config.ca_pem)
+            target = route.targets[0]
+            ex.peer_gateway = target.gateway
             timeout = max(0.001, (header.deadline_ms - self._ctx.clock.now_ms()) / 1000)
-            peer_call = stubs.stream(None, timeout=timeout)
+            peer = self._link.open_stream(target, timeout)
             ex.request_out_ms = self._ctx.clock.now_ms()
-            await peer_call.write(env)
+            await peer.write(env)
             writer = ChainWriter(self._ctx.signer, _template(header), request.header_hash, 1)
-            pump = asyncio.create_task(self._pump(peer_call, writer, requests, session, ex))
+            pump = asyncio.create_task(self._pump(peer, writer, requests, session, ex))
             reader = ChainReader(
                 str(route.provider), self._ctx.key_lookup(config), call.message_id, request.header_hash, 1
             )
-            async for env_in in self._responses(peer_call, route, call):
+            async for env_in in peer.responses():
                 if not ex.response_in_ms:
                     ex.response_in_ms = self._ctx.clock.now_ms()
                 frame = reader.accept(env_in)
@@ -274,7 +240,10 @@ class ClientPipeline:
                 break
             else:
                 raise StreamBroken(f"stream {call.message_id} ended without the provider's signed final status")
-            if pump.done() and pump.exception() is not None:
+            # The provider's signed final status decides the exchange. A request frame it no
+            # longer read (its backend answered before the caller finished sending) is moot,
+            # unless the caller's own side failed first.
+            if pump.done() and not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
                 raise pump.exception()  # type: ignore[misc]
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
@@ -285,28 +254,20 @@ class ClientPipeline:
             ex.fail_status(grpc.StatusCode.CANCELLED, "client.cancelled")
             raise
         finally:
-            if pump is not None and not pump.done():
+            if pump is not None:
+                # Stopped if still running; its outcome (if any) was weighed above: collect it.
                 pump.cancel()
                 with contextlib.suppress(BaseException):
                     await pump
-            if peer_call is not None:
-                peer_call.cancel()
+            if peer is not None:
+                peer.cancel()
             ex.response_out_ms = self._ctx.clock.now_ms()
             span.end()
             self._ctx.audit_exchange(ex)
 
-    async def _responses(
-        self, peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope], route: Route, call: OutgoingCall
-    ) -> AsyncIterator[pb.Envelope]:
-        try:
-            async for env in peer_call:
-                yield env
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error(exc, route, route.addresses[0]) from None
-
     async def _pump(
         self,
-        peer_call: grpc.aio.StreamStreamCall[pb.Envelope, pb.Envelope],
+        peer: PeerStream,
         writer: ChainWriter,
         requests: AsyncIterator[bytes],
         session: ClientSession | None,
@@ -314,7 +275,7 @@ class ClientPipeline:
     ) -> None:
         """Forward the caller's messages one by one, each signed and chained, then STREAM_END."""
         sequence = 1
-        async for body in requests:
+        async for body in _caller_messages(requests):
             ex.add_request(body)
             wire = body
             encryption = None
@@ -322,11 +283,23 @@ class ClientPipeline:
                 nonce, wire = session.seal_request(body, frame_aad(ex.message_id, sequence, "request"))
                 encryption = Encryption(b"", b"", nonce)
             env, _ = writer.data(wire, encryption=encryption)
-            await peer_call.write(env)
+            await peer.write(env)
             sequence += 1
         end, _ = writer.seal(Header(message_id=ex.message_id, kind=FrameKind.STREAM_END, signer=self._ctx.member), b"")
-        await peer_call.write(end)
-        await peer_call.done_writing()
+        await peer.write(end)
+        await peer.done_writing()
+
+
+class _CallerFailed(StreamBroken):
+    """The caller's request stream failed (not the provider's side): the exchange fails too."""
+
+
+async def _caller_messages(requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for body in requests:
+            yield body
+    except (CrosswayError, grpc.aio.AioRpcError, grpc.RpcError) as exc:
+        raise _CallerFailed(f"the caller's request stream failed: {type(exc).__name__}") from exc
 
 
 def _template(header: Header) -> Header:

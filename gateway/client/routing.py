@@ -17,6 +17,7 @@ from crossway.core.errors import (
 )
 from crossway.core.ids import MemberId, ServiceId, SubsystemId
 from gateway.shared.metaservice import ALLOWED_METHODS, ALLOWED_METHODS_PATH
+from gateway.wire.link import PeerTarget
 from registry.configuration import GatewayView, MemberView, MethodShape, VerifiedConfiguration
 
 __all__ = ["Route", "Router", "split_grpc_path"]
@@ -28,10 +29,17 @@ class Route:
     method: str
     shape: MethodShape
     provider: MemberId
-    addresses: tuple[str, ...]  # peer addresses of the provider's gateways
-    gateways: tuple[str, ...]  # their ids, same order
+    targets: tuple[PeerTarget, ...]  # the provider's gateways, in the order to try them
     encryption_key: bytes | None  # set when the service requires end-to-end encryption
     serial: int
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(t.address for t in self.targets)
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        return tuple(t.gateway for t in self.targets)
 
     @property
     def streaming(self) -> bool:
@@ -103,8 +111,7 @@ class Router:
             method=method,
             shape=shape,
             provider=provider,
-            addresses=tuple(g.peer_address for g in gateways),
-            gateways=tuple(str(g.id) for g in gateways),
+            targets=_targets(config, provider, gateways),
             encryption_key=key,
             serial=config.serial,
         )
@@ -116,6 +123,12 @@ def _gateways(config: VerifiedConfiguration, provider: MemberId) -> tuple[Member
     if not gateways:
         raise ProviderUnreachable(f"member {provider} has no gateway in the registry configuration")
     return member, gateways
+
+
+def _targets(
+    config: VerifiedConfiguration, provider: MemberId, gateways: tuple[GatewayView, ...]
+) -> tuple[PeerTarget, ...]:
+    return tuple(PeerTarget(g.peer_address, str(g.id), str(provider), config.ca_pem) for g in gateways)
 
 
 def _allowed_methods_route(config: VerifiedConfiguration, service_id: str) -> Route:
@@ -132,8 +145,7 @@ def _allowed_methods_route(config: VerifiedConfiguration, service_id: str) -> Ro
         method=ALLOWED_METHODS,
         shape=MethodShape(ALLOWED_METHODS, False, False, "", ""),
         provider=provider,
-        addresses=tuple(g.peer_address for g in gateways),
-        gateways=tuple(str(g.id) for g in gateways),
+        targets=_targets(config, provider, gateways),
         encryption_key=None,
         serial=config.serial,
     )

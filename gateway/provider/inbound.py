@@ -12,14 +12,13 @@ from crossway.core.errors import CrosswayError, StreamBroken
 from crossway.security.encryption import ProviderSession
 from gateway.shared.recorder import Exchange
 from gateway.wire.chain import ChainReader
-from gateway.wire.frames import FrameKind, frame_aad
-from protos.crossway.v1 import envelope_pb2 as pb
+from gateway.wire.frames import Envelope, FrameKind, frame_aad
 
 __all__ = ["verified_request_bodies"]
 
 
 async def verified_request_bodies(
-    frames: AsyncIterator[pb.Envelope],
+    frames: AsyncIterator[Envelope],
     reader: ChainReader,
     session: ProviderSession | None,
     ex: Exchange,

@@ -22,7 +22,7 @@ not sign anything for a peer we could not authenticate). Every later failure is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
 import grpc
@@ -56,9 +56,10 @@ from gateway.shared.metaservice import ALLOWED_METHODS, encode_allowed_methods
 from gateway.shared.recorder import Exchange
 from gateway.wire.chain import ChainReader, ChainWriter
 from gateway.wire.codec import open_envelope, seal_frame
-from gateway.wire.frames import OK_STATUS, Encryption, FrameKind, Header, SignedFrame, frame_aad
+from gateway.wire.frames import OK_STATUS, Encryption, Envelope, FrameKind, Header, SignedFrame, frame_aad
+from gateway.wire.link import AuthContext
 from policies import AccessRequest
-from protos.crossway.v1 import envelope_pb2 as pb
+from registry.configuration import VerifiedConfiguration
 
 __all__ = ["ProviderPipeline"]
 
@@ -87,10 +88,23 @@ def _start_span(request: SignedFrame, ex: Exchange) -> trace.Span:
     return span
 
 
+@dataclass(frozen=True, slots=True)
+class _Authenticated:
+    """A request that passed steps 1–2a: its peer and signature, its ids parsed once, and the
+    configuration snapshot every later step of this exchange uses."""
+
+    config: VerifiedConfiguration
+    request: SignedFrame
+    peer: PeerIdentity
+    client: SubsystemId
+    service: ServiceId
+
+
 @dataclass(slots=True)
 class _Verified:
     """A request that passed steps 1–3."""
 
+    config: VerifiedConfiguration
     request: SignedFrame
     peer: PeerIdentity
     service: ServiceId
@@ -126,9 +140,7 @@ class ProviderPipeline:
 
     # -- steps 1–3 ---------------------------------------------------------------------------
 
-    def _authenticate(
-        self, env: pb.Envelope, auth_context: Mapping[str, Iterable[bytes]], ex: Exchange
-    ) -> tuple[SignedFrame, PeerIdentity]:
+    def _authenticate(self, env: Envelope, auth_context: AuthContext, ex: Exchange) -> _Authenticated:
         ctx = self._ctx
         config = ctx.config()
         now = ctx.clock.now_ms()
@@ -143,9 +155,10 @@ class ProviderPipeline:
         ex.request_signature = request.signature.value
         if h.kind != FrameKind.REQUEST or not h.message_id:
             raise MessageMalformed(f"expected a REQUEST frame, got {h.kind.name}")
-        if SubsystemId.parse(h.client).member.__str__() != peer.member:
+        client = SubsystemId.parse(h.client)
+        if str(client.member) != peer.member:
             raise SignatureInvalid(f"client {h.client} is not a subsystem of the signing member {peer.member}")
-        return request, peer
+        return _Authenticated(config, request, peer, client, ServiceId.parse(h.service))
 
     def _check_window(self, h: Header, peer: PeerIdentity, now: int) -> None:
         max_skew_ms = self._ctx.max_skew_ms
@@ -161,15 +174,14 @@ class ProviderPipeline:
         if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
             raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
 
-    def _admit(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> _Verified:
+    def _admit(self, auth: _Authenticated, ex: Exchange) -> _Verified:
         ctx = self._ctx
+        config, request, peer, service = auth.config, auth.request, auth.peer, auth.service
         h = request.header
         now = ctx.clock.now_ms()
         self._check_window(h, peer, now)
         # Is this a service of ours?
-        service = ServiceId.parse(h.service)
         adapter = self._adapters.get(service)
-        config = ctx.config()
         view = config.service(service)
         if adapter is None or view is None or h.method not in view.methods:
             raise ServiceUnknown(f"this gateway does not provide {h.service}/{h.method}")
@@ -188,7 +200,7 @@ class ProviderPipeline:
             raise MessageMalformed(f"service {service} requires end-to-end encryption; the request was not encrypted")
         ctx.check_audit_writable()
         # 2d. the end user: a token is verified against the client member's keys before policy
-        client = SubsystemId.parse(h.client)
+        client = auth.client
         user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
         ex.user_id = user.user_id
         # 3. authorize, deny by default
@@ -223,6 +235,7 @@ class ProviderPipeline:
         if timeout <= 0:
             raise DeadlineExceeded(f"no time left for message {h.message_id}")
         return _Verified(
+            config,
             request,
             peer,
             service,
@@ -233,23 +246,21 @@ class ProviderPipeline:
             decision.fields,
         )
 
-    def _allowed_methods(self, request: SignedFrame, peer: PeerIdentity, ex: Exchange) -> pb.Envelope:
+    def _allowed_methods(self, auth: _Authenticated, ex: Exchange) -> Envelope:
         """The reserved AllowedMethods exchange: steps 2b–3 for every method of one of our services.
 
         No backend is called and no quota is taken; the answer is signed like any response and
         audited with the policy version that decided.
         """
         ctx = self._ctx
+        config, request, service, client = auth.config, auth.request, auth.service, auth.client
         h = request.header
         now = ctx.clock.now_ms()
-        self._check_window(h, peer, now)
-        service = ServiceId.parse(h.service)
-        config = ctx.config()
+        self._check_window(h, auth.peer, now)
         view = config.service(service)
         if service not in self._adapters or view is None:
             raise ServiceUnknown(f"this gateway does not provide {h.service}")
         ctx.check_audit_writable()
-        client = SubsystemId.parse(h.client)
         user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
         ex.user_id = user.user_id
         ex.add_request(request.body)
@@ -275,7 +286,7 @@ class ProviderPipeline:
         """5a. remove the fields the permit does not grant, before signing (data minimization)."""
         if verified.fields is None:
             return body
-        view = self._ctx.config().service(verified.service)
+        view = verified.config.service(verified.service)
         if view is None:
             raise ServiceUnknown(f"{verified.service} left the configuration during the call")
         body, withheld = self._minimizer.minimize(view, verified.method.name, body, verified.fields)
@@ -304,18 +315,19 @@ class ProviderPipeline:
 
     # -- unary -------------------------------------------------------------------------------
 
-    async def call(self, env: pb.Envelope, auth_context: Mapping[str, Iterable[bytes]]) -> pb.Envelope:
+    async def call(self, env: Envelope, auth_context: AuthContext) -> Envelope:
         ex = self._ctx.new_exchange("provider")
         ex.request_in_ms = self._ctx.clock.now_ms()
         request: SignedFrame | None = None
         span: trace.Span | None = None
         try:
-            request, peer = self._authenticate(env, auth_context, ex)
+            auth = self._authenticate(env, auth_context, ex)
+            request = auth.request
             span = _start_span(request, ex)
             with trace.use_span(span, end_on_exit=False):
                 if request.header.method == ALLOWED_METHODS:
-                    return self._allowed_methods(request, peer, ex)
-                verified = self._admit(request, peer, ex)
+                    return self._allowed_methods(auth, ex)
+                verified = self._admit(auth, ex)
                 body = request.body
                 if verified.session is not None:
                     enc = request.header.encryption
@@ -355,9 +367,7 @@ class ProviderPipeline:
 
     # -- streaming ---------------------------------------------------------------------------
 
-    async def stream(
-        self, frames: AsyncIterator[pb.Envelope], auth_context: Mapping[str, Iterable[bytes]]
-    ) -> AsyncIterator[pb.Envelope]:
+    async def stream(self, frames: AsyncIterator[Envelope], auth_context: AuthContext) -> AsyncIterator[Envelope]:
         ex = self._ctx.new_exchange("provider")
         ex.request_in_ms = self._ctx.clock.now_ms()
         request: SignedFrame | None = None
@@ -368,10 +378,11 @@ class ProviderPipeline:
             first = await anext(frames, None)
             if first is None:
                 raise MessageMalformed("stream closed before its REQUEST frame")
-            request, peer = self._authenticate(first, auth_context, ex)
+            auth = self._authenticate(first, auth_context, ex)
+            request = auth.request
             span = _start_span(request, ex)
             with trace.use_span(span, end_on_exit=False):
-                verified = self._admit(request, peer, ex)
+                verified = self._admit(auth, ex)
             writer = ChainWriter(
                 self._ctx.signer,
                 Header(message_id=ex.message_id, kind=FrameKind.STREAM_DATA, signer=self._ctx.member),
@@ -379,7 +390,7 @@ class ProviderPipeline:
                 1,
             )
             reader = ChainReader(
-                peer.member, self._ctx.key_lookup(self._ctx.config()), ex.message_id, request.header_hash, 1
+                auth.peer.member, self._ctx.key_lookup(auth.config), ex.message_id, request.header_hash, 1
             )
             ex.request_out_ms = self._ctx.clock.now_ms()
             requests = verified_request_bodies(frames, reader, verified.session, ex, broken)

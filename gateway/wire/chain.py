@@ -14,8 +14,7 @@ from dataclasses import replace
 from crossway.core.errors import StreamBroken
 from crossway.security.signing import Signer
 from gateway.wire.codec import KeyLookup, open_envelope, seal_frame
-from gateway.wire.frames import FrameKind, Header, SignedFrame
-from protos.crossway.v1 import envelope_pb2 as pb
+from gateway.wire.frames import Envelope, FrameKind, Header, SignedFrame
 
 __all__ = ["ChainReader", "ChainWriter"]
 
@@ -27,14 +26,14 @@ class ChainWriter:
         self._previous = start_hash
         self._next = first_sequence
 
-    def seal(self, header: Header, body: bytes) -> tuple[pb.Envelope, SignedFrame]:
+    def seal(self, header: Header, body: bytes) -> tuple[Envelope, SignedFrame]:
         header = replace(header, sequence=self._next, previous_hash=self._previous)
         env, frame = seal_frame(header, body, self._signer)
         self._previous = frame.header_hash
         self._next += 1
         return env, frame
 
-    def data(self, body: bytes, **fields: object) -> tuple[pb.Envelope, SignedFrame]:
+    def data(self, body: bytes, **fields: object) -> tuple[Envelope, SignedFrame]:
         return self.seal(replace(self._template, kind=FrameKind.STREAM_DATA, **fields), body)  # type: ignore[arg-type]
 
 
@@ -52,7 +51,7 @@ class ChainReader:
     def last_hash(self) -> bytes:
         return self._previous
 
-    def accept(self, env: pb.Envelope) -> SignedFrame:
+    def accept(self, env: Envelope) -> SignedFrame:
         frame = open_envelope(env, self._member, self._lookup)
         h = frame.header
         if h.message_id != self._message_id:

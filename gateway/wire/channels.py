@@ -1,4 +1,5 @@
-"""Client-side step 6: pooled mTLS channels to provider gateways.
+"""Client-side step 6 over gRPC: pooled mTLS channels to provider gateways, and the
+:class:`GrpcPeerLink` built on them (the production :class:`~gateway.wire.link.PeerLink`).
 
 One channel per peer address, reused by every call (HTTP/2 multiplexes them). Channels trust
 only the registry CA(s) from the verified configuration; when the CA set changes (a new
@@ -10,16 +11,31 @@ not offer it, or the envelope is large enough to hold up the others (then ``Call
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
+from crossway.core.errors import (
+    CrosswayError,
+    DeadlineExceeded,
+    Hop,
+    MessageMalformed,
+    PeerUntrusted,
+    ProviderUnreachable,
+    StreamBroken,
+    error_class_for_code,
+)
+from gateway.wire.codec import decode_envelope, encode_envelope, envelope_from_pb, envelope_to_pb
+from gateway.wire.frames import Envelope
+from gateway.wire.link import PeerTarget
+from gateway.wire.metadata import metadata_text
 from gateway.wire.multiplex import MULTIPLEX_METHOD, PeerMux, refusal_error
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
-__all__ = ["PeerChannels", "PeerStubs"]
+__all__ = ["GrpcPeerLink", "PeerChannels", "PeerStubs", "peer_error"]
 
 # Envelopes above this go over Call: on the shared stream they would hold up the small ones.
 _MUX_MAX_BYTES = 256 * 1024
@@ -40,7 +56,7 @@ _OPTIONS: list[tuple[str, Any]] = [
 @dataclass(frozen=True, slots=True)
 class PeerStubs:
     call: grpc.aio.UnaryUnaryMultiCallable[pb.Envelope, pb.Envelope]
-    stream: grpc.aio.StreamStreamMultiCallable[pb.Envelope, pb.Envelope]
+    stream: grpc.aio.StreamStreamMultiCallable[Envelope, Envelope]
     mux: PeerMux | None = None
 
     async def exchange(self, envelope: pb.Envelope, timeout: float) -> pb.Envelope:
@@ -107,8 +123,8 @@ class PeerChannels:
             ),
             stream=channel.stream_stream(
                 "/crossway.v1.PeerExchange/Stream",
-                request_serializer=pb.Envelope.SerializeToString,
-                response_deserializer=pb.Envelope.FromString,
+                request_serializer=encode_envelope,
+                response_deserializer=decode_envelope,
             ),
             mux=PeerMux(
                 channel.stream_stream(
@@ -137,3 +153,81 @@ class PeerChannels:
         self._pool = {}
         await asyncio.gather(*(stubs.mux.aclose() for _, stubs in entries if stubs.mux), return_exceptions=True)
         await asyncio.gather(*(channel.close(grace=1) for channel, _ in entries), return_exceptions=True)
+
+
+def peer_error(exc: grpc.aio.AioRpcError, target: PeerTarget) -> CrosswayError:
+    """The hop's gRPC failure as the error tree: the provider's own refusal when it sent one."""
+    trailing = metadata_text(exc.trailing_metadata())
+    code = trailing.get("crossway-error")
+    details = exc.details() or ""
+    where = f"{target.provider}'s gateway at {target.address}"
+    if code:
+        # details are "provider gateway: code: message"; keep only the message part.
+        message = details.split(": ", 2)[-1]
+        return error_class_for_code(code)(message, hint=trailing.get("crossway-hint"), hop=Hop.PROVIDER)
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(f"no answer from {where} within the deadline")
+    lowered = details.lower()
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and ("handshake" in lowered or "certificate" in lowered):
+        return PeerUntrusted(
+            f"TLS handshake with {where} failed: one side's certificate is not trusted by the other",
+            hint="both gateways need TLS certificates issued by the registry CA; check `crossway registry list`",
+            hop=Hop.CLIENT,
+        )
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return ProviderUnreachable(f"{where} is unreachable: {details[:200]}")
+    return MessageMalformed(f"{where} failed the exchange: {exc.code().name}: {details[:200]}")
+
+
+class _GrpcStream:
+    """A ``PeerExchange.Stream`` call as a :class:`~gateway.wire.link.PeerStream`."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall[Envelope, Envelope], target: PeerTarget) -> None:
+        self._call = call
+        self._target = target
+
+    async def write(self, envelope: Envelope) -> None:
+        try:
+            await self._call.write(envelope)
+        except grpc.aio.AioRpcError as exc:
+            raise peer_error(exc, self._target) from None
+        except asyncio.InvalidStateError:
+            # The provider ended the exchange first (it answered, or refused): nothing more is read.
+            raise StreamBroken(f"{self._target.provider}'s gateway ended the stream") from None
+
+    async def done_writing(self) -> None:
+        try:
+            await self._call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the call already ended: its status is what the responses say
+
+    async def responses(self) -> AsyncIterator[Envelope]:
+        try:
+            async for envelope in self._call:
+                yield envelope
+        except grpc.aio.AioRpcError as exc:
+            raise peer_error(exc, self._target) from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class GrpcPeerLink:
+    """The production link: unary exchanges over Multiplex (or Call), streams over Stream."""
+
+    def __init__(self, channels: PeerChannels) -> None:
+        self._channels = channels
+
+    async def exchange(self, target: PeerTarget, envelope: Envelope, timeout: float) -> Envelope:
+        stubs = self._channels.get(target.address, target.trust)
+        try:
+            return envelope_from_pb(await stubs.exchange(envelope_to_pb(envelope), timeout))
+        except grpc.aio.AioRpcError as exc:
+            raise peer_error(exc, target) from None
+
+    def open_stream(self, target: PeerTarget, timeout: float) -> _GrpcStream:
+        stubs = self._channels.get(target.address, target.trust)
+        return _GrpcStream(stubs.stream(None, timeout=timeout), target)
+
+    async def aclose(self) -> None:
+        await self._channels.aclose()

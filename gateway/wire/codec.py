@@ -19,16 +19,56 @@ from google.protobuf.message import DecodeError
 
 from crossway.core.errors import MessageMalformed, MessageTampered, SignatureInvalid
 from crossway.security.signing import Signer, verify_signature
-from gateway.wire.frames import Encryption, ExchangeStatus, FrameKind, FrameSignature, Header, SignedFrame
+from gateway.wire.frames import Encryption, Envelope, ExchangeStatus, FrameKind, FrameSignature, Header, SignedFrame
 from protos.crossway.v1 import envelope_pb2 as pb
 
-__all__ = ["KeyLookup", "open_envelope", "seal_frame"]
+__all__ = [
+    "KeyLookup",
+    "decode_envelope",
+    "encode_envelope",
+    "envelope_from_pb",
+    "envelope_to_pb",
+    "open_envelope",
+    "seal_frame",
+]
 
 # (signer member id, key id) → public key, or None when the registry knows no such key.
 KeyLookup = Callable[[str, str], Any]
 
 _ALG_TO_PB = {"ES256": pb.SIGNATURE_ALGORITHM_ES256, "EdDSA": pb.SIGNATURE_ALGORITHM_EDDSA}
 _PB_TO_ALG = {v: k for k, v in _ALG_TO_PB.items()}
+
+
+def envelope_to_pb(env: Envelope) -> pb.Envelope:
+    out = pb.Envelope(header=env.header, body=env.body)
+    if env.signature or env.key_id:
+        out.signature.CopyFrom(
+            pb.Signature(
+                algorithm=_ALG_TO_PB.get(env.algorithm, pb.SIGNATURE_ALGORITHM_UNSPECIFIED),
+                key_id=env.key_id,
+                value=env.signature,
+            )
+        )
+    return out
+
+
+def envelope_from_pb(p: pb.Envelope) -> Envelope:
+    # An unknown algorithm is kept visible (refused, by number, when the envelope is opened).
+    sig = p.signature
+    return Envelope(p.header, p.body, _PB_TO_ALG.get(sig.algorithm, f"#{sig.algorithm}"), sig.key_id, sig.value)
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    """The gRPC serializer of the peer port and the peer channels."""
+    return envelope_to_pb(env).SerializeToString()
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """The gRPC deserializer of the peer port and the peer channels; garbage is malformed."""
+    try:
+        return envelope_from_pb(pb.Envelope.FromString(data))
+    except DecodeError as exc:
+        raise MessageMalformed("the peer sent bytes that are not a crossway.v1.Envelope") from exc
 
 
 def _header_to_pb(h: Header) -> pb.Header:
@@ -102,34 +142,30 @@ def _header_from_pb(p: pb.Header) -> Header:
     )
 
 
-def seal_frame(header: Header, body: bytes, signer: Signer) -> tuple[pb.Envelope, SignedFrame]:
+def seal_frame(header: Header, body: bytes, signer: Signer) -> tuple[Envelope, SignedFrame]:
     """Bind the body by its digest, then sign the header bytes."""
     header = replace(header, body_sha256=hashlib.sha256(body).digest())
     header_bytes = _header_to_pb(header).SerializeToString()
     value = signer.sign(header_bytes)
     sig = FrameSignature(signer.algorithm, signer.key_id, value)
-    env = pb.Envelope(
-        header=header_bytes,
-        body=body,
-        signature=pb.Signature(algorithm=_ALG_TO_PB[signer.algorithm], key_id=signer.key_id, value=value),
-    )
+    env = Envelope(header_bytes, body, signer.algorithm, signer.key_id, value)
     return env, SignedFrame(header, header_bytes, hashlib.sha256(header_bytes).digest(), body, sig)
 
 
-def open_envelope(env: pb.Envelope, signer_member: str, lookup: KeyLookup) -> SignedFrame:
+def open_envelope(env: Envelope, signer_member: str, lookup: KeyLookup) -> SignedFrame:
     """Verify and parse an envelope signed by ``signer_member`` (known from the peer's TLS identity)."""
     # 1. structure
-    if not env.header or not env.HasField("signature") or not env.signature.value:
+    if not env.header or not env.signature:
         raise MessageMalformed("envelope without header or signature")
-    algorithm = _PB_TO_ALG.get(env.signature.algorithm)
-    if algorithm is None:
-        raise MessageMalformed(f"envelope signed with unknown algorithm {env.signature.algorithm}")
-    key_id = env.signature.key_id
+    algorithm = env.algorithm
+    if algorithm not in _ALG_TO_PB:
+        raise MessageMalformed(f"envelope signed with unknown algorithm {algorithm.lstrip('#')}")
+    key_id = env.key_id
     # 2. signature over the bytes as received
     public_key = lookup(signer_member, key_id)
     if public_key is None:
         raise SignatureInvalid(f"member {signer_member} has no registered signing key {key_id[:16]}…")
-    verify_signature(public_key, algorithm, env.header, env.signature.value)
+    verify_signature(public_key, algorithm, env.header, env.signature)
     # 3. parse
     try:
         parsed = pb.Header.FromString(env.header)
@@ -146,5 +182,5 @@ def open_envelope(env: pb.Envelope, signer_member: str, lookup: KeyLookup) -> Si
         env.header,
         hashlib.sha256(env.header).digest(),
         env.body,
-        FrameSignature(algorithm, key_id, env.signature.value),
+        FrameSignature(algorithm, key_id, env.signature),
     )

@@ -8,7 +8,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["frame_aad", "Encryption", "ExchangeStatus", "FrameKind", "FrameSignature", "Header", "SignedFrame"]
+__all__ = [
+    "frame_aad",
+    "Encryption",
+    "Envelope",
+    "ExchangeStatus",
+    "FrameKind",
+    "FrameSignature",
+    "Header",
+    "SignedFrame",
+]
 
 
 class FrameKind(enum.IntEnum):
@@ -72,6 +81,18 @@ class FrameSignature:
     algorithm: str  # "ES256" | "EdDSA"
     key_id: str  # SHA-256 hex of the signer's signing certificate
     value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One frame as it travels between gateways, not yet verified: the signed header bytes, the
+    body and the signature. ``crossway.v1.Envelope`` on the wire (:mod:`gateway.wire.codec`)."""
+
+    header: bytes
+    body: bytes
+    algorithm: str  # "ES256" | "EdDSA"; anything else is refused when the envelope is opened
+    key_id: str
+    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)

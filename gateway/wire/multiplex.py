@@ -29,12 +29,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from crossway.core.errors import CrosswayError, Hop, InternalError, ProviderUnreachable, error_class_for_code
+from gateway.wire.codec import envelope_from_pb, envelope_to_pb
+from gateway.wire.frames import Envelope
+from gateway.wire.link import AuthContext
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
@@ -44,8 +47,7 @@ log = logging.getLogger(__name__)
 
 MULTIPLEX_METHOD = "/crossway.v1.PeerExchange/Multiplex"
 
-AuthContext = Mapping[str, Iterable[bytes]]
-ProviderCall = Callable[[pb.Envelope, AuthContext], Awaitable[pb.Envelope]]
+ProviderCall = Callable[[Envelope, AuthContext], Awaitable[Envelope]]
 MuxMethod = grpc.aio.StreamStreamMultiCallable[mux_pb.MuxRequests, mux_pb.MuxReplies]
 
 
@@ -214,7 +216,8 @@ async def serve_multiplex(
 
     async def answer(request: mux_pb.MuxRequest) -> None:
         try:
-            reply = mux_pb.MuxReply(tag=request.tag, response=await provide(request.envelope, auth_context))
+            response = await provide(envelope_from_pb(request.envelope), auth_context)
+            reply = mux_pb.MuxReply(tag=request.tag, response=envelope_to_pb(response))
         except CrosswayError as exc:
             reply = mux_pb.MuxReply(tag=request.tag, refusal=_refusal(exc.at(Hop.PROVIDER)))
         except Exception as exc:

@@ -16,7 +16,7 @@ from crossway.demo.federation import Federation
 from crossway.security.keys import generate_tls_key, load_certificate, load_private_key
 from crossway.security.pki import CertKind, build_csr, cert_fingerprint, cert_to_pem, gateway_uri
 from crossway.security.signing import Signer
-from gateway.wire.codec import seal_frame
+from gateway.wire.codec import envelope_to_pb, seal_frame
 from gateway.wire.frames import FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
@@ -74,7 +74,7 @@ class PeerClient:
 
     def seal(self, header: Header, body: bytes, signer: Signer | None = None) -> pb.Envelope:
         env, _ = seal_frame(header, body, signer or self.signer)
-        return env
+        return envelope_to_pb(env)
 
     async def call(self, env: pb.Envelope) -> pb.Envelope:
         async with self.channel() as channel:

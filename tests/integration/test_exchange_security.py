@@ -20,8 +20,8 @@ from crossway.security.keys import generate_signing_key, generate_tls_key
 from crossway.security.pki import CertKind, build_csr, cert_to_pem, create_ca, gateway_uri, issue_certificate
 from crossway.security.signing import Signer
 from gateway.wire.chain import ChainWriter
-from gateway.wire.codec import seal_frame
-from gateway.wire.frames import FrameKind, Header
+from gateway.wire.codec import encode_envelope, seal_frame
+from gateway.wire.frames import Envelope, FrameKind, Header
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.demo.population.v1 import population_pb2 as population
 from tests.integration.peer_client import (
@@ -145,13 +145,13 @@ async def test_a_dropped_reordered_or_injected_stream_frame_is_detected(federati
         )
         sent = [opening, frames[0], stranger.data(b"x")[0], frames[2], end]
 
-    async def stream() -> AsyncIterator[pb.Envelope]:
+    async def stream() -> AsyncIterator[Envelope]:
         for env in sent:
             yield env
 
     async with peer.channel() as channel:
         call = channel.stream_stream(
-            STREAM, request_serializer=pb.Envelope.SerializeToString, response_deserializer=pb.Envelope.FromString
+            STREAM, request_serializer=encode_envelope, response_deserializer=pb.Envelope.FromString
         )
         answers = [env async for env in call(stream(), timeout=10)]
     assert outcome(answers[-1]) == "message.stream_broken"
@@ -176,13 +176,13 @@ async def test_an_intact_hand_made_stream_is_accepted(federation: Federation) ->
         writer.seal(Header(message_id=header.message_id, kind=FrameKind.STREAM_END, signer=peer.member), b"")[0]
     )
 
-    async def stream() -> AsyncIterator[pb.Envelope]:
+    async def stream() -> AsyncIterator[Envelope]:
         for env in sent:
             yield env
 
     async with peer.channel() as channel:
         call = channel.stream_stream(
-            STREAM, request_serializer=pb.Envelope.SerializeToString, response_deserializer=pb.Envelope.FromString
+            STREAM, request_serializer=encode_envelope, response_deserializer=pb.Envelope.FromString
         )
         answers = [env async for env in call(stream(), timeout=10)]
     assert [outcome(a) for a in answers] == ["ok", "ok"]  # the summary frame, then the final status

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ import pytest
 
 from crossway.core.errors import CrosswayError, Hop
 from gateway.wire.channels import PeerStubs
+from gateway.wire.frames import Envelope
 from gateway.wire.multiplex import MULTIPLEX_METHOD, PeerMux, serve_multiplex
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
@@ -158,10 +160,10 @@ async def test_no_answer_within_the_deadline_is_deadline_exceeded() -> None:
 async def test_answers_go_out_as_they_finish_and_all_are_sent_after_the_client_stops_sending() -> None:
     release = {1: asyncio.Event(), 2: asyncio.Event(), 3: asyncio.Event()}
 
-    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+    async def provide(env: Envelope, auth: object) -> Envelope:
         tag = int(env.body)
         await release[tag].wait()
-        return pb.Envelope(body=env.body)
+        return replace(env, header=b"")
 
     async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
         yield mux_pb.MuxRequests(
@@ -181,8 +183,8 @@ async def test_answers_go_out_as_they_finish_and_all_are_sent_after_the_client_s
 
 
 async def test_answers_that_are_ready_together_go_out_in_one_message() -> None:
-    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
-        return pb.Envelope(body=env.body)
+    async def provide(env: Envelope, auth: object) -> Envelope:
+        return replace(env, header=b"")
 
     async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
         yield mux_pb.MuxRequests(requests=[mux_pb.MuxRequest(tag=t, envelope=pb.Envelope()) for t in range(1, 9)])
@@ -196,10 +198,10 @@ async def test_a_draining_provider_answers_what_runs_refuses_what_comes_then_end
     started, release, draining = asyncio.Event(), asyncio.Event(), asyncio.Event()
     inbox: asyncio.Queue[mux_pb.MuxRequests] = asyncio.Queue()
 
-    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+    async def provide(env: Envelope, auth: object) -> Envelope:
         started.set()
         await release.wait()
-        return pb.Envelope(body=env.body)
+        return replace(env, header=b"")
 
     async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
         while True:  # the client never half-closes: only the drain ends the stream
@@ -222,10 +224,10 @@ async def test_a_draining_provider_answers_what_runs_refuses_what_comes_then_end
 async def test_a_client_that_does_not_read_its_answers_stops_being_read() -> None:
     provided = 0
 
-    async def provide(env: pb.Envelope, auth: object) -> pb.Envelope:
+    async def provide(env: Envelope, auth: object) -> Envelope:
         nonlocal provided
         provided += 1
-        return pb.Envelope(body=env.body)
+        return replace(env, header=b"")
 
     async def requests() -> AsyncIterator[mux_pb.MuxRequests]:
         for tag in range(1, 101):

@@ -13,8 +13,7 @@ from crossway.security.keys import generate_signing_key
 from crossway.security.signing import Signer
 from gateway.wire.chain import ChainReader, ChainWriter
 from gateway.wire.codec import seal_frame
-from gateway.wire.frames import FrameKind, Header
-from protos.crossway.v1 import envelope_pb2 as pb
+from gateway.wire.frames import Envelope, FrameKind, Header
 
 MEMBER = "EE/GOV/70000001"
 KEY_ID = "ab" * 32
@@ -44,7 +43,7 @@ def reader(key: Any, message_id: str = "m-1") -> ChainReader:
     return ChainReader(MEMBER, lookup_for(key), message_id, START, 1)
 
 
-def frames(signer: Signer, n: int, message_id: str = "m-1") -> list[pb.Envelope]:
+def frames(signer: Signer, n: int, message_id: str = "m-1") -> list[Envelope]:
     w = writer(signer, message_id)
     return [w.data(f"frame {i}".encode())[0] for i in range(n)]
 

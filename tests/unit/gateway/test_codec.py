@@ -11,8 +11,8 @@ import pytest
 from crossway.core.errors import MessageMalformed, MessageTampered, SignatureInvalid
 from crossway.security.keys import generate_signing_key
 from crossway.security.signing import Signer
-from gateway.wire.codec import open_envelope, seal_frame
-from gateway.wire.frames import Encryption, ExchangeStatus, FrameKind, Header
+from gateway.wire.codec import envelope_from_pb, envelope_to_pb, open_envelope, seal_frame
+from gateway.wire.frames import Encryption, ExchangeStatus, FrameKind, Header, SignedFrame
 from protos.crossway.v1 import envelope_pb2 as pb
 
 MEMBER = "EE/GOV/70000001"
@@ -39,13 +39,24 @@ def lookup_for(key: Any, member: str = MEMBER, key_id: str = KEY_ID) -> Any:
     return lookup
 
 
+def seal(header: Header, body: bytes, signer: Signer) -> tuple[pb.Envelope, SignedFrame]:
+    """Sealed, then as it travels: the ``crossway.v1.Envelope`` protobuf."""
+    env, frame = seal_frame(header, body, signer)
+    return envelope_to_pb(env), frame
+
+
+def open_wire(env: pb.Envelope, member: str, lookup: Any) -> SignedFrame:
+    """Opened as a peer gateway does: from the protobuf off the wire."""
+    return open_envelope(envelope_from_pb(env), member, lookup)
+
+
 def header(**fields: Any) -> Header:
     return Header(**{"message_id": "m-1", "kind": FrameKind.REQUEST, "signer": MEMBER, **fields})
 
 
 def test_a_sealed_envelope_opens_with_the_same_header_and_body(key: Any, signer: Signer) -> None:
-    env, sealed = seal_frame(header(client="EE/GOV/70000002/tax"), b"body", signer)
-    opened = open_envelope(env, MEMBER, lookup_for(key))
+    env, sealed = seal(header(client="EE/GOV/70000002/tax"), b"body", signer)
+    opened = open_wire(env, MEMBER, lookup_for(key))
     assert opened.body == b"body"
     assert opened.header == sealed.header
     assert opened.header.body_sha256 == hashlib.sha256(b"body").digest()
@@ -84,8 +95,8 @@ def test_every_header_field_survives_the_round_trip(key: Any, signer: Signer) ->
     unset = [f.name for f in dataclasses.fields(Header) if getattr(full, f.name) == getattr(defaults, f.name)]
     assert unset == ["body_sha256"]
 
-    env, _ = seal_frame(full, b"payload", signer)
-    opened = open_envelope(env, MEMBER, lookup_for(key))
+    env, _ = seal(full, b"payload", signer)
+    opened = open_wire(env, MEMBER, lookup_for(key))
     assert opened.header == dataclasses.replace(full, body_sha256=hashlib.sha256(b"payload").digest())
 
 
@@ -94,45 +105,45 @@ def test_a_header_repr_never_shows_the_end_user_token() -> None:
 
 
 def test_an_ok_status_and_empty_encryption_stay_present_after_the_round_trip(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(status=ExchangeStatus(), encryption=Encryption(b"", b"", b"")), b"", signer)
-    opened = open_envelope(env, MEMBER, lookup_for(key)).header
+    env, _ = seal(header(status=ExchangeStatus(), encryption=Encryption(b"", b"", b"")), b"", signer)
+    opened = open_wire(env, MEMBER, lookup_for(key)).header
     assert opened.status == ExchangeStatus() and opened.status.ok
     assert opened.encryption == Encryption(b"", b"", b"")
 
 
 def test_absent_status_and_encryption_stay_absent(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(), b"x", signer)
-    opened = open_envelope(env, MEMBER, lookup_for(key)).header
+    env, _ = seal(header(), b"x", signer)
+    opened = open_wire(env, MEMBER, lookup_for(key)).header
     assert opened.status is None and opened.encryption is None
 
 
 def test_a_changed_body_is_reported_as_tampered(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(), b"pay 10 EUR", signer)
+    env, _ = seal(header(), b"pay 10 EUR", signer)
     env.body = b"pay 99 EUR"
     with pytest.raises(MessageTampered, match="m-1"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_a_changed_header_byte_fails_the_signature(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(user_id="EE38001010000"), b"x", signer)
+    env, _ = seal(header(user_id="EE38001010000"), b"x", signer)
     raw = bytearray(env.header)
     raw[raw.index(b"EE3800")] ^= 0x01  # still parses; only the signature can tell
     env.header = bytes(raw)
     with pytest.raises(SignatureInvalid):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_a_signature_by_another_key_with_the_same_key_id_is_rejected(key: Any, signer: Signer) -> None:
     impostor = Signer(generate_signing_key(signer.algorithm), KEY_ID)
-    env, _ = seal_frame(header(), b"x", impostor)
+    env, _ = seal(header(), b"x", impostor)
     with pytest.raises(SignatureInvalid):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_an_unknown_key_id_is_rejected_naming_the_member(key: Any) -> None:
-    env, _ = seal_frame(header(), b"x", Signer(key, key_id="cd" * 32))
+    env, _ = seal(header(), b"x", Signer(key, key_id="cd" * 32))
     with pytest.raises(SignatureInvalid, match=f"member {MEMBER} has no registered signing key cdcd"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_the_key_is_looked_up_for_the_peer_member_and_the_envelopes_key_id(key: Any, signer: Signer) -> None:
@@ -142,45 +153,45 @@ def test_the_key_is_looked_up_for_the_peer_member_and_the_envelopes_key_id(key: 
         asked.append((member, key_id))
         return key.public_key()
 
-    env, _ = seal_frame(header(), b"x", signer)
-    open_envelope(env, MEMBER, lookup)
+    env, _ = seal(header(), b"x", signer)
+    open_wire(env, MEMBER, lookup)
     assert asked == [(MEMBER, KEY_ID)]
 
 
 def test_a_header_naming_another_signer_than_the_peer_is_rejected(key: Any, signer: Signer) -> None:
     # Signed with a key the peer really holds, but claiming to speak for another member.
-    env, _ = seal_frame(header(signer=OTHER), b"x", signer)
+    env, _ = seal(header(signer=OTHER), b"x", signer)
     with pytest.raises(SignatureInvalid, match=f"names signer {OTHER}, peer is {MEMBER}"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_an_envelope_without_a_signature_is_malformed(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(), b"x", signer)
+    env, _ = seal(header(), b"x", signer)
     env.ClearField("signature")
     with pytest.raises(MessageMalformed, match="without header or signature"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_an_envelope_with_an_empty_signature_value_is_malformed(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(), b"x", signer)
+    env, _ = seal(header(), b"x", signer)
     env.signature.value = b""
     with pytest.raises(MessageMalformed):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_an_envelope_without_a_header_is_malformed(key: Any, signer: Signer) -> None:
-    env, _ = seal_frame(header(), b"x", signer)
+    env, _ = seal(header(), b"x", signer)
     env.header = b""
     with pytest.raises(MessageMalformed):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 @pytest.mark.parametrize("algorithm", [pb.SIGNATURE_ALGORITHM_UNSPECIFIED, 99])
 def test_an_unknown_signature_algorithm_is_malformed(key: Any, signer: Signer, algorithm: int) -> None:
-    env, _ = seal_frame(header(), b"x", signer)
+    env, _ = seal(header(), b"x", signer)
     env.signature.algorithm = algorithm  # type: ignore[assignment]
     with pytest.raises(MessageMalformed, match="unknown algorithm"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_a_signed_header_that_does_not_parse_is_malformed(key: Any, signer: Signer) -> None:
@@ -191,7 +202,7 @@ def test_a_signed_header_that_does_not_parse_is_malformed(key: Any, signer: Sign
         signature=pb.Signature(algorithm=env_algorithm(signer), key_id=KEY_ID, value=signer.sign(garbage)),
     )
     with pytest.raises(MessageMalformed, match="does not parse"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def test_a_signed_header_with_an_unknown_kind_is_malformed(key: Any, signer: Signer) -> None:
@@ -202,7 +213,7 @@ def test_a_signed_header_with_an_unknown_kind_is_malformed(key: Any, signer: Sig
         signature=pb.Signature(algorithm=env_algorithm(signer), key_id=KEY_ID, value=signer.sign(raw)),
     )
     with pytest.raises(MessageMalformed, match="unknown kind 0"):
-        open_envelope(env, MEMBER, lookup_for(key))
+        open_wire(env, MEMBER, lookup_for(key))
 
 
 def env_algorithm(signer: Signer) -> Any:
