@@ -128,6 +128,7 @@ class InProcessPair:
     provider_clock: ShiftedClock
     client_context: GatewayContext
     callers: CallerAuthenticator
+    client_certificate_pem: bytes  # the client gateway's TLS certificate (what the provider's step 1 sees)
 
     @classmethod
     def build(cls, workdir: Path, *, policy: str = DEMO_POLICY, require_encryption: bool = False) -> InProcessPair:
@@ -166,7 +167,8 @@ class InProcessPair:
             {POPULATION_SERVICE: backend},
             encryption_key,
         )
-        link = LoopbackLink((fed.tax.directory / "keys" / "tls.crt").read_bytes())
+        client_certificate_pem = (fed.tax.directory / "keys" / "tls.crt").read_bytes()
+        link = LoopbackLink(client_certificate_pem)
         link.serve(PROVIDER_ADDRESS, provider)
         jwt = JwtVerifier(
             issuer="https://idp.tax.example",
@@ -188,6 +190,7 @@ class InProcessPair:
             provider_clock,
             client_ctx,
             callers,
+            client_certificate_pem,
         )
 
     def client_via(self, link: PeerLink) -> ClientPipeline:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -212,6 +213,7 @@ class ClientPipeline:
             await peer.write(env)
             writer = ChainWriter(self._ctx.signer, _template(header), request.header_hash, 1)
             pump = asyncio.create_task(self._pump(peer, writer, requests, session, rec))
+            pump.add_done_callback(functools.partial(_stop_if_caller_failed, peer=peer))
             reader = ChainReader(
                 str(route.provider), self._ctx.key_lookup(config), call.message_id, request.header_hash, 1
             )
@@ -289,6 +291,12 @@ class ClientPipeline:
 
 class _CallerFailed(StreamBroken):
     """The caller's request stream failed (not the provider's side): the exchange fails too."""
+
+
+def _stop_if_caller_failed(pump: asyncio.Task[None], *, peer: PeerStream) -> None:
+    # The caller's side broke mid-stream: the provider would wait for frames that never come.
+    if not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
+        peer.cancel()
 
 
 async def _caller_messages(requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -370,6 +370,9 @@ class ProviderPipeline:
         writer: ChainWriter | None = None
         span: trace.Span | None = None
         broken: list[CrosswayError] = []
+        # Set once the signed final status is handed to the transport: a cancellation after that
+        # (the client closing a finished call) does not change what this exchange was.
+        answered = False
         try:
             first = await anext(frames, None)
             if first is None:
@@ -419,6 +422,7 @@ class ProviderPipeline:
                 b"",
             )
             rec.response_signed(frame)
+            answered = True
             yield final
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
@@ -428,9 +432,11 @@ class ProviderPipeline:
                 writer = ChainWriter(self._ctx.signer, header, request.header_hash, 1)
             final, frame = writer.seal(header, b"")
             rec.response_signed(frame)
+            answered = True
             yield final
         except (asyncio.CancelledError, GeneratorExit):
-            rec.cancelled()
+            if not answered:
+                rec.cancelled()
             raise
         finally:
             self._finish(rec, span)
