@@ -190,6 +190,10 @@ def test_every_table_the_loader_can_open_appears_in_the_reference() -> None:
     assert sorted(opened - present) == []
 
 
+def test_the_readme_stays_a_front_page_under_250_lines() -> None:
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) < 250
+
+
 @pytest.mark.parametrize(
     "page", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.relative_to(ROOT).as_posix()
 )
