@@ -71,7 +71,7 @@ bench: $(STAMP) ## measure direct vs proxy chain vs crossway; writes bench/resul
 lint: $(STAMP) ## ruff lint and format check, and the import contracts of .importlinter (the layers)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict over every product package
