@@ -56,7 +56,7 @@ test: $(STAMP) ## run the whole test suite (unit + integration, real processes)
 	$(BIN)/pytest
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## run the unit tests only (no network, no processes; ~1 min)
+test-unit: $(STAMP) ## run the unit tests only (no network, no processes; ~10 s)
 	$(BIN)/pytest tests/unit
 
 .PHONY: compat
