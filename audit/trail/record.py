@@ -21,7 +21,9 @@ from audit.trail.errors import AuditRecordInvalid
 __all__ = ["AuditRecord", "AuditRecordInvalid", "new_record_id"]
 
 # "admin": a gateway's own administrative event (a policy change), not a side of an exchange.
-SIDES = frozenset({"client", "provider", "admin"})
+# "delivery": a registered-delivery event (issue 14) observed or received by this gateway; its
+# signed evidence event travels in ``evidence`` (see audit.trail.evidence_event).
+SIDES = frozenset({"client", "provider", "admin", "delivery"})
 DECISIONS = frozenset({"allow", "deny", ""})
 
 
@@ -59,6 +61,9 @@ class AuditRecord:
     request_signature: str
     response_signature: str
     policy_version: str = ""
+    # Delivery records only: the signed evidence event as JSON text. Left out of the JSON when
+    # empty, so every record written before delivery existed keeps its exact bytes (its leaf).
+    evidence: str = ""
 
     def __post_init__(self) -> None:
         # Field types are checked where values come from outside (from_json); a gateway builds
@@ -67,7 +72,7 @@ class AuditRecord:
             raise AuditRecordInvalid("audit record has an empty record_id")
         if self.side not in SIDES:
             raise AuditRecordInvalid(
-                f"audit record {self.record_id}: side {self.side!r} is not client, provider or admin"
+                f"audit record {self.record_id}: side {self.side!r} is not client, provider, admin or delivery"
             )
         if self.decision not in DECISIONS:
             raise AuditRecordInvalid(f"audit record {self.record_id}: decision {self.decision!r} is not allow/deny/''")
@@ -76,6 +81,8 @@ class AuditRecord:
         """Compact JSON with sorted keys: deterministic bytes for one record."""
         # Names are pre-sorted, so json.dumps needs no sort_keys (halves the cost; this runs per record).
         doc: dict[str, Any] = dict(zip(_SORTED_NAMES, _GET_SORTED(self), strict=True))
+        if not self.evidence:
+            del doc["evidence"]  # absent, not "": older records' bytes stay as they were
         return _ENCODER.encode(doc).encode()
 
     @classmethod
@@ -90,6 +97,8 @@ class AuditRecord:
         unknown = sorted(set(doc) - _NAMES)
         if unknown:
             raise AuditRecordInvalid(f"audit record has unknown field(s): {', '.join(unknown)}")
+        if doc.get("evidence", None) == "":
+            raise AuditRecordInvalid("audit record has an empty evidence field (absent is the only spelling)")
         missing = sorted(_REQUIRED - set(doc))
         if missing:
             raise AuditRecordInvalid(f"audit record lacks field(s): {', '.join(missing)}")

@@ -82,3 +82,24 @@ def test_a_record_is_frozen() -> None:
     record = sample_record()
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.status = "INTERNAL"  # type: ignore[misc]
+
+
+def test_records_without_evidence_keep_their_exact_bytes() -> None:
+    # Records written before delivery existed must re-verify: no new key in their JSON.
+    data = sample_record(5, side="provider").to_json()
+    assert b"evidence" not in data
+    assert AuditRecord.from_json(data).to_json() == data
+
+
+def test_a_delivery_record_carries_its_evidence_and_round_trips() -> None:
+    record = dataclasses.replace(sample_record(6), side="delivery", evidence='{"event":"x"}')
+    data = record.to_json()
+    assert json.loads(data)["evidence"] == '{"event":"x"}'
+    assert AuditRecord.from_json(data) == record
+
+
+def test_an_empty_evidence_field_is_refused_so_no_byte_is_free() -> None:
+    doc = json.loads(sample_record().to_json())
+    doc["evidence"] = ""
+    with pytest.raises(AuditRecordInvalid, match="evidence"):
+        AuditRecord.from_json(json.dumps(doc))
