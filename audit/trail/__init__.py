@@ -9,6 +9,8 @@ Public API (other packages import only these names):
 - ``count_stream_records`` / ``fetch_records`` — read the stream back (demo, tests, index);
 - ``PayloadArchiver`` and ``seal_payload`` / ``open_payload`` — bodies encrypted to the auditors
   only, in their own stream (``ARCHIVE_STREAM``), when payload archiving is on;
+- ``EvidenceEvent`` / ``SignedEvent`` — registered-delivery evidence events (ETSI EN 319 522 names),
+  signed by the observing gateway and chained per message; ``delivery_record`` logs one;
 - ``MerkleTree`` and proof verifiers (RFC 9162), ``Checkpoint`` (signed, cosigned) and the
   gateway's ``AuditCheckpointer``; the audit area's errors.
 """
@@ -39,6 +41,18 @@ from audit.trail.errors import (
     TimestampInvalid,
     TimestampUnavailable,
 )
+from audit.trail.evidence_event import (
+    EVENTS,
+    NEGATIVE_EVENTS,
+    TERMINAL_EVENTS,
+    EvidenceEvent,
+    SignedEvent,
+    delivery_record,
+    events_of_records,
+    new_evidence_id,
+    order_chain,
+    sign_event,
+)
 from audit.trail.jetstream import DEFAULT_STREAM, JetStreamAuditSink
 from audit.trail.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
 from audit.trail.record import AuditRecord, new_record_id
@@ -52,6 +66,16 @@ from audit.trail.subjects import (
 )
 
 __all__ = [
+    "EVENTS",
+    "NEGATIVE_EVENTS",
+    "TERMINAL_EVENTS",
+    "EvidenceEvent",
+    "SignedEvent",
+    "delivery_record",
+    "events_of_records",
+    "new_evidence_id",
+    "order_chain",
+    "sign_event",
     "ARCHIVE_STREAM",
     "ARCHIVE_SUBJECTS",
     "ArchivedPayload",
