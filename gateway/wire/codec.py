@@ -37,6 +37,7 @@ KeyLookup = Callable[[str, str], Any]
 
 _ALG_TO_PB = {"ES256": pb.SIGNATURE_ALGORITHM_ES256, "EdDSA": pb.SIGNATURE_ALGORITHM_EDDSA}
 _PB_TO_ALG = {v: k for k, v in _ALG_TO_PB.items()}
+_KINDS = frozenset(int(k) for k in FrameKind)
 
 
 def envelope_to_pb(env: Envelope) -> pb.Envelope:
@@ -107,7 +108,7 @@ def _header_to_pb(h: Header) -> pb.Header:
 
 
 def _header_from_pb(p: pb.Header) -> Header:
-    if p.kind not in (1, 2, 3, 4):
+    if p.kind not in _KINDS:
         raise MessageMalformed(f"header of message {p.message_id!r} has unknown kind {p.kind}")
     enc = None
     if p.HasField("encryption"):

@@ -26,6 +26,9 @@ class FrameKind(enum.IntEnum):
     RESPONSE = 2
     STREAM_DATA = 3
     STREAM_END = 4
+    # Registered delivery (issue 14): a stored message, and one relay attempt of it.
+    DELIVERY = 5
+    RELAY = 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ class MessageKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MESSAGE_KIND_RESPONSE: _ClassVar[MessageKind]
     MESSAGE_KIND_STREAM_DATA: _ClassVar[MessageKind]
     MESSAGE_KIND_STREAM_END: _ClassVar[MessageKind]
+    MESSAGE_KIND_DELIVERY: _ClassVar[MessageKind]
+    MESSAGE_KIND_RELAY: _ClassVar[MessageKind]
 
 class SignatureAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -25,6 +27,8 @@ MESSAGE_KIND_REQUEST: MessageKind
 MESSAGE_KIND_RESPONSE: MessageKind
 MESSAGE_KIND_STREAM_DATA: MessageKind
 MESSAGE_KIND_STREAM_END: MessageKind
+MESSAGE_KIND_DELIVERY: MessageKind
+MESSAGE_KIND_RELAY: MessageKind
 SIGNATURE_ALGORITHM_UNSPECIFIED: SignatureAlgorithm
 SIGNATURE_ALGORITHM_ES256: SignatureAlgorithm
 SIGNATURE_ALGORITHM_EDDSA: SignatureAlgorithm

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class AcceptanceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCEPTANCE_MODE_UNSPECIFIED: _ClassVar[AcceptanceMode]
+    ACCEPTANCE_MODE_HANDOVER: _ClassVar[AcceptanceMode]
+    ACCEPTANCE_MODE_ACCEPT_REJECT: _ClassVar[AcceptanceMode]
+ACCEPTANCE_MODE_UNSPECIFIED: AcceptanceMode
+ACCEPTANCE_MODE_HANDOVER: AcceptanceMode
+ACCEPTANCE_MODE_ACCEPT_REJECT: AcceptanceMode
 
 class GatewayInfo(_message.Message):
     __slots__ = ("id", "peer_address", "tls_certificate_sha256")
@@ -60,8 +70,26 @@ class GroupInfo(_message.Message):
     members: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class MailboxInfo(_message.Message):
+    __slots__ = ("subsystem", "message_types", "file_descriptor_set", "document_content_types", "require_encryption", "acceptance", "acceptance_window_ms")
+    SUBSYSTEM_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_CONTENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    subsystem: str
+    message_types: _containers.RepeatedScalarFieldContainer[str]
+    file_descriptor_set: bytes
+    document_content_types: _containers.RepeatedScalarFieldContainer[str]
+    require_encryption: bool
+    acceptance: AcceptanceMode
+    acceptance_window_ms: int
+    def __init__(self, subsystem: _Optional[str] = ..., message_types: _Optional[_Iterable[str]] = ..., file_descriptor_set: _Optional[bytes] = ..., document_content_types: _Optional[_Iterable[str]] = ..., require_encryption: _Optional[bool] = ..., acceptance: _Optional[_Union[AcceptanceMode, str]] = ..., acceptance_window_ms: _Optional[int] = ...) -> None: ...
+
 class ConfigurationDocument(_message.Message):
-    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials")
+    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials", "mailboxes")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +100,7 @@ class ConfigurationDocument(_message.Message):
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     REVOKED_SERIALS_FIELD_NUMBER: _ClassVar[int]
+    MAILBOXES_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     instance: str
     serial: int
@@ -82,7 +111,8 @@ class ConfigurationDocument(_message.Message):
     services: _containers.RepeatedCompositeFieldContainer[ServiceInfo]
     groups: _containers.RepeatedCompositeFieldContainer[GroupInfo]
     revoked_serials: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ...) -> None: ...
+    mailboxes: _containers.RepeatedCompositeFieldContainer[MailboxInfo]
+    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ..., mailboxes: _Optional[_Iterable[_Union[MailboxInfo, _Mapping]]] = ...) -> None: ...
 
 class SignedConfiguration(_message.Message):
     __slots__ = ("document", "signature", "key_id")
