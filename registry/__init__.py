@@ -8,6 +8,7 @@ from registry.anchor import Anchor, load_anchor
 from registry.authority import RegistryAuthority
 from registry.configuration import (
     GatewayView,
+    MailboxView,
     MemberView,
     MethodShape,
     ServiceView,
@@ -15,6 +16,7 @@ from registry.configuration import (
     describe_service,
     verify_configuration,
 )
+from registry.mailboxes import DOCUMENT_TYPE, AcceptanceMode
 from registry.publisher import ConfigurationPublisher
 from registry.server import RegistryServer
 from registry.source import (
@@ -28,6 +30,8 @@ from registry.source import (
 )
 
 __all__ = [
+    "DOCUMENT_TYPE",
+    "AcceptanceMode",
     "KV_BUCKET",
     "KV_KEY",
     "Anchor",
@@ -36,6 +40,7 @@ __all__ = [
     "ConfigurationSource",
     "FileConfigurationSource",
     "GatewayView",
+    "MailboxView",
     "MemberView",
     "MethodShape",
     "NatsConfigurationSource",

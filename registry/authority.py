@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -47,7 +47,8 @@ from crossway.security.tokens import jwk_thumbprint
 from registry.anchor import Anchor, registry_key_id
 from registry.configuration import describe_service
 from registry.document import build_document, sign_document
-from registry.store import CertificateRecord, RegistryStore
+from registry.mailboxes import AcceptanceMode, validate_mailbox
+from registry.store import CertificateRecord, MailboxRecord, RegistryStore
 
 __all__ = ["PASSPHRASE_ENV", "RegistryAuthority", "passphrase_from_env"]
 
@@ -223,6 +224,33 @@ class RegistryAuthority:
                 hint="build it with `protoc --include_imports --descriptor_set_out=FILE`",
             ) from exc
         self.store.add_service(service, file_descriptor_set, require_encryption)
+
+    def set_mailbox(
+        self,
+        subsystem: SubsystemId,
+        *,
+        message_types: Sequence[str] = (),
+        file_descriptor_set: bytes = b"",
+        document_content_types: Sequence[str] = (),
+        require_encryption: bool = False,
+        acceptance: AcceptanceMode = AcceptanceMode.HANDOVER,
+        acceptance_window_ms: int = 0,
+    ) -> None:
+        """Give ``subsystem`` a mailbox for registered delivery (or reconfigure it)."""
+        validate_mailbox(
+            subsystem, message_types, file_descriptor_set, document_content_types, acceptance, acceptance_window_ms
+        )
+        self.store.put_mailbox(
+            MailboxRecord(
+                subsystem,
+                tuple(sorted(set(message_types))),
+                file_descriptor_set if message_types else b"",
+                tuple(document_content_types),
+                require_encryption,
+                acceptance.value,
+                acceptance_window_ms if acceptance is AcceptanceMode.ACCEPT_REJECT else 0,
+            )
+        )
 
     def set_encryption_key(self, member: MemberId, x25519_public_raw: bytes) -> None:
         load_x25519_public_raw(x25519_public_raw)  # validates length

@@ -298,6 +298,10 @@ def add_commands(sub: Any) -> None:
 
     _leaf(reg, "list", _list, "list members, services, groups and certificates")
 
+    from registry.mailbox_cli import add_mailbox_commands  # registered delivery (issue 14)
+
+    add_mailbox_commands(reg, _leaf, _open)
+
     p = _leaf(reg, "serve", _serve, "serve GetConfiguration and keep the configuration published")
     p.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT (default: %(default)s)")
     p.add_argument("--nats", help="publish to JetStream KV at this NATS URL")

@@ -26,11 +26,13 @@ from crossway.security.pki import CertificateInfo, cert_fingerprint, inspect_cer
 from crossway.security.tokens import jwk_thumbprint
 from protos.crossway.v1 import registry_pb2
 from registry.anchor import Anchor, load_anchor
+from registry.mailboxes import AcceptanceMode, MailboxView
 
 __all__ = [
     "FORMAT_VERSION",
     "Anchor",
     "GatewayView",
+    "MailboxView",
     "MemberView",
     "MethodShape",
     "ServiceView",
@@ -132,6 +134,7 @@ class VerifiedConfiguration:
     __slots__ = (
         "_by_tls",
         "_groups",
+        "_mailboxes",
         "_members",
         "_providers",
         "_revoked",
@@ -192,6 +195,21 @@ class VerifiedConfiguration:
             for s_text in g.members:
                 groups.setdefault(SubsystemId.parse(s_text), set()).add(g.id)
         self._groups = MappingProxyType({k: frozenset(v) for k, v in groups.items()})
+        # Mailboxes for registered delivery (issue 14), by recipient subsystem.
+        self._mailboxes = MappingProxyType(
+            {
+                SubsystemId.parse(m.subsystem): MailboxView(
+                    SubsystemId.parse(m.subsystem),
+                    frozenset(m.message_types),
+                    m.file_descriptor_set,
+                    tuple(m.document_content_types),
+                    m.require_encryption,
+                    AcceptanceMode(m.acceptance),  # ValueError → a malformed configuration
+                    m.acceptance_window_ms,
+                )
+                for m in doc.mailboxes
+            }
+        )
 
     def __repr__(self) -> str:
         return f"<VerifiedConfiguration {self.instance} serial={self.serial} expires={_iso(self.expires_at_ms)}>"
@@ -221,6 +239,12 @@ class VerifiedConfiguration:
     def signing_key(self, member: MemberId, key_id: str) -> Any | None:
         view = self._members.get(member)
         return None if view is None else view.signing_keys.get(key_id)
+
+    def mailbox(self, subsystem: SubsystemId) -> MailboxView | None:
+        return self._mailboxes.get(subsystem)
+
+    def mailboxes(self) -> tuple[MailboxView, ...]:
+        return tuple(self._mailboxes.values())
 
     def groups_of(self, subsystem: SubsystemId) -> frozenset[str]:
         return self._groups.get(subsystem, frozenset())

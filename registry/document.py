@@ -58,6 +58,16 @@ def build_document(
         )
     for code, subsystems in sorted(store.groups().items()):
         doc.groups.add(id=code, members=[str(s) for s in subsystems])
+    for mailbox in store.mailboxes():
+        doc.mailboxes.add(
+            subsystem=str(mailbox.subsystem),
+            message_types=list(mailbox.message_types),
+            file_descriptor_set=mailbox.file_descriptor_set,
+            document_content_types=list(mailbox.document_content_types),
+            require_encryption=mailbox.require_encryption,
+            acceptance=mailbox.acceptance,
+            acceptance_window_ms=mailbox.acceptance_window_ms,
+        )
     return doc.SerializeToString()
 
 

@@ -18,6 +18,7 @@ from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 __all__ = [
     "CertificateRecord",
     "GatewayRecord",
+    "MailboxRecord",
     "MemberRecord",
     "RegistryStore",
     "ServiceRecord",
@@ -46,6 +47,10 @@ CREATE TABLE IF NOT EXISTS user_token_keys (
     PRIMARY KEY (member, key_id));
 CREATE TABLE IF NOT EXISTS user_token_issuers (
     member TEXT PRIMARY KEY REFERENCES members(id), issuer TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id TEXT PRIMARY KEY REFERENCES subsystems(id), message_types TEXT NOT NULL,
+    file_descriptor_set BLOB NOT NULL, document_content_types TEXT NOT NULL,
+    require_encryption INTEGER NOT NULL, acceptance INTEGER NOT NULL, acceptance_window_ms INTEGER NOT NULL);
 """
 
 
@@ -67,6 +72,19 @@ class ServiceRecord:
     id: ServiceId
     file_descriptor_set: bytes
     require_encryption: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRecord:
+    """A subsystem's mailbox (issue 14); ``acceptance`` is 1 (handover) or 2 (accept/reject)."""
+
+    subsystem: SubsystemId
+    message_types: tuple[str, ...]
+    file_descriptor_set: bytes
+    document_content_types: tuple[str, ...]
+    require_encryption: bool
+    acceptance: int
+    acceptance_window_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +199,42 @@ class RegistryStore:
                 "INSERT INTO services (id, subsystem, file_descriptor_set, require_encryption) VALUES (?, ?, ?, ?)",
                 (str(service), str(service.subsystem), file_descriptor_set, int(require_encryption)),
             )
+
+    def put_mailbox(self, mailbox: MailboxRecord) -> None:
+        """Add a subsystem's mailbox, or replace it (a mailbox is reconfigured, never duplicated)."""
+        self._require("subsystems", str(mailbox.subsystem), "subsystem")
+        with self._tx(f"set the mailbox of {mailbox.subsystem}") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO mailboxes (id, message_types, file_descriptor_set, document_content_types,"
+                " require_encryption, acceptance, acceptance_window_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(mailbox.subsystem),
+                    "\n".join(mailbox.message_types),
+                    mailbox.file_descriptor_set,
+                    "\n".join(mailbox.document_content_types),
+                    int(mailbox.require_encryption),
+                    mailbox.acceptance,
+                    mailbox.acceptance_window_ms,
+                ),
+            )
+
+    def mailboxes(self) -> list[MailboxRecord]:
+        rows = self._db.execute(
+            "SELECT id, message_types, file_descriptor_set, document_content_types, require_encryption,"
+            " acceptance, acceptance_window_ms FROM mailboxes ORDER BY id"
+        ).fetchall()
+        return [
+            MailboxRecord(
+                SubsystemId.parse(i),
+                tuple(t for t in types.split("\n") if t),
+                bytes(fds),
+                tuple(d for d in docs.split("\n") if d),
+                bool(enc),
+                int(mode),
+                int(window),
+            )
+            for i, types, fds, docs, enc, mode, window in rows
+        ]
 
     def set_encryption_key(self, member: MemberId, public_raw: bytes) -> None:
         self._require("members", str(member), "member")
