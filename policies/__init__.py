@@ -4,7 +4,8 @@ Deny by default; ``forbid`` beats ``permit``. Principal = the calling subsystem 
 its registry groups and the provider's local groups); action = the gRPC method; resource =
 the service; context = purpose, end user and claims, time, client attributes. The types live
 in ``crossway.cedarschema``; one action per served method is generated (see ``schema``), so a
-policy naming a method the gateway does not serve is rejected at load time.
+policy naming a method the gateway does not serve is rejected at load time. Messages to a
+mailbox (registered delivery) are decided by ``MessagePolicies`` with ``messages.cedarschema``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from policies.bundle import PolicyBundle, load_policy_dir
 from policies.decision import AccessRequest, Claim, Decision
 from policies.errors import PolicyInvalid
 from policies.formatting import format_policy_dir, format_policy_text
+from policies.messages import MessagePolicies, MessageRequest
 from policies.obligations import Obligations, Quota
 from policies.point import CedarDecisionPoint, DecisionPoint, StaticDecisionPoint
 from policies.schema import action_id, schema_text, service_action_group
@@ -23,6 +25,8 @@ __all__ = [
     "Claim",
     "Decision",
     "DecisionPoint",
+    "MessagePolicies",
+    "MessageRequest",
     "Obligations",
     "PolicyBundle",
     "PolicyInvalid",
