@@ -102,6 +102,7 @@ def test_the_public_api_is_exactly_what_all_declares() -> None:
         "formatting",
         "groups",
         "loading",
+        "messages",
         "obligations",
         "point",
         "schema",
