@@ -41,9 +41,11 @@ from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
 from gateway.client.routing import Router
+from gateway.delivery import DeliveryService, load_delivery_config
 from gateway.health import GatewayHealth
 from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
+from gateway.provider.peers import PeerVerifier
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from gateway.shared.config import GatewayConfig
@@ -103,6 +105,7 @@ class Gateway:
         self.admin_port = 0
         self._admin: PolicyAdministration | None = None
         self._health: GatewayHealth | None = None
+        self._delivery: DeliveryService | None = None
         self.nats_url = ""
 
     async def start(self) -> None:
@@ -235,8 +238,12 @@ class Gateway:
             except CrosswayError:
                 return False  # the unary handler reports the error properly (and audits it)
 
+        # Registered delivery (issue 14): a room of its own, its handlers ahead of the catch-all proxy.
+        self._delivery = await self._start_delivery(ctx, callers, encryption_key, tls_key_pem, tls_cert_pem)
         self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
+        if self._delivery is not None:
+            self._client_server.add_generic_rpc_handlers([self._delivery.client_handler])
         meta = MetaServices(ctx, client, callers)
         self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta)])
         server_pair = [(tls_key_pem, tls_cert_pem)]
@@ -253,6 +260,8 @@ class Gateway:
         self._peer_server = grpc.aio.server(options=_SERVER_OPTIONS)
         self._peer_handler = PeerPortHandler(provider)
         self._peer_server.add_generic_rpc_handlers([self._peer_handler])
+        if self._delivery is not None:
+            self._peer_server.add_generic_rpc_handlers([self._delivery.peer_handler])
         self.peer_port = self._peer_server.add_secure_port(
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
@@ -260,6 +269,25 @@ class Gateway:
         await self._peer_server.start()
         await self._client_server.start()
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
+
+    async def _start_delivery(
+        self, ctx: GatewayContext, callers: CallerAuthenticator, encryption_key: Any, key_pem: bytes, cert_pem: bytes
+    ) -> DeliveryService | None:
+        config = load_delivery_config(self.config.source)
+        if not config.enabled:
+            return None
+        service = DeliveryService(
+            ctx,
+            config,
+            self.nats_url,
+            callers=callers,
+            peers=PeerVerifier(),
+            encryption_key=encryption_key,
+            tls_key_pem=key_pem,
+            tls_cert_pem=cert_pem,
+        )
+        await service.start()
+        return service
 
     def _replay_guard(self) -> ReplayGuard:
         # Worker processes share the peer port: a replayed message may reach any of them, so
@@ -338,6 +366,8 @@ class Gateway:
         for server in (self._client_server, self._peer_server):
             if server is not None:
                 await server.stop(grace_s)
+        if self._delivery is not None:
+            await self._delivery.aclose()  # its workers stop; what they held comes back after the ack wait
         if self._admin is not None:
             await self._admin.aclose(grace_s)
         for adapter in self._adapters.values():

@@ -28,6 +28,13 @@ from audit.trail.archiver import MemoryArchiveDelivery, PayloadArchiver
 from audit.trail.checkpoint import Checkpoint, Cosignature, cosign, sign_checkpoint, verify_checkpoint
 from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer, ensure_checkpoint_stream
 from audit.trail.count import count_stream_records, fetch_records
+from audit.trail.delivery_bundle import (
+    TIMELINE_FORMAT,
+    TimelineReport,
+    build_timeline_bundle,
+    check_certificates,
+    verify_timeline_bundle,
+)
 from audit.trail.errors import (
     AuditError,
     AuditForbidden,
@@ -66,6 +73,11 @@ from audit.trail.subjects import (
 )
 
 __all__ = [
+    "TIMELINE_FORMAT",
+    "TimelineReport",
+    "build_timeline_bundle",
+    "check_certificates",
+    "verify_timeline_bundle",
     "EVENTS",
     "NEGATIVE_EVENTS",
     "TERMINAL_EVENTS",

@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,8 @@ class Federation:
         workers: int = 1,
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
+        customize_registry: Callable[[RegistryAuthority], None] | None = None,
+        customize_gateway: Callable[[Agency], str] | None = None,
     ) -> None:
         self.workdir = workdir
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
@@ -146,6 +149,10 @@ class Federation:
         # registry, so providers can verify them (a different key from the IdP's caller tokens).
         self.user_token_key = generate_signing_key("ES256")
         self.calls_log = workdir / "backend-calls.jsonl"
+        # Hooks (registered delivery, issue 14): more registry entries (mailboxes), and more of a
+        # gateway's TOML (its return value, appended) and files, written before the gateway starts.
+        self._customize_registry = customize_registry
+        self._customize_gateway = customize_gateway
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,6 +176,12 @@ class Federation:
         self._write_tax_gateway()
         self._write_population_gateway()
         self._write_business_gateway()
+        if self._customize_gateway is not None:
+            for agency in self.agencies:
+                assert agency.config_path is not None
+                extra = self._customize_gateway(agency)
+                if extra:
+                    agency.config_path.write_text(agency.config_path.read_text() + "\n" + extra)
         await asyncio.gather(*(self._start_gateway(agency) for agency in self.agencies))
         # Now that the OS gave the peer ports, publish where the gateways are.
         for agency in self.agencies:
@@ -251,6 +264,8 @@ class Federation:
         if self.business is not None:
             for service in (BUSINESS_SERVICE, ARCHIVE_SERVICE):
                 authority.add_service(service, business_descriptor_set(), self.require_encryption)
+        if self._customize_registry is not None:
+            self._customize_registry(authority)
 
     # -- gateways ----------------------------------------------------------------------------
 
