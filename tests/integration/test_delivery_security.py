@@ -86,7 +86,9 @@ def _request(peer: PeerClient, envelope: Envelope, frame: SignedFrame) -> dpb.Re
 async def _relay(peer: PeerClient, request: dpb.RelayRequest) -> list[SignedEvent]:
     async with peer.channel() as channel:
         call = channel.unary_unary(
-            RELAY, request_serializer=dpb.RelayRequest.SerializeToString, response_deserializer=dpb.RelayReply.FromString
+            RELAY,
+            request_serializer=dpb.RelayRequest.SerializeToString,
+            response_deserializer=dpb.RelayReply.FromString,
         )
         reply = await call(request, timeout=10)
     return events_from_pb(reply.events)
