@@ -86,7 +86,7 @@ class Mailboxes:
         self._book = book
         self._config = config
         self._encryption_key = encryption_key
-        self._subs: dict[SubsystemId, object] = {}
+        self._subs: dict[SubsystemId, tuple[int, object]] = {}
         self._pending: dict[str, Msg] = {}
         self._lock = asyncio.Lock()
 
@@ -96,15 +96,17 @@ class Mailboxes:
 
     async def _sub(self, mailbox: SubsystemId) -> object:
         async with self._lock:
-            sub = self._subs.get(mailbox)
-            if sub is None:
-                sub = await self._store.consumer(
-                    INBOX_STREAM,
-                    self._names.mailbox_consumer(mailbox),
-                    self._names.inbox(mailbox),
-                    ack_wait_s=self._config.handover_ack_wait_s,
-                )
-                self._subs[mailbox] = sub
+            generation = self._store.generation
+            known = self._subs.get(mailbox)
+            if known is not None and known[0] == generation:
+                return known[1]
+            sub = await self._store.consumer(
+                INBOX_STREAM,
+                self._names.mailbox_consumer(mailbox),
+                self._names.inbox(mailbox),
+                ack_wait_s=self._config.handover_ack_wait_s,
+            )
+            self._subs[mailbox] = (generation, sub)
             return sub
 
     async def receive(self, mailbox: SubsystemId, max_messages: int, wait_ms: int) -> AsyncIterator[Delivered]:

@@ -57,6 +57,9 @@ class DeliveryStore:
         self.js: JetStreamContext | None = None
         self.states: StateStore | None = None
         self.ready = asyncio.Event()
+        # Bumped on every reconnect: pull subscriptions are bound again rather than trusted to
+        # have survived a server restart.
+        self.generation = 0
 
     async def start(self) -> None:
         """Connect (retrying until NATS answers) and make sure the streams and bucket exist."""
@@ -152,6 +155,7 @@ class DeliveryStore:
         log.warning("delivery: NATS connection lost; retrying")
 
     async def _on_reconnected(self) -> None:
+        self.generation += 1
         log.info("delivery: NATS connection back")
 
     async def aclose(self) -> None:

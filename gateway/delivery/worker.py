@@ -87,6 +87,8 @@ class PullWorker:
                         task = asyncio.create_task(self._one(msg))
                         self._tasks.add(task)
                         task.add_done_callback(self._done)
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()  # reconnected: bind again
             except asyncio.CancelledError:
                 raise
             except NATS_ERRORS as exc:

@@ -157,3 +157,26 @@ def tax_mail(fed: Federation) -> Mail:
 
 def population_mail(fed: Federation, subsystem: SubsystemId = MAILBOX) -> Mail:
     return Mail(fed, fed.population, subsystem)
+
+
+async def restart_gateway(fed: Federation, agency: Agency, *, kill: bool = True, down_s: float = 0.0) -> None:
+    """Stop a gateway (SIGKILL, or SIGTERM and drain), wait ``down_s``, start it again on the same
+    client and peer ports (so the registry's address stays right)."""
+    import asyncio
+
+    assert agency.process is not None and agency.config_path is not None
+    if kill:
+        agency.process.kill()
+    await agency.process.stop()
+    pin_ports(agency)
+    if down_s:
+        await asyncio.sleep(down_s)
+    await fed._start_gateway(agency)
+
+
+def pin_ports(agency: Agency) -> None:
+    assert agency.config_path is not None
+    text = agency.config_path.read_text()
+    text = text.replace('client = "127.0.0.1:0"', f'client = "127.0.0.1:{agency.client_port}"', 1)
+    text = text.replace('peer = "127.0.0.1:0"', f'peer = "127.0.0.1:{agency.peer_port}"', 1)
+    agency.config_path.write_text(text)
