@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from audit.index.delivery_cli import delivery_evidence, is_delivery, verify_delivery_file
 from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
 from audit.index.store import Filters, IndexStore, open_store
@@ -299,7 +300,10 @@ def _pages(store: IndexStore, filters: Filters, page: int = 10_000) -> Iterator[
 def _evidence(args: argparse.Namespace) -> int:
     store = open_store(args.index)
     try:
-        data = build_evidence(store, args.message_id, _cosigners(args.anchor), _tsa_roots(args.tsa_ca))
+        if is_delivery(store, args.message_id):  # a registered delivery: its own bundle (issue 14)
+            data = delivery_evidence(store, args, _cosigners(args.anchor))
+        else:
+            data = build_evidence(store, args.message_id, _cosigners(args.anchor), _tsa_roots(args.tsa_ca))
     finally:
         store.close()
     Path(args.output).write_bytes(data)
@@ -310,9 +314,11 @@ def _evidence(args: argparse.Namespace) -> int:
 def _verify_evidence(args: argparse.Namespace) -> int:
     anchor = load_anchor(Path(args.anchor)).public_key if args.anchor else None
     roots = _tsa_roots(args.tsa_ca) if args.tsa_ca else None
-    report = verify_evidence(
-        Path(args.file).read_bytes(), anchor, tsa_roots=roots, require_timestamp=args.require_timestamp
-    )
+    data = Path(args.file).read_bytes()
+    delivered = verify_delivery_file(data, args)  # a registered delivery's bundle (issue 14)
+    if delivered is not None:
+        return delivered
+    report = verify_evidence(data, anchor, tsa_roots=roots, require_timestamp=args.require_timestamp)
     sides = ", ".join(sorted(f"{r.side} ({r.gateway})" for r in report.records))
     print(f"evidence intact: message {report.message_id}: {sides}")
     for when in sorted(set(report.timestamps)):

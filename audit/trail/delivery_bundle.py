@@ -9,13 +9,15 @@ trailing newline)::
 
     {"format": …, "sender": …, "message_id": …,
      "events": [<signed event transport JSON>, …],      # in chain order
-     "certificates": {<key id>: <PEM>, …}}               # the issuers' signing certificates
+     "certificates": {<key id>: <PEM>, …},               # the issuers' signing certificates
+     "ca": [<PEM>, …]}                                   # the registry CA(s) that issued them
 
 ``verify_timeline_bundle`` steps, each failing closed with ``EvidenceInvalid``:
 1. the file is canonical JSON of this format with exactly these fields;
-2. each certificate is in canonical PEM, is the one its key id names, names a member (its
-   ``crossway://`` URI) and — when CA certificates are given (the registry's) — was issued by one
-   of them and valid at the time of the events it signed;
+2. the CA certificates are in canonical PEM and self-signed; with a pinned CA fingerprint (the
+   registry anchor's ``ca_sha256``) one of them must be it, else they are trusted as given;
+   each signing certificate is in canonical PEM, is the one its key id names, names a member (its
+   ``crossway://`` URI), and was issued by one of the CAs and valid when its events were signed;
 3. each event decodes strictly, is signed with a certificate of its issuer's member, and verifies;
 4. the events are one chain of this message, listed in chain order.
 Changing any byte of the file breaks one of these.
@@ -40,7 +42,7 @@ from crossway.security.signing import PublicSigningKey
 __all__ = ["TIMELINE_FORMAT", "TimelineReport", "build_timeline_bundle", "check_certificates", "verify_timeline_bundle"]
 
 TIMELINE_FORMAT = "crossway.delivery.timeline/v1"
-_FIELDS = {"format", "sender", "message_id", "events", "certificates"}
+_FIELDS = {"format", "sender", "message_id", "events", "certificates", "ca"}
 
 
 def canonical(doc: Any) -> bytes:
@@ -52,10 +54,12 @@ class TimelineReport:
     sender: str
     message_id: str
     events: tuple[SignedEvent, ...]
-    ca_checked: bool  # False: certificates were taken as given (no registry CA supplied)
+    ca_pinned: bool  # False: the bundle's CA was trusted as given (no anchor pinned)
 
 
-def build_timeline_bundle(events: Sequence[SignedEvent], certificates: Mapping[str, str]) -> bytes:
+def build_timeline_bundle(
+    events: Sequence[SignedEvent], certificates: Mapping[str, str], ca_certificates: Sequence[x509.Certificate]
+) -> bytes:
     """``certificates``: key id → PEM of each issuer's signing certificate (more may be given)."""
     ordered = order_chain(events)
     if not ordered:
@@ -72,8 +76,29 @@ def build_timeline_bundle(events: Sequence[SignedEvent], certificates: Mapping[s
             "message_id": first.message_id,
             "events": [e.to_json() for e in ordered],
             "certificates": {k: certificates[k] for k in sorted(used)},
+            "ca": [cert_to_pem(c).decode() for c in ca_certificates],
         }
     )
+
+
+def _cas(pems: Any, pinned_sha256: str | None) -> list[x509.Certificate]:
+    if not isinstance(pems, list) or not pems:
+        raise EvidenceInvalid("the bundle names no CA")
+    cas = []
+    for pem in pems:
+        try:
+            ca = load_certificate(str(pem).encode())
+            ca.verify_directly_issued_by(ca)
+        except Exception as exc:  # any parse or signature failure: not a CA we can use
+            raise EvidenceInvalid(
+                "a CA certificate in the bundle is not a self-signed certificate that verifies"
+            ) from exc
+        if cert_to_pem(ca).decode() != pem:
+            raise EvidenceInvalid("a CA certificate in the bundle is not in canonical PEM form")
+        cas.append(ca)
+    if pinned_sha256 is not None and pinned_sha256 not in {cert_fingerprint(c) for c in cas}:
+        raise EvidenceInvalid("the bundle's CA is not the one the anchor pins")
+    return cas
 
 
 def check_certificates(
@@ -93,13 +118,12 @@ def check_certificates(
             raise EvidenceInvalid(f"certificate {str(key_id)[:16]}… is stored under another key id")
         if info.member is None:
             raise EvidenceInvalid(f"certificate {str(key_id)[:16]}… names no member")
-        if ca_certificates:
-            for signed in events:
-                if signed.key_id == key_id:
-                    try:
-                        verify_issued_by(certificate, ca_certificates, signed.event.time_ms)
-                    except CrosswayError as exc:
-                        raise EvidenceInvalid(f"certificate {str(key_id)[:16]}…: {exc.message}") from exc
+        for signed in events:
+            if signed.key_id == key_id:
+                try:
+                    verify_issued_by(certificate, ca_certificates, signed.event.time_ms)
+                except CrosswayError as exc:
+                    raise EvidenceInvalid(f"certificate {str(key_id)[:16]}…: {exc.message}") from exc
         public: PublicSigningKey = certificate.public_key()  # type: ignore[assignment]
         out[str(key_id)] = (str(info.member), public)
     return out
@@ -118,7 +142,7 @@ def verify_events(events: Sequence[SignedEvent], keys: Mapping[str, tuple[str, P
         signed.verify(key)
 
 
-def verify_timeline_bundle(data: bytes, ca_certificates: Sequence[x509.Certificate] = ()) -> TimelineReport:
+def verify_timeline_bundle(data: bytes, pinned_ca_sha256: str | None = None) -> TimelineReport:
     # 1. canonical, this format, these fields
     try:
         doc = json.loads(data)
@@ -133,8 +157,8 @@ def verify_timeline_bundle(data: bytes, ca_certificates: Sequence[x509.Certifica
     events = [SignedEvent.from_json(str(e)) for e in doc["events"]]
     if not events:
         raise EvidenceInvalid("the bundle holds no events")
-    # 2. certificates; 3. signatures
-    keys = check_certificates(doc["certificates"], events, ca_certificates)
+    # 2. the CA, the certificates; 3. signatures
+    keys = check_certificates(doc["certificates"], events, _cas(doc["ca"], pinned_ca_sha256))
     if set(keys) != {e.key_id for e in events}:
         raise EvidenceInvalid("the bundle's certificates are not exactly the events' signing keys")
     verify_events(events, keys)
@@ -144,4 +168,4 @@ def verify_timeline_bundle(data: bytes, ca_certificates: Sequence[x509.Certifica
     first = events[0].event
     if (first.sender, first.message_id) != (doc["sender"], doc["message_id"]):
         raise EvidenceInvalid("the events are not of the message the bundle names")
-    return TimelineReport(first.sender, first.message_id, tuple(events), bool(ca_certificates))
+    return TimelineReport(first.sender, first.message_id, tuple(events), pinned_ca_sha256 is not None)

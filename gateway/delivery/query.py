@@ -91,7 +91,7 @@ class Queries:
         for member in config.members():
             for key_id, info in member.signing_certificates.items():
                 pems[key_id] = cert_to_pem(x509.load_der_x509_certificate(info.der)).decode()
-        return build_timeline_bundle(list(state.events), pems)
+        return build_timeline_bundle(list(state.events), pems, config.ca_certificates)
 
     async def report(self, caller: SubsystemId, overdue_before_ms: int) -> list[ReportRow]:
         """Counts per role; overdue = not ended and submitted before ``overdue_before_ms``."""

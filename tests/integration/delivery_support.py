@@ -49,7 +49,7 @@ def customize_registry(authority: RegistryAuthority) -> None:
         document_content_types=["text/plain"],
         require_encryption=True,
         acceptance=AcceptanceMode.ACCEPT_REJECT,
-        acceptance_window_ms=4_000,
+        acceptance_window_ms=6_000,
     )
 
 
