@@ -29,6 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from crossway.demo.cli import add_commands as add_demo
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
+    from gateway.delivery.cli import add_commands as add_mail
     from registry.cli import add_commands as add_registry
 
     add_registry(sub)
@@ -36,6 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_policy(sub)
     add_demo(sub)
     add_audit(sub)
+    add_mail(sub)
     return parser
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from delivery_support import CONSENT_BOX, Mail, delivery_federation, population_mail, tax_mail
+from delivery_support import CONSENT_BOX, MAILBOX, Mail, delivery_federation, population_mail, tax_mail
 
 from audit.index import AuditIndexer, open_store
 from audit.index.delivery_evidence import verify_delivery_evidence
@@ -284,3 +284,63 @@ async def test_the_auditors_bundle_proves_every_event_in_both_logs_and_any_chang
             verify_delivery_evidence(bytes(altered), key)
     bundle.write_bytes(data[:-2] + b" \n")
     assert _cli("verify-evidence", str(bundle), "--anchor", anchor).returncode == 1
+
+
+def _profile(fed: Federation, directory: Path, mail: Mail) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "client.port").write_text(str(mail._agency.client_port))
+    (directory / "ca.pem").write_bytes(fed.ca_pem)
+    (directory / "token.jwt").write_text(dict(mail.md)["authorization"].split(" ", 1)[1])
+    return directory
+
+
+def _mail(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "crossway.cli", "mail", "--profile", str(profile), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_the_mail_cli_sends_receives_follows_exports_and_reports(
+    fed: Federation, tax: Mail, population: Mail, tmp_path: Path
+) -> None:
+    court, registry = _profile(fed, tmp_path / "tax", tax), _profile(fed, tmp_path / "population", population)
+    note = tmp_path / "note.txt"
+    note.write_text("please appear on 1 March")
+    sent = await asyncio.to_thread(
+        _mail,
+        court,
+        "send",
+        str(MAILBOX),
+        "--id",
+        "cli-1",
+        "--file",
+        str(note),
+        "--purpose",
+        "notice",
+        "--expires-in",
+        "10m",
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "SubmissionAcceptance" in sent.stdout
+    await wait_for_event(tax, "cli-1", "RelayAcceptance")
+    inbox = tmp_path / "inbox"
+    received = await asyncio.to_thread(_mail, registry, "receive", "--save-dir", str(inbox), "--wait", "3s")
+    assert received.returncode == 0, received.stderr
+    assert "ContentHandover" in received.stdout
+    assert (inbox / f"{TAX.replace('/', '_')}__cli-1").read_text() == "please appear on 1 March"
+    await wait_for_event(tax, "cli-1", "ContentHandover")
+    timeline = await asyncio.to_thread(_mail, court, "timeline", TAX, "cli-1")
+    lines = timeline.stdout.splitlines()
+    assert [line.split()[2] for line in lines] == ["SubmissionAcceptance", "RelayAcceptance", "ContentHandover"]
+    exported = tmp_path / "cli-1.json"
+    assert (await asyncio.to_thread(_mail, court, "evidence", TAX, "cli-1", "-o", str(exported))).returncode == 0
+    anchor = str(fed.workdir / "registry" / "anchor.json")
+    checked = await asyncio.to_thread(_cli, "verify-evidence", str(exported), "--anchor", anchor)
+    assert checked.returncode == 0 and "delivery timeline intact" in checked.stdout, checked.stdout + checked.stderr
+    report = await asyncio.to_thread(_mail, court, "report")
+    assert report.returncode == 0 and report.stdout.startswith("sender  EE/GOV/70000001/tax:"), report.stdout
+    refused = await asyncio.to_thread(_mail, court, "send", "EE/GOV/70000001/marketing", "--id", "cli-2", "--text", "x")
+    assert refused.returncode == 1 and "error[mailbox.unknown]" in refused.stderr
