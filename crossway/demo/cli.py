@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crossway.demo.delivery import COURT_AGENCY, MAILBOX, run_delivery_scenario, write_mail_profiles
+from crossway.demo.delivery import customize_gateway as delivery_gateway
+from crossway.demo.delivery import customize_registry as delivery_registry
 from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
 from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
@@ -24,15 +27,23 @@ def _fresh(workdir: Path) -> None:
 
 async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
     _fresh(workdir)
-    print(f"Starting a demo federation in {workdir} (NATS, registry, 3 gateways, a gRPC backend, SAP CAP)…", flush=True)
+    print(f"Starting a demo federation in {workdir} (NATS, registry, 4 gateways, a gRPC backend, SAP CAP)…", flush=True)
 
     def say(line: str) -> None:
         print(line, flush=True)
 
     # The business register's SAP system first: its URL goes into that agency's gateway.
+    # Registered delivery (issue 14): a court with its own gateway, mailboxes at the business register.
     async with (
         CapServer(echo=verbose, tools=tools, say=say) as sap,
-        Federation(workdir, echo=verbose, sap_service_url=sap.service_url) as fed,
+        Federation(
+            workdir,
+            echo=verbose,
+            sap_service_url=sap.service_url,
+            extra_agencies=(COURT_AGENCY,),
+            customize_registry=delivery_registry,
+            customize_gateway=delivery_gateway,
+        ) as fed,
     ):
         print(
             f"  NATS {fed.nats.url} · tax gateway client port {fed.tax.client_port} · "
@@ -41,13 +52,19 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             flush=True,
         )
         result = await run_scenario(fed, lambda line: print(line, flush=True))
+        delivery = await run_delivery_scenario(fed, fed.extra[0], lambda line: print(line, flush=True))
+        result.failures.extend(delivery.failures)
         if not once:
             token_file = workdir / "tax" / "token.jwt"
             token_file.write_text(fed.token(ttl_s=3600))
             (workdir / "tax" / "client.port").write_text(str(fed.tax.client_port))
             (workdir / "tax" / "ca.pem").write_bytes(fed.ca_pem)
+            write_mail_profiles(fed, workdir)
             print("\nThe federation stays up. From another terminal, call it with the backend's own stubs, e.g.:")
             print(f"  .venv/bin/python -m crossway.cli demo call --workdir {workdir} 38001010001")
+            print("or send registered mail as the court, and receive it as the business register:")
+            print(f"  .venv/bin/crossway mail --profile {workdir}/court/profile send {MAILBOX} --id s-1 --text hello")
+            print(f"  .venv/bin/crossway mail --profile {workdir}/business/profile receive")
             print("Press Ctrl-C to stop.", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -56,6 +73,7 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             await stop.wait()
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
+    print(delivery.summary(), flush=True)
     print(result.summary(), flush=True)
     return 0 if result.ok else 1
 

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +114,8 @@ class Federation:
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
         customize_registry: Callable[[RegistryAuthority], None] | None = None,
-        customize_gateway: Callable[[Agency], str] | None = None,
+        customize_gateway: Callable[[Federation, Agency], str] | None = None,
+        extra_agencies: Sequence[tuple[MemberId, str, str]] = (),
     ) -> None:
         self.workdir = workdir
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
@@ -153,6 +154,9 @@ class Federation:
         # gateway's TOML (its return value, appended) and files, written before the gateway starts.
         self._customize_registry = customize_registry
         self._customize_gateway = customize_gateway
+        # More agencies, each a member with a gateway of its own: (member, name, directory name).
+        self.extra = tuple(Agency(m, m.gateway("gw1"), workdir / d) for m, _, d in extra_agencies)
+        self._extra_names = {m: name for m, name, _ in extra_agencies}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -176,10 +180,13 @@ class Federation:
         self._write_tax_gateway()
         self._write_population_gateway()
         self._write_business_gateway()
+        for agency in self.extra:
+            agency.config_path = agency.directory / "gateway.toml"
+            agency.config_path.write_text(self._common_config(agency))
         if self._customize_gateway is not None:
             for agency in self.agencies:
                 assert agency.config_path is not None
-                extra = self._customize_gateway(agency)
+                extra = self._customize_gateway(self, agency)
                 if extra:
                     agency.config_path.write_text(agency.config_path.read_text() + "\n" + extra)
         await asyncio.gather(*(self._start_gateway(agency) for agency in self.agencies))
@@ -231,7 +238,7 @@ class Federation:
 
     @property
     def agencies(self) -> tuple[Agency, ...]:
-        return (self.tax, self.population) + ((self.business,) if self.business is not None else ())
+        return (self.tax, self.population) + ((self.business,) if self.business is not None else ()) + self.extra
 
     # -- registry admission ------------------------------------------------------------------
 
@@ -251,6 +258,8 @@ class Federation:
             authority.add_member(BUSINESS, "Business Register")
             authority.add_subsystem(BUSINESS_SERVICE.subsystem)
             authority.add_subsystem(ARCHIVE_SERVICE.subsystem)
+        for agency in self.extra:
+            authority.add_member(agency.member, self._extra_names[agency.member])
         for agency in self.agencies:
             # A placeholder address until the gateway is up and the OS has given it a port.
             authority.add_gateway(agency.gateway, "127.0.0.1:9")

@@ -53,17 +53,17 @@ def customize_registry(authority: RegistryAuthority) -> None:
     )
 
 
-def make_customize_gateway(fed_ref: list[Federation], **delivery: Any) -> Any:
+def make_customize_gateway(**delivery: Any) -> Any:
     settings = {"ack_wait_s": 4, "backoff_s": 0.2, "backoff_max_s": 2, "handover_ack_wait_s": 5, **delivery}
     lines = "".join(f"{k} = {v}\n" for k, v in settings.items())
 
-    def customize(agency: Agency) -> str:
+    def customize(fed: Federation, agency: Agency) -> str:
         text = "[delivery]\n" + lines
         if agency.member == POPULATION:
             policies = agency.directory / "policies" / "delivery"
             policies.mkdir(parents=True, exist_ok=True)
             (policies / "delivery.cedar").write_text(POLICY)
-            save_pem(agency.directory / "idp.pub", fed_ref[0].idp_key.public_key())
+            save_pem(agency.directory / "idp.pub", fed.idp_key.public_key())
             text += 'policy_dir = "policies/delivery"\n'
             text += (
                 f'\n[client_auth.jwt]\nissuer = "https://idp.tax.example"\n'
@@ -75,15 +75,12 @@ def make_customize_gateway(fed_ref: list[Federation], **delivery: Any) -> Any:
 
 
 def delivery_federation(workdir: Path, **delivery: Any) -> Federation:
-    ref: list[Federation] = []
-    fed = Federation(
+    return Federation(
         workdir,
         span_flush_ms=200,
         customize_registry=customize_registry,
-        customize_gateway=make_customize_gateway(ref, **delivery),
+        customize_gateway=make_customize_gateway(**delivery),
     )
-    ref.append(fed)
-    return fed
 
 
 class Mail:

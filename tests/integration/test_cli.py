@@ -21,6 +21,7 @@ def test_demo_once_runs_the_whole_scenario_and_prints_the_summary(tmp_path: Path
         "  ✔ GetCompany → SAP read by key: Tallinna Vesi AS, registry code 10000001, share capital 20000000.00 EUR"
         in lines
     )
+    assert lines[-2] == "delivery: 3 messages, 1 handed over, 1 refused, 1 expired, 8 evidence events verified"
     assert lines[-1] == "demo: 7 exchanges, 6 allowed, 1 denied, 14 audit records"
 
 
