@@ -102,7 +102,16 @@ class PullWorker:
         self._tasks.discard(task)
         self._slot.set()
 
+    async def _heartbeat(self, msg: Msg) -> None:
+        """Long work (an attachment streaming): tell JetStream we are on it, so the message is not
+        handed to another worker meanwhile (``+WPI`` resets the ack wait)."""
+        while True:
+            await asyncio.sleep(max(0.5, self._ack_wait_s / 3))
+            with contextlib.suppress(*NATS_ERRORS):
+                await msg.in_progress()
+
     async def _one(self, msg: Msg) -> None:
+        beat = asyncio.create_task(self._heartbeat(msg))
         try:
             delay = await self._handler(msg)
         except asyncio.CancelledError:
@@ -113,6 +122,8 @@ class PullWorker:
         except Exception:
             log.exception("delivery %s: handling a message failed; it will be retried", self.name)
             delay = 1.0
+        finally:
+            beat.cancel()
         try:
             if delay is None:
                 await msg.ack()
