@@ -123,6 +123,15 @@ def format_table(doc: dict[str, Any]) -> str:
             f"stream {stream['bytes'] / (1 << 20):.0f} MiB through both gateways: {stream['mib_per_s']:.1f} MiB/s; "
             f"RSS growth {growth}"
         )
+    delivery = doc.get("delivery")
+    if delivery:
+        mine, bare = delivery["crossway_send_to_handover"], delivery["jetstream_publish_consume"]
+        lines.append(
+            f"delivery, Send → ContentHandover, {doc.get('settings', {}).get('in_flight', '64')} in flight: "
+            f"{mine['messages_per_s']:,.0f} messages/s (p50 {mine['p50_ms']:.0f} / p99 {mine['p99_ms']:.0f} ms); "
+            f"bare JetStream publish+consume {bare['messages_per_s']:,.0f} messages/s "
+            f"(p50 {bare['p50_ms']:.1f} ms); ratio {delivery['ratio']:.3f}"
+        )
     lines.extend(_cpu_budget(doc))
     policy, audit = doc.get("policy"), doc.get("audit_publish")
     if policy:

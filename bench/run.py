@@ -4,7 +4,8 @@ Order of work: the in-process micro-benchmarks (policy decisions, audit publishi
 demo federation hosting the three paths measured in interleaved rounds (direct, proxy chain,
 crossway, repeated ``runs`` times, so drift on a shared machine hits all three alike), the
 100 MiB stream, and the audit count; then a second federation whose gateways run several worker
-processes, to show how a gateway scales over cores.
+processes, to show how a gateway scales over cores; then registered delivery (Send to
+ContentHandover) beside bare JetStream publish-and-consume, in a third.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from audit.trail import count_stream_records
 from bench.audit_publish import measure as measure_audit
+from bench.delivery import measure as measure_delivery
 from bench.measure import RunResult, median_run, run_load
 from bench.pipeline import measure as measure_pipeline
 from bench.policy_decisions import measure as measure_policy
@@ -165,6 +167,16 @@ async def run_bench(s: BenchSettings) -> dict[str, Any]:
         await _paths(s, Path(tmp), doc)
         if s.workers > 1:
             await _workers(s, Path(tmp), doc)
+        # Registered delivery (issue 14), next to bare JetStream in the same run.
+        delivery = await measure_delivery(
+            Path(tmp) / "federation-delivery",
+            in_flight=s.in_flight,
+            payload_bytes=s.payload_bytes,
+            warmup_s=s.warmup_s,
+            window_s=s.window_s,
+            runs=s.runs,
+        )
+        doc["delivery"] = delivery.as_json()
     doc["ratio_crossway_to_proxy_chain"] = round(doc["crossway"]["calls_per_s"] / doc["proxy_chain"]["calls_per_s"], 3)
     doc["ratio_crossway_to_direct"] = round(doc["crossway"]["calls_per_s"] / doc["direct"]["calls_per_s"], 3)
     doc["cpu_budget"] = cpu_budget(doc)

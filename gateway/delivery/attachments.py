@@ -132,7 +132,7 @@ class AttachmentStore:
 
     async def _put(self, scope: str, stored: StoredAttachment) -> None:
         assert self._store.states is not None
-        kv = self._store.states._kv  # the same bucket: one place holds a gateway's delivery state
+        kv = self._store.states.kv  # the same bucket: one place holds a gateway's delivery state
         await kv.put(self._key(scope, stored.info.attachment_id), stored.to_json())
 
     async def stored(self, owner: SubsystemId | str, attachment_id: str) -> StoredAttachment | None:
@@ -140,7 +140,7 @@ class AttachmentStore:
             return None
         assert self._store.states is not None
         try:
-            entry = await self._store.states._kv.get(self._key(self._scope_of(owner), attachment_id))
+            entry = await self._store.states.kv.get(self._key(self._scope_of(owner), attachment_id))
         except nats.js.errors.KeyNotFoundError:
             return None
         return None if entry.value is None else StoredAttachment.from_json(entry.value)

@@ -57,12 +57,11 @@ class EvidenceForwarder:
         states = self._store.states
         assert states is not None
         now = self._ctx.clock.now_ms()
-        current = await states.get(key)
-        if current is None:
+        state = await states.settled(key, lambda s: s.has(evidence_id))
+        if state is None:
             return None
-        state, _ = current
         if not state.has(evidence_id):
-            return None if now - at_ms > _ORPHAN_MS else 1.0
+            return None if now - at_ms > _ORPHAN_MS else 0.5
         config = self._ctx.config()
         sender = SubsystemId.parse(state.sender)
         member = config.member(sender.member)

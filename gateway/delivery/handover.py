@@ -23,7 +23,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import nats.errors
 from nats.aio.msg import Msg
 
 from audit.trail import EvidenceEvent, SignedEvent
@@ -36,7 +35,7 @@ from gateway.delivery.message import AttachmentInfo, StoredHeaders, delivery_key
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
 from gateway.delivery.subjects import INBOX_STREAM, Names
-from gateway.delivery.worker import PullWorker
+from gateway.delivery.worker import PullWorker, fetch_some
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import decode_envelope, open_envelope
 from gateway.wire.frames import SignedFrame
@@ -45,7 +44,7 @@ __all__ = ["Delivered", "ExpiryWorker", "Mailboxes"]
 
 log = logging.getLogger(__name__)
 
-_WAIT_FOR_STATE_S = 2.0
+_WAIT_FOR_STATE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +116,11 @@ class Mailboxes:
         count = 0
         limit = max(1, min(max_messages or 100, 1000))
         while count < limit:
-            remaining = deadline - loop.time()
-            try:
-                msgs = await sub.fetch(batch=min(limit - count, 32), timeout=max(0.05, remaining))  # type: ignore[attr-defined]
-            except (nats.errors.TimeoutError, TimeoutError):
-                msgs = []
+            # Wait (up to wait_ms) only for the first message; then take what is there and end.
+            remaining = deadline - loop.time() if count == 0 else 0.0
+            msgs = await fetch_some(sub, min(limit - count, 64), remaining)
             if not msgs:
-                if loop.time() >= deadline:
+                if count or loop.time() >= deadline:
                     return
                 continue
             for msg in msgs:
@@ -145,15 +142,15 @@ class Mailboxes:
         skey = self._names.state_key("in", mailbox, key)
         states = self._store.states
         assert states is not None
-        current = await states.get(skey)
+        found = await states.settled(skey, lambda s: "RelayAcceptance" in s.names or s.terminal)
         now = ctx.clock.now_ms()
-        if current is None or "RelayAcceptance" not in current[0].names:
-            if current is not None and current[0].terminal:
+        if found is None or "RelayAcceptance" not in found.names:
+            if found is not None and found.terminal:
                 await msg.ack()
             else:
                 await msg.nak(delay=_WAIT_FOR_STATE_S)  # its RelayAcceptance is being written
             return None
-        state = current[0]
+        state = found
         if "ContentHandover" in state.names or state.terminal or now >= state.expires_at_ms:
             await msg.ack()  # done, or the expiry worker's to end
             return None

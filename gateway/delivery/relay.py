@@ -100,14 +100,14 @@ class RelayWorker:
         skey = self._names.state_key("out", sender, key)
         states = self._store.states
         assert states is not None
-        current = await states.get(skey)
+        found = await states.settled(skey, lambda s: "SubmissionAcceptance" in s.names)
         now = ctx.clock.now_ms()
         # 1. what is left to do
-        if current is None:
+        if found is None:
             return None
-        state, _ = current
+        state = found
         if "SubmissionAcceptance" not in state.names:
-            return None if now - state.claimed_at_ms > CLAIM_STALE_MS else 1.0
+            return None if now - state.claimed_at_ms > CLAIM_STALE_MS else 0.5
         if state.message_hash != frame.header_hash.hex():
             return None  # a copy from before a taken-over claim
         if state.names & (_ANSWERS | {"RelayFailure"}) or state.terminal:

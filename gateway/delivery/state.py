@@ -14,6 +14,7 @@ append counts as done — an event is never issued twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,7 @@ __all__ = ["MessageState", "StateStore", "status_of"]
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 50
+_CACHE_MAX = 8192
 
 
 def status_of(events: tuple[SignedEvent, ...]) -> str:
@@ -126,6 +128,13 @@ class StateStore:
     def __init__(self, kv: KeyValue, retention_s: float) -> None:
         self._kv = kv
         self._retention_s = retention_s
+        # Decoded states by (key, revision): a value never changes under its revision, and every
+        # worker reads a message's state several times (decoding its events strictly each time).
+        self._decoded: dict[tuple[str, int], MessageState] = {}
+
+    @property
+    def kv(self) -> KeyValue:
+        return self._kv
 
     async def get(self, key: str) -> tuple[MessageState, int] | None:
         try:
@@ -134,7 +143,14 @@ class StateStore:
             return None
         if entry.value is None:
             return None
-        return MessageState.from_json(entry.value), int(entry.revision or 0)
+        revision = int(entry.revision or 0)
+        state = self._decoded.get((key, revision))
+        if state is None:
+            state = MessageState.from_json(entry.value)
+            if len(self._decoded) >= _CACHE_MAX:
+                self._decoded.clear()
+            self._decoded[(key, revision)] = state
+        return state, revision
 
     async def claim(self, key: str, state: MessageState) -> tuple[MessageState, int] | None:
         """Create the state if absent: the new (state, revision), or None when it exists."""
@@ -201,6 +217,25 @@ class StateStore:
                 continue
             return after, fresh
         raise DeliveryBusy(f"message state {key} keeps changing; retry")
+
+    async def settled(
+        self, key: str, ready: Callable[[MessageState], bool], *, wait_s: float = 0.25
+    ) -> MessageState | None:
+        """The state once ``ready`` holds, looking again for up to ``wait_s``: a message is stored
+        (and its job delivered) a moment *before* the evidence that says so is written, by design,
+        so a worker that sees it first waits that moment instead of coming back seconds later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        pause = 0.005
+        while True:
+            current = await self.get(key)
+            state = None if current is None else current[0]
+            if state is not None and ready(state):
+                return state
+            if loop.time() >= deadline:
+                return state
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def keys(self, pattern: str) -> list[str]:
         try:

@@ -15,17 +15,35 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
 
 from gateway.delivery.store import NATS_ERRORS, DeliveryStore
 
-__all__ = ["Handler", "PullWorker", "backoff_delay"]
+__all__ = ["Handler", "PullWorker", "backoff_delay", "fetch_some"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Msg], Awaitable[float | None]]
+
+
+async def fetch_some(sub: Any, limit: int, wait_s: float) -> list[Msg]:
+    """Up to ``limit`` messages: waits up to ``wait_s`` for the first, then takes what is there.
+
+    nats-py's ``fetch(batch=N)`` with fewer than N messages available waits out its whole timeout
+    (its pull request lingers on the server until the batch fills); a batch of one returns on the
+    first message, so: one, then the rest with a timeout of a few milliseconds.
+    """
+    try:
+        msgs: list[Msg] = await sub.fetch(batch=1, timeout=max(0.01, wait_s))
+    except (nats.errors.TimeoutError, TimeoutError):
+        return []
+    if limit > 1:
+        with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
+            msgs += await sub.fetch(batch=limit - 1, timeout=0.005)
+    return msgs
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, limit_s: float | None = None) -> float:
@@ -79,10 +97,7 @@ class PullWorker:
                         self._slot.clear()
                         await self._slot.wait()
                         continue
-                    try:
-                        msgs = await sub.fetch(batch=min(free, 128), timeout=1.0)
-                    except (nats.errors.TimeoutError, TimeoutError):
-                        continue
+                    msgs = await fetch_some(sub, min(free, 128), 1.0)
                     for msg in msgs:
                         task = asyncio.create_task(self._one(msg))
                         self._tasks.add(task)

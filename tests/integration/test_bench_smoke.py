@@ -35,6 +35,9 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
     assert set(doc["latency_1_in_flight"]) == {"direct", "proxy_chain", "crossway"}
     assert all(row["calls_per_s"] > 0 for row in doc["latency_1_in_flight"].values())
     assert doc["audit_count"]["lost"] == 0  # every exchange's two records are in JetStream
+    delivery = doc["delivery"]
+    assert delivery["crossway_send_to_handover"]["messages"] > 0
+    assert delivery["jetstream_publish_consume"]["messages"] > 0
 
 
 async def test_the_pipeline_measurement_runs_a_real_exchange_through_both_pipelines(tmp_path: Path) -> None:
