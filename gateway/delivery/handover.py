@@ -282,7 +282,12 @@ class ExpiryWorker:
         handover = state.event("ContentHandover")
         if handover is None:
             if now < state.expires_at_ms:
-                return (state.expires_at_ms - now) / 1000
+                left_s = (state.expires_at_ms - now) / 1000
+                if state.acceptance == "accept_reject":
+                    # Its decision deadline starts at the handover, which may come any time: look
+                    # again every tenth of the window (1 s to 60 s) until then.
+                    return min(left_s, max(1.0, min(60.0, state.acceptance_window_ms / 10_000)))
+                return left_s
             await self._end(skey, "ContentHandoverFailure", "not handed over before it expired")
             return None
         if state.acceptance != "accept_reject":
