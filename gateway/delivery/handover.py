@@ -78,6 +78,8 @@ class Mailboxes:
         book: EvidenceBook,
         config: DeliveryConfig,
         encryption_key: object | None,
+        *,
+        pushed: frozenset[SubsystemId] = frozenset(),
     ) -> None:
         self._ctx = ctx
         self._store = store
@@ -85,6 +87,7 @@ class Mailboxes:
         self._book = book
         self._config = config
         self._encryption_key = encryption_key
+        self._pushed = pushed
         self._subs: dict[SubsystemId, tuple[int, object]] = {}
         self._pending: dict[str, Msg] = {}
         self._lock = asyncio.Lock()
@@ -110,6 +113,10 @@ class Mailboxes:
 
     async def receive(self, mailbox: SubsystemId, max_messages: int, wait_ms: int) -> AsyncIterator[Delivered]:
         self._check_mailbox(mailbox)
+        if mailbox in self._pushed:
+            raise DeliveryConflict(
+                f"the messages of {mailbox} are pushed to its backend", hint="see [[delivery.push]] of this gateway"
+            )
         sub = await self._sub(mailbox)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(wait_ms, 0) / 1000

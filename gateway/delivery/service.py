@@ -26,6 +26,7 @@ from gateway.delivery.handover import ExpiryWorker, Mailboxes
 from gateway.delivery.message import delivery_key
 from gateway.delivery.peerlink import DeliveryLink, GrpcDeliveryLink
 from gateway.delivery.policies import PolicyHolder
+from gateway.delivery.push import PushWorker
 from gateway.delivery.query import Queries
 from gateway.delivery.recipient import PeerCheck, RelayDesk
 from gateway.delivery.relay import RelayWorker
@@ -76,12 +77,16 @@ class DeliveryService:
             encryption_key,
             self.attachments,
         )
-        self.mailboxes = Mailboxes(ctx, store, names, book, config, encryption_key)
+        self.mailboxes = Mailboxes(
+            ctx, store, names, book, config, encryption_key, pushed=frozenset(t.mailbox for t in config.push)
+        )
         self.queries = Queries(ctx, store, names)
+        self.pushes = [PushWorker(ctx, store, names, book, config, t, encryption_key) for t in config.push]
         self._workers = [
             RelayWorker(ctx, store, names, book, config, self.link, self.attachments).worker,
             ExpiryWorker(ctx, store, names, book, config).worker,
             EvidenceForwarder(ctx, store, names, config, self.link).worker,
+            *(p.worker for p in self.pushes),
         ]
         self.client_handler = DeliveryClientHandler(self, callers)
         self.peer_handler = DeliveryPeerHandler(self)
@@ -118,6 +123,8 @@ class DeliveryService:
     async def aclose(self, grace_s: float = 2.0) -> None:
         for worker in self._workers:
             await worker.aclose(grace_s)
+        for push in self.pushes:
+            await push.aclose()
         if self._boot is not None and not self._boot.done():
             self._boot.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

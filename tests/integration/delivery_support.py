@@ -26,6 +26,7 @@ from registry import AcceptanceMode, RegistryAuthority
 
 MAILBOX = SubsystemId(POPULATION, "population")
 CONSENT_BOX = SubsystemId(POPULATION, "inbox")
+PUSH_BOX = SubsystemId(POPULATION, "pushbox")  # handed over by push to the backend's GetPerson
 DOCUMENT = "crossway.v1.Document"
 
 POLICY = """\
@@ -43,6 +44,8 @@ forbid (principal, action, resource) when { context.purpose == "marketing" };
 
 def customize_registry(authority: RegistryAuthority) -> None:
     authority.add_subsystem(CONSENT_BOX)
+    authority.add_subsystem(PUSH_BOX)
+    authority.set_mailbox(PUSH_BOX, document_content_types=["application/x-protobuf"])
     authority.set_mailbox(MAILBOX, document_content_types=["text/plain", "application/pdf"])
     authority.set_mailbox(
         CONSENT_BOX,
@@ -65,6 +68,11 @@ def make_customize_gateway(**delivery: Any) -> Any:
             (policies / "delivery.cedar").write_text(POLICY)
             save_pem(agency.directory / "idp.pub", fed.idp_key.public_key())
             text += 'policy_dir = "policies/delivery"\n'
+            text += (
+                f'\n[[delivery.push]]\nmailbox = "{PUSH_BOX}"\nadapter = "grpc"\n'
+                f'address = "127.0.0.1:{fed.backend_port}"\nmethod = "/population.v1.PersonRegistry/GetPerson"\n'
+                "timeout_s = 5\n"
+            )
             text += (
                 f'\n[client_auth.jwt]\nissuer = "https://idp.tax.example"\n'
                 f'audience = "crossway:{agency.gateway}"\npublic_keys = ["idp.pub"]\n'

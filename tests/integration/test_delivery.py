@@ -6,6 +6,7 @@ The tax board's system sends; the population register's mailbox receives (see de
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from delivery_support import CONSENT_BOX, MAILBOX, Mail, delivery_federation, population_mail, tax_mail
+from delivery_support import CONSENT_BOX, MAILBOX, PUSH_BOX, Mail, delivery_federation, population_mail, tax_mail
 
 from audit.index import AuditIndexer, open_store
 from audit.index.delivery_evidence import verify_delivery_evidence
@@ -25,6 +26,7 @@ from crossway.demo.federation import TAX_SUBSYSTEM, Federation
 from gateway.delivery.convert import event_from_pb
 from gateway.wire.metadata import metadata_text
 from protos.crossway.v1 import delivery_pb2 as dpb
+from protos.demo.population.v1 import population_pb2 as population_pb
 from registry import load_anchor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -344,3 +346,26 @@ async def test_the_mail_cli_sends_receives_follows_exports_and_reports(
     assert report.returncode == 0 and report.stdout.startswith("sender  EE/GOV/70000001/tax:"), report.stdout
     refused = await asyncio.to_thread(_mail, court, "send", "EE/GOV/70000001/marketing", "--id", "cli-2", "--text", "x")
     assert refused.returncode == 1 and "error[mailbox.unknown]" in refused.stderr
+
+
+async def test_a_pushed_mailbox_hands_over_to_the_backend_and_retries_a_failing_one_until_expiry(
+    fed: Federation, tax: Mail
+) -> None:
+    request = population_pb.GetPersonRequest(national_id="38001010001").SerializeToString()
+    await tax.send("pushed-1", request, recipient=PUSH_BOX, content_type="application/x-protobuf")
+    names = await wait_for_event(tax, "pushed-1", "ContentHandover")
+    assert names == ["SubmissionAcceptance", "RelayAcceptance", "ContentHandover"]
+    calls = [json.loads(line) for line in fed.calls_log.read_text().splitlines()]
+    assert any(c.get("crossway-message-id") == "pushed-1" and c.get("crossway-client") == TAX for c in calls)
+    # A backend that keeps failing (no such person): retried until the message expires.
+    unknown = population_pb.GetPersonRequest(national_id="00000000000").SerializeToString()
+    await tax.send("pushed-2", unknown, recipient=PUSH_BOX, content_type="application/x-protobuf", expires_in_s=4)
+    names = await wait_for_event(tax, "pushed-2", "ContentHandoverFailure", timeout=30)
+    assert names == ["SubmissionAcceptance", "RelayAcceptance", "ContentHandoverFailure"]
+    pushed = population_mail(fed, PUSH_BOX)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await pushed.receive(wait_ms=100)
+        assert metadata_text(refused.value.trailing_metadata())["crossway-error"] == "delivery.conflict"
+    finally:
+        await pushed.close()
