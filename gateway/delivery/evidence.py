@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 
 from audit.trail import (
+    AuditRecord,
     EvidenceEvent,
     EvidenceInvalid,
     SignedEvent,
@@ -79,8 +80,6 @@ class EvidenceBook:
         self, key: str, sender: str, recipient: str, what: str, error: CrosswayError, peer: str = ""
     ) -> None:
         """A refusal with no evidence event (the message could not be trusted): recorded all the same."""
-        from audit.trail import AuditRecord  # the one record type; local to keep this module's imports small
-
         now = self._ctx.clock.now_ms()
         self._ctx.audit.submit(
             AuditRecord(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -240,12 +240,14 @@ class Mailboxes:
             f"message {key} cannot be {'accepted' if accept else 'rejected'} now: it is {state.status}"
         )
 
-    async def _append(self, skey: str, key: str, decide: object) -> tuple[MessageState, SignedEvent | None]:
+    async def _append(
+        self, skey: str, key: str, decide: Callable[[MessageState], EvidenceEvent | None]
+    ) -> tuple[MessageState, SignedEvent | None]:
         states = self._store.states
         assert states is not None
         if await states.get(skey) is None:
             raise DeliveryUnknown(f"no message {key} in this mailbox")
-        return await self._book.append(skey, decide, forward=True)  # type: ignore[arg-type]
+        return await self._book.append(skey, decide, forward=True)
 
 
 class ExpiryWorker:

@@ -42,6 +42,7 @@ from crossway.core.errors import (
     MessageReplayed,
     MessageTampered,
     PeerUntrusted,
+    PolicyDenied,
     SignatureInvalid,
 )
 from crossway.core.ids import SubsystemId
@@ -293,8 +294,6 @@ class RelayDesk:
             )
         )
         if not decision.allowed:
-            from crossway.core.errors import PolicyDenied
-
             return PolicyDenied(f"{t.sender} may not send {h.method} to {t.recipient}: {decision.reason}")
         return None
 

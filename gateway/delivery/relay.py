@@ -41,6 +41,7 @@ from gateway.delivery.worker import PullWorker, backoff_delay
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import decode_envelope, open_envelope
 from gateway.wire.frames import Envelope, SignedFrame
+from registry.configuration import VerifiedConfiguration
 
 __all__ = ["PERMANENT", "RelayWorker"]
 
@@ -150,11 +151,8 @@ class RelayWorker:
         return None
 
     async def _relay(
-        self, config: object, env: Envelope, frame: SignedFrame, state: MessageState, left_s: float
+        self, config: VerifiedConfiguration, env: Envelope, frame: SignedFrame, state: MessageState, left_s: float
     ) -> tuple[list[SignedEvent], str]:
-        from registry.configuration import VerifiedConfiguration
-
-        assert isinstance(config, VerifiedConfiguration)
         ctx = self._ctx
         recipient = SubsystemId.parse(state.recipient)
         member = config.member(recipient.member)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from audit.trail import EvidenceEvent, SignedEvent
 from crossway.core.errors import CrosswayError, MessageMalformed
@@ -209,8 +209,6 @@ class SubmissionDesk:
 
     def _reject(self, sender: SubsystemId, sub: Submission, error: CrosswayError, now: int) -> SendOutcome:
         """SubmissionRejection: signed and logged, not stored — the id stays free for a corrected send."""
-        from dataclasses import replace
-
         facts = MessageState(
             role="out",
             sender=str(sender),
@@ -230,6 +228,4 @@ class SubmissionDesk:
 
 
 def _with_hashes(state: MessageState, message_hash: str, body_sha256: str) -> MessageState:
-    from dataclasses import replace
-
     return replace(state, message_hash=message_hash, body_sha256=body_sha256)

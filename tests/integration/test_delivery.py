@@ -258,6 +258,7 @@ async def _indexed_and_cosigned(fed: Federation, index: str, timeout: float = 40
         store.close()
 
 
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 async def test_the_auditors_bundle_proves_every_event_in_both_logs_and_any_changed_byte_fails(
     fed: Federation, tax: Mail, population: Mail, tmp_path: Path
 ) -> None:
