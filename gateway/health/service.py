@@ -92,6 +92,7 @@ class GatewayHealth:
         return assess(
             current_configuration=self._configuration.current,
             audit_writable=self._audit.writable,
+            audit_alarm=self._audit.alarm,
             # PolicyManager.version is -1 until a bundle is in force.
             policy_loaded=None if self._policies is None else self._policies.version >= 0,
             adapters={str(service): adapter.health() for service, adapter in self._adapters.items()},
