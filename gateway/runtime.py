@@ -137,6 +137,12 @@ class Gateway:
         source.subscribe(self._configuration_changed)
         await source.start()
         # Audit: acknowledged JetStream publishing with a disk spool.
+        if cfg.audit.unsafe_release_before_durable:
+            log.warning(
+                "gateway %s: [audit] unsafe_release_before_durable = true: answers leave before their audit "
+                "record is durable; a crash of this gateway loses the records of the exchanges in flight",
+                cfg.gateway_id,
+            )
         self._audit = JetStreamAuditSink(
             self.nats_url,
             gateway_id=str(cfg.gateway_id),
@@ -185,6 +191,7 @@ class Gateway:
             audit=self._audit,
             strict_audit=cfg.audit.strict,
             archive=archiver,
+            unsafe_release_before_durable=cfg.audit.unsafe_release_before_durable,
             max_skew_ms=cfg.max_clock_skew_s * 1000,
             default_timeout_s=cfg.default_timeout_s,
         )

@@ -10,13 +10,18 @@ Steps, in order, each failing closed with its own error code:
 6. send over a pooled mTLS channel, deadline = the caller's remaining time  → peer.*, deadline.*
 7. verify the provider's signed response, bound to the hash of our request  → message.*
 8. return the body (the transport adds ``crossway-message-id``)
-9. hand the audit record to the audit pipeline (never on the hot path, never lost)
+9. this side's audit record is durable (JetStream ack or fsync'd spool) *before* the answer is
+   returned — a stream's final status before the caller's stream ends (issue 12)
+
+The record's status is the status the caller gets: a provider's refusal, this side's error,
+a cancellation, and an unexpected exception (INTERNAL at the transport) are each recorded as such.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -24,7 +29,14 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from crossway.core.errors import CrosswayError, Hop, MessageMalformed, ProviderUnreachable, StreamBroken
+from crossway.core.errors import (
+    AuditUnavailable,
+    CrosswayError,
+    Hop,
+    MessageMalformed,
+    ProviderUnreachable,
+    StreamBroken,
+)
 from crossway.security.encryption import ClientSession
 from crossway.telemetry import traceparent_of
 from gateway.client.callers import CallerAuthenticator
@@ -40,6 +52,7 @@ from registry.configuration import VerifiedConfiguration
 __all__ = ["ClientPipeline", "OutgoingCall"]
 
 _tracer = trace.get_tracer("crossway.gateway.client")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,8 @@ class ClientPipeline:
         # 1. authenticate
         caller = self._callers.authenticate(call.peer_cert_pem, call.authorization)
         rec.caller(caller.subsystem)
+        # The caller's user id and purpose go into the signed header and both records: bounded.
+        rec.check_bounds()
         # 2. resolve
         config = ctx.config()
         route = self._router.resolve(config, call.grpc_path, call.provider_hint)
@@ -123,16 +138,36 @@ class ClientPipeline:
         # built from it directly — a context switch per call costs more than it gives.
         span = _tracer.start_span(f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER)
         rec.traced(span.get_span_context().trace_id)
+        answered = False
         try:
-            return await self._unary(call, body, rec, span)
+            result = await self._unary(call, body, rec, span)
+            answered = True
+            return result
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
             rec.failed(exc)
             span.set_status(trace.StatusCode.ERROR, exc.code)
             raise
+        except asyncio.CancelledError:
+            rec.cancelled()
+            raise
+        except Exception:
+            rec.crashed()  # the transport answers INTERNAL; so does the record
+            raise
         finally:
             span.end()
-            self._ctx.audit_exchange(rec)
+            # 9. durable before the answer is returned (an error leaves as it is).
+            await self._audit(rec, answering=answered)
+
+    async def _audit(self, rec: ExchangeRecorder, *, answering: bool) -> None:
+        """Make this side's record durable; with no answer to hold back, a late record is logged
+        and the exchange's own error goes to the caller."""
+        try:
+            await self._ctx.audit_exchange(rec)
+        except AuditUnavailable as exc:
+            if answering:
+                raise
+            log.error("exchange %s: %s", rec.message_id, exc.message)
 
     async def _unary(self, call: OutgoingCall, body: bytes, rec: ExchangeRecorder, span: trace.Span) -> bytes:
         ctx = self._ctx
@@ -167,6 +202,7 @@ class ClientPipeline:
         # 7. verify
         response = self._verify_response_frame(config, response_env, route, request)
         rec.response_signed(response)
+        rec.check_bounds()  # the provider's list of withheld fields, before it reaches the record
         if response.header.kind != FrameKind.RESPONSE:
             raise StreamBroken(f"provider answered message {call.message_id} with a {response.header.kind.name} frame")
         status = response.header.status
@@ -195,6 +231,7 @@ class ClientPipeline:
         rec.traced(span.get_span_context().trace_id)
         peer: PeerStream | None = None
         pump: asyncio.Task[None] | None = None
+        ended = False
         try:
             config, route, header = self._begin(call, rec, span)
             session = ClientSession.start(route.encryption_key) if route.encryption_key is not None else None
@@ -233,6 +270,7 @@ class ClientPipeline:
                 if h.kind != FrameKind.RESPONSE or h.request_hash != request.header_hash:
                     raise StreamBroken(f"stream {call.message_id}: unexpected {h.kind.name} frame from the provider")
                 rec.response_signed(frame)
+                rec.check_bounds()
                 if h.status is not None and not h.status.ok:
                     raise error_from_status(h.status)
                 break
@@ -243,6 +281,7 @@ class ClientPipeline:
             # unless the caller's own side failed first.
             if pump.done() and not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
                 raise pump.exception()  # type: ignore[misc]
+            ended = True
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
             rec.failed(exc)
@@ -250,6 +289,9 @@ class ClientPipeline:
             raise
         except (asyncio.CancelledError, GeneratorExit):
             rec.cancelled()
+            raise
+        except Exception:
+            rec.crashed()
             raise
         finally:
             if pump is not None:
@@ -260,7 +302,8 @@ class ClientPipeline:
             if peer is not None:
                 peer.cancel()
             span.end()
-            self._ctx.audit_exchange(rec)
+            # 9. durable before the caller's stream ends with its status.
+            await self._audit(rec, answering=ended)
 
     async def _pump(
         self,

@@ -12,7 +12,8 @@ Steps, in order, each failing closed with its own error code:
 4. call the backend through the service's adapter, with the remaining deadline → upstream.*
 5. remove the fields the permit does not grant (data minimization), then sign the response,
    bound to the request hash; encrypt when required
-6. audit record for this side, with the decision and the deciding policy ids
+6. audit record for this side, with the decision and the deciding policy ids — durable
+   *before* the signed response (a stream's signed final status) leaves (issue 12)
 
 Failures up to and including the signature check are answered with a plain gRPC error (we do
 not sign anything for a peer we could not authenticate). Every later failure is answered with a
@@ -22,6 +23,7 @@ not sign anything for a peer we could not authenticate). Every later failure is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
@@ -29,6 +31,7 @@ from opentelemetry import trace
 
 from adapters.base import Adapter, BackendCall
 from crossway.core.errors import (
+    AuditUnavailable,
     CrosswayError,
     DeadlineExceeded,
     DecryptionFailed,
@@ -63,6 +66,7 @@ from registry.configuration import VerifiedConfiguration
 __all__ = ["ProviderPipeline"]
 
 _tracer = trace.get_tracer("crossway.gateway.provider")
+log = logging.getLogger(__name__)
 
 
 def _note_failure(
@@ -152,6 +156,8 @@ class ProviderPipeline:
         request = open_envelope(env, peer.member, ctx.key_lookup(config))
         h = request.header
         rec.verified_request(request)
+        # Every field the record takes from the peer is bounded (issue 12: no poison records).
+        rec.check_bounds()
         if h.kind != FrameKind.REQUEST or not h.message_id:
             raise MessageMalformed(f"expected a REQUEST frame, got {h.kind.name}")
         client = SubsystemId.parse(h.client)
@@ -290,11 +296,21 @@ class ProviderPipeline:
         rec.withheld(tuple(withheld))
         return body
 
-    def _finish(self, rec: ExchangeRecorder, span: trace.Span | None) -> None:
-        """Step 6, whatever happened: close the span, audit this side of the exchange."""
+    async def _finish(self, rec: ExchangeRecorder, span: trace.Span | None, *, answering: bool) -> None:
+        """Step 6, whatever happened: close the span, and make this side's record durable.
+
+        ``answering``: a response is about to leave, and must not when the record is not
+        durable (``audit.unavailable`` instead). Otherwise an error is already on its way
+        out; a record that is late then is logged, and the error goes out as it is.
+        """
         if span is not None:
             span.end()
-        self._ctx.audit_exchange(rec)
+        try:
+            await self._ctx.audit_exchange(rec)
+        except AuditUnavailable as exc:
+            if answering:
+                raise
+            log.error("exchange %s: %s", rec.message_id or "-", exc.message)
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
@@ -316,13 +332,15 @@ class ProviderPipeline:
         rec.received()
         request: SignedFrame | None = None
         span: trace.Span | None = None
+        answer: Envelope | None = None
         try:
             auth = self._authenticate(env, auth_context, rec)
             request = auth.request
             span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):
                 if request.header.method == ALLOWED_METHODS:
-                    return self._allowed_methods(auth, rec)
+                    answer = self._allowed_methods(auth, rec)
+                    return answer
                 verified = self._admit(auth, rec)
                 body = request.body
                 if verified.session is not None:
@@ -345,21 +363,28 @@ class ProviderPipeline:
                 if verified.session is not None:
                     nonce, result = verified.session.seal_response(result, frame_aad(rec.message_id, 0, "response"))
                     header = replace(header, encryption=Encryption(b"", b"", nonce))
-                out, frame = seal_frame(header, result, self._ctx.signer)
+                answer, frame = seal_frame(header, result, self._ctx.signer)
                 rec.response_signed(frame)
-                return out
+                return answer
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
                 raise  # unauthenticated peer: plain gRPC error from the transport
-            out, frame = seal_frame(
+            answer, frame = seal_frame(
                 replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc)),
                 b"",
                 self._ctx.signer,
             )
             rec.response_signed(frame)
-            return out
+            return answer
+        except asyncio.CancelledError:
+            rec.cancelled()
+            raise
+        except Exception:
+            rec.crashed()  # the transport answers INTERNAL; so does the record
+            raise
         finally:
-            self._finish(rec, span)
+            # 6. durable before the signed answer is returned (an exception leaves as it is).
+            await self._finish(rec, span, answering=answer is not None)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -370,6 +395,7 @@ class ProviderPipeline:
         writer: ChainWriter | None = None
         span: trace.Span | None = None
         broken: list[CrosswayError] = []
+        final: Envelope | None = None
         try:
             first = await anext(frames, None)
             if first is None:
@@ -419,7 +445,6 @@ class ProviderPipeline:
                 b"",
             )
             rec.response_signed(frame)
-            yield final
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
                 raise
@@ -428,9 +453,17 @@ class ProviderPipeline:
                 writer = ChainWriter(self._ctx.signer, header, request.header_hash, 1)
             final, frame = writer.seal(header, b"")
             rec.response_signed(frame)
-            yield final
         except (asyncio.CancelledError, GeneratorExit):
             rec.cancelled()
             raise
+        except Exception:
+            rec.crashed()
+            raise
         finally:
-            self._finish(rec, span)
+            if final is None:  # leaving by an exception: audit it on the way out
+                await self._finish(rec, span, answering=False)
+        # 6. The record is decided and durable before the signed final status leaves: what the
+        # client is told is what this side recorded, whatever happens to the stream afterwards
+        # (a client that cancels once it has its answer no longer turns the record CANCELLED).
+        await self._finish(rec, span, answering=True)
+        yield final

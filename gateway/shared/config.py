@@ -76,6 +76,8 @@ class AuditConfig:
     archive_payloads: bool = False
     auditor_keys: tuple[bytes, ...] = ()
     archive_spool_dir: Path | None = None
+    # Release answers before their record is durable (issue 12): a crash then loses records.
+    unsafe_release_before_durable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +263,7 @@ def _audit(audit: _Reader, data_dir: Path) -> AuditConfig:
             if archive
             else None
         ),
+        unsafe_release_before_durable=audit.flag("unsafe_release_before_durable", False),
     )
 
 
