@@ -112,8 +112,11 @@ class Federation:
         workers: int = 1,
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
+        unsafe_release_before_durable: bool = False,
     ) -> None:
         self.workdir = workdir
+        # [audit] unsafe_release_before_durable on every gateway (the benchmark's "off" row).
+        self.unsafe_release_before_durable = unsafe_release_before_durable
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -282,6 +285,7 @@ encryption_key = "keys/encryption.key"
 
 [audit]
 strict = {"true" if self.strict_audit else "false"}
+{"unsafe_release_before_durable = true" if self.unsafe_release_before_durable else ""}
 {self._archive_config()}
 [tracing]
 export = "spans.jsonl"
@@ -369,6 +373,15 @@ address = "127.0.0.1:{self.backend_port}"
             30,
         )
         agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
+
+    async def restart_gateway(self, agency: Agency) -> None:
+        """Start an agency's gateway again (after a crash or a stop) and publish its new peer port."""
+        if agency.process is not None:
+            await agency.process.stop()  # reaps a killed one; drains a running one
+        await self._start_gateway(agency)
+        assert self.authority is not None
+        self.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
+        await self.publish_and_wait()
 
     # -- what a caller needs -----------------------------------------------------------------
 
