@@ -20,7 +20,7 @@ from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
-from audit.index.verify import SHARED_FIELDS, verify_index
+from audit.index.verify import SHARED_FIELDS, STATUS_FIELDS, verify_index
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
 from registry import load_anchor
@@ -204,11 +204,12 @@ def _show(args: argparse.Namespace) -> int:
     print(f"message {args.message_id}")
     print(f"  {'FIELD':<20}{'CLIENT SIDE':<48}PROVIDER SIDE")
     disagreements = 0
+    both = client is not None and provider is not None
     for name in names:
         left = "" if client is None else str(getattr(client, name))
         right = "" if provider is None else str(getattr(provider, name))
         mark = ""
-        if client is not None and provider is not None and name in SHARED_FIELDS and left != right:
+        if both and name in (*SHARED_FIELDS, *STATUS_FIELDS) and left != right:
             mark, disagreements = "  <-- DISAGREE", disagreements + 1
         print(f"  {name:<20}{left[:46]:<48}{right[:46]}{mark}")
     for side, record in (("client", client), ("provider", provider)):
@@ -216,6 +217,13 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  (no {side} record in the index)")
     if disagreements:
         print(f"{disagreements} disagreement(s) between the two sides")
+    if client is not None and provider is not None and client.status != provider.status:
+        # Not tampering in itself (the client side can fail after the provider answered), but the
+        # caller was told the client side's status: an auditor must see that the two differ.
+        print(
+            f"status differs: the provider recorded {provider.status}, the client side {client.status} "
+            f"(what the caller was told)"
+        )
     return 0
 
 

@@ -41,7 +41,15 @@ from audit.trail import (
     verify_checkpoint,
 )
 
-__all__ = ["SHARED_FIELDS", "Finding", "VerifyReport", "check_checkpoint_timestamp", "compare_sides", "verify_index"]
+__all__ = [
+    "SHARED_FIELDS",
+    "STATUS_FIELDS",
+    "Finding",
+    "VerifyReport",
+    "check_checkpoint_timestamp",
+    "compare_sides",
+    "verify_index",
+]
 
 # What the client and provider records of one exchange must agree on.
 SHARED_FIELDS = (
@@ -54,6 +62,10 @@ SHARED_FIELDS = (
     "request_sha256",
     "request_signature",
 )
+
+# The outcome each side recorded: may legitimately differ (the client side can fail after the
+# provider answered), so ``audit show`` marks a difference and ``audit verify`` counts it.
+STATUS_FIELDS = ("status", "error_code")
 
 Progress = Callable[[int, int], None]
 

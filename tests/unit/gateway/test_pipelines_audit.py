@@ -160,3 +160,73 @@ async def test_an_unexpected_exception_is_audited_internal_like_the_status_the_c
     assert failed.value.code == "internal"
     assert [(r.status, r.error_code) for r in pair.provider_audit.records] == [("INTERNAL", "internal")]
     assert [(r.status, r.error_code) for r in pair.client_audit.records] == [("INTERNAL", "internal")]
+
+
+class _AbandonedAfterTheAnswer:
+    """A stream link whose provider side is closed right after it yields its signed final frame —
+    what gRPC does to a provider's handler when the client cancels the call as soon as it has the
+    answer (the race of issue 12: the provider then audited CANCELLED, the client OK)."""
+
+    def __init__(self, pair: InProcessPair) -> None:
+        self._pair = pair
+
+    async def exchange(self, target: PeerTarget, envelope: Envelope, timeout: float) -> Envelope:
+        return await self._pair.link.exchange(target, envelope, timeout)
+
+    def open_stream(self, target: PeerTarget, timeout: float) -> PeerStream:
+        return _AbandoningStream(self._pair)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _AbandoningStream:
+    def __init__(self, pair: InProcessPair) -> None:
+        self._requests: asyncio.Queue[Envelope | None] = asyncio.Queue()
+        self._responses: asyncio.Queue[Envelope | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._serve(pair))
+
+    async def _frames(self) -> AsyncIterator[Envelope]:
+        while (env := await self._requests.get()) is not None:
+            yield env
+
+    async def _serve(self, pair: InProcessPair) -> None:
+        from protos.crossway.v1 import envelope_pb2
+
+        frames = pair.provider.stream(self._frames(), pair.link._auth)
+        try:
+            async for env in frames:
+                self._responses.put_nowait(env)
+                if envelope_pb2.Header.FromString(env.header).kind == envelope_pb2.MESSAGE_KIND_RESPONSE:
+                    await frames.aclose()  # cancelled at the yield of the final frame
+                    return
+        finally:
+            self._responses.put_nowait(None)
+
+    async def write(self, envelope: Envelope) -> None:
+        self._requests.put_nowait(envelope)
+
+    async def done_writing(self) -> None:
+        self._requests.put_nowait(None)
+
+    async def responses(self) -> AsyncIterator[Envelope]:
+        while (env := await self._responses.get()) is not None:
+            yield env
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+
+async def test_a_stream_closed_once_its_final_frame_left_is_audited_as_the_status_it_carried(
+    pair: InProcessPair,
+) -> None:
+    client = pair.client_via(_AbandonedAfterTheAnswer(pair))
+    body = pb.ListPeopleRequest(family_name="Tamm").SerializeToString()
+
+    async def one() -> AsyncIterator[bytes]:
+        yield body
+
+    got = [m async for m in client.stream(pair.call("ListPeople", purpose="tax-assessment"), one())]
+    assert got
+    assert [r.status for r in pair.client_audit.records] == ["OK"]
+    assert [r.status for r in pair.provider_audit.records] == ["OK"]
