@@ -17,6 +17,17 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _registry_cosigner(args: argparse.Namespace) -> object | None:
+    """``registry serve --nats`` cosigns the gateways' audit checkpoints (issue 12), unless told not to."""
+    if not args.nats or args.no_cosign:
+        return None
+    from pathlib import Path
+
+    from audit.index.cosigner import RegistryCosigner
+
+    return RegistryCosigner(args.nats, Path(args.dir))
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crossway",
@@ -31,7 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from gateway.cli import add_commands as add_gateway
     from registry.cli import add_commands as add_registry
 
-    add_registry(sub)
+    add_registry(sub, companions=(_registry_cosigner,))
     add_gateway(sub)
     add_policy(sub)
     add_demo(sub)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +197,12 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+# What runs beside `registry serve` but lives in a higher layer (the audit checkpoint cosigner is in
+# audit.index): the top-level CLI hands in factories, so this package never imports them. A
+# factory returns an object with start()/aclose() and a ``description``, or None when not wanted.
+Companion = Callable[[argparse.Namespace], Any]
+
+
 def _serve(args: argparse.Namespace) -> int:
     from registry.server import RegistryServer
 
@@ -203,13 +210,22 @@ def _serve(args: argparse.Namespace) -> int:
         server = RegistryServer(_open(args), args.listen, args.nats, validity_s=args.validity)
         await server.start()
         print(f"registry listening on {server.address}", flush=True)
+        started: list[Any] = []
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
+            for factory in args.companions:
+                companion = factory(args)
+                if companion is not None:
+                    await companion.start()
+                    started.append(companion)
+                    print(f"registry {companion.description}", flush=True)
             await stop.wait()
         finally:
+            for companion in reversed(started):
+                await companion.aclose()
             await server.aclose()
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -232,8 +248,9 @@ def _group(sub: Any, name: str, help_text: str) -> Any:
     return nested
 
 
-def add_commands(sub: Any) -> None:
-    """Register ``crossway registry …`` on the top-level subparsers."""
+def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
+    """Register ``crossway registry …`` on the top-level subparsers; ``companions`` run beside
+    ``registry serve`` (the CLI passes the audit checkpoint cosigner)."""
     reg = _group(sub, "registry", "run the central registry: members, certificates, configuration")
 
     p = _leaf(reg, "init", _init, "create a new registry (CA, signing key, anchor.json)")
@@ -298,7 +315,18 @@ def add_commands(sub: Any) -> None:
 
     _leaf(reg, "list", _list, "list members, services, groups and certificates")
 
-    p = _leaf(reg, "serve", _serve, "serve GetConfiguration and keep the configuration published")
+    p = _leaf(
+        reg,
+        "serve",
+        _serve,
+        "serve GetConfiguration, keep the configuration published and (with --nats) cosign audit checkpoints",
+    )
     p.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT (default: %(default)s)")
     p.add_argument("--nats", help="publish to JetStream KV at this NATS URL")
     p.add_argument("--validity", type=int, default=600)
+    p.add_argument(
+        "--no-cosign",
+        action="store_true",
+        help="do not cosign the gateways' audit checkpoints here (another process of the registry does)",
+    )
+    p.set_defaults(companions=tuple(companions))

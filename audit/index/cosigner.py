@@ -192,10 +192,12 @@ class RegistryCosigner:
         from crossway.security.keys import load_private_key
         from registry import NatsConfigurationSource, load_anchor
         from registry.anchor import registry_key_id
+        from registry.authority import passphrase_from_env
 
         if timestamp is None and (registry_dir / "timestamp.toml").exists():
             timestamp = load_timestamp_authority(registry_dir / "timestamp.toml")
-        key = load_private_key(registry_dir / "config.key")
+        # Encrypted like the CA key when the registry was created with CROSSWAY_REGISTRY_PASSPHRASE.
+        key = load_private_key(registry_dir / "config.key", passphrase_from_env())
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
         anchor = load_anchor(registry_dir / "anchor.json")
@@ -215,6 +217,10 @@ class RegistryCosigner:
             registered=registered,
             timestamp=timestamp,
         )
+
+    @property
+    def description(self) -> str:
+        return "cosigning audit checkpoints"
 
     async def start(self) -> None:
         await self._source.start()
