@@ -20,7 +20,7 @@ from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
-from audit.index.verify import SHARED_FIELDS, STATUS_FIELDS, verify_index
+from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS, refine_with_stream, verify_index
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
 from registry import load_anchor
@@ -228,6 +228,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from audit.index.backbone import read_backbone, read_stream_messages
+
+    backbone = asyncio.run(read_backbone(args.nats)) if args.nats else None
     store = open_store(args.index)
     try:
         report = verify_index(
@@ -237,9 +240,14 @@ def _verify(args: argparse.Namespace) -> int:
             tsa_roots=_tsa_roots(args.tsa_ca),
             require_timestamp=args.require_timestamp,
             signed_only=args.signed_only,
+            grace_ms=int(args.grace * 1000),
+            backbone=backbone,
         )
     finally:
         store.close()
+    if args.nats and report.suspects:
+        logged = asyncio.run(read_stream_messages(args.nats, (s.stream_seq for s in report.suspects)))
+        report = refine_with_stream(report, logged)
     for finding in report.findings:
         print(finding.line())
     for gateway, count in sorted(report.pending.items()):
@@ -250,8 +258,19 @@ def _verify(args: argparse.Namespace) -> int:
             "for the next checkpoint (about a second): run again, or pass --signed-only to verify what is signed "
             "and count the rest as pending"
         )
+    if any(f.kind == "uncovered" for f in report.findings):
+        print(
+            "  hint: records older than the grace period must be cosigned by now; check that `crossway registry "
+            "serve --nats` runs and its log for refused checkpoints"
+        )
     for gateway, when in sorted(report.timestamped.items()):
         print(f"  {gateway}: checkpoint timestamped by the TSA at {when.isoformat()}")
+    if report.status_differs:
+        print(
+            f"  {report.status_differs} exchange(s) whose two sides recorded different statuses (audit show marks them)"
+        )
+    if report.unanswered:
+        print(f"  {report.unanswered} exchange(s) never reached a provider (no signed answer): no provider record due")
     sizes = ", ".join(f"{g} {n}" for g, n in sorted(report.covered.items())) or "none"
     if report.ok:
         print(f"audit verify: intact — {report.records} records; cosigned checkpoints: {sizes}")
@@ -394,7 +413,20 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--signed-only",
         action="store_true",
-        help="verify what the latest cosigned checkpoints cover; count newer records as pending (a live system)",
+        help="verify what the latest cosigned checkpoints cover; count newer records as pending (a live system)"
+        " — only within the grace period: older ones must be covered",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_MS / 1000,
+        help="seconds a record may wait for its cosigned checkpoint and for its other side (default %(default)s)",
+    )
+    p.add_argument(
+        "--nats",
+        default="",
+        help="also compare with what NATS holds: each gateway's latest cosigned checkpoint, and the audit stream "
+        "(names a record rewritten together with its leaf hash; catches an index truncated with its checkpoints)",
     )
     _add_timestamp_options(p)
     p = command("export", "export records as JSON lines or CSV", _export)

@@ -62,6 +62,12 @@ class Filters:
     member: str = ""  # restrict to exchanges this member took part in (client or provider)
 
 
+# The columns auditors filter on, copied from each record at ingestion; verify checks them
+# against the record's logged bytes (a query answered from an edited column would hide a record).
+SEARCH_COLUMNS = ("record_id", "side", "message_id", "client", "service", "method", "user_id", "status", "decision",
+                  "request_in_ms")  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     gateway: str
@@ -69,6 +75,8 @@ class Row:
     stream_seq: int
     body: str
     leaf_hash: str
+    # SEARCH_COLUMNS' values as stored (only from ``leaves(..., columns=True)``)
+    columns: tuple[Any, ...] = ()
 
     def record(self) -> AuditRecord:
         return AuditRecord.from_json(self.body)
@@ -201,6 +209,13 @@ class IndexStore:
         ).fetchall()
         return {str(g): Checkpoint.from_json(b) for g, b in rows}
 
+    def checkpoints(self, gateway: str, cosigned: bool = True) -> list[Checkpoint]:
+        """Every checkpoint of a gateway the index holds, smallest size first."""
+        rows = self._exec(
+            "SELECT body FROM checkpoints WHERE gateway = ? AND cosigned = ? ORDER BY size", (gateway, int(cosigned))
+        ).fetchall()
+        return [Checkpoint.from_json(r[0]) for r in rows]
+
     def gateways(self) -> list[str]:
         return [str(r[0]) for r in self._exec("SELECT DISTINCT gateway FROM records ORDER BY gateway").fetchall()]
 
@@ -209,19 +224,21 @@ class IndexStore:
             return int(self._exec("SELECT COUNT(*) FROM records").fetchone()[0])
         return int(self._exec("SELECT COUNT(*) FROM records WHERE gateway = ?", (gateway,)).fetchone()[0])
 
-    def leaves(self, gateway: str, batch: int = 20_000) -> Iterator[Row]:
-        """A gateway's rows in leaf order, read in keyset pages (constant memory, any store)."""
+    def leaves(self, gateway: str, batch: int = 20_000, *, columns: bool = False) -> Iterator[Row]:
+        """A gateway's rows in leaf order, read in keyset pages (constant memory, any store);
+        with ``columns``, each row carries its searchable columns too."""
         after = -1
+        extra = "".join(f", {c}" for c in SEARCH_COLUMNS) if columns else ""
         while True:
             rows = self._exec(
-                "SELECT gateway, leaf_index, stream_seq, body, leaf_hash FROM records "
+                f"SELECT gateway, leaf_index, stream_seq, body, leaf_hash{extra} FROM records "  # noqa: S608 (constants)
                 "WHERE gateway = ? AND leaf_index > ? ORDER BY leaf_index LIMIT ?",
                 (gateway, after, batch),
             ).fetchall()
             if not rows:
                 return
             for r in rows:
-                yield Row(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]))
+                yield Row(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), tuple(r[5:]))
             after = int(rows[-1][1])
 
     def query(self, filters: Filters, limit: int | None = None, offset: int = 0) -> list[Row]:

@@ -81,8 +81,10 @@ async def _index(work: Path, name: str, authority: TimestampAuthority | None) ->
     store = open_store(index)
     items = []
     for n in range(3):
-        for gateway, side in ((CLIENT, "client"), (PROVIDER, "provider")):
-            record = sample_record(n, gateway=gateway, client="EE/GOV/70000001/tax", service=SERVICE, side=side)
+        for gateway, side, peer in ((CLIENT, "client", PROVIDER), (PROVIDER, "provider", CLIENT)):
+            record = sample_record(
+                n, gateway=gateway, client="EE/GOV/70000001/tax", service=SERVICE, side=side, peer_gateway=peer
+            )
             items.append((len(items) + 1, gateway, record.to_json()))
     store.ingest("records", items, {})
     key = load_private_key(work / "registry" / "config.key")
