@@ -48,6 +48,7 @@ from audit.trail.subjects import (
     CHECKPOINT_SUBJECTS,
     audit_subject,
     checkpoint_subject,
+    cosignature_subject,
     gateway_from_subject,
 )
 
@@ -89,6 +90,7 @@ __all__ = [
     "audit_subject",
     "checkpoint_subject",
     "cosign",
+    "cosignature_subject",
     "ensure_checkpoint_stream",
     "count_stream_records",
     "fetch_records",
