@@ -21,10 +21,10 @@ from audit.index.payloads import add_payload_commands
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
 from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS, refine_with_stream, verify_index
+from audit.index.witnesses import TrustedWitnesses, registry_witnesses
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
 from registry import load_anchor
-from registry.anchor import registry_key_id
 
 __all__ = ["add_commands"]
 
@@ -63,9 +63,9 @@ def _filters(args: argparse.Namespace) -> Filters:
     )
 
 
-def _cosigners(anchor_path: str) -> dict[str, Any]:
-    anchor = load_anchor(Path(anchor_path))
-    return {registry_key_id(anchor.public_key): anchor.public_key}
+def _witnesses(args: argparse.Namespace) -> TrustedWitnesses:
+    """The registry (its anchor) and the witnesses its configuration names, with their quorum."""
+    return registry_witnesses(load_anchor(Path(args.anchor)))
 
 
 def _tsa_roots(path: str) -> tuple[Any, ...]:
@@ -158,7 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
             Path(args.tls_key).read_bytes(),
             Path(args.tls_cert).read_bytes(),
             auth,
-            _cosigners(args.anchor),
+            _witnesses(args).keys,
             nats_url=args.nats,
             ready=ready,
         )
@@ -231,17 +231,19 @@ def _verify(args: argparse.Namespace) -> int:
     from audit.index.backbone import read_backbone, read_stream_messages
 
     backbone = asyncio.run(read_backbone(args.nats)) if args.nats else None
+    witnesses = _witnesses(args)
     store = open_store(args.index)
     try:
         report = verify_index(
             store,
-            _cosigners(args.anchor),
+            witnesses.keys,
             None if args.quiet else _progress("verify"),
             tsa_roots=_tsa_roots(args.tsa_ca),
             require_timestamp=args.require_timestamp,
             signed_only=args.signed_only,
             grace_ms=int(args.grace * 1000),
             backbone=backbone,
+            quorum=witnesses.quorum,
         )
     finally:
         store.close()
@@ -250,6 +252,17 @@ def _verify(args: argparse.Namespace) -> int:
         report = refine_with_stream(report, logged)
     for finding in report.findings:
         print(finding.line())
+    for n, (first, second) in enumerate(report.forks, 1):
+        # The proof, as the C2SP signed notes transparency-log tools read.
+        print(f"  fork {n}, first checkpoint:\n" + _indent(first.note()))
+        print(f"  fork {n}, second checkpoint:\n" + _indent(second.note()))
+        if args.fork_evidence:
+            directory = Path(args.fork_evidence)
+            directory.mkdir(parents=True, exist_ok=True)
+            name = f"fork-{first.gateway.replace('/', '_')}-{first.size}.json"
+            proof = {"first": first.to_dict(), "second": second.to_dict(), "notes": [first.note(), second.note()]}
+            (directory / name).write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n")
+            print(f"  fork {n} written to {directory / name}")
     for gateway, count in sorted(report.pending.items()):
         print(f"  {gateway}: {count} record(s) newer than its latest cosigned checkpoint: not yet provable")
     if any(f.kind == "extra" for f in report.findings):
@@ -277,6 +290,10 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     print(f"audit verify: FAILED — {len(report.findings)} finding(s) over {report.records} records")
     return 1
+
+
+def _indent(text: str) -> str:
+    return "".join(f"    {line}\n" for line in text.splitlines())
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -326,7 +343,8 @@ def _pages(store: IndexStore, filters: Filters, page: int = 10_000) -> Iterator[
 def _evidence(args: argparse.Namespace) -> int:
     store = open_store(args.index)
     try:
-        data = build_evidence(store, args.message_id, _cosigners(args.anchor), _tsa_roots(args.tsa_ca))
+        witnesses = _witnesses(args)
+        data = build_evidence(store, args.message_id, witnesses.keys, _tsa_roots(args.tsa_ca), quorum=witnesses.quorum)
     finally:
         store.close()
     Path(args.output).write_bytes(data)
@@ -335,10 +353,14 @@ def _evidence(args: argparse.Namespace) -> int:
 
 
 def _verify_evidence(args: argparse.Namespace) -> int:
-    anchor = load_anchor(Path(args.anchor)).public_key if args.anchor else None
+    witnesses = _witnesses(args) if args.anchor else None
     roots = _tsa_roots(args.tsa_ca) if args.tsa_ca else None
     report = verify_evidence(
-        Path(args.file).read_bytes(), anchor, tsa_roots=roots, require_timestamp=args.require_timestamp
+        Path(args.file).read_bytes(),
+        None if witnesses is None else witnesses.keys,
+        quorum=1 if witnesses is None else witnesses.quorum,
+        tsa_roots=roots,
+        require_timestamp=args.require_timestamp,
     )
     sides = ", ".join(sorted(f"{r.side} ({r.gateway})" for r in report.records))
     print(f"evidence intact: message {report.message_id}: {sides}")
@@ -422,6 +444,7 @@ def add_commands(sub: Any) -> None:
         default=DEFAULT_GRACE_MS / 1000,
         help="seconds a record may wait for its cosigned checkpoint and for its other side (default %(default)s)",
     )
+    p.add_argument("--fork-evidence", default="", help="write each fork's two signed checkpoints to this directory")
     p.add_argument(
         "--nats",
         default="",

@@ -41,12 +41,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from audit.index.timestamp import TimestampAuthority, Timestamper, load_timestamp_authority
 from audit.trail import (
     CHECKPOINT_STREAM,
+    COSIGNATURE_TYPE,
     Checkpoint,
     CheckpointInvalid,
     TimestampUnavailable,
     cosign,
     cosignature_subject,
     ensure_checkpoint_stream,
+    note_key_id,
+    registry_witness_name,
     verify_checkpoint,
     verify_consistency,
 )
@@ -64,7 +67,6 @@ class Cosigner:
         nats_url: str,
         *,
         key: ed25519.Ed25519PrivateKey,
-        key_id: str,
         name: str,
         state_path: Path,
         registered: Callable[[str, str], bool],
@@ -72,7 +74,8 @@ class Cosigner:
     ) -> None:
         self._url = nats_url
         self._key = key
-        self._key_id = key_id
+        # The witness's C2SP key ID (hex): names its consumer, its subject and its de-duplication ids.
+        self._key_id = note_key_id(name, key.public_key(), COSIGNATURE_TYPE).hex()
         self._name = name
         self._state_path = state_path
         self._registered = registered
@@ -169,7 +172,7 @@ class Cosigner:
         except (CheckpointInvalid, KeyError, TypeError, ValueError) as exc:
             log.error("audit cosigner refuses a checkpoint: %s", exc)
             return None
-        return cosign(checkpoint, self._key, self._name, self._key_id, int(time.time() * 1000))
+        return cosign(checkpoint, self._key, self._name, int(time.time() * 1000))
 
     async def _stamp(self, checkpoint: Checkpoint) -> Checkpoint:
         """The checkpoint with a TSA token over its signed bytes, or unchanged when none is to be had."""
@@ -226,7 +229,6 @@ class RegistryCosigner:
         from crossway.core.clock import SystemClock
         from crossway.security.keys import load_private_key
         from registry import NatsConfigurationSource, load_anchor
-        from registry.anchor import registry_key_id
         from registry.authority import passphrase_from_env
 
         if timestamp is None and (registry_dir / "timestamp.toml").exists():
@@ -246,8 +248,7 @@ class RegistryCosigner:
         self.cosigner = Cosigner(
             nats_url,
             key=key,
-            key_id=registry_key_id(key.public_key()),
-            name=f"registry {anchor.instance}",
+            name=registry_witness_name(anchor.instance),
             state_path=registry_dir / "cosigner-state.json",
             registered=registered,
             timestamp=timestamp,

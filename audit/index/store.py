@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.trail import ArchivedPayload, AuditIndexUnavailable, AuditRecord, Checkpoint, leaf_hash
+from audit.trail import (
+    ArchivedPayload,
+    AuditIndexUnavailable,
+    AuditRecord,
+    Checkpoint,
+    CheckpointInvalid,
+    leaf_hash,
+    merge_cosignatures,
+)
 
 __all__ = ["Filters", "IndexStore", "Row", "open_store"]
 
@@ -37,6 +45,10 @@ _SCHEMA = [
         gateway TEXT NOT NULL, size BIGINT NOT NULL, cosigned INTEGER NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (gateway, size, cosigned))""",
     "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+    # Two checkpoints of one gateway, one size, two roots: a gateway that showed two histories.
+    """CREATE TABLE IF NOT EXISTS equivocations (
+        gateway TEXT NOT NULL, size BIGINT NOT NULL, first_root TEXT NOT NULL, second_root TEXT NOT NULL,
+        first TEXT NOT NULL, second TEXT NOT NULL, PRIMARY KEY (gateway, size, first_root, second_root))""",
     # Archived payloads (ciphertext only; the index holds no key to open them), one per record.
     """CREATE TABLE IF NOT EXISTS archives (
         record_id TEXT PRIMARY KEY, message_id TEXT NOT NULL, body TEXT NOT NULL)""",
@@ -168,14 +180,43 @@ class IndexStore:
         )
 
     def add_checkpoint(self, cursor_name: str, seq: int, checkpoint: Checkpoint) -> None:
+        """Store a checkpoint; each witness publishes its own cosignature, so copies of one
+        checkpoint are merged, and one of the same size with another root is kept as an
+        equivocation (both, as they were signed)."""
         if seq <= self.cursor(cursor_name):
             return
-        self._exec(
-            "INSERT INTO checkpoints (gateway, size, cosigned, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (checkpoint.gateway, checkpoint.size, int(checkpoint.cosigned), checkpoint.to_json().decode()),
-        )
+        key = (checkpoint.gateway, checkpoint.size, int(checkpoint.cosigned))
+        row = self._exec("SELECT body FROM checkpoints WHERE gateway = ? AND size = ? AND cosigned = ?", key).fetchone()
+        if row is None:
+            self._exec(
+                "INSERT INTO checkpoints (gateway, size, cosigned, body) VALUES (?, ?, ?, ?)",
+                (*key, checkpoint.to_json().decode()),
+            )
+        else:
+            held = Checkpoint.from_json(row[0])
+            if held.root != checkpoint.root:
+                self._exec(
+                    "INSERT INTO equivocations (gateway, size, first_root, second_root, first, second) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (checkpoint.gateway, checkpoint.size, held.root.hex(), checkpoint.root.hex(),
+                     row[0], checkpoint.to_json().decode()),
+                )  # fmt: skip
+            else:
+                try:
+                    merged = merge_cosignatures(held, checkpoint)
+                except CheckpointInvalid:
+                    merged = held  # the same tree head signed twice (another time line): keep the first
+                self._exec(
+                    "UPDATE checkpoints SET body = ? WHERE gateway = ? AND size = ? AND cosigned = ?",
+                    (merged.to_json().decode(), *key),
+                )
         self._set_cursor(cursor_name, seq)
         self._conn.commit()
+
+    def equivocations(self) -> list[tuple[Checkpoint, Checkpoint]]:
+        """Pairs of checkpoints of one gateway and size with different roots, as stored."""
+        rows = self._exec("SELECT first, second FROM equivocations ORDER BY gateway, size").fetchall()
+        return [(Checkpoint.from_json(a), Checkpoint.from_json(b)) for a, b in rows]
 
     def add_archives(self, cursor_name: str, items: Sequence[tuple[int, bytes]]) -> int:
         """Store (stream_seq, archived payload JSON); idempotent like ``ingest``. Returns rows written."""

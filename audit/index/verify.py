@@ -33,7 +33,14 @@ then, across gateways:
 6. the stream sequences of all rows run without a gap up to the index's cursor, and, with
    ``backbone`` (what NATS holds, ``crossway audit verify --nats``), no gateway's latest cosigned
    checkpoint there is larger than what the index can show — a truncated index is named even
-   when its checkpoint rows were truncated with it.
+   when its checkpoint rows were truncated with it;
+7. no gateway signed two checkpoints of one size with different roots (kept by the index as
+   they arrived, whichever witness cosigned them): such a pair is a *fork*, reported with both
+   signed checkpoints as the proof.
+
+Step 1 takes, per gateway, the largest checkpoint cosigned by ``quorum`` distinct trusted
+witnesses (``cosigners``: key name → Ed25519 key — the registry and the witnesses its
+configuration names); a newer one may still be gathering cosignatures.
 """
 
 from __future__ import annotations
@@ -98,7 +105,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # altered | missing | extra | uncovered | checkpoint | disagreement
+    kind: str  # altered | missing | extra | uncovered | checkpoint | disagreement | fork
     gateway: str
     detail: str
     record_id: str = ""
@@ -133,6 +140,7 @@ class VerifyReport:
     unanswered: int = 0  # client records of exchanges that never reached the provider (no other side due)
     suspects: tuple[Suspect, ...] = ()  # candidates of step 3's ranges, for refine_with_stream
     grace_ms: int = DEFAULT_GRACE_MS
+    forks: tuple[tuple[Checkpoint, Checkpoint], ...] = ()  # step 7's proofs: two signed histories
 
     @property
     def ok(self) -> bool:
@@ -176,8 +184,10 @@ class _Walk:
         signed_only: bool,
         grace_ms: int,
         now_ms: int,
+        quorum: int,
     ) -> None:
         self.store = store
+        self.quorum = quorum
         self.cosigners = cosigners
         self.progress = progress
         self.tsa_roots = tsa_roots
@@ -204,7 +214,7 @@ class _Walk:
             return 0
         size = 0
         try:
-            verify_checkpoint(checkpoint, self.cosigners)
+            verify_checkpoint(checkpoint, self.cosigners, quorum=self.quorum)
             size = checkpoint.size
             self.covered[gateway] = size
         except CheckpointInvalid as exc:
@@ -380,6 +390,33 @@ class _Walk:
             )
             self.findings.append(Finding("missing", gateway, detail))
 
+    # -- 7. two histories ---------------------------------------------------------------------------
+
+    def forks(self) -> tuple[tuple[Checkpoint, Checkpoint], ...]:
+        """Checkpoints of one gateway and size with two roots, each signed by the gateway: it
+        showed two histories (to two witnesses, or to one and then another). Both are the proof."""
+        proven: list[tuple[Checkpoint, Checkpoint]] = []
+        for first, second in self.store.equivocations():
+            try:
+                count = [verify_checkpoint(c, self.cosigners, require_cosignature=False) for c in (first, second)]
+            except CheckpointInvalid as exc:
+                self.findings.append(
+                    Finding("checkpoint", first.gateway, f"a stored fork does not verify: {exc.message}")
+                )
+                continue
+            by = " and ".join(
+                ", ".join(sorted(c.name for c in cp.cosignatures if c.name in self.cosigners)) or "no trusted witness"
+                for cp in (first, second)
+            )
+            detail = (
+                f"two checkpoints of size {first.size}, both signed by the gateway, with roots {first.root.hex()} and "
+                f"{second.root.hex()} (cosigned by {by}; {count[0]} and {count[1]} trusted cosignatures): "
+                "it showed two histories"
+            )
+            self.findings.append(Finding("fork", first.gateway, detail))
+            proven.append((first, second))
+        return tuple(proven)
+
     # -- 6. the stream's extent ------------------------------------------------------------------
 
     def stream_extent(self, backbone: Mapping[str, Checkpoint] | None) -> None:
@@ -420,6 +457,7 @@ def verify_index(
     grace_ms: int = DEFAULT_GRACE_MS,
     now_ms: int | None = None,
     backbone: Mapping[str, Checkpoint] | None = None,
+    quorum: int = 1,
 ) -> VerifyReport:
     """Steps 1–6 of the module docstring. ``backbone``: each gateway's latest cosigned checkpoint
     as NATS holds it (``read_backbone``), to catch an index truncated with its checkpoints."""
@@ -432,10 +470,19 @@ def verify_index(
         signed_only=signed_only,
         grace_ms=grace_ms,
         now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+        quorum=quorum,
     )
     checkpoints = store.latest_checkpoints(cosigned=True)
     for gateway in sorted(set(store.gateways()) | set(checkpoints)):
-        checkpoint = checkpoints.get(gateway)
+        # The largest checkpoint with its quorum of witnesses (the newest may still be gathering
+        # cosignatures); when none has it, the newest, whose check then says what is lacking.
+        newest = checkpoints.get(gateway)
+        checkpoint = _with_quorum(store, gateway, cosigners, quorum) or newest
+        if newest is not None and checkpoint is not None and newest.size != checkpoint.size:
+            try:  # a newer checkpoint may lack cosignatures still, but never be forged
+                verify_checkpoint(newest, cosigners, require_cosignature=False)
+            except CheckpointInvalid as exc:
+                walk.findings.append(Finding("checkpoint", gateway, exc.message))
         if checkpoint is None and not (signed_only and _all_young(store, gateway, walk)):
             walk.findings.append(
                 Finding("checkpoint", gateway, "no cosigned checkpoint: nothing of this log is proven")
@@ -446,6 +493,7 @@ def verify_index(
     status_differs, unanswered = walk.both_sides()
     walk.vanished()
     walk.stream_extent(backbone)
+    forks = walk.forks()
     if progress is not None:
         progress(walk.done, walk.total)
     return VerifyReport(
@@ -458,6 +506,7 @@ def verify_index(
         unanswered,
         tuple(walk.suspects),
         grace_ms,
+        forks,
     )
 
 
@@ -489,7 +538,20 @@ def refine_with_stream(report: VerifyReport, stream_bytes: Mapping[int, bytes | 
         report.unanswered,
         (),
         report.grace_ms,
+        report.forks,
     )
+
+
+def _with_quorum(
+    store: IndexStore, gateway: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey], quorum: int
+) -> Checkpoint | None:
+    for checkpoint in reversed(store.checkpoints(gateway)):
+        try:
+            verify_checkpoint(checkpoint, cosigners, quorum=quorum)
+        except CheckpointInvalid:
+            continue
+        return checkpoint
+    return None
 
 
 def _columns_differ(row: Row, record: AuditRecord) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from audit.index import AuditIndexer, open_store, verify_evidence
+from audit.index.witnesses import registry_witnesses
 from audit.trail import ARCHIVE_STREAM, count_stream_records
 from crossway.demo.federation import MARKETING_SUBSYSTEM, TAX, Federation
 from protos.crossway.v1 import audit_pb2 as audit_pb
@@ -240,7 +241,7 @@ async def test_the_audit_api_serves_a_verifying_evidence_bundle_and_an_intact_ve
             events = [e async for e in stub.Verify(audit_pb.AuditVerifyRequest(), metadata=auditor, timeout=30)]
     finally:
         await api.aclose()
-    report = verify_evidence(evidence.bundle, load_anchor(Path(anchor)).public_key)
+    report = verify_evidence(evidence.bundle, registry_witnesses(load_anchor(Path(anchor))).keys)
     assert report.message_id == ids[3] and len(report.records) == 2
     assert [e.WhichOneof("event") for e in events] == ["summary"] and events[0].summary.intact
 

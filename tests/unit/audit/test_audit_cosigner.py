@@ -38,8 +38,7 @@ def cosigner(tmp_path: Path) -> Cosigner:
     return Cosigner(
         "nats://127.0.0.1:1",
         key=ed25519.Ed25519PrivateKey.generate(),
-        key_id="ab" * 32,
-        name="registry EE",
+        name="crossway.registry/EE",
         state_path=tmp_path / "state.json",
         registered=lambda member, key_id: True,
     )
@@ -97,8 +96,7 @@ def test_what_it_cosigned_survives_a_restart(cosigner: Cosigner, tmp_path: Path)
     again = Cosigner(
         "nats://127.0.0.1:1",
         key=ed25519.Ed25519PrivateKey.generate(),
-        key_id="ab" * 32,
-        name="registry EE",
+        name="crossway.registry/EE",
         state_path=tmp_path / "state.json",
         registered=lambda member, key_id: True,
     )
