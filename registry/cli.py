@@ -118,6 +118,47 @@ def _service_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _witness_add(args: argparse.Namespace) -> int:
+    name, raw = _witness_vkey(args.vkey)
+    member = MemberId.parse(args.member) if args.member else None
+    authority = _open(args)
+    try:
+        authority.add_witness(name, raw, member)
+    finally:
+        authority.close()
+    print(f"witness {name} added; it is in the next configuration")
+    return 0
+
+
+def _witness_quorum(args: argparse.Namespace) -> int:
+    authority = _open(args)
+    try:
+        authority.set_witness_quorum(args.quorum)
+    finally:
+        authority.close()
+    print(f"witness quorum {args.quorum}: checkpoints need that many distinct witnesses, the registry counted")
+    return 0
+
+
+def _witness_vkey(vkey: str) -> tuple[str, bytes]:
+    """A witness's C2SP verifier key, ``<name>+<hex key ID>+base64(0x04 || Ed25519 key)``: its
+    name and raw key, once the key ID is checked (SHA-256(name || 0x0A || 0x04 || key)[:4])."""
+    import base64
+    import binascii
+    import hashlib
+
+    try:
+        name, key_hex, encoded = vkey.strip().split("+", 2)
+        material = base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise ConfigError(f"{vkey!r} is not a witness verifier key", hint="NAME+KEYID+BASE64, as printed "
+                          "by `crossway audit witness-key`") from exc  # fmt: skip
+    digest = hashlib.sha256(name.encode() + b"\n" + material).digest()[:4]
+    if len(material) != 33 or material[0] != 0x04 or digest.hex() != key_hex.lower():
+        raise ConfigError(f"{vkey!r} is not an Ed25519 cosignature key whose ID matches its name and key")
+    return name, material[1:]
+
+
 def _group_add(args: argparse.Namespace) -> int:
     _open(args).add_group(args.code, [SubsystemId.parse(s) for s in args.subsystems])
     print(f"group {args.code} now includes {len(args.subsystems)} more subsystem(s)")
@@ -290,6 +331,13 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM/package.Service")
     p.add_argument("--descriptor-set", required=True, help="FileDescriptorSet file (protoc --descriptor_set_out)")
     p.add_argument("--require-encryption", action="store_true", help="bodies must be encrypted end to end")
+
+    witnesses = _group(reg, "witness", "witnesses of the gateways' audit logs, besides the registry")
+    p = _leaf(witnesses, "add", _witness_add, "name a witness (its C2SP verifier key) in the configuration")
+    p.add_argument("vkey", help="the witness's verifier key NAME+KEYID+BASE64 (crossway audit witness-key)")
+    p.add_argument("--member", help="the member that runs it (INSTANCE/CLASS/CODE)")
+    p = _leaf(witnesses, "quorum", _witness_quorum, "how many distinct witnesses must cosign (registry counted)")
+    p.add_argument("quorum", type=int)
 
     p = _leaf(_group(reg, "group", "manage global groups"), "add", _group_add, "add subsystems to a group")
     p.add_argument("code")

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import datetime as dt
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,13 @@ from audit.index.payloads import add_payload_commands
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
 from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS, refine_with_stream, verify_index
-from audit.index.witnesses import TrustedWitnesses, registry_witnesses
+from audit.index.witnesses import (
+    TrustedWitnesses,
+    configured_witnesses,
+    load_configuration,
+    read_configuration,
+    registry_witnesses,
+)
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
 from registry import load_anchor
@@ -64,8 +71,66 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 
 def _witnesses(args: argparse.Namespace) -> TrustedWitnesses:
-    """The registry (its anchor) and the witnesses its configuration names, with their quorum."""
-    return registry_witnesses(load_anchor(Path(args.anchor)))
+    """The registry (its anchor) and the witnesses its configuration names, with their quorum:
+    from ``--configuration FILE``, else from NATS when ``--nats`` is given, else the registry alone."""
+    anchor = load_anchor(Path(args.anchor))
+    if getattr(args, "configuration", ""):
+        return configured_witnesses(anchor, load_configuration(Path(args.configuration), anchor))
+    if getattr(args, "nats", ""):
+        return configured_witnesses(anchor, asyncio.run(read_configuration(args.nats, anchor)))
+    return registry_witnesses(anchor)
+
+
+def _witness_key(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from audit.trail import Witness
+    from crossway.security.keys import save_private_key
+
+    path = Path(args.output)
+    if path.exists():
+        raise ConfigError(f"{path} exists; a witness key is never overwritten", hint="choose another path")
+    key = ed25519.Ed25519PrivateKey.generate()
+    save_private_key(path, key)
+    witness = Witness(args.name, key.public_key())
+    print(f"witness key written to {path}; its verifier key, for `crossway registry witness add`:")
+    print(witness.vkey)
+    return 0
+
+
+def _witness(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from audit.index.cosigner import WitnessService
+    from crossway.security.keys import load_private_key
+
+    key = load_private_key(Path(args.key))
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{args.key} is not an Ed25519 key", hint="make one with `crossway audit witness-key`")
+    state = Path(args.state) if args.state else Path(args.key).with_suffix(".state.json")
+    service = WitnessService(
+        args.nats,
+        load_anchor(Path(args.anchor)),
+        key=key,
+        name=args.name,
+        state_path=state,
+        skip_gateways=frozenset(args.skip_gateway),
+    )
+
+    async def run() -> None:
+        await service.start()
+        print(f"witness {args.name} cosigning audit checkpoints", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await service.aclose()
+
+    asyncio.run(run())
+    return 0
 
 
 def _tsa_roots(path: str) -> tuple[Any, ...]:
@@ -284,6 +349,8 @@ def _verify(args: argparse.Namespace) -> int:
         )
     if report.unanswered:
         print(f"  {report.unanswered} exchange(s) never reached a provider (no signed answer): no provider record due")
+    if len(witnesses.keys) > 1:
+        print(f"  witnesses: {', '.join(sorted(witnesses.keys))}; each checkpoint needs {witnesses.quorum} of them")
     sizes = ", ".join(f"{g} {n}" for g, n in sorted(report.covered.items())) or "none"
     if report.ok:
         print(f"audit verify: intact — {report.records} records; cosigned checkpoints: {sizes}")
@@ -452,6 +519,9 @@ def add_commands(sub: Any) -> None:
         "(names a record rewritten together with its leaf hash; catches an index truncated with its checkpoints)",
     )
     _add_timestamp_options(p)
+    p.add_argument(
+        "--configuration", default="", help="a signed registry configuration naming the witnesses and their quorum"
+    )
     p = command("export", "export records as JSON lines or CSV", _export)
     _add_filters(p)
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -462,9 +532,28 @@ def add_commands(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--anchor", required=True, help="the registry anchor.json (its key goes into the bundle)")
     p.add_argument("--tsa-ca", default="", help="the RFC 3161 TSA's CA (PEM); it goes into the bundle")
+    p.add_argument("--configuration", default="", help="a signed registry configuration naming the witnesses")
+    p.add_argument("--nats", default="", help="read the witnesses and their quorum from the registry in NATS")
     add_payload_commands(command)
+    p = cmds.add_parser("witness-key", help="make a witness's Ed25519 key and print its verifier key (vkey)")
+    p.add_argument("--name", required=True, help="the witness's key name, e.g. witness.tax.example/w1")
+    p.add_argument("-o", "--output", required=True, help="where to write the private key (0600)")
+    p.set_defaults(handler=_witness_key)
+    p = cmds.add_parser("witness", help="cosign the gateways' audit checkpoints as a witness the registry names")
+    p.add_argument("--nats", required=True, help="NATS URL")
+    p.add_argument("--anchor", required=True, help="the registry anchor.json")
+    p.add_argument("--key", required=True, help="the witness's Ed25519 key (crossway audit witness-key)")
+    p.add_argument("--name", required=True, help="the witness's key name, as registered")
+    p.add_argument("--state", default="", help="what it cosigned last, per gateway (default: KEY.state.json)")
+    p.add_argument(
+        "--skip-gateway", action="append", default=[], help="a gateway whose log it does not witness (its own); repeat"
+    )
+    p.set_defaults(handler=_witness)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")
+    p.add_argument(
+        "--configuration", default="", help="with --anchor: pin the witnesses and quorum a signed configuration names"
+    )
     _add_timestamp_options(p, pin=True)
     p.set_defaults(handler=_verify_evidence)

@@ -55,8 +55,9 @@ from audit.trail import (
 )
 from crossway.core.ids import GatewayId
 from crossway.natsclient import close_owner
+from registry import Anchor
 
-__all__ = ["Cosigner", "RegistryCosigner"]
+__all__ = ["Cosigner", "RegistryCosigner", "WitnessService"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ class Cosigner:
         state_path: Path,
         registered: Callable[[str, str], bool],
         timestamp: TimestampAuthority | None = None,
+        skip_gateways: frozenset[str] = frozenset(),
     ) -> None:
+        # Logs this witness does not cosign: its own gateway's (a log does not witness itself).
+        self._skip = skip_gateways
         self._url = nats_url
         self._key = key
         # The witness's C2SP key ID (hex): names its consumer, its subject and its de-duplication ids.
@@ -141,6 +145,8 @@ class Cosigner:
         try:
             doc = json.loads(data)
             checkpoint = Checkpoint.from_dict(doc["checkpoint"])
+            if checkpoint.gateway in self._skip:
+                return None
             proofs = _proofs(doc)
             # 1. The gateway's own signature.
             verify_checkpoint(checkpoint, {}, require_cosignature=False)
@@ -218,27 +224,29 @@ def _proofs(doc: dict[str, Any]) -> dict[int, list[bytes]]:
     return proofs
 
 
-class RegistryCosigner:
-    """The registry's cosigner: its configuration key, and members' keys from the published configuration.
+class WitnessService:
+    """A witness of the gateways' audit logs: a :class:`Cosigner` whose "registered key" check reads
+    the verified registry configuration from NATS. The registry runs one (``registry serve``);
+    a member runs its own with ``crossway audit witness`` beside its gateway, skipping its own
+    gateway's log (a log does not witness itself), once the registry names it
+    (``crossway registry witness add``)."""
 
-    Timestamping is off unless a ``TimestampAuthority`` is passed or the registry directory holds
-    ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
-    """
-
-    def __init__(self, nats_url: str, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        anchor: Anchor,
+        *,
+        key: ed25519.Ed25519PrivateKey,
+        name: str,
+        state_path: Path,
+        timestamp: TimestampAuthority | None = None,
+        skip_gateways: frozenset[str] = frozenset(),
+    ) -> None:
         from crossway.core.clock import SystemClock
-        from crossway.security.keys import load_private_key
-        from registry import NatsConfigurationSource, load_anchor
-        from registry.authority import passphrase_from_env
+        from registry import NatsConfigurationSource
 
-        if timestamp is None and (registry_dir / "timestamp.toml").exists():
-            timestamp = load_timestamp_authority(registry_dir / "timestamp.toml")
-        # Encrypted like the CA key when the registry was created with CROSSWAY_REGISTRY_PASSPHRASE.
-        key = load_private_key(registry_dir / "config.key", passphrase_from_env())
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
-        anchor = load_anchor(registry_dir / "anchor.json")
         self._source = NatsConfigurationSource(nats_url, anchor, SystemClock())
+        self.name = name
 
         def registered(member: str, key_id: str) -> bool:
             from crossway.core.ids import MemberId
@@ -248,10 +256,11 @@ class RegistryCosigner:
         self.cosigner = Cosigner(
             nats_url,
             key=key,
-            name=registry_witness_name(anchor.instance),
-            state_path=registry_dir / "cosigner-state.json",
+            name=name,
+            state_path=state_path,
             registered=registered,
             timestamp=timestamp,
+            skip_gateways=skip_gateways,
         )
 
     @property
@@ -265,3 +274,32 @@ class RegistryCosigner:
     async def aclose(self) -> None:
         await self.cosigner.aclose()
         await self._source.aclose()
+
+
+class RegistryCosigner(WitnessService):
+    """The registry's witness: its configuration key, and members' keys from the published configuration.
+
+    Timestamping is off unless a ``TimestampAuthority`` is passed or the registry directory holds
+    ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
+    """
+
+    def __init__(self, nats_url: str, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
+        from crossway.security.keys import load_private_key
+        from registry import load_anchor
+        from registry.authority import passphrase_from_env
+
+        if timestamp is None and (registry_dir / "timestamp.toml").exists():
+            timestamp = load_timestamp_authority(registry_dir / "timestamp.toml")
+        # Encrypted like the CA key when the registry was created with CROSSWAY_REGISTRY_PASSPHRASE.
+        key = load_private_key(registry_dir / "config.key", passphrase_from_env())
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
+        anchor = load_anchor(registry_dir / "anchor.json")
+        super().__init__(
+            nats_url,
+            anchor,
+            key=key,
+            name=registry_witness_name(anchor.instance),
+            state_path=registry_dir / "cosigner-state.json",
+            timestamp=timestamp,
+        )

@@ -131,7 +131,7 @@ class Witness:
     def from_vkey(cls, vkey: str) -> Witness:
         """Parse ``<name>+<hex key ID>+base64(0x04 || key)``; the key ID must match."""
         try:
-            name, key_hex, encoded = vkey.strip().split("+")
+            name, key_hex, encoded = vkey.strip().split("+", 2)
             material = base64.b64decode(encoded, validate=True)
             if len(material) != 33 or material[0] != COSIGNATURE_TYPE:
                 raise ValueError("not an Ed25519 cosignature (type 0x04) key")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import descriptor_pb2
 
 from audit.index import RegistryCosigner
@@ -88,6 +89,11 @@ class Agency:
         return f"127.0.0.1:{self.client_port}"
 
 
+def _witness_name(gateway: GatewayId) -> str:
+    """The key name of the witness an agency runs beside its gateway."""
+    return f"crossway.witness/{gateway}"
+
+
 def _self_signed_client(directory: Path, subsystem: SubsystemId) -> tuple[Path, Path]:
     """An agency system's own TLS client certificate, pinned by the gateway (X-Road practice)."""
     key = generate_tls_key()
@@ -113,10 +119,16 @@ class Federation:
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
         unsafe_release_before_durable: bool = False,
+        witnesses: bool = False,
     ) -> None:
         self.workdir = workdir
         # [audit] unsafe_release_before_durable on every gateway (the benchmark's "off" row).
         self.unsafe_release_before_durable = unsafe_release_before_durable
+        # Witnesses besides the registry (issue 12): each agency runs one for the other's log, and an
+        # independent one (an audit office); the registry asks for a quorum of 2 of the 4.
+        self.witnesses = witnesses
+        self.witness_keys: dict[str, Path] = {}  # witness name → its key file
+        self.witness_processes: dict[str, ManagedProcess] = {}
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -161,6 +173,8 @@ class Federation:
         await self.registry.start()
         self.cosigner = RegistryCosigner(self.nats.url, self.workdir / "registry")
         await self.cosigner.start()
+        for name in self.witness_keys:
+            await self.start_witness(name)
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -194,7 +208,20 @@ class Federation:
             )
         return serial
 
+    async def start_witness(self, name: str) -> None:
+        """Start (or restart) a member's witness process: ``crossway audit witness``."""
+        own = [a.gateway for a in self.agencies if name == _witness_name(a.gateway)]
+        argv = [sys.executable, "-m", "crossway.cli", "audit", "witness", "--nats", self.nats.url, "--anchor",
+                str(self.workdir / "registry" / "anchor.json"), "--key", str(self.witness_keys[name]), "--name", name,
+                *(arg for gateway in own for arg in ("--skip-gateway", str(gateway)))]  # fmt: skip
+        process = ManagedProcess(f"witness {name}", argv, echo=self.echo)
+        self.witness_processes[name] = process
+        await process.start()
+        await process.wait_for(r"cosigning audit checkpoints", 30)
+
     async def aclose(self) -> None:
+        for process in self.witness_processes.values():
+            await process.stop()
         for agency in self.agencies:
             if agency.process is not None:
                 await agency.process.stop()
@@ -251,9 +278,25 @@ class Federation:
             keys.signing_certificate.write_bytes(cert_to_pem(signing))
             authority.set_encryption_key(agency.member, keys.encryption_public.read_bytes())
         authority.add_service(POPULATION_SERVICE, population_descriptor_set(), self.require_encryption)
+        if self.witnesses:
+            self._admit_witnesses(authority)
         if self.business is not None:
             for service in (BUSINESS_SERVICE, ARCHIVE_SERVICE):
                 authority.add_service(service, business_descriptor_set(), self.require_encryption)
+
+    def _admit_witnesses(self, authority: RegistryAuthority) -> None:
+        runners: list[tuple[str, Path, MemberId | None]] = [
+            (_witness_name(a.gateway), a.directory / "keys" / "witness.key", a.member) for a in self.agencies
+        ]
+        runners.append(("crossway.witness/audit-office", self.workdir / "audit-office" / "witness.key", None))
+        for name, path, member in runners:
+            key = ed25519.Ed25519PrivateKey.generate()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_private_key(path, key)
+            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            authority.add_witness(name, raw, member)
+            self.witness_keys[name] = path
+        authority.set_witness_quorum(2)
 
     # -- gateways ----------------------------------------------------------------------------
 

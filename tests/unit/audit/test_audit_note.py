@@ -30,7 +30,7 @@ SPEC_NOTE = (
 
 
 def test_the_signed_note_examples_key_id_and_signature_check_out() -> None:
-    name, key_hex, material = SPEC_VKEY.split("+")
+    name, key_hex, material = SPEC_VKEY.split("+", 2)
     raw = base64.b64decode(material)
     assert raw[0] == 0x01  # an Ed25519 note key
     key = ed25519.Ed25519PublicKey.from_public_bytes(raw[1:])
@@ -76,7 +76,7 @@ def test_a_vkey_round_trips_and_its_key_id_must_match() -> None:
     _, _, witnesses = _checkpoint_and_witnesses()
     vkey = witnesses[1].vkey
     assert Witness.from_vkey(vkey) == witnesses[1]
-    _, key_hex, material = vkey.split("+")
+    _, key_hex, material = vkey.split("+", 2)
     with pytest.raises(ValueError, match="ID"):
         Witness.from_vkey(f"other.example/w+{key_hex}+{material}")
 
