@@ -216,6 +216,7 @@ def _serve(args: argparse.Namespace) -> int:
         also = f", indexing {args.nats}" if args.nats else ""
         print(f"audit API listening on {host}:{port} (index {args.index}{also})", flush=True)
 
+    witnesses = _witnesses(args)
     asyncio.run(
         serve(
             args.index,
@@ -223,9 +224,10 @@ def _serve(args: argparse.Namespace) -> int:
             Path(args.tls_key).read_bytes(),
             Path(args.tls_cert).read_bytes(),
             auth,
-            _witnesses(args).keys,
+            witnesses.keys,
             nats_url=args.nats,
             ready=ready,
+            quorum=witnesses.quorum,
         )
     )
     return 0

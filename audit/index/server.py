@@ -69,11 +69,16 @@ def _entry(row: Row) -> pb.AuditEntry:
 
 class AuditApi(audit_pb2_grpc.AuditServicer):
     def __init__(
-        self, index_url: str, auth: AuditAuthenticator, cosigners: Mapping[str, ed25519.Ed25519PublicKey]
+        self,
+        index_url: str,
+        auth: AuditAuthenticator,
+        cosigners: Mapping[str, ed25519.Ed25519PublicKey],
+        quorum: int = 1,
     ) -> None:
         self._index = index_url
         self._auth = auth
         self._cosigners = dict(cosigners)
+        self._quorum = quorum  # distinct witnesses a checkpoint needs (the registry configuration's)
 
     async def _guard(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> AuditorIdentity:
         try:
@@ -156,7 +161,7 @@ class AuditApi(audit_pb2_grpc.AuditServicer):
                     hint="ask for evidence of your own exchanges (Evidence), or use an unscoped auditor token",
                 ),
             )
-        report = await self._read(context, lambda s: verify_index(s, self._cosigners))
+        report = await self._read(context, lambda s: verify_index(s, self._cosigners, quorum=self._quorum))
         for f in report.findings:
             yield pb.AuditVerifyEvent(
                 finding=pb.AuditFinding(
@@ -179,7 +184,9 @@ class AuditApi(audit_pb2_grpc.AuditServicer):
     ) -> pb.AuditEvidence:
         who = await self._guard(context, "Evidence")
         await self._exchange(context, request.message_id, who)  # 2. in scope, or not found
-        bundle = await self._read(context, lambda s: build_evidence(s, request.message_id, self._cosigners))
+        bundle = await self._read(
+            context, lambda s: build_evidence(s, request.message_id, self._cosigners, quorum=self._quorum)
+        )
         return pb.AuditEvidence(message_id=request.message_id, bundle=bundle)
 
 
@@ -216,6 +223,7 @@ async def serve(
     *,
     nats_url: str = "",
     ready: Callable[[int], None] = lambda port: None,
+    quorum: int = 1,
 ) -> None:
     """``crossway audit serve``: the API (and, with ``nats_url``, the indexer) until SIGTERM/SIGINT."""
     import signal
@@ -228,7 +236,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     indexer_store = open_store(index_url) if nats_url else None
     indexer = AuditIndexer(nats_url, indexer_store) if indexer_store is not None else None
-    server = AuditServer(AuditApi(index_url, auth, cosigners), listen, tls_key_pem, tls_cert_pem)
+    server = AuditServer(AuditApi(index_url, auth, cosigners, quorum), listen, tls_key_pem, tls_cert_pem)
     try:
         if indexer is not None:
             await indexer.start()
