@@ -31,7 +31,7 @@ from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
 from crossway.security.keys import load_certificate, load_private_key, load_public_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
-from crossway.security.replay import MemoryReplayGuard, ReplayGuard
+from crossway.security.replay import ReplayGuard
 from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
@@ -262,11 +262,10 @@ class Gateway:
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
 
     def _replay_guard(self) -> ReplayGuard:
-        # Worker processes share the peer port: a replayed message may reach any of them, so
-        # they share one window (a SQLite file); a single process keeps it in memory.
-        if self.config.workers > 1:
-            return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
-        return MemoryReplayGuard()
+        # On disk, always: the window must survive a restart (a captured envelope replayed just
+        # after one was accepted when it lived in memory), and worker processes share the peer
+        # port, so a replayed message may reach any of them — they share the one file.
+        return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
 
     def _quotas(self) -> Quotas:
         # The same reason: a client's calls spread over the workers, so a "2/min" quota would
