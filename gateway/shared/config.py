@@ -140,6 +140,22 @@ class Limits:
     max_metadata_entries: int = 64
     max_metadata_bytes: int = 8 * 1024
 
+    @property
+    def grpc_message_bytes(self) -> int:
+        """gRPC's own cap on one message, on every port and peer channel: the limit plus 1 MiB.
+
+        Up to the margin over the limit a message still reaches Crossway, which refuses it with
+        ``message.too_large`` and records it; beyond the margin gRPC refuses it before reading it
+        (``RESOURCE_EXHAUSTED``, in gRPC's words) — that is what bounds memory per message.
+        """
+        return self.max_message_bytes + _MIB
+
+    @property
+    def grpc_metadata_bytes(self) -> int:
+        """gRPC's cap on a call's metadata at the client port: well above ``max_metadata_bytes``,
+        so that metadata over the limit reaches Crossway and is refused with a reason."""
+        return max(64 * 1024, 4 * self.max_metadata_bytes)
+
 
 _DEFAULT_LIMITS = Limits()
 
