@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
+import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +33,47 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _hosts(values: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``--host`` values split into DNS names and IP addresses (each checked)."""
+    dns: list[str] = []
+    ips: list[str] = []
+    for value in values:
+        host = value.strip().lower()
+        try:
+            ips.append(str(ipaddress.ip_address(host.strip("[]"))))
+            continue
+        except ValueError:
+            pass
+        if not _DNS_NAME.match(host):
+            raise ConfigError(
+                f"--host {value!r} is neither a DNS name nor an IP address",
+                hint="give the name or address other gateways use to reach this one, e.g. --host gw1.agency.example",
+            )
+        dns.append(host)
+    return tuple(dict.fromkeys(dns)), tuple(dict.fromkeys(ips))
+
+
 def _init(args: argparse.Namespace) -> int:
+    hosts = [*args.host, *args.dns, *args.ip]
+    if not hosts:
+        hosts = ["localhost", "127.0.0.1"]
+        print(
+            "note: no --host given; the TLS certificate will name only localhost and 127.0.0.1, so only a gateway "
+            "on this machine can reach this one. Give --host NAME for each name or address other gateways use.",
+            file=sys.stderr,
+        )
+    dns_names, ip_addresses = _hosts(hosts)
     paths = provision_gateway(
         Path(args.dir),
         GatewayId.parse(args.id),
-        dns_names=tuple(args.dns),
-        ip_addresses=tuple(args.ip),
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
     )
     print(f"keys and certificate requests for {args.id} written to {paths.directory}")
+    print(f"  the TLS request names {', '.join((*dns_names, *ip_addresses))}")
     print(f"  send {paths.tls_csr.name} and {paths.signing_csr.name} to the registry operator:")
     print(f"    crossway registry cert issue --csr {paths.tls_csr} --kind tls --gateway {args.id} -o tls.crt")
     print(
@@ -123,8 +159,19 @@ def add_commands(sub: Any) -> None:
     p = leaves.add_parser("init", help="generate a gateway's keys and certificate requests")
     p.add_argument("--id", required=True, help="gateway id INSTANCE/CLASS/CODE/NAME")
     p.add_argument("--dir", required=True, help="key directory (created 0700)")
-    p.add_argument("--dns", action="append", default=["localhost"], help="DNS name of the peer listener")
-    p.add_argument("--ip", action="append", default=["127.0.0.1"], help="IP address of the peer listener")
+    p.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=(
+            "a DNS name or IP address other gateways use to reach this one (repeat for each); it goes into the "
+            "TLS certificate, which must name the address the registry lists. Default: localhost and 127.0.0.1"
+        ),
+    )
+    # Earlier spellings of --host, kept so that existing scripts still work.
+    p.add_argument("--dns", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--ip", action="append", default=[], help=argparse.SUPPRESS)
     p.set_defaults(handler=_init)
     p = leaves.add_parser("run", help="run a gateway from its TOML configuration")
     p.add_argument("--config", required=True, help="gateway.toml")
