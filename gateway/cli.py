@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
@@ -23,6 +24,19 @@ from gateway.workers import WorkerPool, WorkerRole
 __all__ = ["add_commands"]
 
 
+class _OneLine(logging.Filter):
+    """nats-py's default error callback logs a whole traceback for every failed (re)connect
+    attempt — one every 2 s while NATS is away, 300 in ten minutes. The exception's type and
+    message say all an operator can act on: one line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg, record.args = "%s (%s: %s)", (record.getMessage(), type(exc).__name__, exc)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -31,9 +45,13 @@ def configure_logging(verbose: bool = False) -> None:
     # grpc and nats are chatty at INFO about reconnects; keep their warnings.
     for noisy in ("nats", "grpc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        logging.getLogger("nats.aio.client").addFilter(_OneLine())
 
 
-_DNS_NAME = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 def _hosts(values: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -99,7 +117,9 @@ async def _serve(config_path: Path, config: GatewayConfig, role: WorkerRole | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await gateway.start()
+        if not await _started(gateway, stop):
+            print(f"gateway {config.gateway_id} stopped before it was ready", flush=True)
+            return 0
         if role is not None:
             print(f"worker {role.index} ready", flush=True)
         elif config.workers > 1:
@@ -123,6 +143,24 @@ async def _serve(config_path: Path, config: GatewayConfig, role: WorkerRole | No
     if stats is not None:
         print(f"gateway {config.gateway_id} stopped: audit {stats}", flush=True)
     return 0
+
+
+async def _started(gateway: Gateway, stop: asyncio.Event) -> bool:
+    """Start ``gateway`` unless told to stop first: False when SIGTERM/SIGINT came during the
+    start (waiting for NATS, say) — the start is cancelled then, not waited out."""
+    starting = asyncio.ensure_future(gateway.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if starting.done():
+        starting.result()  # a failed start raises here (e.g. config.invalid)
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
 
 
 def _health(args: argparse.Namespace) -> int:

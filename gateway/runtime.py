@@ -29,6 +29,7 @@ from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import wait_for_nats
 from crossway.security.keys import load_certificate, load_private_key, load_public_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.replay import ReplayGuard
@@ -127,6 +128,11 @@ class Gateway:
             self._nats = EmbeddedNats(cfg.data_dir / "nats")
             await self._nats.start()
             self.nats_url = self._nats.url
+        else:
+            # Wait here, one log line per try and cancellable, rather than inside the first
+            # connects of the components below (nats-py retries those forever, with a traceback
+            # per try, and a stop signal could not end the wait).
+            await wait_for_nats(self.nats_url, who=f"gateway {cfg.gateway_id}")
         # Keys (never logged).
         tls_key = load_private_key(cfg.tls_key, cfg.key_passphrase)
         tls_cert = load_certificate(cfg.tls_certificate)
