@@ -83,3 +83,37 @@ def test_gateway_init_refuses_a_host_that_is_not_a_name_or_an_address(tmp_path: 
     assert result.returncode == 1
     assert "error[config.invalid]: --host 'gw 1' is neither a DNS name nor an IP address" in result.stderr
     assert not (tmp_path / "k").exists()
+
+
+def test_a_reader_that_stops_early_leaves_audit_query_quiet(tmp_path: Path) -> None:
+    # `crossway audit query | head -1`: the pipe closes after one line; no BrokenPipeError traceback.
+    from audit.index.store import open_store
+    from audit.trail.samples import sample_record
+
+    index = tmp_path / "index.sqlite"
+    store = open_store(str(index))
+    try:
+        records = (sample_record(n) for n in range(3000))
+        store.ingest("records", [(n + 1, r.gateway, r.to_json()) for n, r in enumerate(records)], {})
+    finally:
+        store.close()
+    query = subprocess.Popen(
+        [sys.executable, "-m", "crossway.cli", "audit", "query", "--index", str(index), "--limit", "3000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert query.stdout is not None and query.stderr is not None
+    assert query.stdout.readline()  # head -1
+    query.stdout.close()
+    code = query.wait(timeout=60)
+    stderr = query.stderr.read().decode()
+    assert stderr == ""
+    assert code == 141  # as if killed by SIGPIPE, like any Unix tool whose reader left
+
+
+def test_demo_call_from_a_folder_without_a_running_demo_says_so(tmp_path: Path) -> None:
+    result = _crossway("demo", "call", "38001010001", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "error[config.invalid]: no running demo in var/demo: cannot read var/demo/tax/client.port" in result.stderr
+    assert "--workdir" in result.stderr and "Traceback" not in result.stderr
