@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -34,7 +34,7 @@ from gateway.wire.metadata import metadata_text
 from gateway.wire.multiplex import MULTIPLEX_METHOD, decode_mux_requests, serve_multiplex
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
-__all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with"]
+__all__ = ["ClientPortHandler", "PeerPortHandler", "abort_with", "outgoing_call"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,33 @@ async def _caller_requests(requests: AsyncIterator[bytes]) -> AsyncIterator[byte
 _EOF_SETTLE_S = 0.002
 
 
+def outgoing_call(
+    path: str,
+    metadata: Iterable[tuple[str, Any]] | None,
+    peer_cert_pem: bytes | None,
+    time_remaining_s: float | None,
+    limits: Limits,
+) -> OutgoingCall:
+    """What the client pipeline is told of a caller's call: plain values read from gRPC's, and
+    the reason its metadata is refused, if it is (raised once the caller is authenticated)."""
+    md = metadata_text(metadata)
+    return OutgoingCall(
+        message_id=os.urandom(16).hex(),
+        grpc_path=path,
+        provider_hint=md.get(MD_SERVICE, ""),
+        user_id=md.get(MD_USER, ""),
+        user_token=md.get(MD_USER_TOKEN, ""),
+        purpose=md.get(MD_PURPOSE, ""),
+        peer_cert_pem=peer_cert_pem,
+        authorization=md.get("authorization"),
+        time_remaining_s=time_remaining_s,
+        parent=extract_context(md.items()),
+        metadata_problem=metadata_problem(
+            metadata, max_entries=limits.max_metadata_entries, max_bytes=limits.max_metadata_bytes
+        ),
+    )
+
+
 class ClientPortHandler(_GenericHandler):
     def __init__(
         self,
@@ -109,24 +136,9 @@ class ClientPortHandler(_GenericHandler):
         return grpc.unary_unary_rpc_method_handler(self._unary_handler(path))
 
     def _outgoing(self, path: str, context: grpc.aio.ServicerContext[Any, Any]) -> OutgoingCall:
-        raw = context.invocation_metadata()
-        md = metadata_text(raw)
-        limits = self._limits
         pems = list(context.auth_context().get("x509_pem_cert", ()))
-        return OutgoingCall(
-            message_id=os.urandom(16).hex(),
-            grpc_path=path,
-            provider_hint=md.get(MD_SERVICE, ""),
-            user_id=md.get(MD_USER, ""),
-            user_token=md.get(MD_USER_TOKEN, ""),
-            purpose=md.get(MD_PURPOSE, ""),
-            peer_cert_pem=pems[0] if pems else None,
-            authorization=md.get("authorization"),
-            time_remaining_s=context.time_remaining(),
-            parent=extract_context(md.items()),
-            metadata_problem=metadata_problem(
-                raw, max_entries=limits.max_metadata_entries, max_bytes=limits.max_metadata_bytes
-            ),
+        return outgoing_call(
+            path, context.invocation_metadata(), pems[0] if pems else None, context.time_remaining(), self._limits
         )
 
     def _unary_handler(

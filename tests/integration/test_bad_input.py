@@ -8,19 +8,24 @@ the refusal is in the audit trail. The last test restarts the provider gateway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.message import DecodeError
 
 from audit.trail import AuditRecord, fetch_records
+from crossway.core import errors
 from crossway.demo.federation import MARKETING_SUBSYSTEM, POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
 from gateway.wire.codec import encode_envelope, seal_frame
 from gateway.wire.frames import Envelope
 from protos.crossway.v1 import envelope_pb2 as pb
+from protos.crossway.v1 import peer_pb2 as mux_pb
 from protos.demo.population.v1 import population_pb2 as population
 from tests.integration.peer_client import CALL, MULTIPLEX, STREAM, PeerClient, outcome
 
@@ -99,6 +104,42 @@ async def test_garbage_on_each_peer_method_is_refused_as_malformed_and_recorded_
         lambda r: r.side == "provider" and r.error_code == "message.malformed" and r.request_in_ms >= before,
     )
     assert record.peer_gateway == str(fed.tax.gateway)
+
+
+async def test_changed_requests_on_call_and_multiplex_are_each_answered_with_a_code(fed: Federation) -> None:
+    # The unit fuzz (tests/unit/gateway/test_fuzz_inputs.py) covers decoding and the pipeline; this
+    # checks what leaves the real port: a signed answer, or a status with crossway-error — for
+    # requests changed at seeded random places, one by one on Call and all at once on Multiplex.
+    rng = random.Random(13)
+    peer = _peer(fed)
+    changed = []
+    for _ in range(24):
+        data = bytearray(_get_person(peer).SerializeToString())
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        changed.append(bytes(data[: rng.choice([len(data), rng.randrange(1, len(data))])]))
+    codes = {cls.code for cls in errors._all_subclasses(errors.CrosswayError)} | {"ok"}
+    async with peer.channel() as channel:
+        call = channel.unary_unary(CALL, response_deserializer=pb.Envelope.FromString)
+        for data in changed:
+            try:
+                answer = outcome(await call(data, timeout=10))
+            except grpc.aio.AioRpcError as exc:
+                answer = _code(exc)
+            assert answer in codes, answer
+        # Inside a batch each request is an envelope already: keep the changed ones that parse.
+        requests = []
+        for tag, data in enumerate(changed, 1):
+            with contextlib.suppress(DecodeError):
+                requests.append(mux_pb.MuxRequest(tag=tag, envelope=pb.Envelope.FromString(data)))
+        mux = channel.stream_stream(
+            MULTIPLEX,
+            request_serializer=mux_pb.MuxRequests.SerializeToString,
+            response_deserializer=mux_pb.MuxReplies.FromString,
+        )
+        replies = [r async for rs in mux(iter([mux_pb.MuxRequests(requests=requests)]), timeout=10) for r in rs.replies]
+    assert sorted(r.tag for r in replies) == [r.tag for r in requests]
+    assert all(outcome(r) in codes for r in replies)
 
 
 # -- size ------------------------------------------------------------------------------------------
