@@ -68,6 +68,10 @@ __all__ = ["ProviderPipeline"]
 
 _tracer = trace.get_tracer("crossway.gateway.provider")
 
+# An encrypted body is its plaintext plus AES-GCM's 16-byte tag: a request at the limit stays
+# acceptable once sealed.
+_SEALING_ALLOWANCE = 1024
+
 
 def _note_failure(
     exc: CrosswayError, rec: ExchangeRecorder, span: trace.Span | None, request: SignedFrame | None
@@ -166,7 +170,7 @@ class ProviderPipeline:
         # (max_message_bytes plus a margin) before this code runs; a body over the bound itself
         # is refused here, before its digest is computed.
         limit = ctx.limits.max_message_bytes
-        if len(env.body) > limit:
+        if len(env.body) > limit + _SEALING_ALLOWANCE:
             raise MessageTooLarge(
                 f"the request body is {len(env.body)} bytes; this provider gateway accepts at most {limit} "
                 "in one message"

@@ -77,6 +77,18 @@ async def test_a_unary_request_over_the_limit_is_refused_by_the_client_gateway_a
         await pair.aclose()
 
 
+async def test_an_encrypted_request_exactly_at_the_limit_passes_both_gateways(tmp_path: Path) -> None:
+    # Sealing adds AES-GCM's tag to the body: the provider must not count it against the caller.
+    pair = InProcessPair.build(tmp_path, require_encryption=True, limits=Limits(max_message_bytes=64 * KIB))
+    try:
+        body = _echo(64 * KIB - 4)  # field tag and length: 4 bytes
+        assert len(body) == 64 * KIB
+        answer = await pair.client.unary(pair.call("Echo"), body)
+        assert len(pb.EchoResponse.FromString(answer).payload) == 64 * KIB - 4
+    finally:
+        await pair.aclose()
+
+
 async def test_the_provider_refuses_a_body_over_its_own_limit_before_checking_it_and_records_the_peer(
     tmp_path: Path,
 ) -> None:
