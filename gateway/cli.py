@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import logging
 import re
@@ -182,8 +183,28 @@ def _health(args: argparse.Namespace) -> int:
     return 0 if report.serving else 1
 
 
+def _return_large_buffers_to_the_os() -> None:
+    """Have glibc serve every buffer of 256 KiB or more with its own mapping, freed to the OS.
+
+    By default glibc raises its mmap threshold after the first large buffer is freed (up to
+    32 MiB), and from then on a message's 4 MiB buffers come from the heap, which a process does
+    not give back: after eight concurrent 4 MiB calls a gateway stayed ~220 MiB larger for good.
+    A fixed threshold keeps RSS settling back after large calls (``python -m bench.memory``); the
+    cost is a mapping per large buffer, small beside moving its megabytes. Linux with glibc only.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+    except (OSError, AttributeError):
+        return  # another C library: its own policy applies
+
+
+_M_MMAP_THRESHOLD = -3  # <malloc.h>
+
+
 def _run(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
+    _return_large_buffers_to_the_os()
     role = WorkerRole.parse(args.worker) if args.worker else None
     config_path = Path(args.config)
     config = load_config(config_path)
