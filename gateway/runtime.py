@@ -223,6 +223,7 @@ class Gateway:
                 binding.settings,
                 self._descriptors(source, binding.service),
                 binding.service.grpc_service,
+                max_message_bytes=cfg.limits.grpc_message_bytes,
             )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(
