@@ -29,7 +29,7 @@ FILTERS = (
     ("until", "until_ms", "Until (exclusive)", "2026-11-27T18:00 (UTC) or epoch ms"),
     ("client", "client", "Client subsystem", "EE/GOV/70000001/tax"),
     ("service", "service", "Service", "EE/GOV/70000002/population/population.v1.PersonRegistry"),
-    ("method", "method", "Method (full id)", "…/population.v1.PersonRegistry/GetPerson"),
+    ("method", "method", "Method", "GetPerson, or the full method id"),
     ("user", "user_id", "End user", "EE38001010001"),
     ("status", "status", "Status", "OK, PERMISSION_DENIED, …"),
     ("decision", "decision", "Decision", ""),
@@ -70,7 +70,7 @@ RECORD_FIELDS = (
 )
 _TIMES = frozenset({"request_in_ms", "request_out_ms", "response_in_ms", "response_out_ms"})
 # The exchange page's sections, in order; later issues add theirs (delivery timeline, topic matrix).
-EXCHANGE_SECTIONS = ("sides", "decision", "verification", "evidence")
+EXCHANGE_SECTIONS = ("decision", "verification", "sides", "evidence")
 
 
 class FormProblem(Exception):
@@ -100,6 +100,12 @@ def _filters(params: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]
             continue
         if field.endswith("_ms"):
             out[field] = _time(value)
+        elif field == "method" and "/" in value:
+            # Records hold the service id and the method's name apart: a full method id is both.
+            service, _, method = value.rpartition("/")
+            if out.get("service", service) != service:
+                raise FormProblem(f"the method {value} is not of the service {out['service']}")
+            out["service"], out["method"] = service, method
         elif field == "decision" and value not in ("allow", "deny"):
             raise FormProblem("decision is allow or deny")
         else:
@@ -211,6 +217,7 @@ async def exchange_page(request: Request) -> Response:
         "rows": _sides_table(exchange),
         "missing": [s for s in ("client", "provider") if s not in exchange.sides] if single is None else [],
         "decision": deciding.record if deciding is not None else {},
+        "headline": (exchange.sides.get("client") or deciding or next(iter(exchange.sides.values()))).record,
         "trace_id": next((e.record.get("trace_id") for e in exchange.sides.values() if e.record.get("trace_id")), ""),
         "proofs": exchange.proofs,
         "iso": iso,

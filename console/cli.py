@@ -16,9 +16,16 @@ __all__ = ["add_commands"]
 
 
 def _bind(listen: str) -> socket.socket:
+    """Bound before the app exists, so its URL (OIDC redirect, Origin check) is known; uvicorn serves it."""
     host, _, port = listen.rpartition(":")
     try:
-        sock = socket.create_server((host.strip("[]") or "127.0.0.1", int(port)), reuse_port=False)
+        address = socket.getaddrinfo(host.strip("[]") or "127.0.0.1", int(port), type=socket.SOCK_STREAM)[0]
+        # proto = IPPROTO_TCP as getaddrinfo says: asyncio sets TCP_NODELAY only on such sockets, and
+        # without it a small page on a kept-alive connection waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(address[0], address[1], address[2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address[4])
+        sock.listen(128)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot listen on {listen}: {exc}", hint="pick a free host:port (port 0: any)") from exc
     return sock

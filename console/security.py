@@ -4,7 +4,9 @@ Responses (all of them, error pages and static files included):
 - ``Content-Security-Policy``: ``default-src 'self'`` and nothing inline — no inline script, no
   inline style, no ``eval`` (htmx's indicator styles are turned off by a meta tag, its ``hx-on``
   attributes are not used); no framing (``frame-ancestors 'none'``), forms post only here;
-- ``Referrer-Policy: no-referrer`` (search pages carry filters in their URLs),
+- ``Referrer-Policy: same-origin``: search pages carry filters in their URLs, which no other
+  site gets (not ``no-referrer``: with it browsers send ``Origin: null`` on this console's own
+  form posts, and the Origin check below would refuse them),
   ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Cross-Origin-Opener-Policy``;
 - ``Cache-Control: no-store`` on pages (they show audit data), HSTS when served over https.
 
@@ -104,7 +106,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
     def _headers(self, request: Request, response: Response) -> None:
         h = response.headers
         h["Content-Security-Policy"] = CSP
-        h["Referrer-Policy"] = "no-referrer"
+        h["Referrer-Policy"] = "same-origin"
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
         h["Cross-Origin-Opener-Policy"] = "same-origin"
