@@ -210,8 +210,12 @@ def load_config(source: Path, environ: Mapping[str, str]) -> ConsoleConfig:
     top = _Reader(source, doc, "top")
     console = top.sub("console") or _Reader(source, {}, "console")
     public_url = console.text("public_url", "").rstrip("/")
-    if public_url and urlsplit(public_url).scheme not in ("http", "https"):
-        raise console.fail("public_url", f"{public_url!r} is not an http(s) URL", "e.g. https://console.example")
+    parts = urlsplit(public_url)
+    if public_url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query):
+        # An origin: browsers send exactly that in Origin, and the console's pages sit at its root.
+        raise console.fail(
+            "public_url", f"{public_url!r} is not an origin (scheme://host[:port])", "e.g. https://console.example"
+        )
     demo_table = top.sub("demo_provider")
     demo = _demo(demo_table) if demo_table is not None else None
     oidc_table = top.sub("oidc")

@@ -198,7 +198,7 @@ def _policy_admin_flow(b: Browser, tmp: Path) -> None:
     b.shot("12-policy-confirm")
     _no_severe(b, "confirm")
     b.click("#confirm")
-    b.until_text("#applied", "Version 1 is in force")
+    b.until_text("#applied", "Applied: version 1 is in force")
     row = b.text("#v1")
     assert "no marketing use" in row and "policy-admin@demo.crossway" in row
     b.htmx_ready()
@@ -216,7 +216,7 @@ def _policy_admin_flow(b: Browser, tmp: Path) -> None:
     assert "-forbid (principal, action, resource)" in b.text("#diff")
     b.shot("15-policy-rollback-confirm")
     b.click("#confirm")
-    b.until_text("#applied", "Version 2 is in force")
+    b.until_text("#applied", "Applied: version 2 is in force")
     assert "rollback to v0" in b.text("#v2")
     b.htmx_ready()
     assert _ask(b, "marketing").startswith("ALLOW")
