@@ -55,7 +55,13 @@ def _card(name: str, status: Any) -> dict[str, Any]:
             "expires_in": _in(status.registry_expires_at_ms, now) if status.registry_expires_at_ms else "",
             "expired": bool(status.registry_expires_at_ms) and status.registry_expires_at_ms <= now,
         },
-        "policy_version": f"v{status.policy_version}" if status.policy_version >= 0 else "none loaded",
+        "policy_version": (
+            f"v{status.policy_version}"
+            if status.policy_version >= 0
+            else "none loaded"
+            if any(h.name == "crossway.policy" for h in status.health)
+            else "none (provides no service)"
+        ),
         "audit": {
             "spooled": status.audit_spooled,
             "pending": status.audit_pending,

@@ -131,6 +131,7 @@ def _auditor_flow(b: Browser, anchor: Path) -> None:
     b.until_path("/audit/exchange")
     record = b.text("#sides")
     assert "auditor" in record and digest in record and message_id in record
+    assert digest in b.text("#auditor-read") and "called Evidence for" in b.text("#auditor-read")
     b.shot("06-audit-read-record")
     b.sign_out()
 
