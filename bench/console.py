@@ -223,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  page serve time (ms, end to end): first {s['first_page']}, last {s['last_page']}, "
         f"median {s['median']}, p95 {s['p95']}, max {s['max']} (page {s['slowest_page']})"
     )
+    every = max(1, figures["pages"] // 10)
+    sample = ", ".join(
+        f"p{n + 1} {ms}" for n, ms in enumerate(figures["per_page_ms"]) if n % every == 0 or n == figures["pages"] - 1
+    )
+    print(f"  every {every}th page (ms): {sample}")
     print("  the index alone, same page by OFFSET vs by keyset (ms):")
     for row in figures["index_offset_vs_keyset"]:
         print(f"    page {row['page']:>4}: offset {row['offset_ms']:>7}  keyset {row['keyset_ms']:>7}")
