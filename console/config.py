@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crossway.core.errors import ConfigError
+from crossway.core.tomlkeys import check_keys
 
 __all__ = [
     "ApiEndpoint",
@@ -120,11 +121,35 @@ class ConsoleConfig:
         return self.public_url.startswith("https://")
 
 
+# The keys each table may hold: anything else is a typo, refused at start (crossway.core.tomlkeys).
+_KEYS = {
+    "top": ("console", "oidc", "demo_provider", "audit", "gateways"),
+    "console": ("listen", "public_url", "session_ttl_s"),
+    "oidc": (
+        "issuer",
+        "client_id",
+        "client_secret_env",
+        "authorization_endpoint",
+        "token_endpoint",
+        "public_keys",
+        "scopes",
+        "roles_claim",
+        "name_claim",
+        "ca",
+    ),
+    "demo_provider": ("key", "audiences", "users", "token_ttl_s"),
+    "users": ("subject", "name", "roles", "member"),
+    "audit": ("name", "address", "ca", "server_name"),
+    "gateways": ("name", "address", "ca", "server_name"),
+}
+
+
 class _Reader:
-    """Typed access to one table, naming the file and key in every error."""
+    """Typed access to one table, naming the file and key in every error (unknown keys too)."""
 
     def __init__(self, source: Path, table: Mapping[str, Any], prefix: str) -> None:
         self.source, self.table, self.prefix = source, table, prefix
+        check_keys(table, _KEYS[prefix.split("[")[0]], source=source, where=prefix)
 
     def fail(self, key: str, problem: str, hint: str) -> ConfigError:
         return ConfigError(f"{self.source}: [{self.prefix}] {key}: {problem}", hint=hint)
@@ -189,7 +214,7 @@ def _url(r: _Reader, key: str, *, relative_ok: bool) -> str:
 
 def _demo(r: _Reader) -> DemoProviderConfig:
     users = []
-    for u in r.tables("users"):
+    for u in r.tables("users"):  # their tables are named users[N]
         member = u.text("member", "")
         users.append(DemoUser(u.text("subject"), u.text("name"), u.texts("roles"), member))
     return DemoProviderConfig(

@@ -215,3 +215,10 @@ def test_a_bad_console_toml_names_the_file_and_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="names CONSOLE_SECRET, which is not set"):
         load_config(path, {})
     assert load_config(path, {"CONSOLE_SECRET": "s"}).oidc.client_secret == "s"
+    path.write_text('[console]\npublic_url = "https://console.example/crossway"\n')
+    with pytest.raises(ConfigError, match="is not an origin"):
+        load_config(path, {})
+    path.write_text('[demo_provider]\nkey = "k"\naudiences = ["a"]\naudience = "typo"\n')
+    with pytest.raises(ConfigError, match=r"\[demo_provider\] audience: unknown key") as typo:
+        load_config(path, {})
+    assert "did you mean `audiences`" in typo.value.hint
