@@ -102,6 +102,7 @@ class AuditCheckpointer:
         self._persisted_seq = 0
         self._published = 0  # size of the last published checkpoint
         self._offered: list[int] = []  # sizes of recent checkpoints published or attempted, oldest first
+        self._published_at_ms = 0  # when this process signed it (0: not since start)
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -112,6 +113,10 @@ class AuditCheckpointer:
     @property
     def published_size(self) -> int:
         return self._published
+
+    @property
+    def published_at_ms(self) -> int:
+        return self._published_at_ms
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -199,6 +204,7 @@ class AuditCheckpointer:
             headers={"Nats-Msg-Id": f"checkpoint:{self._gateway}:{size}"},
         )
         self._published = size
+        self._published_at_ms = checkpoint.time_ms
         self._save_state()
         log.info("audit checkpoint %s size %d", self._gateway, size)
 

@@ -21,6 +21,7 @@ from crossway.core.clock import Clock
 from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, error_class_for_code
 from crossway.core.ids import GatewayId, MemberId
 from crossway.security.signing import Signer
+from gateway.shared.config import Limits
 from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.frames import ExchangeStatus
 from registry.configuration import VerifiedConfiguration
@@ -59,6 +60,8 @@ class GatewayContext:
     unsafe_release_before_durable: bool = False
     # How long an answer waits for its record at most; then the caller gets audit.unavailable.
     durable_timeout_s: float = 30.0
+    # [limits]: message size, deadline and metadata bounds (issue 13).
+    limits: Limits = field(default_factory=Limits)
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
 
     @property
