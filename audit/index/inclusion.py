@@ -45,7 +45,7 @@ class Inclusion:
 
 
 def prove_rows(
-    store: IndexStore, rows: Sequence[Row], cosigners: Mapping[str, ed25519.Ed25519PublicKey]
+    store: IndexStore, rows: Sequence[Row], cosigners: Mapping[str, ed25519.Ed25519PublicKey], quorum: int = 1
 ) -> list[Inclusion]:
     checkpoints = store.latest_checkpoints(cosigned=True)
     trees: dict[str, MerkleTree] = {}  # one rebuild per gateway, whatever the number of rows
@@ -68,11 +68,12 @@ def prove_rows(
             continue
         # 2. the checkpoint, and who cosigned it with a trusted key
         try:
-            verify_checkpoint(checkpoint, cosigners)
+            verify_checkpoint(checkpoint, cosigners, quorum=quorum)
         except CheckpointInvalid as exc:
             out.append(replace(at, problem=exc.message))
             continue
-        names = tuple(f"{c.name} (key {c.key_id[:12]})" for c in checkpoint.cosignatures if c.key_id in cosigners)
+        # Trusted witnesses are known by key name (C2SP); verify_checkpoint checked the key IDs.
+        names = tuple(f"{c.name} (key {c.key_id[:12]})" for c in checkpoint.cosignatures if c.name in cosigners)
         at = replace(at, cosigners=names)
         # 3. the index's leaves rebuild the signed root
         tree = trees.get(row.gateway)

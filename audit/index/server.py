@@ -195,7 +195,7 @@ class AuditApi(audit_pb2_grpc.AuditServicer):
             answer.admin.CopyFrom(_entry(by_side["admin"]))
         if "auditor" in by_side:
             answer.auditor.CopyFrom(_entry(by_side["auditor"]))
-        proven = await self._read(context, lambda s: prove_rows(s, rows, self._cosigners))
+        proven = await self._read(context, lambda s: prove_rows(s, rows, self._cosigners, self._quorum))
         answer.inclusions.extend(
             pb.AuditInclusion(
                 side=p.side,

@@ -54,7 +54,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "client_auth.certificates": ("subsystem", "certificate"),
     "audit": (
         *("spool_dir", "strict", "replicas", "stream", "checkpoint_interval_s"),
-        *("archive_payloads", "auditor_keys", "archive_spool_dir"),
+        *("archive_payloads", "auditor_keys", "archive_spool_dir", "unsafe_release_before_durable"),
     ),
     "tracing": ("export",),
     "security": ("max_clock_skew_s", "default_timeout_s"),

@@ -16,7 +16,7 @@ import pytest_asyncio
 from audit.index import AuditAuthenticator, open_store
 from audit.index.reads import GatewayReadRecorder
 from audit.index.server import AuditApi, AuditServer
-from audit.trail import AuditRecord, fetch_records
+from audit.trail import AuditRecord, fetch_records, registry_witness_name
 from audit.trail.samples import sample_record
 from crossway.demo.federation import POPULATION_SERVICE, Federation
 from crossway.security.keys import generate_signing_key, save_pem
@@ -24,7 +24,6 @@ from crossway.security.tokens import JwtVerifier, mint_token
 from protos.crossway.v1 import admin_pb2 as pb
 from protos.crossway.v1 import admin_pb2_grpc as pb_grpc
 from protos.crossway.v1 import audit_pb2, audit_pb2_grpc
-from registry.anchor import registry_key_id
 from tests.integration.audit_api import server_certificate
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -242,7 +241,9 @@ async def test_the_audit_api_records_each_read_through_the_gateway_before_answer
     assert fed.authority is not None
     anchor = fed.authority.anchor.public_key
     recorder = GatewayReadRecorder(f"127.0.0.1:{port}", fed.ca_pem, source="audit api test")
-    api = AuditApi(index, AuditAuthenticator(verifier), {registry_key_id(anchor): anchor}, reads=recorder)
+    # Witnesses by key name (C2SP): the registry's is crossway.registry/<instance>.
+    witnesses = {registry_witness_name(fed.authority.anchor.instance): anchor}
+    api = AuditApi(index, AuditAuthenticator(verifier), witnesses, reads=recorder)
     server = AuditServer(api, "127.0.0.1:0", key.read_bytes(), cert.read_bytes())
     await server.start()
     try:

@@ -103,7 +103,7 @@ def _auditor_flow(b: Browser, anchor: Path) -> None:
     assert b.text("#policy-ids") == "tax-uses-population-register"
     assert re.fullmatch(r"[0-9a-f]{32}", b.text("#trace-id"))
     proofs = b.text("#verification")
-    assert proofs.count("verified against checkpoint") == 2 and "cosigned by registry EE" in proofs
+    assert proofs.count("verified against checkpoint") == 2 and "cosigned by crossway.registry/EE" in proofs
     b.shot("04-audit-exchange")
     _no_severe(b, "exchange page")
     # Evidence: downloaded by the browser, verified offline by the CLI.
