@@ -29,14 +29,16 @@ from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import wait_for_nats
 from crossway.security.keys import load_certificate, load_private_key, load_public_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
-from crossway.security.replay import MemoryReplayGuard, ReplayGuard
+from crossway.security.replay import ReplayGuard
 from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
+from gateway.admin.status import CertificateInfo, GatewayStatusSnapshot, HealthInfo, NatsInfo
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
@@ -48,7 +50,7 @@ from gateway.provider.authorization import PolicyManager
 from gateway.provider.peers import PeerVerifier
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
-from gateway.shared.config import GatewayConfig
+from gateway.shared.config import GatewayConfig, Limits
 from gateway.shared.context import GatewayContext
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
@@ -59,18 +61,41 @@ __all__ = ["Gateway"]
 
 log = logging.getLogger(__name__)
 
-_SERVER_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-]
+
+def _server_options(limits: Limits, *, metadata: bool = False) -> list[tuple[str, Any]]:
+    """Options of the client and peer ports' servers: gRPC's message cap from [limits] (memory
+    per call is proportional to it), and on the client port room for metadata over the limit to
+    be refused with a reason instead of by gRPC without one."""
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", limits.grpc_message_bytes),
+        ("grpc.max_receive_message_length", limits.grpc_message_bytes),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ]
+    if metadata:
+        options += [
+            ("grpc.max_metadata_size", limits.grpc_metadata_bytes),
+            ("grpc.absolute_max_metadata_size", limits.grpc_metadata_bytes),
+        ]
+    return options
 
 
 def _pem_private(key: Any) -> bytes:
     return bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+
+
+def _cert_subject(cert: Any) -> str:
+    """The Crossway identity in the certificate (its URI SAN), else its subject DN."""
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    return str(uris[0]) if uris else str(cert.subject.rfc4514_string())
 
 
 class Gateway:
@@ -105,6 +130,9 @@ class Gateway:
         self.admin_port = 0
         self._admin: PolicyAdministration | None = None
         self._health: GatewayHealth | None = None
+        self._policies: PolicyManager | None = None
+        self._certificates: tuple[CertificateInfo, ...] = ()
+        self._last_configuration: VerifiedConfiguration | None = None  # kept after it expires, for status
         self._delivery: DeliveryService | None = None
         self.nats_url = ""
 
@@ -119,11 +147,20 @@ class Gateway:
             self._nats = EmbeddedNats(cfg.data_dir / "nats")
             await self._nats.start()
             self.nats_url = self._nats.url
+        else:
+            # Wait here, one log line per try and cancellable, rather than inside the first
+            # connects of the components below (nats-py retries those forever, with a traceback
+            # per try, and a stop signal could not end the wait).
+            await wait_for_nats(self.nats_url, who=f"gateway {cfg.gateway_id}")
         # Keys (never logged).
         tls_key = load_private_key(cfg.tls_key, cfg.key_passphrase)
         tls_cert = load_certificate(cfg.tls_certificate)
         signing_cert = load_certificate(cfg.signing_certificate)
         signer = Signer(load_private_key(cfg.signing_key, cfg.key_passphrase), cert_fingerprint(signing_cert))  # type: ignore[arg-type]
+        self._certificates = tuple(
+            CertificateInfo(kind, _cert_subject(c), int(c.not_valid_after_utc.timestamp() * 1000), cert_fingerprint(c))
+            for kind, c in (("tls", tls_cert), ("signing", signing_cert))
+        )
         encryption_key = load_private_key(cfg.encryption_key, cfg.key_passphrase) if cfg.encryption_key else None
         # Configuration from the registry, verified against the pinned anchor.
         anchor = load_anchor(cfg.registry_anchor)
@@ -140,6 +177,12 @@ class Gateway:
         source.subscribe(self._configuration_changed)
         await source.start()
         # Audit: acknowledged JetStream publishing with a disk spool.
+        if cfg.audit.unsafe_release_before_durable:
+            log.warning(
+                "gateway %s: [audit] unsafe_release_before_durable = true: answers leave before their audit "
+                "record is durable; a crash of this gateway loses the records of the exchanges in flight",
+                cfg.gateway_id,
+            )
         self._audit = JetStreamAuditSink(
             self.nats_url,
             gateway_id=str(cfg.gateway_id),
@@ -188,12 +231,18 @@ class Gateway:
             audit=self._audit,
             strict_audit=cfg.audit.strict,
             archive=archiver,
+            unsafe_release_before_durable=cfg.audit.unsafe_release_before_durable,
             max_skew_ms=cfg.max_clock_skew_s * 1000,
             default_timeout_s=cfg.default_timeout_s,
+            limits=cfg.limits,
         )
         tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
         self._channels = PeerChannels(
-            tls_key_pem, tls_cert_pem, multiplex=cfg.peer_multiplex, connections=cfg.peer_connections
+            tls_key_pem,
+            tls_cert_pem,
+            multiplex=cfg.peer_multiplex,
+            connections=cfg.peer_connections,
+            max_message_bytes=cfg.limits.grpc_message_bytes,
         )
         callers = self._callers(source)
         client = ClientPipeline(ctx, GrpcPeerLink(self._channels), callers)
@@ -204,8 +253,9 @@ class Gateway:
                 binding.settings,
                 self._descriptors(source, binding.service),
                 binding.service.grpc_service,
+                max_message_bytes=cfg.limits.grpc_message_bytes,
             )
-        policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
+        policies = self._policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(
             ctx, self._replay_guard(), policies, self._adapters, encryption_key, quotas=self._quotas()
         )
@@ -225,6 +275,7 @@ class Gateway:
             self._clock,
             (_pem_private(tls_key), cert_to_pem(tls_cert)),
             also_serve=health.add_to,
+            status=self.status,
         )
         await self._admin.start()
         self.admin_port = self._admin.port
@@ -240,12 +291,12 @@ class Gateway:
 
         # Registered delivery (issue 14): a room of its own, its handlers ahead of the catch-all proxy.
         self._delivery = await self._start_delivery(ctx, callers, encryption_key, tls_key_pem, tls_cert_pem)
-        self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
         if self._delivery is not None:
             self._client_server.add_generic_rpc_handlers([self._delivery.client_handler])
         meta = MetaServices(ctx, client, callers)
-        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta)])
+        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta, cfg.limits)])
         server_pair = [(tls_key_pem, tls_cert_pem)]
         host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(
@@ -257,7 +308,7 @@ class Gateway:
                 f"{host}:{self._client_mtls_bind}",
                 grpc.ssl_server_credentials(server_pair, root_certificates=roots, require_client_auth=True),
             )
-        self._peer_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._peer_server = grpc.aio.server(options=_server_options(cfg.limits))
         self._peer_handler = PeerPortHandler(provider)
         self._peer_server.add_generic_rpc_handlers([self._peer_handler])
         if self._delivery is not None:
@@ -290,11 +341,10 @@ class Gateway:
         return service
 
     def _replay_guard(self) -> ReplayGuard:
-        # Worker processes share the peer port: a replayed message may reach any of them, so
-        # they share one window (a SQLite file); a single process keeps it in memory.
-        if self.config.workers > 1:
-            return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
-        return MemoryReplayGuard()
+        # On disk, always: the window must survive a restart (a captured envelope replayed just
+        # after one was accepted when it lived in memory), and worker processes share the peer
+        # port, so a replayed message may reach any of them — they share the one file.
+        return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
 
     def _quotas(self) -> Quotas:
         # The same reason: a client's calls spread over the workers, so a "2/min" quota would
@@ -348,7 +398,43 @@ class Gateway:
                 hint="start the registry (it publishes the configuration) before the gateways",
             ) from exc
 
+    def status(self) -> GatewayStatusSnapshot:
+        """What an operator sees (``Admin/GetStatus``): health with reasons, registry configuration,
+        policy version, audit spool and checkpoint lag, certificates, NATS connections."""
+        config = self._last_configuration
+        health = self._health.verdicts() if self._health is not None else {}
+        stats = self._audit.stats if self._audit is not None else None
+        checkpointer = self._checkpointer
+        nats: list[NatsInfo] = []
+        for name, owner in (
+            ("audit", self._audit),
+            ("registry", self._source),
+            ("policies", self._admin.versions if self._admin is not None else None),
+        ):
+            state = getattr(owner, "nats_state", None)  # a file-based registry source has no connection
+            if state is not None:
+                nats.append(NatsInfo(name, *state))
+        return GatewayStatusSnapshot(
+            gateway=str(self.config.gateway_id),
+            now_ms=self._clock.now_ms(),
+            health=tuple(
+                HealthInfo(name, verdict.status.value, verdict.reason) for name, verdict in sorted(health.items())
+            ),
+            registry_serial=config.serial if config is not None else 0,
+            registry_issued_at_ms=config.issued_at_ms if config is not None else 0,
+            registry_expires_at_ms=config.expires_at_ms if config is not None else 0,
+            policy_version=self._policies.version if self._policies is not None else -1,
+            audit_spooled=stats.spooled if stats is not None else 0,
+            audit_pending=stats.pending if stats is not None else 0,
+            log_size=checkpointer.size if checkpointer is not None else 0,
+            checkpoint_size=checkpointer.published_size if checkpointer is not None else 0,
+            checkpoint_at_ms=checkpointer.published_at_ms if checkpointer is not None else 0,
+            certificates=self._certificates,
+            nats=tuple(nats),
+        )
+
     def _configuration_changed(self, config: VerifiedConfiguration) -> None:
+        self._last_configuration = config
         log.info("configuration serial %d applied (expires %d)", config.serial, config.expires_at_ms)
         if self._on_configuration is not None:
             self._on_configuration(config.serial)

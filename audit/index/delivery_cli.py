@@ -11,23 +11,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
-from audit.index.delivery_evidence import DELIVERY_FORMAT, build_delivery_evidence, verify_delivery_evidence
+from audit.index.delivery_evidence import DELIVERY_FORMAT, verify_delivery_evidence
 from audit.index.store import Filters, IndexStore
+from audit.index.witnesses import TrustedWitnesses
 from audit.trail import TIMELINE_FORMAT, SignedEvent, verify_timeline_bundle
 from registry import load_anchor
 
-__all__ = ["delivery_evidence", "is_delivery", "verify_delivery_file"]
+__all__ = ["is_delivery", "verify_delivery_file"]
 
 
 def is_delivery(store: IndexStore, message_id: str) -> bool:
     rows = store.query(Filters(message_id=message_id), limit=20)
     return bool(rows) and all(r.record().side == "delivery" for r in rows)
-
-
-def delivery_evidence(store: IndexStore, args: argparse.Namespace, cosigners: dict[str, Any]) -> bytes:
-    return build_delivery_evidence(store, args.message_id, cosigners)
 
 
 def _line(signed: SignedEvent) -> str:
@@ -37,12 +33,13 @@ def _line(signed: SignedEvent) -> str:
     return f"  {when}  {e.event:<26} by {e.issuer}{why}"
 
 
-def verify_delivery_file(data: bytes, args: argparse.Namespace) -> int | None:
-    """Verify a delivery bundle and print its timeline; None when the file is not one."""
-    head = data[:4096]
-    if f'"format":"{DELIVERY_FORMAT}"'.encode() in head or DELIVERY_FORMAT.encode() in data:
-        anchor = load_anchor(Path(args.anchor)).public_key if args.anchor else None
-        report = verify_delivery_evidence(data, anchor)
+def verify_delivery_file(data: bytes, args: argparse.Namespace, witnesses: TrustedWitnesses | None) -> int | None:
+    """Verify a delivery bundle and print its timeline; None when the file is not one.
+    ``witnesses``: the pinned registry and witnesses with their quorum (None: the bundle's own)."""
+    if DELIVERY_FORMAT.encode() in data:
+        report = verify_delivery_evidence(
+            data, None if witnesses is None else witnesses.keys, quorum=1 if witnesses is None else witnesses.quorum
+        )
         print(f"delivery evidence intact: message {report.message}, {len(report.events)} event(s)")
         for signed in report.events:
             held = ", ".join(report.holders[signed.event.evidence_id])
@@ -50,7 +47,7 @@ def verify_delivery_file(data: bytes, args: argparse.Namespace) -> int | None:
         if report.both_sides_hold_everything:
             print("  both gateways' logs hold the whole timeline")
         if report.trusted_embedded_keys:
-            print("  note: no --anchor given; the cosigner keys inside the bundle were trusted")
+            print("  note: no --anchor given; the witness keys inside the bundle were trusted")
         return 0
     if TIMELINE_FORMAT.encode() in data:
         pinned = load_anchor(Path(args.anchor)).ca_sha256 if args.anchor else None

@@ -7,15 +7,17 @@ checkpoint; plus the cosigners' public keys. Canonical JSON (format
 ``crossway.delivery.evidence/v1``)::
 
     {"format": …, "message": "<sender>/<message id>",
-     "cosigners": {<key id>: <raw Ed25519 key, base64>},
+     "cosigners": {<witness key name>: <raw Ed25519 key, base64>},
+     "quorum": n,                                   # only when above one
      "logs": {<gateway>: {"checkpoint": {…cosigned checkpoint…},
                           "entries": [{"leaf_index": n, "record": "<record JSON>", "proof": [hex, …]}]}}}
 
 ``verify_delivery_evidence`` steps, each failing closed with ``EvidenceInvalid``:
 1. the file is canonical JSON of this format with exactly these fields, at every level;
-2. the cosigner keys are well formed under their own ids; a pinned anchor narrows trust to itself;
+2. the witness keys are well formed (key name → Ed25519 key); pinned witnesses (the registry's
+   anchor and the witnesses its configuration names) narrow trust to themselves, with their quorum;
 3. per log: its checkpoint is exactly the canonical form of what it parses to and verifies
-   (the gateway's certificate and signature, a trusted cosignature); per entry: the record is a
+   (the gateway's certificate and signature, a quorum of trusted cosignatures); per entry: the record is a
    ``delivery`` record of this gateway and message, and its inclusion proof reaches the root;
 4. the events the records carry: one event held by two logs is byte-identical in both; each was
    issued by a gateway whose log is in the bundle, signed with that gateway's checkpoint key
@@ -51,7 +53,6 @@ from audit.trail import (
     verify_inclusion,
 )
 from crossway.security.keys import load_certificate
-from registry.anchor import registry_key_id
 
 __all__ = [
     "DELIVERY_FORMAT",
@@ -97,7 +98,7 @@ class LogPart:
 
 
 def assemble_delivery_evidence(
-    message: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey], logs: Mapping[str, LogPart]
+    message: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey], logs: Mapping[str, LogPart], *, quorum: int = 1
 ) -> bytes:
     """The canonical bundle from its parts (what ``build_delivery_evidence`` gathers from the index)."""
     out: dict[str, Any] = {}
@@ -121,18 +122,19 @@ def assemble_delivery_evidence(
                 for index, body in sorted(part.records)
             ],
         }
-    return _canonical(
-        {
-            "format": DELIVERY_FORMAT,
-            "message": message,
-            "cosigners": {key_id: _raw(key) for key_id, key in sorted(cosigners.items())},
-            "logs": out,
-        }
-    )
+    doc: dict[str, Any] = {
+        "format": DELIVERY_FORMAT,
+        "message": message,
+        "cosigners": {name: _raw(key) for name, key in sorted(cosigners.items())},
+        "logs": out,
+    }
+    if quorum > 1:  # only when above one, as in the exchange bundle
+        doc["quorum"] = quorum
+    return _canonical(doc)
 
 
 def build_delivery_evidence(
-    store: IndexStore, message: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey]
+    store: IndexStore, message: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey], *, quorum: int = 1
 ) -> bytes:
     """The bundle for one delivery key; raises EvidenceInvalid when part of it is not provable yet."""
     rows = [
@@ -140,42 +142,59 @@ def build_delivery_evidence(
     ]
     if not rows:
         raise EvidenceInvalid(f"no delivery evidence of message {message} in the index", hint="check SENDER/MESSAGE_ID")
-    checkpoints = store.latest_checkpoints(cosigned=True)
     parts: dict[str, LogPart] = {}
     for gateway in sorted({r.gateway for r in rows}):
-        checkpoint = checkpoints.get(gateway)
+        records = tuple((r.leaf_index, r.body) for r in rows if r.gateway == gateway)
+        checkpoint = _covering(store, gateway, max(i for i, _ in records), cosigners, quorum)
         if checkpoint is None:
             raise EvidenceInvalid(
-                f"{gateway} has no cosigned checkpoint yet",
+                f"the delivery records of {gateway} are not covered by a checkpoint cosigned by {quorum} "
+                "trusted witness(es) yet",
                 hint="wait for the next checkpoint (seconds) and export again",
             )
         tree = MerkleTree(bytes.fromhex(r.leaf_hash) for r in store.leaves(gateway) if r.leaf_index < checkpoint.size)
-        records = tuple((r.leaf_index, r.body) for r in rows if r.gateway == gateway)
         parts[gateway] = LogPart(checkpoint, tree, records)
-    return assemble_delivery_evidence(message, cosigners, parts)
+    return assemble_delivery_evidence(message, cosigners, parts, quorum=quorum)
 
 
-def _trusted_keys(doc: Mapping[str, Any], anchor_key: ed25519.Ed25519PublicKey | None) -> dict[str, Any]:
+def _covering(
+    store: IndexStore, gateway: str, leaf: int, cosigners: Mapping[str, ed25519.Ed25519PublicKey], quorum: int
+) -> Checkpoint | None:
+    """The largest checkpoint of ``gateway`` covering ``leaf`` that its quorum of witnesses cosigned."""
+    for checkpoint in reversed(store.checkpoints(gateway)):
+        if checkpoint.size <= leaf:
+            return None
+        try:
+            verify_checkpoint(checkpoint, cosigners, quorum=quorum)
+        except CheckpointInvalid:
+            continue
+        return checkpoint
+    return None
+
+
+def _embedded_witnesses(doc: Mapping[str, Any]) -> tuple[dict[str, ed25519.Ed25519PublicKey], int]:
     trusted: dict[str, ed25519.Ed25519PublicKey] = {}
     if not isinstance(doc["cosigners"], dict):
-        raise EvidenceInvalid("the bundle's cosigners are malformed")
+        raise EvidenceInvalid("the bundle's witness keys are malformed")
     try:
-        for key_id, raw in doc["cosigners"].items():
+        for name, raw in doc["cosigners"].items():
             decoded = base64.b64decode(str(raw), validate=True)
             if base64.b64encode(decoded).decode() != raw:
-                raise EvidenceInvalid(f"cosigner key {key_id} is not in canonical base64")
-            key = ed25519.Ed25519PublicKey.from_public_bytes(decoded)
-            if registry_key_id(key) != key_id:
-                raise EvidenceInvalid(f"cosigner key {key_id} is stored under the wrong id")
-            trusted[key_id] = key
+                raise EvidenceInvalid(f"the key of witness {name} is not in canonical base64")
+            trusted[str(name)] = ed25519.Ed25519PublicKey.from_public_bytes(decoded)
+        quorum = doc.get("quorum", 1)
+        if not isinstance(quorum, int) or isinstance(quorum, bool) or ("quorum" in doc and quorum <= 1):
+            raise EvidenceInvalid("a quorum in the bundle is a number above one (one is the default, left out)")
     except (ValueError, TypeError) as exc:
-        raise EvidenceInvalid("a cosigner key is malformed") from exc
-    if anchor_key is not None:
-        trusted = {registry_key_id(anchor_key): anchor_key}
-    return trusted
+        raise EvidenceInvalid("a witness key is malformed") from exc
+    return trusted, quorum
 
 
-def verify_delivery_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey | None = None) -> DeliveryEvidenceReport:
+def verify_delivery_evidence(
+    data: bytes, witnesses: Mapping[str, ed25519.Ed25519PublicKey] | None = None, *, quorum: int = 1
+) -> DeliveryEvidenceReport:
+    """``witnesses``: the pinned trust (key name → key) with its ``quorum``; None trusts the
+    bundle's own keys and quorum (the report says so)."""
     # 1. canonical, known format, exact fields
     try:
         doc = json.loads(data)
@@ -185,11 +204,22 @@ def verify_delivery_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey |
         raise EvidenceInvalid(f"the bundle is not of format {DELIVERY_FORMAT}")
     if _canonical(doc) != data:
         raise EvidenceInvalid("the bundle is not in canonical form: it was edited after export")
-    if set(doc) != {"format", "message", "cosigners", "logs"} or not isinstance(doc["logs"], dict) or not doc["logs"]:
+    fields = set(doc) - {"quorum"}
+    if fields != {"format", "message", "cosigners", "logs"} or not isinstance(doc["logs"], dict) or not doc["logs"]:
         raise EvidenceInvalid("the bundle has unexpected or missing fields")
     message = str(doc["message"])
-    # 2. cosigners
-    trusted = _trusted_keys(doc, anchor_key)
+    # 2. witnesses: the pinned ones, else the bundle's own
+    embedded, embedded_quorum = _embedded_witnesses(doc)
+    if witnesses is None:
+        trusted, quorum = embedded, embedded_quorum
+    else:
+        # Pinned: the bundle's own witness keys must be pinned ones, key for key (so no byte of
+        # them is free), and its quorum can only ask for more than the pinned one.
+        for name, key in embedded.items():
+            pinned = witnesses.get(name)
+            if pinned is None or _raw(pinned) != _raw(key):
+                raise EvidenceInvalid(f"the bundle's witness {name} is not one of the pinned witnesses")
+        trusted, quorum = dict(witnesses), max(quorum, embedded_quorum)
     # 3. each log: checkpoint, records, proofs
     checkpoints: dict[str, Checkpoint] = {}
     carried: dict[str, list[tuple[str, SignedEvent]]] = {}
@@ -203,7 +233,7 @@ def verify_delivery_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey |
         if checkpoint.to_dict() != log["checkpoint"] or checkpoint.gateway != gateway:
             raise EvidenceInvalid(f"the checkpoint of {gateway} is not in canonical form or not of that gateway")
         try:
-            verify_checkpoint(checkpoint, trusted)
+            verify_checkpoint(checkpoint, trusted, quorum=quorum)
         except CheckpointInvalid as exc:
             raise EvidenceInvalid(exc.message) from exc
         checkpoints[gateway] = checkpoint
@@ -253,4 +283,4 @@ def verify_delivery_evidence(data: bytes, anchor_key: ed25519.Ed25519PublicKey |
     ordered = order_chain(events)
     if ordered[0].event.delivery_key != message:
         raise EvidenceInvalid(f"the events are not of message {message}")
-    return DeliveryEvidenceReport(message, tuple(ordered), holders, anchor_key is None)
+    return DeliveryEvidenceReport(message, tuple(ordered), holders, witnesses is None)

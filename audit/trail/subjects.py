@@ -23,13 +23,14 @@ __all__ = [
     "CHECKPOINT_SUBJECTS",
     "audit_subject",
     "checkpoint_subject",
+    "cosignature_subject",
     "gateway_from_subject",
 ]
 
 AUDIT_SUBJECT_PREFIX = "crossway.audit"
 AUDIT_SUBJECTS = AUDIT_SUBJECT_PREFIX + ".>"
 # Checkpoints: crossway.checkpoint.signed.<gateway tokens> (by the gateway) and
-# crossway.checkpoint.cosigned.<gateway tokens> (by a cosigner), in their own stream.
+# crossway.checkpoint.cosigned.<gateway tokens>.<cosigner> (by each cosigner), in their own stream.
 CHECKPOINT_SUBJECT_PREFIX = "crossway.checkpoint"
 CHECKPOINT_SUBJECTS = CHECKPOINT_SUBJECT_PREFIX + ".>"
 
@@ -66,3 +67,10 @@ def checkpoint_subject(gateway_id: str, kind: str) -> str:
         raise ValueError(f"checkpoint subject kind {kind!r} is not signed/cosigned")
     tokens = audit_subject(gateway_id)[len(AUDIT_SUBJECT_PREFIX) + 1 :]
     return f"{CHECKPOINT_SUBJECT_PREFIX}.{kind}.{tokens}"
+
+
+def cosignature_subject(gateway_id: str, cosigner_key_id: str) -> str:
+    """Where one cosigner (witness) publishes its cosignatures of a gateway's checkpoints: the
+    gateway's ``cosigned`` subject plus a token for the cosigner, so the last message per subject
+    is each cosigner's latest (what the gateway reads to prove consistency to each of them)."""
+    return f"{checkpoint_subject(gateway_id, 'cosigned')}.{_encode(cosigner_key_id[:16])}"

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crossway.core.errors import ConfigError, CrosswayError
+from crossway.demo.console import ConsoleFederation, ConsoleStack
 from crossway.demo.delivery import COURT_AGENCY, MAILBOX, run_delivery_scenario, write_mail_profiles
 from crossway.demo.delivery import customize_gateway as delivery_gateway
 from crossway.demo.delivery import customize_registry as delivery_registry
@@ -36,7 +38,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
     # Registered delivery (issue 14): a court with its own gateway, mailboxes at the business register.
     async with (
         CapServer(echo=verbose, tools=tools, say=say) as sap,
-        Federation(
+        # Kept up (make run): admin ports for the web console, which starts after the scenario.
+        (Federation if once else ConsoleFederation)(
             workdir,
             echo=verbose,
             sap_service_url=sap.service_url,
@@ -65,17 +68,34 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             print("or send registered mail as the court, and receive it as the business register:")
             print(f"  .venv/bin/crossway mail --profile {workdir}/court/profile send {MAILBOX} --id s-1 --text hello")
             print(f"  .venv/bin/crossway mail --profile {workdir}/business/profile receive")
+            console = await _start_console(fed, workdir / "console", verbose)
             print("Press Ctrl-C to stop.", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
+            if console is not None:
+                await console.aclose()
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     print(delivery.summary(), flush=True)
     print(result.summary(), flush=True)
     return 0 if result.ok else 1
+
+
+async def _start_console(fed: Federation, directory: Path, verbose: bool) -> ConsoleStack | None:
+    """The audit API and the web console beside the federation; the demo goes on without them."""
+    assert isinstance(fed, ConsoleFederation)
+    stack = ConsoleStack(fed, directory, echo=verbose)
+    try:
+        await stack.start()
+    except CrosswayError as exc:
+        await stack.aclose()
+        print(f"\n(the web console did not start: {exc.message}; pip install 'crossway[console]')", flush=True)
+        return None
+    print("\n" + "\n".join(stack.sign_in_lines()), flush=True)
+    return stack
 
 
 async def _call(workdir: Path, national_id: str) -> int:
@@ -85,9 +105,17 @@ async def _call(workdir: Path, national_id: str) -> int:
     from protos.demo.population.v1 import population_pb2 as pb
     from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 
-    ports = (workdir / "tax" / "client.port").read_text().strip()
-    ca = (workdir / "tax" / "ca.pem").read_bytes()
-    token = (workdir / "tax" / "token.jwt").read_text().strip()
+    try:
+        ports = (workdir / "tax" / "client.port").read_text().strip()
+        ca = (workdir / "tax" / "ca.pem").read_bytes()
+        token = (workdir / "tax" / "token.jwt").read_text().strip()
+    except OSError as exc:
+        # The usual cause: run from another folder than `crossway demo` (the default is relative).
+        raise ConfigError(
+            f"no running demo in {workdir}: cannot read {exc.filename} ({exc.strerror})",
+            hint="start the demo with `crossway demo` and keep it running; from another folder, pass "
+            "--workdir with the folder it printed",
+        ) from exc
     async with grpc.aio.secure_channel(f"127.0.0.1:{ports}", grpc.ssl_channel_credentials(ca)) as channel:
         stub = pb_grpc.PersonRegistryStub(channel)
         try:

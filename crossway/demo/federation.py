@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import descriptor_pb2
 
 from audit.index import RegistryCosigner
@@ -89,6 +90,11 @@ class Agency:
         return f"127.0.0.1:{self.client_port}"
 
 
+def _witness_name(gateway: GatewayId) -> str:
+    """The key name of the witness an agency runs beside its gateway."""
+    return f"crossway.witness/{gateway}"
+
+
 def _self_signed_client(directory: Path, subsystem: SubsystemId) -> tuple[Path, Path]:
     """An agency system's own TLS client certificate, pinned by the gateway (X-Road practice)."""
     key = generate_tls_key()
@@ -113,11 +119,20 @@ class Federation:
         workers: int = 1,
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
+        unsafe_release_before_durable: bool = False,
+        witnesses: bool = False,
         customize_registry: Callable[[RegistryAuthority], None] | None = None,
         customize_gateway: Callable[[Federation, Agency], str] | None = None,
         extra_agencies: Sequence[tuple[MemberId, str, str]] = (),
     ) -> None:
         self.workdir = workdir
+        # [audit] unsafe_release_before_durable on every gateway (the benchmark's "off" row).
+        self.unsafe_release_before_durable = unsafe_release_before_durable
+        # Witnesses besides the registry (issue 12): each agency runs one for the other's log, and an
+        # independent one (an audit office); the registry asks for a quorum of 2 of the 4.
+        self.witnesses = witnesses
+        self.witness_keys: dict[str, Path] = {}  # witness name → its key file
+        self.witness_processes: dict[str, ManagedProcess] = {}
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -169,6 +184,8 @@ class Federation:
         await self.registry.start()
         self.cosigner = RegistryCosigner(self.nats.url, self.workdir / "registry")
         await self.cosigner.start()
+        for name in self.witness_keys:
+            await self.start_witness(name)
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -211,7 +228,20 @@ class Federation:
             )
         return serial
 
+    async def start_witness(self, name: str) -> None:
+        """Start (or restart) a member's witness process: ``crossway audit witness``."""
+        own = [a.gateway for a in self.agencies if name == _witness_name(a.gateway)]
+        argv = [sys.executable, "-m", "crossway.cli", "audit", "witness", "--nats", self.nats.url, "--anchor",
+                str(self.workdir / "registry" / "anchor.json"), "--key", str(self.witness_keys[name]), "--name", name,
+                *(arg for gateway in own for arg in ("--skip-gateway", str(gateway)))]  # fmt: skip
+        process = ManagedProcess(f"witness {name}", argv, echo=self.echo)
+        self.witness_processes[name] = process
+        await process.start()
+        await process.wait_for(r"cosigning audit checkpoints", 30)
+
     async def aclose(self) -> None:
+        for process in self.witness_processes.values():
+            await process.stop()
         for agency in self.agencies:
             if agency.process is not None:
                 await agency.process.stop()
@@ -270,11 +300,27 @@ class Federation:
             keys.signing_certificate.write_bytes(cert_to_pem(signing))
             authority.set_encryption_key(agency.member, keys.encryption_public.read_bytes())
         authority.add_service(POPULATION_SERVICE, population_descriptor_set(), self.require_encryption)
+        if self.witnesses:
+            self._admit_witnesses(authority)
         if self.business is not None:
             for service in (BUSINESS_SERVICE, ARCHIVE_SERVICE):
                 authority.add_service(service, business_descriptor_set(), self.require_encryption)
         if self._customize_registry is not None:
             self._customize_registry(authority)
+
+    def _admit_witnesses(self, authority: RegistryAuthority) -> None:
+        runners: list[tuple[str, Path, MemberId | None]] = [
+            (_witness_name(a.gateway), a.directory / "keys" / "witness.key", a.member) for a in self.agencies
+        ]
+        runners.append(("crossway.witness/audit-office", self.workdir / "audit-office" / "witness.key", None))
+        for name, path, member in runners:
+            key = ed25519.Ed25519PrivateKey.generate()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_private_key(path, key)
+            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            authority.add_witness(name, raw, member)
+            self.witness_keys[name] = path
+        authority.set_witness_quorum(2)
 
     # -- gateways ----------------------------------------------------------------------------
 
@@ -306,6 +352,7 @@ encryption_key = "keys/encryption.key"
 
 [audit]
 strict = {"true" if self.strict_audit else "false"}
+{"unsafe_release_before_durable = true" if self.unsafe_release_before_durable else ""}
 {self._archive_config()}
 [tracing]
 export = "spans.jsonl"
@@ -393,6 +440,15 @@ address = "127.0.0.1:{self.backend_port}"
             30,
         )
         agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
+
+    async def restart_gateway(self, agency: Agency) -> None:
+        """Stop an agency's gateway (it drains; a killed one is reaped) and start it again from the
+        same files and data directory; the registry publishes its new peer port."""
+        assert agency.process is not None and self.authority is not None
+        await agency.process.stop()
+        await self._start_gateway(agency)
+        self.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
+        await self.publish_and_wait()
 
     # -- what a caller needs -----------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import nats.js.errors
 
-from crossway.core.errors import MessageTampered
+from crossway.core.errors import MessageTampered, MessageTooLarge
 from crossway.core.ids import SubsystemId
-from gateway.delivery.errors import AttachmentUnknown, MessageTooLarge
+from gateway.delivery.errors import AttachmentUnknown
 from gateway.delivery.message import AttachmentInfo
 from gateway.delivery.store import DeliveryStore
 from gateway.delivery.subjects import CHUNKS_STREAM, Names, tokens

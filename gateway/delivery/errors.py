@@ -4,7 +4,6 @@
     └── DeliveryError
         ├── MailboxUnknown          mailbox.unknown            NOT_FOUND
         ├── MessageTypeRefused      message.type_refused       INVALID_ARGUMENT
-        ├── MessageTooLarge         message.too_large          RESOURCE_EXHAUSTED
         ├── EncryptionRequired      message.encryption_required FAILED_PRECONDITION
         ├── DeliveryExpired         delivery.expired           DEADLINE_EXCEEDED
         ├── DeliveryUnknown         delivery.unknown           NOT_FOUND
@@ -13,7 +12,7 @@
         ├── DeliveryUnavailable     delivery.unavailable       UNAVAILABLE
         └── AttachmentUnknown       attachment.unknown         NOT_FOUND
 
-The other codes a delivery may carry come from the tree as they are (``message.tampered``,
+The other codes a delivery may carry come from the tree as they are (``message.too_large``, ``message.tampered``,
 ``message.signature_invalid``, ``message.replayed``, ``peer.untrusted``, ``policy.denied``, …).
 Codes are part of the public contract: never rename one; add new ones.
 """
@@ -34,7 +33,6 @@ __all__ = [
     "DeliveryUnknown",
     "EncryptionRequired",
     "MailboxUnknown",
-    "MessageTooLarge",
     "MessageTypeRefused",
 ]
 
@@ -54,12 +52,6 @@ class MessageTypeRefused(DeliveryError):
     code = "message.type_refused"
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
     default_hint = "send a type the mailbox accepts (its registry entry lists them)"
-
-
-class MessageTooLarge(DeliveryError):
-    code = "message.too_large"
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
-    default_hint = "send large content as attachments (SendAttachment), not inline"
 
 
 class EncryptionRequired(DeliveryError):

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, replace
 
 from audit.trail import EvidenceEvent, SignedEvent
-from crossway.core.errors import CrosswayError, MessageMalformed
+from crossway.core.errors import CrosswayError, MessageMalformed, MessageTooLarge
 from crossway.core.ids import SubsystemId
 from gateway.delivery.attachments import AttachmentStore
 from gateway.delivery.config import DeliveryConfig
@@ -31,7 +31,6 @@ from gateway.delivery.errors import (
     DeliveryExpired,
     EncryptionRequired,
     MailboxUnknown,
-    MessageTooLarge,
     MessageTypeRefused,
 )
 from gateway.delivery.evidence import EvidenceBook, unsigned_event
@@ -195,7 +194,8 @@ class SubmissionDesk:
             )
         if len(sub.payload) > self._config.max_message_bytes:
             raise MessageTooLarge(
-                f"the payload is {len(sub.payload)} bytes; at most {self._config.max_message_bytes} go inline"
+                f"the payload is {len(sub.payload)} bytes; at most {self._config.max_message_bytes} go inline",
+                hint="send large content as attachments (SendAttachment), not inline",
             )
         attachments = tuple([await self._attachments.info(sender, a) for a in sub.attachment_ids])
         encrypt_to = None

@@ -8,7 +8,10 @@ The entries (grpc.health.v1 service names):
   2. its audit trail is writable (JetStream, or the local spool while NATS is away);
   3. when it provides services: a policy bundle is loaded (no policies never means "allow").
 - ``crossway.registry``, ``crossway.audit`` and, on a provider, ``crossway.policy`` — each check
-  on its own, so an operator sees *why* the gateway is NOT_SERVING.
+  on its own, so an operator sees *why* the gateway is NOT_SERVING. ``crossway.audit`` is also
+  NOT_SERVING while audit records are stuck (quarantined, or a spool that does not drain: the
+  sink's ``alarm``, issue 12) — without taking the gateway out of service: its trail is still
+  written, and one record a peer made unsendable must not become an outage.
 - one entry per provided service id — that service's adapter, as its traffic last saw the
   backend (``adapters.health``: passive, UNKNOWN until the first call), published unchanged.
 
@@ -58,6 +61,7 @@ def assess(
     current_configuration: Callable[[], object],
     audit_writable: bool,
     policy_loaded: bool | None,
+    audit_alarm: str = "",
     adapters: Mapping[str, AdapterHealth],
 ) -> dict[str, Verdict]:
     """Every entry of the health check; ``policy_loaded`` is None on a gateway providing nothing."""
@@ -70,6 +74,10 @@ def assess(
         if audit_writable
         else Verdict(HealthStatus.NOT_SERVING, "audit.unavailable: neither JetStream nor the spool takes records")
     )
+    # 2b. no stuck records: an alarm on the audit entry alone (the overall status stays as 1–3 say)
+    audit_entry = verdicts[AUDIT]
+    if audit_alarm and audit_entry.serving:
+        verdicts[AUDIT] = Verdict(HealthStatus.NOT_SERVING, f"audit.stuck: {audit_alarm}")
     # 3. a loaded policy bundle, when this gateway provides services
     if policy_loaded is not None:
         verdicts[POLICY] = (
@@ -77,7 +85,8 @@ def assess(
             if policy_loaded
             else Verdict(HealthStatus.NOT_SERVING, "policy.unavailable: no valid policy set is loaded")
         )
-    failing = [f"{name}: {v.reason}" for name, v in verdicts.items() if not v.serving]
+    overall = {**verdicts, AUDIT: audit_entry}
+    failing = [f"{name}: {v.reason}" for name, v in overall.items() if not v.serving]
     verdicts[OVERALL] = Verdict(HealthStatus.NOT_SERVING, "; ".join(failing)) if failing else _SERVING
     for service, health in adapters.items():
         verdicts[service] = Verdict(health.status, health.detail)

@@ -12,7 +12,8 @@ Steps, in order, each failing closed with its own error code:
 4. call the backend through the service's adapter, with the remaining deadline → upstream.*
 5. remove the fields the permit does not grant (data minimization), then sign the response,
    bound to the request hash; encrypt when required
-6. audit record for this side, with the decision and the deciding policy ids
+6. audit record for this side, with the decision and the deciding policy ids — durable
+   *before* the signed response (a stream's signed final status) leaves (issue 12)
 
 Failures up to and including the signature check are answered with a plain gRPC error (we do
 not sign anything for a peer we could not authenticate). Every later failure is answered with a
@@ -22,6 +23,7 @@ not sign anything for a peer we could not authenticate). Every later failure is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
@@ -29,14 +31,19 @@ from opentelemetry import trace
 
 from adapters.base import Adapter, BackendCall
 from crossway.core.errors import (
+    AuditUnavailable,
     CrosswayError,
     DeadlineExceeded,
+    DeadlineTooFar,
     DecryptionFailed,
     Hop,
     MessageExpired,
     MessageMalformed,
     MessageReplayed,
+    MessageTooLarge,
+    PeerError,
     PolicyDenied,
+    RegistryError,
     ServiceUnknown,
     SignatureInvalid,
 )
@@ -63,6 +70,11 @@ from registry.configuration import VerifiedConfiguration
 __all__ = ["ProviderPipeline"]
 
 _tracer = trace.get_tracer("crossway.gateway.provider")
+log = logging.getLogger(__name__)
+
+# An encrypted body is its plaintext plus AES-GCM's 16-byte tag: a request at the limit stays
+# acceptable once sealed.
+_SEALING_ALLOWANCE = 1024
 
 
 def _note_failure(
@@ -141,17 +153,37 @@ class ProviderPipeline:
 
     # -- steps 1–3 ---------------------------------------------------------------------------
 
-    def _authenticate(self, env: Envelope, auth_context: AuthContext, rec: ExchangeRecorder) -> _Authenticated:
-        ctx = self._ctx
-        config = ctx.config()
-        now = ctx.clock.now_ms()
-        # 1. the peer gateway
-        peer = self._peers.identify(auth_context, config, now)
+    def _identify(self, auth_context: AuthContext, rec: ExchangeRecorder) -> tuple[VerifiedConfiguration, PeerIdentity]:
+        """1. the peer gateway, from its TLS identity alone (before anything it sent is read)."""
+        config = self._ctx.config()
+        peer = self._peers.identify(auth_context, config, self._ctx.clock.now_ms())
         rec.peer(peer.gateway)
-        # 2a. the signature, by the peer's member
+        return config, peer
+
+    def _authenticate(
+        self,
+        env: Envelope,
+        auth_context: AuthContext,
+        rec: ExchangeRecorder,
+        identified: tuple[VerifiedConfiguration, PeerIdentity] | None = None,
+    ) -> _Authenticated:
+        ctx = self._ctx
+        # 1. the peer gateway
+        config, peer = identified if identified is not None else self._identify(auth_context, rec)
+        # 2a. the size, then the signature by the peer's member. gRPC bounds the whole envelope
+        # (max_message_bytes plus a margin) before this code runs; a body over the bound itself
+        # is refused here, before its digest is computed.
+        limit = ctx.limits.max_message_bytes
+        if len(env.body) > limit + _SEALING_ALLOWANCE:
+            raise MessageTooLarge(
+                f"the request body is {len(env.body)} bytes; this provider gateway accepts at most {limit} "
+                "in one message"
+            )
         request = open_envelope(env, peer.member, ctx.key_lookup(config))
         h = request.header
         rec.verified_request(request)
+        # Every field the record takes from the peer is bounded (issue 12: no poison records).
+        rec.check_bounds()
         if h.kind != FrameKind.REQUEST or not h.message_id:
             raise MessageMalformed(f"expected a REQUEST frame, got {h.kind.name}")
         client = SubsystemId.parse(h.client)
@@ -169,6 +201,14 @@ class ProviderPipeline:
             )
         if h.deadline_ms and h.deadline_ms <= now:
             raise MessageExpired(f"the deadline of message {h.message_id} has passed")
+        # 2b'. a deadline far ahead would hold this gateway's and the backend's resources for as
+        # long: the time asked for (deadline - issued-at, both in the client's clock) is bounded.
+        max_deadline_ms = int(self._ctx.limits.max_deadline_s * 1000)
+        if h.deadline_ms and h.deadline_ms - h.issued_at_ms > max_deadline_ms:
+            raise DeadlineTooFar(
+                f"message {h.message_id} asks for {(h.deadline_ms - h.issued_at_ms) / 1000:.0f} s; "
+                f"this provider gateway allows at most {max_deadline_ms // 1000} s"
+            )
         # 2c. replay: ids are namespaced by the signing member, remembered for the whole window
         if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
             raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
@@ -290,11 +330,21 @@ class ProviderPipeline:
         rec.withheld(tuple(withheld))
         return body
 
-    def _finish(self, rec: ExchangeRecorder, span: trace.Span | None) -> None:
-        """Step 6, whatever happened: close the span, audit this side of the exchange."""
+    async def _finish(self, rec: ExchangeRecorder, span: trace.Span | None, *, answering: bool) -> None:
+        """Step 6, whatever happened: close the span, and make this side's record durable.
+
+        ``answering``: a response is about to leave, and must not when the record is not
+        durable (``audit.unavailable`` instead). Otherwise an error is already on its way
+        out; a record that is late then is logged, and the error goes out as it is.
+        """
         if span is not None:
             span.end()
-        self._ctx.audit_exchange(rec)
+        try:
+            await self._ctx.audit_exchange(rec)
+        except AuditUnavailable as exc:
+            if answering:
+                raise
+            log.error("exchange %s: %s", rec.message_id or "-", exc.message)
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
@@ -309,6 +359,27 @@ class ProviderPipeline:
             signer=self._ctx.member,
         )
 
+    # -- what never became an exchange ---------------------------------------------------------
+
+    async def refuse(self, error: CrosswayError, auth_context: AuthContext) -> CrosswayError:
+        """Bytes that are not an envelope (or a Multiplex batch) reached the peer port: the error
+        to answer with, audited once the peer is identified.
+
+        Step 1 still comes first: a peer that is not a registered gateway is answered with its
+        ``peer.*`` error and leaves no record (anyone holding a CA-issued certificate could
+        otherwise fill the audit log); an identified peer's garbage is recorded as refused.
+        """
+        rec = self._ctx.recorder("provider")
+        rec.received()
+        try:
+            self._identify(auth_context, rec)
+        except (PeerError, RegistryError) as exc:
+            return exc.at(Hop.PROVIDER)
+        error.at(Hop.PROVIDER)
+        rec.failed(error)
+        await self._finish(rec, None, answering=False)  # durable before the refusal leaves
+        return error
+
     # -- unary -------------------------------------------------------------------------------
 
     async def call(self, env: Envelope, auth_context: AuthContext) -> Envelope:
@@ -316,13 +387,15 @@ class ProviderPipeline:
         rec.received()
         request: SignedFrame | None = None
         span: trace.Span | None = None
+        answer: Envelope | None = None
         try:
             auth = self._authenticate(env, auth_context, rec)
             request = auth.request
             span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):
                 if request.header.method == ALLOWED_METHODS:
-                    return self._allowed_methods(auth, rec)
+                    answer = self._allowed_methods(auth, rec)
+                    return answer
                 verified = self._admit(auth, rec)
                 body = request.body
                 if verified.session is not None:
@@ -334,6 +407,12 @@ class ProviderPipeline:
                 # 4. the backend
                 result = await verified.adapter.unary(verified.call, body)
                 rec.answered()
+                if len(result) > self._ctx.limits.max_message_bytes:
+                    raise MessageTooLarge(
+                        f"the backend answered message {rec.message_id} with {len(result)} bytes; this provider "
+                        f"gateway sends at most {self._ctx.limits.max_message_bytes} in one message",
+                        hint="serve large answers through a streaming method",
+                    )
                 result = self._minimize(verified, result, rec)
                 rec.add_response(result)
                 # 5. sign (and encrypt) the response, bound to the request
@@ -345,21 +424,28 @@ class ProviderPipeline:
                 if verified.session is not None:
                     nonce, result = verified.session.seal_response(result, frame_aad(rec.message_id, 0, "response"))
                     header = replace(header, encryption=Encryption(b"", b"", nonce))
-                out, frame = seal_frame(header, result, self._ctx.signer)
+                answer, frame = seal_frame(header, result, self._ctx.signer)
                 rec.response_signed(frame)
-                return out
+                return answer
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
                 raise  # unauthenticated peer: plain gRPC error from the transport
-            out, frame = seal_frame(
+            answer, frame = seal_frame(
                 replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc)),
                 b"",
                 self._ctx.signer,
             )
             rec.response_signed(frame)
-            return out
+            return answer
+        except asyncio.CancelledError:
+            rec.cancelled()
+            raise
+        except Exception:
+            rec.crashed()  # the transport answers INTERNAL; so does the record
+            raise
         finally:
-            self._finish(rec, span)
+            # 6. durable before the signed answer is returned (an exception leaves as it is).
+            await self._finish(rec, span, answering=answer is not None)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -370,14 +456,15 @@ class ProviderPipeline:
         writer: ChainWriter | None = None
         span: trace.Span | None = None
         broken: list[CrosswayError] = []
-        # Set once the signed final status is handed to the transport: a cancellation after that
-        # (the client closing a finished call) does not change what this exchange was.
-        answered = False
+        final: Envelope | None = None
         try:
+            # The peer is identified from its TLS identity before its first frame is read, so
+            # even a first frame that does not decode is recorded against the peer that sent it.
+            identified = self._identify(auth_context, rec)
             first = await anext(frames, None)
             if first is None:
                 raise MessageMalformed("stream closed before its REQUEST frame")
-            auth = self._authenticate(first, auth_context, rec)
+            auth = self._authenticate(first, auth_context, rec, identified)
             request = auth.request
             span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):
@@ -422,8 +509,6 @@ class ProviderPipeline:
                 b"",
             )
             rec.response_signed(frame)
-            answered = True
-            yield final
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
                 raise
@@ -432,11 +517,17 @@ class ProviderPipeline:
                 writer = ChainWriter(self._ctx.signer, header, request.header_hash, 1)
             final, frame = writer.seal(header, b"")
             rec.response_signed(frame)
-            answered = True
-            yield final
         except (asyncio.CancelledError, GeneratorExit):
-            if not answered:
-                rec.cancelled()
+            rec.cancelled()  # before its final status: after it, nothing here runs any more
+            raise
+        except Exception:
+            rec.crashed()
             raise
         finally:
-            self._finish(rec, span)
+            if final is None:  # leaving by an exception: audit it on the way out
+                await self._finish(rec, span, answering=False)
+        # 6. The record is decided and durable before the signed final status leaves: what the
+        # client is told is what this side recorded, whatever happens to the stream afterwards
+        # (a client that cancels once it has its answer no longer turns the record CANCELLED).
+        await self._finish(rec, span, answering=True)
+        yield final

@@ -20,7 +20,14 @@ from delivery_support import CONSENT_BOX, MAILBOX, PUSH_BOX, Mail, delivery_fede
 
 from audit.index import AuditIndexer, open_store
 from audit.index.delivery_evidence import verify_delivery_evidence
-from audit.trail import AuditRecord, EvidenceInvalid, count_stream_records, fetch_records, verify_timeline_bundle
+from audit.trail import (
+    AuditRecord,
+    EvidenceInvalid,
+    count_stream_records,
+    fetch_records,
+    registry_witness_name,
+    verify_timeline_bundle,
+)
 from crossway.core.ids import SubsystemId
 from crossway.demo.federation import TAX_SUBSYSTEM, Federation
 from gateway.delivery.convert import event_from_pb
@@ -277,7 +284,8 @@ async def test_the_auditors_bundle_proves_every_event_in_both_logs_and_any_chang
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "3 event(s)" in checked.stdout and "both gateways' logs hold the whole timeline" in checked.stdout
     data = bundle.read_bytes()
-    key = load_anchor(Path(anchor)).public_key
+    loaded = load_anchor(Path(anchor))
+    key = {registry_witness_name(loaded.instance): loaded.public_key}
     report = verify_delivery_evidence(data, key)
     assert [e.event.event for e in report.events] == ["SubmissionAcceptance", "RelayAcceptance", "ContentHandover"]
     for position in range(0, len(data), 3):  # every position of a small bundle: tests/unit/audit

@@ -26,10 +26,10 @@ from audit.trail import (
 from audit.trail.samples import sample_record
 from crossway.security.pki import cert_fingerprint, cert_to_pem, self_signed
 from crossway.security.signing import Signer
-from registry.anchor import registry_key_id
 
 SENDER_GW, RECIPIENT_GW = "EE/GOV/70000004/gw1", "EE/COM/70000003/gw1"
 MESSAGE = "EE/GOV/70000004/court/summons-1"
+WITNESS = "crossway.registry/EE"
 
 
 def _gateway() -> tuple[Signer, str]:
@@ -56,7 +56,9 @@ def _event(name: str, issuer: str, previous: str, t: int) -> EvidenceEvent:
     )
 
 
-def _bundle(*, both_logs: bool, variant: bool = False) -> tuple[bytes, ed25519.Ed25519PublicKey, list[SignedEvent]]:
+def _bundle(
+    *, both_logs: bool, variant: bool = False
+) -> tuple[bytes, dict[str, ed25519.Ed25519PublicKey], list[SignedEvent]]:
     """Submission (sender's gateway), RelayAcceptance and ContentHandover (recipient's), each in
     its issuer's log — and with ``both_logs`` in the other's too — amid unrelated records."""
     (s_signer, s_pem), (r_signer, r_pem) = _gateway(), _gateway()
@@ -66,7 +68,6 @@ def _bundle(*, both_logs: bool, variant: bool = False) -> tuple[bytes, ed25519.E
     # ``variant``: the recipient's log holds a different event under the submission's evidence id.
     copy = sign_event(dataclasses.replace(first.event, time_ms=first.event.time_ms + 1), s_signer) if variant else first
     registry = ed25519.Ed25519PrivateKey.generate()
-    key_id = registry_key_id(registry.public_key())
     parts = {}
     for gateway, signer, pem, own, other in (
         (SENDER_GW, s_signer, s_pem, [first], [second, third]),
@@ -77,18 +78,11 @@ def _bundle(*, both_logs: bool, variant: bool = False) -> tuple[bytes, ed25519.E
         leaves += [delivery_record(e, gateway, f"r{n}").to_json() for n, e in enumerate(mine)]
         tree = MerkleTree(leaf_hash(b) for b in leaves)
         checkpoint = sign_checkpoint(signer, pem, gateway, tree.size, tree.root(), int(time.time() * 1000))
-        checkpoint = cosign(checkpoint, registry, "registry EE", key_id, int(time.time() * 1000))
+        checkpoint = cosign(checkpoint, registry, WITNESS, int(time.time() * 1000))
         records = tuple((i, leaves[i].decode()) for i in range(2, len(leaves)))
         parts[gateway] = LogPart(checkpoint, tree, records)
-    return (
-        assemble_delivery_evidence(MESSAGE, {key_id: registry.public_key()}, parts),
-        registry.public_key(),
-        [
-            first,
-            second,
-            third,
-        ],
-    )
+    witnesses = {WITNESS: registry.public_key()}
+    return assemble_delivery_evidence(MESSAGE, witnesses, parts), witnesses, [first, second, third]
 
 
 def test_a_bundle_verifies_offline_with_its_chain_and_who_holds_each_event() -> None:
@@ -101,8 +95,8 @@ def test_a_bundle_verifies_offline_with_its_chain_and_who_holds_each_event() -> 
 
 def test_a_bundle_pinned_to_another_anchor_is_refused() -> None:
     data, _, _ = _bundle(both_logs=False)
-    with pytest.raises(EvidenceInvalid, match="no cosignature"):
-        verify_delivery_evidence(data, ed25519.Ed25519PrivateKey.generate().public_key())
+    with pytest.raises(EvidenceInvalid, match="not one of the pinned witnesses"):
+        verify_delivery_evidence(data, {WITNESS: ed25519.Ed25519PrivateKey.generate().public_key()})
 
 
 def test_an_event_missing_from_its_issuers_log_is_refused() -> None:
