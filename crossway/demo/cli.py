@@ -109,7 +109,7 @@ def add_commands(sub: Any) -> None:
         "--tools-dir",
         type=Path,
         default=DEFAULT_TOOLS,
-        help="where Node 22 and the SAP CAP project are installed on first use (default: .tools of the checkout)",
+        help="where Node 22 and the SAP CAP project are installed on first use (default: ~/.cache/crossway/tools)",
     )
     group.set_defaults(handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir)))
     leaves = group.add_subparsers(dest="demo_command", metavar="COMMAND")
