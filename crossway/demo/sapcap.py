@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 CAP_PROJECT = Path(__file__).resolve().parent / "sap_cap"
+
+
 def _user_cache() -> Path:
     # XDG Base Directory: $XDG_CACHE_HOME when set to an absolute path, else ~/.cache.
     xdg = os.environ.get("XDG_CACHE_HOME", "")
