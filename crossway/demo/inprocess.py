@@ -33,7 +33,7 @@ from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import extract_context
 from gateway.client import CallerAuthenticator, ClientPipeline, OutgoingCall
 from gateway.provider import PolicyManager, ProviderPipeline
-from gateway.shared import GatewayContext
+from gateway.shared import GatewayContext, Limits
 from gateway.wire.link import PeerLink
 from gateway.wire.loopback import LoopbackLink
 from protos.demo.population.v1 import population_pb2 as pb
@@ -131,9 +131,18 @@ class InProcessPair:
     client_certificate_pem: bytes  # the client gateway's TLS certificate (what the provider's step 1 sees)
 
     @classmethod
-    def build(cls, workdir: Path, *, policy: str = DEMO_POLICY, require_encryption: bool = False) -> InProcessPair:
+    def build(
+        cls,
+        workdir: Path,
+        *,
+        policy: str = DEMO_POLICY,
+        require_encryption: bool = False,
+        limits: Limits | None = None,
+        provider_limits: Limits | None = None,
+    ) -> InProcessPair:
         """The demo federation's members, keys and certificates, admitted by a real registry
-        authority; the policy is the provider's whole Cedar policy set."""
+        authority; the policy is the provider's whole Cedar policy set. ``limits`` are both
+        gateways' [limits] unless the provider's are given apart."""
         fed = Federation(workdir, require_encryption=require_encryption)
         authority = RegistryAuthority.init(workdir / "registry", "EE")
         fed._admit(authority)  # members, keys and certificates, without starting anything
@@ -147,6 +156,7 @@ class InProcessPair:
             StaticConfigurationSource(signed, authority.anchor, client_clock),
             client_clock,
             client_audit,
+            limits=limits or Limits(),
         )
         provider_ctx = GatewayContext(
             fed.population.gateway,
@@ -154,6 +164,7 @@ class InProcessPair:
             StaticConfigurationSource(signed, authority.anchor, provider_clock),
             provider_clock,
             provider_audit,
+            limits=provider_limits or limits or Limits(),
         )
         policies = workdir / "policies"
         policies.mkdir(exist_ok=True)

@@ -52,6 +52,8 @@ class MetaServices:
         try:
             # 1. authenticate, as any call
             rec.caller(self._callers.authenticate(call.peer_cert_pem, call.authorization).subsystem)
+            if call.metadata_problem is not None:
+                raise call.metadata_problem
             ctx.check_audit_writable()
             # 2. answer from the verified configuration
             answer = self._answer(method, ctx.config(), body)

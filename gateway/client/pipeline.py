@@ -2,9 +2,12 @@
 
 Steps, in order, each failing closed with its own error code:
 1. authenticate the caller (pinned client certificate or bearer JWT)      → client.*
+   and refuse metadata out of bounds, and a request over the size limit → client.metadata_invalid,
+                                                                            message.too_large
 2. resolve the service and the provider's gateways from the configuration → service.*, registry.*
 3. build the header: message id, client, service, method, user, purpose,
-   issued-at, deadline, trace context, SHA-256 of the body
+   issued-at, deadline (the caller's, at most [limits] max_deadline_s), trace context,
+   SHA-256 of the body
 4. encrypt the body when the service requires it
 5. sign header + body digest with this member's signing key
 6. send over a pooled mTLS channel, deadline = the caller's remaining time  → peer.*, deadline.*
@@ -25,7 +28,14 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from crossway.core.errors import CrosswayError, Hop, MessageMalformed, ProviderUnreachable, StreamBroken
+from crossway.core.errors import (
+    CrosswayError,
+    Hop,
+    MessageMalformed,
+    MessageTooLarge,
+    ProviderUnreachable,
+    StreamBroken,
+)
 from crossway.security.encryption import ClientSession
 from crossway.telemetry import traceparent_of
 from gateway.client.callers import CallerAuthenticator
@@ -58,6 +68,9 @@ class OutgoingCall:
     parent: Context  # extracted from the caller's metadata (W3C trace context)
     # The end user's JWT (crossway-user-token); the provider verifies it. Never in a repr.
     user_token: str = field(default="", repr=False)
+    # Why the caller's metadata is refused (gateway.client.metadata), raised once the caller is
+    # authenticated so that the refusal is recorded against it; None when it is fine.
+    metadata_problem: CrosswayError | None = None
 
 
 class ClientPipeline:
@@ -80,13 +93,17 @@ class ClientPipeline:
         # 1. authenticate
         caller = self._callers.authenticate(call.peer_cert_pem, call.authorization)
         rec.caller(caller.subsystem)
+        if call.metadata_problem is not None:
+            raise call.metadata_problem
         # 2. resolve
         config = ctx.config()
         route = self._router.resolve(config, call.grpc_path, call.provider_hint)
         rec.routed(route.service, route.method)
         ctx.check_audit_writable()
-        # 3. header (the deadline is the caller's, or the gateway's default)
+        # 3. header (the deadline is the caller's, or the gateway's default; never longer than
+        # [limits] max_deadline_s — gRPC lets a server end a call sooner than its caller's deadline)
         remaining = call.time_remaining_s if call.time_remaining_s is not None else ctx.default_timeout_s
+        remaining = min(remaining, ctx.limits.max_deadline_s)
         header = Header(
             message_id=call.message_id,
             kind=FrameKind.REQUEST,
@@ -138,6 +155,7 @@ class ClientPipeline:
     async def _unary(self, call: OutgoingCall, body: bytes, rec: ExchangeRecorder, span: trace.Span) -> bytes:
         ctx = self._ctx
         config, route, header = self._begin(call, rec, span)
+        _check_size(body, ctx.limits.max_message_bytes)
         rec.add_request(body)
         # 4. encrypt
         session = None
@@ -243,13 +261,19 @@ class ClientPipeline:
             # The provider's signed final status decides the exchange. A request frame it no
             # longer read (its backend answered before the caller finished sending) is moot,
             # unless the caller's own side failed first.
-            if pump.done() and not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
-                raise pump.exception()  # type: ignore[misc]
+            caller_failure = _caller_failure(pump)
+            if caller_failure is not None:
+                raise caller_failure
         except CrosswayError as exc:
-            exc.at(Hop.CLIENT)
-            rec.failed(exc)
-            span.set_status(trace.StatusCode.ERROR, exc.code)
-            raise
+            # When the caller's side failed first (its stream broke, a message over the limit),
+            # that is the exchange's error, not the provider's refusal of the half stream.
+            failure = _caller_failure(pump) or exc
+            failure.at(Hop.CLIENT)
+            rec.failed(failure)
+            span.set_status(trace.StatusCode.ERROR, failure.code)
+            if failure is exc:
+                raise
+            raise failure from None
         except (asyncio.CancelledError, GeneratorExit):
             rec.cancelled()
             raise
@@ -274,19 +298,39 @@ class ClientPipeline:
     ) -> None:
         """Forward the caller's messages one by one, each signed and chained, then STREAM_END."""
         sequence = 1
-        async for body in _caller_messages(requests):
-            rec.add_request(body)
-            wire = body
-            encryption = None
-            if session is not None:
-                nonce, wire = session.seal_request(body, frame_aad(rec.message_id, sequence, "request"))
-                encryption = Encryption(b"", b"", nonce)
-            env, _ = writer.data(wire, encryption=encryption)
-            await peer.write(env)
-            sequence += 1
+        limit = self._ctx.limits.max_message_bytes
+        try:
+            async for body in _caller_messages(requests):
+                _check_size(body, limit)
+                await self._forward(peer, writer, body, sequence, session, rec)
+                sequence += 1
+        except _CALLER_SIDE:
+            # No STREAM_END: the provider refuses the half stream (its backend never sees a
+            # clean end of the caller's messages), and the exchange fails with the caller's error.
+            await peer.done_writing()
+            raise
         end, _ = writer.seal(Header(message_id=rec.message_id, kind=FrameKind.STREAM_END, signer=self._ctx.member), b"")
         await peer.write(end)
         await peer.done_writing()
+
+    @staticmethod
+    async def _forward(
+        peer: PeerStream,
+        writer: ChainWriter,
+        body: bytes,
+        sequence: int,
+        session: ClientSession | None,
+        rec: ExchangeRecorder,
+    ) -> None:
+        """One caller message: signed, chained (and encrypted) as the next request frame."""
+        rec.add_request(body)
+        wire = body
+        encryption = None
+        if session is not None:
+            nonce, wire = session.seal_request(body, frame_aad(rec.message_id, sequence, "request"))
+            encryption = Encryption(b"", b"", nonce)
+        env, _ = writer.data(wire, encryption=encryption)
+        await peer.write(env)
 
 
 class _CallerFailed(StreamBroken):
@@ -297,6 +341,25 @@ def _stop_if_caller_failed(pump: asyncio.Task[None], *, peer: PeerStream) -> Non
     # The caller's side broke mid-stream: the provider would wait for frames that never come.
     if not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
         peer.cancel()
+
+
+# What the pump raises when the caller's side failed (see _caller_failure).
+_CALLER_SIDE = (_CallerFailed, MessageTooLarge)
+
+
+def _caller_failure(pump: asyncio.Task[None] | None) -> CrosswayError | None:
+    """The caller-side error the pump stopped with, if it did."""
+    if pump is None or not pump.done() or pump.cancelled():
+        return None
+    failure = pump.exception()
+    return failure if isinstance(failure, _CALLER_SIDE) else None
+
+
+def _check_size(body: bytes, limit: int) -> None:
+    if len(body) > limit:
+        raise MessageTooLarge(
+            f"a request message of {len(body)} bytes is over this gateway's limit of {limit} bytes per message"
+        )
 
 
 async def _caller_messages(requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

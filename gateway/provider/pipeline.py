@@ -31,12 +31,16 @@ from adapters.base import Adapter, BackendCall
 from crossway.core.errors import (
     CrosswayError,
     DeadlineExceeded,
+    DeadlineTooFar,
     DecryptionFailed,
     Hop,
     MessageExpired,
     MessageMalformed,
     MessageReplayed,
+    MessageTooLarge,
+    PeerError,
     PolicyDenied,
+    RegistryError,
     ServiceUnknown,
     SignatureInvalid,
 )
@@ -63,6 +67,10 @@ from registry.configuration import VerifiedConfiguration
 __all__ = ["ProviderPipeline"]
 
 _tracer = trace.get_tracer("crossway.gateway.provider")
+
+# An encrypted body is its plaintext plus AES-GCM's 16-byte tag: a request at the limit stays
+# acceptable once sealed.
+_SEALING_ALLOWANCE = 1024
 
 
 def _note_failure(
@@ -141,14 +149,32 @@ class ProviderPipeline:
 
     # -- steps 1–3 ---------------------------------------------------------------------------
 
-    def _authenticate(self, env: Envelope, auth_context: AuthContext, rec: ExchangeRecorder) -> _Authenticated:
-        ctx = self._ctx
-        config = ctx.config()
-        now = ctx.clock.now_ms()
-        # 1. the peer gateway
-        peer = self._peers.identify(auth_context, config, now)
+    def _identify(self, auth_context: AuthContext, rec: ExchangeRecorder) -> tuple[VerifiedConfiguration, PeerIdentity]:
+        """1. the peer gateway, from its TLS identity alone (before anything it sent is read)."""
+        config = self._ctx.config()
+        peer = self._peers.identify(auth_context, config, self._ctx.clock.now_ms())
         rec.peer(peer.gateway)
-        # 2a. the signature, by the peer's member
+        return config, peer
+
+    def _authenticate(
+        self,
+        env: Envelope,
+        auth_context: AuthContext,
+        rec: ExchangeRecorder,
+        identified: tuple[VerifiedConfiguration, PeerIdentity] | None = None,
+    ) -> _Authenticated:
+        ctx = self._ctx
+        # 1. the peer gateway
+        config, peer = identified if identified is not None else self._identify(auth_context, rec)
+        # 2a. the size, then the signature by the peer's member. gRPC bounds the whole envelope
+        # (max_message_bytes plus a margin) before this code runs; a body over the bound itself
+        # is refused here, before its digest is computed.
+        limit = ctx.limits.max_message_bytes
+        if len(env.body) > limit + _SEALING_ALLOWANCE:
+            raise MessageTooLarge(
+                f"the request body is {len(env.body)} bytes; this provider gateway accepts at most {limit} "
+                "in one message"
+            )
         request = open_envelope(env, peer.member, ctx.key_lookup(config))
         h = request.header
         rec.verified_request(request)
@@ -169,6 +195,14 @@ class ProviderPipeline:
             )
         if h.deadline_ms and h.deadline_ms <= now:
             raise MessageExpired(f"the deadline of message {h.message_id} has passed")
+        # 2b'. a deadline far ahead would hold this gateway's and the backend's resources for as
+        # long: the time asked for (deadline - issued-at, both in the client's clock) is bounded.
+        max_deadline_ms = int(self._ctx.limits.max_deadline_s * 1000)
+        if h.deadline_ms and h.deadline_ms - h.issued_at_ms > max_deadline_ms:
+            raise DeadlineTooFar(
+                f"message {h.message_id} asks for {(h.deadline_ms - h.issued_at_ms) / 1000:.0f} s; "
+                f"this provider gateway allows at most {max_deadline_ms // 1000} s"
+            )
         # 2c. replay: ids are namespaced by the signing member, remembered for the whole window
         if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
             raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
@@ -309,6 +343,27 @@ class ProviderPipeline:
             signer=self._ctx.member,
         )
 
+    # -- what never became an exchange ---------------------------------------------------------
+
+    def refuse(self, error: CrosswayError, auth_context: AuthContext) -> CrosswayError:
+        """Bytes that are not an envelope (or a Multiplex batch) reached the peer port: the error
+        to answer with, audited once the peer is identified.
+
+        Step 1 still comes first: a peer that is not a registered gateway is answered with its
+        ``peer.*`` error and leaves no record (anyone holding a CA-issued certificate could
+        otherwise fill the audit log); an identified peer's garbage is recorded as refused.
+        """
+        rec = self._ctx.recorder("provider")
+        rec.received()
+        try:
+            self._identify(auth_context, rec)
+        except (PeerError, RegistryError) as exc:
+            return exc.at(Hop.PROVIDER)
+        error.at(Hop.PROVIDER)
+        rec.failed(error)
+        self._ctx.audit_exchange(rec)
+        return error
+
     # -- unary -------------------------------------------------------------------------------
 
     async def call(self, env: Envelope, auth_context: AuthContext) -> Envelope:
@@ -334,6 +389,12 @@ class ProviderPipeline:
                 # 4. the backend
                 result = await verified.adapter.unary(verified.call, body)
                 rec.answered()
+                if len(result) > self._ctx.limits.max_message_bytes:
+                    raise MessageTooLarge(
+                        f"the backend answered message {rec.message_id} with {len(result)} bytes; this provider "
+                        f"gateway sends at most {self._ctx.limits.max_message_bytes} in one message",
+                        hint="serve large answers through a streaming method",
+                    )
                 result = self._minimize(verified, result, rec)
                 rec.add_response(result)
                 # 5. sign (and encrypt) the response, bound to the request
@@ -374,10 +435,13 @@ class ProviderPipeline:
         # (the client closing a finished call) does not change what this exchange was.
         answered = False
         try:
+            # The peer is identified from its TLS identity before its first frame is read, so
+            # even a first frame that does not decode is recorded against the peer that sent it.
+            identified = self._identify(auth_context, rec)
             first = await anext(frames, None)
             if first is None:
                 raise MessageMalformed("stream closed before its REQUEST frame")
-            auth = self._authenticate(first, auth_context, rec)
+            auth = self._authenticate(first, auth_context, rec, identified)
             request = auth.request
             span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):

@@ -13,6 +13,7 @@ from crossway.core.clock import Clock
 from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, error_class_for_code
 from crossway.core.ids import GatewayId, MemberId
 from crossway.security.signing import Signer
+from gateway.shared.config import Limits
 from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.frames import ExchangeStatus
 from registry.configuration import VerifiedConfiguration
@@ -47,6 +48,8 @@ class GatewayContext:
     default_timeout_s: float = 30.0
     # Set when [audit] archive_payloads is on: bodies sealed to the auditors' keys (issue 4).
     archive: PayloadArchiver | None = None
+    # [limits]: message size, deadline and metadata bounds (issue 13).
+    limits: Limits = field(default_factory=Limits)
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
 
     @property
