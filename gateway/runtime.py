@@ -36,13 +36,13 @@ from crossway.security.replay import ReplayGuard
 from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
-from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
 from gateway.client.routing import Router
 from gateway.health import GatewayHealth
+from gateway.observability import GatewayObservability, VitalSources
 from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
 from gateway.provider.pipeline import ProviderPipeline
@@ -91,6 +91,7 @@ class Gateway:
         on_configuration: Callable[[int], None] | None = None,
         client_mtls_port: int = 0,
         audit_checkpoints: bool = True,
+        worker: int = 0,
     ) -> None:
         self.config = config
         # A worker process binds the mTLS client port its primary got (SO_REUSEPORT); 0 = any.
@@ -116,12 +117,13 @@ class Gateway:
         self._admin: PolicyAdministration | None = None
         self._health: GatewayHealth | None = None
         self.nats_url = ""
+        # Metrics, OTLP export and vital signs (issue 17); worker 0 is the primary.
+        self.observability = GatewayObservability(config, self._clock, worker=worker)
 
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if cfg.tracing_export is not None:
-            setup_tracing(f"crossway-gateway {cfg.gateway_id}", export_path=cfg.tracing_export)
+        self.observability.start_telemetry()  # before anything records a span or a metric
         # NATS: the configured URL, or our own embedded server.
         self.nats_url = cfg.nats_url
         if not self.nats_url:
@@ -206,6 +208,7 @@ class Gateway:
             default_timeout_s=cfg.default_timeout_s,
             limits=cfg.limits,
         )
+        ctx.metrics = self.observability.exchange_metrics
         tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
         self._channels = PeerChannels(
             tls_key_pem,
@@ -280,9 +283,24 @@ class Gateway:
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
         )
+        await self._start_observability(policies if cfg.services else None)
         await self._peer_server.start()
         await self._client_server.start()
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
+
+    async def _start_observability(self, policies: PolicyManager | None) -> None:
+        cfg, audit, checkpointer = self.config, self._audit, self._checkpointer
+        assert audit is not None and self._source is not None
+        await self.observability.start(
+            VitalSources(
+                audit_stats=lambda: audit.stats,
+                nats_connected=lambda: audit.connected,
+                configuration=self._source,
+                checkpoint_lag=(lambda: checkpointer.size - checkpointer.published_size) if checkpointer else None,
+                policy_version=(lambda: policies.version) if policies is not None else None,
+                certificates={"tls": cfg.tls_certificate, "signing": cfg.signing_certificate},
+            )
+        )
 
     def _replay_guard(self) -> ReplayGuard:
         # On disk, always: the window must survive a restart (a captured envelope replayed just
@@ -376,5 +394,4 @@ class Gateway:
             await self._source.aclose()
         if self._nats is not None:
             await self._nats.aclose()
-        if self.config.tracing_export is not None:
-            shutdown_tracing()
+        await self.observability.aclose()

@@ -154,6 +154,12 @@ class JetStreamAuditSink:
     def subject(self) -> str:
         return self._subject
 
+    @property
+    def connected(self) -> bool:
+        """Whether the NATS connection is up now (the gateway's metrics show it)."""
+        nc = self._nc
+        return nc is not None and nc.is_connected
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:

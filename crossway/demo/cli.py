@@ -41,6 +41,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             f"SAP OData {sap.service_url}",
             flush=True,
         )
+        for agency in fed.agencies:
+            print(f"  metrics of gateway {agency.gateway}: {agency.metrics_url}", flush=True)
         result = await run_scenario(fed, lambda line: print(line, flush=True))
         if not once:
             token_file = workdir / "tax" / "token.jwt"

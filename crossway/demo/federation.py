@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import socket
 import sys
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ class Agency:
     client_mtls_port: int = 0
     peer_port: int = 0
     config_path: Path | None = None
+    # http://…/metrics of the gateway (Prometheus, served by its primary process).
+    metrics_url: str = ""
 
     @property
     def client_address(self) -> str:
@@ -112,8 +115,13 @@ class Federation:
         workers: int = 1,
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
+        gateway_env: dict[str, str] | None = None,
+        gateway_toml: str = "",
     ) -> None:
         self.workdir = workdir
+        # Operators' tests (issue 17): more environment (OTEL_*) and TOML tables for every gateway.
+        self._gateway_env = dict(gateway_env or {})
+        self._gateway_toml = gateway_toml
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -285,7 +293,10 @@ strict = {"true" if self.strict_audit else "false"}
 {self._archive_config()}
 [tracing]
 export = "spans.jsonl"
-"""
+
+[metrics]
+listen = "127.0.0.1:0"
+{self._gateway_toml}"""
 
     def _archive_config(self) -> str:
         if not self.auditor_keys:
@@ -361,14 +372,17 @@ address = "127.0.0.1:{self.backend_port}"
             f"gateway {agency.member.code}",
             [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(agency.config_path)],
             echo=self.echo,
-            env=self._child_env,
+            env={**(self._child_env or os.environ), **self._gateway_env} if self._gateway_env else self._child_env,
         )
         await agency.process.start()
         match = await agency.process.wait_for(
-            r"gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)",
+            # ^: the primary's line, not a worker's (relayed as "[worker N] gateway … ready: …")
+            r"^gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)"
+            r"(?: metrics=(\S+))?",
             30,
         )
-        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
+        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups()[:3])
+        agency.metrics_url = match.group(4) or ""
 
     async def restart_gateway(self, agency: Agency) -> None:
         """Stop an agency's gateway (it drains) and start it again from the same files and data

@@ -23,6 +23,7 @@ from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
 from crossway.core.tomlkeys import check_keys
 from crossway.eventloop import EVENT_LOOPS
+from crossway.logs import LOG_FORMATS
 
 __all__ = [
     "AdminConfig",
@@ -43,6 +44,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "top": (
         *("gateway", "listen", "nats", "registry", "keys", "client_auth", "audit", "tracing"),
         *("security", "limits", "policies", "services", "admin"),
+        *("metrics", "logging"),
     ),
     "gateway": ("id", "data_dir", "workers", "event_loop", "peer_multiplex", "peer_connections"),
     "listen": ("client", "peer"),
@@ -63,7 +65,11 @@ _KEYS: dict[str, tuple[str, ...]] = {
     # [services.rest] / [services.sap] are checked by adapters.settings, which owns their keys.
     "services": ("id", "adapter", "address", "timeout_s", "rest", "sap"),
     "admin": ("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+    # Operators (issue 17): /metrics, and the log format.
+    "metrics": ("listen",),
+    "logging": ("format",),
 }
+
 
 _MIB = 1024 * 1024
 
@@ -195,6 +201,10 @@ class GatewayConfig:
     # Connections per provider gateway address (spreads exchanges over a provider's workers).
     peer_connections: int = 1
     limits: Limits = Limits()
+    # [metrics] listen: HOST:PORT of /metrics (Prometheus), served by the primary; "" = off.
+    metrics_listen: str = ""
+    # [logging] format: "text" (default) or "json" (one object per line, with ids).
+    log_format: str = "text"
 
     @property
     def member(self) -> str:
@@ -417,6 +427,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     limits = top.sub("limits", required=False).only("limits")
     policies = top.sub("policies", required=False).only("policies")
     admin = top.sub("admin", required=False).only("admin")
+    metrics = top.sub("metrics", required=False).only("metrics")
+    logs = top.sub("logging", required=False).only("logging")
     top.only("top")  # after the required tables: a renamed [gateway] is reported as missing
     data_dir = gw.path("data_dir")
     default_timeout_s = security.number("default_timeout_s", 30.0)
@@ -477,4 +489,21 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         peer_multiplex=gw.flag("peer_multiplex", True),
         peer_connections=_count(gw, "peer_connections", 1, 64, "peer_connections = 2 (one per provider worker)"),
         limits=_limits(limits, default_timeout_s),
+        metrics_listen=_metrics_listen(metrics),
+        log_format=_log_format(logs),
     )
+
+
+def _metrics_listen(metrics: _Reader) -> str:
+    listen = metrics.text("listen", "")
+    _, sep, port = listen.rpartition(":")
+    if listen and (not sep or not port.isdigit() or int(port) > 65535):
+        raise metrics._fail("listen", f"must be HOST:PORT, got {listen!r}", 'e.g. listen = "127.0.0.1:9464"')
+    return listen
+
+
+def _log_format(logs: _Reader) -> str:
+    value = logs.text("format", "text")
+    if value not in LOG_FORMATS:
+        raise logs._fail("format", f"must be one of {', '.join(LOG_FORMATS)}, got {value!r}", 'e.g. format = "json"')
+    return value

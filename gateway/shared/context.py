@@ -14,6 +14,7 @@ from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, error_cla
 from crossway.core.ids import GatewayId, MemberId
 from crossway.security.signing import Signer
 from gateway.shared.config import Limits
+from gateway.shared.metrics import NO_METRICS, ExchangeMetrics
 from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.frames import ExchangeStatus
 from registry.configuration import VerifiedConfiguration
@@ -51,6 +52,9 @@ class GatewayContext:
     # [limits]: message size, deadline and metadata bounds (issue 13).
     limits: Limits = field(default_factory=Limits)
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
+
+    # Exchanges counted for /metrics and OTLP, from each side's record (issue 17); off by default.
+    metrics: ExchangeMetrics = NO_METRICS
 
     @property
     def member(self) -> str:
@@ -90,6 +94,7 @@ class GatewayContext:
 
     def audit_exchange(self, exchange: ExchangeRecorder) -> None:
         record = exchange.record(str(self.gateway_id))
+        self.metrics.exchange(record)  # every side of every exchange passes here: counted once
         self.audit.submit(record)
         if self.archive is not None and exchange.bodies is not None:
             self.archive.submit(record, *exchange.bodies)

@@ -19,6 +19,7 @@ import grpc
 from audit.trail.record import AuditRecord
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError
+from crossway.logs import bind_exchange
 from gateway.wire.frames import SignedFrame
 
 __all__ = ["ExchangeRecorder"]
@@ -68,9 +69,11 @@ class ExchangeRecorder:
         """The request arrived (the caller's call, or the peer's first frame)."""
         self.request_in_ms = self.clock.now_ms()
         self.message_id, self.user_id, self.purpose = message_id, user_id, purpose
+        bind_exchange(message_id=message_id)  # the task's log lines carry it from here on
 
     def traced(self, trace_id: int) -> None:
         self.trace_id = format(trace_id, "032x")
+        bind_exchange(trace_id=self.trace_id)
 
     def add_request(self, body: bytes) -> None:
         self.request_size += len(body)
@@ -132,6 +135,7 @@ class ExchangeRecorder:
         self.message_id, self.client, self.service, self.method = h.message_id, h.client, h.service, h.method
         self.user_id, self.purpose = h.user_id, h.purpose
         self.request_signature = frame.signature.value
+        bind_exchange(message_id=h.message_id)
 
     def end_user(self, user_id: str) -> None:
         self.user_id = user_id
