@@ -40,6 +40,7 @@ from gateway.admin import PolicyAdministration
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
+from gateway.client.reflection import Reflection
 from gateway.client.routing import Router
 from gateway.health import GatewayHealth
 from gateway.observability import GatewayObservability, VitalSources
@@ -264,7 +265,10 @@ class Gateway:
         self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
         meta = MetaServices(ctx, client, callers)
-        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta, cfg.limits)])
+        reflection = Reflection(ctx, callers)  # grpc.reflection from the registry's descriptors (issue 17)
+        self._client_server.add_generic_rpc_handlers(
+            [ClientPortHandler(client, is_streaming, meta, cfg.limits, reflection)]
+        )
         server_pair = [(tls_key_pem, tls_cert_pem)]
         host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(
