@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from pathlib import Path
@@ -51,12 +52,14 @@ def test_a_json_log_line_carries_the_ids_bound_to_its_task_and_no_others() -> No
     async def both() -> list[dict[str, object]]:
         return list(await asyncio.gather(one_exchange("m1"), one_exchange("m2")))
 
+    before = bound_ids()
     first, second = asyncio.run(both())
     assert (first["message_id"], second["message_id"]) == ("m1", "m2")
     assert first["trace_id"] == "ab" * 16 and first["message"] == "refused m1"
     assert first["gateway"] == "EE/GOV/70000001/gw1" and first["worker"] == 1 and first["level"] == "WARNING"
-    assert bound_ids() == ("", "")  # the tasks' ids stayed in the tasks
-    assert "message_id" not in _line(formatter, "outside any exchange")
+    assert bound_ids() == before  # the tasks' ids stayed in the tasks
+    outside = contextvars.Context().run(_line, formatter, "outside any exchange")
+    assert "message_id" not in outside and "trace_id" not in outside
 
 
 def test_the_metrics_and_logging_tables_are_read_and_checked(tmp_path: Path) -> None:
