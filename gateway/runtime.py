@@ -30,12 +30,11 @@ from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
 from crossway.natsclient import wait_for_nats
-from crossway.security.keys import load_certificate, load_private_key, load_public_key
+from crossway.security.keys import load_certificate, load_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.replay import ReplayGuard
 from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
-from crossway.security.tokens import JwtVerifier
 from gateway.admin import PolicyAdministration
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
@@ -50,6 +49,7 @@ from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from gateway.shared.config import GatewayConfig, Limits
 from gateway.shared.context import GatewayContext
+from gateway.shared.verifiers import TokenVerifiers
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
@@ -120,6 +120,7 @@ class Gateway:
         self.nats_url = ""
         # Metrics, OTLP export and vital signs (issue 17); worker 0 is the primary.
         self.observability = GatewayObservability(config, self._clock, worker=worker)
+        self._verifiers = TokenVerifiers()  # owns the JWKS key sources of caller tokens
 
     async def start(self) -> None:
         cfg = self.config
@@ -219,6 +220,7 @@ class Gateway:
             max_message_bytes=cfg.limits.grpc_message_bytes,
         )
         callers = self._callers(source)
+        await self._verifiers.start()
         client = ClientPipeline(ctx, GrpcPeerLink(self._channels), callers)
         for binding in cfg.services:
             self._adapters[binding.service] = build_adapter(
@@ -326,11 +328,13 @@ class Gateway:
             pinned[pem_sha256(entry.certificate.read_bytes())] = entry.subsystem
         jwt = None
         if cfg.jwt is not None:
-            jwt = JwtVerifier(
+            # PEM files and/or the identity provider's JWKS, fetched in the background (issue 17).
+            jwt = self._verifiers.build(
                 issuer=cfg.jwt.issuer,
                 audience=cfg.jwt.audience,
-                public_keys=[load_public_key(p) for p in cfg.jwt.public_keys],  # type: ignore[misc]
+                public_keys=cfg.jwt.public_keys,
                 algorithms=cfg.jwt.algorithms,
+                jwks=cfg.jwt.jwks,
             )
 
         def registered(subsystem: SubsystemId) -> bool:
@@ -398,4 +402,5 @@ class Gateway:
             await self._source.aclose()
         if self._nats is not None:
             await self._nats.aclose()
+        await self._verifiers.aclose()
         await self.observability.aclose()

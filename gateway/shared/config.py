@@ -30,6 +30,7 @@ __all__ = [
     "AuditConfig",
     "ClientCertificate",
     "GatewayConfig",
+    "JwksConfig",
     "JwtConfig",
     "Limits",
     "ServiceBinding",
@@ -52,7 +53,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "registry": ("anchor", "source"),
     "keys": ("tls_key", "tls_certificate", "signing_key", "signing_certificate", "encryption_key", "passphrase_env"),
     "client_auth": ("jwt", "certificates"),
-    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms"),
+    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms", *("jwks_url", "jwks_ca", "jwks_refresh_s")),
     "client_auth.certificates": ("subsystem", "certificate"),
     "audit": (
         *("spool_dir", "strict", "replicas", "stream", "checkpoint_interval_s"),
@@ -64,7 +65,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "policies": ("dir",),
     # [services.rest] / [services.sap] are checked by adapters.settings, which owns their keys.
     "services": ("id", "adapter", "address", "timeout_s", "rest", "sap"),
-    "admin": ("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+    "admin": (
+        *("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+        *("jwks_url", "jwks_ca", "jwks_refresh_s"),
+    ),
     # Operators (issue 17): /metrics, and the log format.
     "metrics": ("listen",),
     "logging": ("format",),
@@ -83,11 +87,21 @@ class ClientCertificate:
 
 
 @dataclass(frozen=True, slots=True)
+class JwksConfig:
+    """An identity provider's JWK Set (``jwks_url``), besides or instead of PEM files (issue 17)."""
+
+    url: str
+    ca: Path | None = None  # the CA of the URL's TLS certificate; None = the system's
+    refresh_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class JwtConfig:
     issuer: str
     audience: str
     public_keys: tuple[Path, ...]
     algorithms: tuple[str, ...] = ("ES256", "EdDSA")
+    jwks: JwksConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,7 @@ class AdminConfig:
     public_keys: tuple[Path, ...]
     algorithms: tuple[str, ...] = ("ES256", "EdDSA")
     roles_claim: str = "roles"
+    jwks: JwksConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +308,12 @@ def _passphrase(keys: _Reader, environ: Mapping[str, str]) -> bytes | None:
 def _admin(section: _Reader) -> AdminConfig | None:
     if not section.table:
         return None
+    jwks = _jwks(section)
     keys_raw = section.table.get("public_keys", [])
-    if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
-        raise section._fail("public_keys", "must list at least one PEM file", 'public_keys = ["admin-idp.pem"]')
+    if not isinstance(keys_raw, list) or not (keys_raw or jwks) or not all(isinstance(k, str) for k in keys_raw):
+        raise section._fail(
+            "public_keys", "must list at least one PEM file (or set jwks_url)", 'public_keys = ["admin-idp.pem"]'
+        )
     return AdminConfig(
         listen=section.text("listen", "127.0.0.1:0"),
         issuer=section.text("issuer"),
@@ -303,7 +321,18 @@ def _admin(section: _Reader) -> AdminConfig | None:
         public_keys=tuple((section.source.parent / k).resolve() for k in keys_raw),
         algorithms=_algorithms(section),
         roles_claim=section.text("roles_claim", "roles"),
+        jwks=jwks,
     )
+
+
+def _jwks(section: _Reader) -> JwksConfig | None:
+    """``jwks_url`` (https://, or http:// on loopback), ``jwks_ca``, ``jwks_refresh_s`` of a token table."""
+    url = section.text("jwks_url", "")
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")):
+        raise section._fail("jwks_url", f"must be an https:// URL, got {url!r}", 'jwks_url = "https://idp/jwks.json"')
+    return JwksConfig(url, section.optional_path("jwks_ca"), section.number("jwks_refresh_s", 300.0))
 
 
 def _auditor_keys(audit: _Reader) -> tuple[bytes, ...]:
@@ -436,14 +465,18 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     jwt = None
     if "jwt" in client_auth.table:
         j = client_auth.sub("jwt").only("client_auth.jwt")
+        jwks = _jwks(j)
         keys_raw = j.table.get("public_keys", [])
-        if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
-            raise j._fail("public_keys", "must list at least one PEM file", 'public_keys = ["idp.pem"]')
+        if not isinstance(keys_raw, list) or not (keys_raw or jwks) or not all(isinstance(k, str) for k in keys_raw):
+            raise j._fail(
+                "public_keys", "must list at least one PEM file (or set jwks_url)", 'public_keys = ["idp.pem"]'
+            )
         jwt = JwtConfig(
             issuer=j.text("issuer"),
             audience=j.text("audience"),
             public_keys=tuple((source.parent / k).resolve() for k in keys_raw),
             algorithms=_algorithms(j),
+            jwks=jwks,
         )
     services = tuple(
         ServiceBinding(

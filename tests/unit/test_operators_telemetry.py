@@ -82,3 +82,17 @@ def test_the_metrics_and_logging_tables_are_read_and_checked(tmp_path: Path) -> 
 def test_a_metrics_listener_needs_host_and_port() -> None:
     with pytest.raises(ConfigError, match="HOST:PORT"):
         MetricsServer("localhost")
+
+
+def test_caller_and_admin_tokens_can_take_a_jwks_instead_of_pem_files(tmp_path: Path) -> None:
+    jwks = 'jwks_url = "https://idp.example/jwks.json"\njwks_ca = "idp-ca.pem"\njwks_refresh_s = 60'
+    text = VALID.replace('public_keys = ["idp.pem"]', jwks) + f'\n[admin]\nissuer = "a"\naudience = "b"\n{jwks}\n'
+    config = load_config(write(tmp_path, text))
+    assert config.jwt is not None and config.jwt.public_keys == () and config.jwt.jwks is not None
+    assert config.jwt.jwks.url == "https://idp.example/jwks.json" and config.jwt.jwks.refresh_s == 60
+    assert config.jwt.jwks.ca == (tmp_path / "etc" / "idp-ca.pem").resolve()
+    assert config.admin is not None and config.admin.jwks == config.jwt.jwks
+    with pytest.raises(ConfigError, match="at least one PEM file"):
+        load_config(write(tmp_path, VALID.replace('public_keys = ["idp.pem"]', "")))
+    with pytest.raises(ConfigError, match="jwks_url"):
+        load_config(write(tmp_path, VALID.replace('public_keys = ["idp.pem"]', 'jwks_url = "ftp://idp/jwks"')))
