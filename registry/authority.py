@@ -45,8 +45,10 @@ from crossway.security.pki import (
 )
 from crossway.security.tokens import jwk_thumbprint
 from registry.anchor import Anchor, registry_key_id
+from registry.changes import ChangeLog
 from registry.configuration import describe_service
 from registry.document import build_document, sign_document
+from registry.lifecycle import Lifecycle
 from registry.store import CertificateRecord, RegistryStore
 
 __all__ = ["PASSPHRASE_ENV", "RegistryAuthority", "passphrase_from_env"]
@@ -125,6 +127,12 @@ class RegistryAuthority:
         if instance is None:
             raise ConfigError(f"registry database in {str(directory)!r} has no instance", hint="run `registry init`")
         self.instance = instance
+        # Issue 17: every change is signed into the change log in its own transaction, and what
+        # the operator removed or disabled is applied on top of the store when publishing.
+        key_id = registry_key_id(config_key.public_key())
+        self.changes = ChangeLog(directory / _DB, config_key.sign, key_id, clock.now_ms)
+        store.on_change = self.changes.append_in
+        self.lifecycle = Lifecycle(directory / _DB, store, clock.now_ms, self.changes.append_in)
 
     # -- lifecycle --------------------------------------------------------------------------------
     @classmethod
@@ -178,6 +186,8 @@ class RegistryAuthority:
         )
 
     def close(self) -> None:
+        self.lifecycle.close()
+        self.changes.close()
         self.store.close()
 
     @property
@@ -311,7 +321,7 @@ class RegistryAuthority:
 
     # -- configuration ----------------------------------------------------------------------------
     def _document(self, serial: int, issued_at_ms: int, expires_at_ms: int) -> bytes:
-        return build_document(
+        document = build_document(
             self.store,
             instance=self.instance,
             serial=serial,
@@ -319,6 +329,7 @@ class RegistryAuthority:
             expires_at_ms=expires_at_ms,
             ca_pems=[cert_to_pem(self._ca_cert)],
         )
+        return self.lifecycle.apply(document)
 
     def state_digest(self) -> str:
         """A digest of the content alone (no serial, no times): changes iff a publication is due."""

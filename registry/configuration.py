@@ -20,7 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
-from crossway.core.errors import CrosswayError, RegistryStale, RegistryUntrusted
+from crossway.core.errors import (
+    ClientDisabled,
+    CrosswayError,
+    PeerDisabled,
+    RegistryStale,
+    RegistryUntrusted,
+    ServiceDisabled,
+)
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.security.pki import CertificateInfo, cert_fingerprint, inspect_certificate
 from crossway.security.tokens import jwk_thumbprint
@@ -131,6 +138,7 @@ class VerifiedConfiguration:
 
     __slots__ = (
         "_by_tls",
+        "_disabled",
         "_groups",
         "_members",
         "_providers",
@@ -154,6 +162,8 @@ class VerifiedConfiguration:
         )
         self.ca_pem: bytes = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.ca_certificates)
         self._revoked: frozenset[str] = frozenset(doc.revoked_serials)
+        # "KIND:ID" of what the registry operator disabled (issue 17; registry.lifecycle).
+        self._disabled: frozenset[str] = frozenset(doc.disabled)
         members: dict[MemberId, MemberView] = {}
         by_tls: dict[str, GatewayView] = {}
         for m in doc.members:
@@ -191,7 +201,9 @@ class VerifiedConfiguration:
         for g in doc.groups:
             for s_text in g.members:
                 groups.setdefault(SubsystemId.parse(s_text), set()).add(g.id)
-        self._groups = MappingProxyType({k: frozenset(v) for k, v in groups.items()})
+        self._groups = MappingProxyType(
+            {k: frozenset(g for g in v if f"group:{g}" not in self._disabled) for k, v in groups.items()}
+        )
 
     def __repr__(self) -> str:
         return f"<VerifiedConfiguration {self.instance} serial={self.serial} expires={_iso(self.expires_at_ms)}>"
@@ -224,6 +236,36 @@ class VerifiedConfiguration:
 
     def groups_of(self, subsystem: SubsystemId) -> frozenset[str]:
         return self._groups.get(subsystem, frozenset())
+
+    # -- what the registry operator disabled (issue 17) ---------------------------------------
+
+    def is_disabled(self, kind: str, ident: object) -> bool:
+        return f"{kind}:{ident}" in self._disabled
+
+    def check_client_enabled(self, client: SubsystemId) -> None:
+        """Raise ``client.disabled`` when the subsystem or its member is disabled."""
+        if self._disabled:
+            for kind, ident in (("subsystem", client), ("member", client.member)):
+                if self.is_disabled(kind, ident):
+                    raise ClientDisabled(f"the registry disabled {kind} {ident}; {client} may not call")
+
+    def check_service_enabled(self, service: ServiceId) -> None:
+        """Raise ``service.disabled`` when the service, its subsystem or its member is disabled."""
+        if self._disabled:
+            for kind, ident in (
+                ("service", service),
+                ("subsystem", service.subsystem),
+                ("member", service.subsystem.member),
+            ):
+                if self.is_disabled(kind, ident):
+                    raise ServiceDisabled(f"the registry disabled {kind} {ident}; {service} is not served")
+
+    def check_gateway_enabled(self, gateway: GatewayId) -> None:
+        """Raise ``peer.disabled`` when the gateway or its member is disabled."""
+        if self._disabled:
+            for kind, ident in (("gateway", gateway), ("member", gateway.member)):
+                if self.is_disabled(kind, ident):
+                    raise PeerDisabled(f"the registry disabled {kind} {ident}")
 
     def check_fresh(self, now_ms: int) -> None:
         """Raise RegistryStale once the document has expired: stale trust data means deny."""

@@ -138,9 +138,11 @@ class Reflection:
         rec.routed(service, method)
         try:
             # 1. authenticate, as any call
-            rec.caller(self._callers.authenticate(call.peer_cert_pem, call.authorization).subsystem)
+            caller = self._callers.authenticate(call.peer_cert_pem, call.authorization).subsystem
+            rec.caller(caller)
             if call.metadata_problem is not None:
                 raise call.metadata_problem
+            ctx.config().check_client_enabled(caller)
             if method != _METHOD:
                 raise MethodUnknown(f"{service} has no method {method}")
             ctx.check_audit_writable()
