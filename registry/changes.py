@@ -30,8 +30,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from crossway.core.ids import GatewayId, MemberId
+from crossway.security.keys import load_certificate
+from crossway.security.pki import cert_fingerprint
 
-__all__ = ["ChangeLog", "RegistryChange", "registry_log_id", "verify_changes"]
+__all__ = [
+    "REGISTRY_LOG_CERTIFICATE",
+    "ChangeLog",
+    "RegistryChange",
+    "read_changes",
+    "registry_log_id",
+    "registry_log_key_id",
+    "verify_changes",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry_changes (
@@ -39,12 +49,21 @@ CREATE TABLE IF NOT EXISTS registry_changes (
     prev_hash TEXT NOT NULL, hash TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
 """
 _GENESIS = "0" * 64
+# The certificate of the key that signs the checkpoints of the registry's log in the audit trail
+# (made by audit.index.registry_log; the registry's cosigner accepts that key for that log only).
+REGISTRY_LOG_CERTIFICATE = "registry-log.crt"
 
 
 def registry_log_id(instance: str) -> GatewayId:
     """The id the registry's log carries in the audit trail (a gateway id no member can hold:
     class REGISTRY is reserved for it)."""
     return GatewayId(MemberId(instance, "REGISTRY", "registry"), "registry")
+
+
+def registry_log_key_id(registry_dir: Path) -> str | None:
+    """The key id (certificate fingerprint) the registry log's checkpoints are signed with."""
+    path = registry_dir / REGISTRY_LOG_CERTIFICATE
+    return cert_fingerprint(load_certificate(path)) if path.exists() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +134,22 @@ class ChangeLog:
             (after, limit),
         ).fetchall()
         return [RegistryChange(*row) for row in rows]
+
+
+def read_changes(db_path: Path, after: int = 0, limit: int = 10_000) -> list[RegistryChange]:
+    """Entries after sequence ``after``, read-only (a publisher that holds no registry key)."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'registry_changes'").fetchone() is None:
+            return []
+        rows = db.execute(
+            "SELECT seq, at_ms, actor, what, prev_hash, hash, key_id, signature FROM registry_changes"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
+    finally:
+        db.close()
+    return [RegistryChange(*row) for row in rows]
 
 
 def verify_changes(

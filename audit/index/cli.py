@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
+from audit.index.registry_log import add_registry_log_command
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
 from audit.index.verify import SHARED_FIELDS, verify_index
@@ -400,6 +401,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--anchor", required=True, help="the registry anchor.json (its key goes into the bundle)")
     p.add_argument("--tsa-ca", default="", help="the RFC 3161 TSA's CA (PEM); it goes into the bundle")
     add_payload_commands(command)
+    add_registry_log_command(cmds)  # the registry's change log into the audit trail (issue 17)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")

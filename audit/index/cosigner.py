@@ -190,7 +190,7 @@ class RegistryCosigner:
     def __init__(self, nats_url: str, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
         from crossway.core.clock import SystemClock
         from crossway.security.keys import load_private_key
-        from registry import NatsConfigurationSource, load_anchor
+        from registry import NatsConfigurationSource, load_anchor, registry_log_id, registry_log_key_id
         from registry.anchor import registry_key_id
 
         if timestamp is None and (registry_dir / "timestamp.toml").exists():
@@ -204,6 +204,9 @@ class RegistryCosigner:
         def registered(member: str, key_id: str) -> bool:
             from crossway.core.ids import MemberId
 
+            # The registry's own change log (issue 17) is signed with its log key, nobody else's.
+            if member == str(registry_log_id(anchor.instance).member):
+                return key_id == registry_log_key_id(registry_dir)
             return self._source.current().signing_key(MemberId.parse(member), key_id) is not None
 
         self.cosigner = Cosigner(

@@ -24,7 +24,7 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 from google.protobuf import descriptor_pb2
 
-from audit.index import RegistryCosigner
+from audit.index import RegistryChangePublisher, RegistryCosigner
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.demo.business import (
     ARCHIVE_SERVICE,
@@ -117,11 +117,14 @@ class Federation:
         auditor_keys: tuple[Path, ...] = (),
         gateway_env: dict[str, str] | None = None,
         gateway_toml: str = "",
+        registry_log: bool = False,
     ) -> None:
         self.workdir = workdir
         # Operators' tests (issue 17): more environment (OTEL_*) and TOML tables for every gateway.
         self._gateway_env = dict(gateway_env or {})
         self._gateway_toml = gateway_toml
+        # Publish the registry's change log into the audit trail (off: the scenario counts records).
+        self._registry_log = registry_log
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -142,6 +145,7 @@ class Federation:
         self.authority: RegistryAuthority | None = None
         self.registry: RegistryServer | None = None
         self.cosigner: RegistryCosigner | None = None  # the registry cosigns audit checkpoints
+        self.registry_log: RegistryChangePublisher | None = None
         self.backend: ManagedProcess | None = None
         self.backend_port = 0
         self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
@@ -166,6 +170,9 @@ class Federation:
         await self.registry.start()
         self.cosigner = RegistryCosigner(self.nats.url, self.workdir / "registry")
         await self.cosigner.start()
+        if self._registry_log:  # the registry's signed change log into the audit trail (issue 17)
+            self.registry_log = RegistryChangePublisher(self.nats.url, self.workdir / "registry")
+            await self.registry_log.start()
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -205,6 +212,8 @@ class Federation:
                 await agency.process.stop()
         if self.backend is not None:
             await self.backend.stop()
+        if self.registry_log is not None:
+            await self.registry_log.aclose()
         if self.cosigner is not None:
             await self.cosigner.aclose()
         if self.registry is not None:
