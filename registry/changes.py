@@ -101,6 +101,10 @@ class ChangeLog:
     def close(self) -> None:
         self._db.close()
 
+    def use_key(self, sign: Callable[[bytes], bytes], key_id: str) -> None:
+        """Sign later entries with another key (after a configuration key rotation)."""
+        self._sign, self._key_id = sign, key_id
+
     def append(self, what: str) -> RegistryChange:
         """One entry, in a transaction of its own (several registry commands may append at once)."""
         self._db.execute("BEGIN IMMEDIATE")

@@ -33,6 +33,7 @@ from crossway.security.pki import CertificateInfo, cert_fingerprint, inspect_cer
 from crossway.security.tokens import jwk_thumbprint
 from protos.crossway.v1 import registry_pb2
 from registry.anchor import Anchor, load_anchor
+from registry.keyrotation import trusted_keys
 
 __all__ = [
     "FORMAT_VERSION",
@@ -285,14 +286,19 @@ def verify_configuration(signed: bytes, anchor: Anchor, now_ms: int) -> Verified
         raise RegistryUntrusted("the registry configuration is not a SignedConfiguration") from exc
     if not envelope.document or not envelope.signature:
         raise RegistryUntrusted("the registry configuration has no document or no signature")
-    # Step 2: it claims the key we pinned (a different key is not "maybe fine").
-    if envelope.key_id != anchor.key_id:
+    # Step 2: it claims the key we pinned, or a successor the pinned key endorsed (a rotation,
+    # registry.keyrotation); any other key is not "maybe fine".
+    key = anchor.public_key if envelope.key_id == anchor.key_id else None
+    if key is None and envelope.key_endorsements:
+        key = trusted_keys(anchor, envelope.key_endorsements).get(envelope.key_id)
+    if key is None:
         raise RegistryUntrusted(
-            f"the configuration is signed by key {envelope.key_id[:16]}…, the anchor pins {anchor.key_id[:16]}…"
+            f"the configuration is signed by key {envelope.key_id[:16]}…, the anchor pins {anchor.key_id[:16]}… "
+            "and no endorsement from it names that key"
         )
     # Step 3: the Ed25519 signature over exactly the document bytes verifies; parse only after.
     try:
-        anchor.public_key.verify(envelope.signature, envelope.document)
+        key.verify(envelope.signature, envelope.document)
     except InvalidSignature as exc:
         raise RegistryUntrusted("the registry configuration's signature does not verify") from exc
     doc = registry_pb2.ConfigurationDocument()

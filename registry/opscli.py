@@ -1,7 +1,8 @@
 """``crossway registry …`` commands of the operators' kit (issue 17).
 
 - ``registry member|subsystem|gateway|service|group disable|enable|remove ID [--reason TEXT]``;
-- ``registry changes [--verify] [--after N]``: the signed, hash-chained change log.
+- ``registry changes [--verify] [--after N]``: the signed, hash-chained change log;
+- ``registry key announce|rotate``: a new configuration-signing key (``registry.keyrotation``).
 
 Handlers take the registry directory like every ``registry`` command (``--dir``).
 """
@@ -60,11 +61,34 @@ def _changes(open_registry: Opener) -> Callable[[argparse.Namespace], int]:
         if args.verify:
             if args.after:
                 raise ConfigError("--verify checks the whole log", hint="leave out --after")
-            problems = verify_changes(entries, {anchor.key_id: anchor.public_key})
+            problems = verify_changes(entries, anchor.audit_keys())
             for problem in problems:
                 print(f"FAILED: {problem}")
             print(f"change log: {'intact' if not problems else 'NOT intact'} ({len(entries)} entries)")
             return 1 if problems else 0
+        return 0
+
+    return handler
+
+
+def _key(verb: str, open_registry: Opener) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from registry.authority import passphrase_from_env
+
+        authority = open_registry(args)
+        try:
+            if verb == "announce":
+                key_id = authority.announce_next_key(passphrase_from_env())
+                print(f"next configuration key {key_id} announced; every configuration published from now on")
+                print("  carries it, endorsed by the current key. Once every gateway has applied one of them:")
+                print("  crossway registry key rotate")
+            else:
+                key_id = authority.rotate_key(passphrase_from_env())
+                print(f"configuration key {key_id} in use; anchor.json names it (and lists the retired keys).")
+                print("  restart `registry serve` and the registry's audit-log process so they sign with it;")
+                print("  gateways pinning the old anchor keep accepting it; hand agencies the new anchor.json")
+        finally:
+            authority.close()
         return 0
 
     return handler
@@ -78,6 +102,11 @@ def add_lifecycle_commands(groups: Mapping[str, Any], registry: Any, leaf: Leaf,
             p.add_argument("id", help=f"the {kind}'s id" if kind != "group" else "the group's code")
             if verb != "enable":
                 p.add_argument("--reason", default="", help="why (goes into the signed change log)")
+    keys = registry.add_parser("key", help="rotate the configuration-signing key without a flag day")
+    nested = keys.add_subparsers(dest="key_command", metavar="COMMAND")
+    nested.required = True
+    leaf(nested, "announce", _key("announce", open_registry), "make the next key and announce it, endorsed")
+    leaf(nested, "rotate", _key("rotate", open_registry), "sign with the announced key from now on")
     p = leaf(registry, "changes", _changes(open_registry), "the registry's signed, hash-chained change log")
     p.add_argument("--after", type=int, default=0, help="only changes after this sequence number")
     p.add_argument("--verify", action="store_true", help="check every hash, link and signature (exit 1 if not)")

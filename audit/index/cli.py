@@ -66,7 +66,7 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 def _cosigners(anchor_path: str) -> dict[str, Any]:
     anchor = load_anchor(Path(anchor_path))
-    return {registry_key_id(anchor.public_key): anchor.public_key}
+    return {registry_key_id(anchor.public_key): anchor.public_key, **anchor.audit_keys()}  # + rotated keys
 
 
 def _tsa_roots(path: str) -> tuple[Any, ...]:

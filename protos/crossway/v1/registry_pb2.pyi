@@ -87,14 +87,24 @@ class ConfigurationDocument(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ..., disabled: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignedConfiguration(_message.Message):
-    __slots__ = ("document", "signature", "key_id")
+    __slots__ = ("document", "signature", "key_id", "key_endorsements")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ENDORSEMENTS_FIELD_NUMBER: _ClassVar[int]
     document: bytes
     signature: bytes
     key_id: str
-    def __init__(self, document: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+    key_endorsements: _containers.RepeatedCompositeFieldContainer[KeyEndorsement]
+    def __init__(self, document: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ..., key_endorsements: _Optional[_Iterable[_Union[KeyEndorsement, _Mapping]]] = ...) -> None: ...
+
+class KeyEndorsement(_message.Message):
+    __slots__ = ("public_key", "signature")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    signature: bytes
+    def __init__(self, public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GetConfigurationRequest(_message.Message):
     __slots__ = ("known_serial",)

@@ -7,15 +7,19 @@ from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from registry_samples import CLIENT, GW1, POPULATION, PROVIDER, SERVICE, TAX
 
 from crossway.core.clock import ManualClock
-from crossway.core.errors import ClientDisabled, ConfigError, PeerDisabled, ServiceDisabled
+from crossway.core.errors import ClientDisabled, ConfigError, PeerDisabled, RegistryUntrusted, ServiceDisabled
 from crossway.security.keys import generate_tls_key
 from crossway.security.pki import CertKind, build_csr
-from registry import RegistryAuthority, verify_configuration
+from protos.crossway.v1.registry_pb2 import SignedConfiguration
+from registry import RegistryAuthority, load_anchor, verify_configuration
+from registry.anchor import registry_key_id
 from registry.changes import verify_changes
 from registry.configuration import VerifiedConfiguration
+from registry.keyrotation import endorse
 
 
 def _published(authority: RegistryAuthority, clock: ManualClock) -> VerifiedConfiguration:
@@ -110,3 +114,50 @@ def test_a_change_and_its_log_entry_commit_together(authority: RegistryAuthority
         authority.add_subsystem(SERVICE.subsystem.member.subsystem("archive"))
     assert all(str(s) != "EE/GOV/70000001/archive" for s in authority.store.subsystems_of(PROVIDER))
     assert len(authority.changes.entries()) == before
+
+
+# -- configuration key rotation (registry.keyrotation) ---------------------------------------
+
+
+def test_a_gateway_pinning_the_old_key_follows_an_announced_rotation(
+    authority: RegistryAuthority, clock: ManualClock
+) -> None:
+    pinned = authority.anchor
+    authority.announce_next_key()
+    assert verify_configuration(authority.build_configuration(), pinned, clock.now_ms()).serial  # still the old key
+    new_id = authority.rotate_key()
+    signed = authority.build_configuration()
+    assert SignedConfiguration.FromString(signed).key_id == new_id != pinned.key_id
+    assert verify_configuration(signed, pinned, clock.now_ms())  # the old anchor follows the endorsement
+    assert verify_configuration(signed, authority.anchor, clock.now_ms())  # and the new anchor.json works
+    assert load_anchor(authority.anchor_path).previous_keys[0].public_bytes_raw() == (
+        pinned.public_key.public_bytes_raw()
+    )
+    # A second rotation: the old anchor still reaches the newest key through the chain.
+    authority.announce_next_key()
+    authority.rotate_key()
+    assert verify_configuration(authority.build_configuration(), pinned, clock.now_ms())
+    assert verify_changes(authority.changes.entries(), authority.anchor.audit_keys()) == []
+
+
+def test_a_key_nobody_trusted_endorsed_is_refused(authority: RegistryAuthority, clock: ManualClock) -> None:
+    pinned = authority.anchor
+    stranger = ed25519.Ed25519PrivateKey.generate()
+    envelope = SignedConfiguration.FromString(authority.build_configuration())
+    forged = SignedConfiguration(
+        document=envelope.document,
+        signature=stranger.sign(envelope.document),
+        key_id=registry_key_id(stranger.public_key()),
+    )
+    # Endorsed by itself, or by another stranger: neither is reachable from the pinned key.
+    forged.key_endorsements.append(endorse(stranger, "EE", stranger.public_key()))
+    with pytest.raises(RegistryUntrusted, match="no endorsement"):
+        verify_configuration(forged.SerializeToString(), pinned, clock.now_ms())
+
+
+def test_rotating_needs_an_announced_key(authority: RegistryAuthority) -> None:
+    with pytest.raises(ConfigError, match="announce"):
+        authority.rotate_key()
+    authority.announce_next_key()
+    with pytest.raises(ConfigError, match="already announced"):
+        authority.announce_next_key()
