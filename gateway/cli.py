@@ -19,6 +19,7 @@ from crossway import eventloop
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId
 from crossway.logs import LOG_FORMATS, json_handler
+from gateway.backup import add_backup_commands
 from gateway.provisioning import provision_gateway
 from gateway.runtime import Gateway
 from gateway.shared.config import GatewayConfig, load_config
@@ -264,3 +265,4 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     p.add_argument("--server-name", default="", help="TLS name to expect when HOST is not in the certificate")
     p.set_defaults(handler=_health)
+    add_backup_commands(leaves)  # backup | restore | backup-key (issue 17)

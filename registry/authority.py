@@ -192,6 +192,9 @@ class RegistryAuthority:
         self.changes.close()
         self.store.close()
 
+    def clock_now_ms(self) -> int:
+        return self._clock.now_ms()
+
     @property
     def ca_certificate(self) -> x509.Certificate:
         return self._ca_cert

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from crossway.core.errors import ConfigError
@@ -94,6 +95,47 @@ def _key(verb: str, open_registry: Opener) -> Callable[[argparse.Namespace], int
     return handler
 
 
+def _backup(open_registry: Opener) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from crossway.backup import describe, load_backup_public_key
+        from registry.authority import passphrase_from_env
+        from registry.backup import backup_registry
+
+        summary = backup_registry(
+            Path(args.dir), Path(args.to), load_backup_public_key(Path(args.recipient)), passphrase_from_env()
+        )
+        print(f"{describe(summary.header)}: {summary.path} ({summary.size} bytes), encrypted to {args.recipient}")
+        return 0
+
+    return handler
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from crossway.backup import describe, load_backup_private_key
+    from registry.anchor import load_anchor
+    from registry.authority import passphrase_from_env
+    from registry.backup import restore_registry
+
+    header = restore_registry(
+        Path(args.archive),
+        load_backup_private_key(Path(args.key)),
+        Path(args.dir),
+        load_anchor(Path(args.anchor)),
+        passphrase_from_env(),
+    )
+    print(f"restored {describe(header)} into {args.dir}; verified before anything was written")
+    print("  start `registry serve` again: it publishes the next configuration serial")
+    return 0
+
+
+def _backup_key(args: argparse.Namespace) -> int:
+    from crossway.backup import make_backup_key
+
+    private, public = make_backup_key(args.prefix)
+    print(f"backup key written: {private} (keep it offline, apart from the backups) and {public} (to encrypt to)")
+    return 0
+
+
 def add_lifecycle_commands(groups: Mapping[str, Any], registry: Any, leaf: Leaf, open_registry: Opener) -> None:
     """Add disable/enable/remove to each kind's command group, and ``registry changes``."""
     for kind, group in groups.items():
@@ -107,6 +149,16 @@ def add_lifecycle_commands(groups: Mapping[str, Any], registry: Any, leaf: Leaf,
     nested.required = True
     leaf(nested, "announce", _key("announce", open_registry), "make the next key and announce it, endorsed")
     leaf(nested, "rotate", _key("rotate", open_registry), "sign with the announced key from now on")
+    p = leaf(registry, "backup", _backup(open_registry), "back up the registry directory: one signed, encrypted file")
+    p.add_argument("--to", required=True, help="the archive to write")
+    p.add_argument("--recipient", required=True, help="the operator's backup public key (from `backup-key`)")
+    p = leaf(registry, "restore", _restore, "verify a registry backup, then restore it into an empty --dir")
+    p.add_argument("archive")
+    p.add_argument("--key", required=True, help="the operator's backup private key")
+    p.add_argument("--anchor", required=True, help="the anchor.json the gateways pin (who may have signed it)")
+    p = registry.add_parser("backup-key", help="make an operator's backup key pair (X25519)")
+    p.add_argument("prefix", help="writes PREFIX.key (private, 0600) and PREFIX.pub")
+    p.set_defaults(handler=_backup_key)
     p = leaf(registry, "changes", _changes(open_registry), "the registry's signed, hash-chained change log")
     p.add_argument("--after", type=int, default=0, help="only changes after this sequence number")
     p.add_argument("--verify", action="store_true", help="check every hash, link and signature (exit 1 if not)")
