@@ -34,6 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
     from audit.index.cli import add_commands as add_audit
+    from console.cli import add_commands as add_console
     from crossway.demo.cli import add_commands as add_demo
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
@@ -44,6 +45,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_policy(sub)
     add_demo(sub)
     add_audit(sub)
+    add_console(sub)
     return parser
 
 

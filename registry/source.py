@@ -19,7 +19,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from crossway.core.clock import Clock, SystemClock
 from crossway.core.errors import CrosswayError, RegistryStale, RegistryUntrusted
-from crossway.natsclient import close_owner
+from crossway.natsclient import close_owner, connection_state
 from registry.anchor import Anchor
 from registry.configuration import VerifiedConfiguration, verify_configuration
 
@@ -241,6 +241,11 @@ class NatsConfigurationSource:
 
     def subscribe(self, callback: ConfigurationListener) -> Callable[[], None]:
         return self._holder.subscribe(callback)
+
+    @property
+    def nats_state(self) -> tuple[str, str]:
+        """(state, server) of the watch's NATS connection, for the gateway's status."""
+        return connection_state(self._nc)
 
     async def aclose(self) -> None:
         await close_owner(self._task, self._nc)

@@ -147,10 +147,23 @@ def _serve(args: argparse.Namespace) -> int:
     )
     auth = AuditAuthenticator(verifier, roles_claim=args.roles_claim, member_claim=args.member_claim)
     host = args.listen.rpartition(":")[0] or "127.0.0.1"
+    reads = None
+    if args.record_reads_to:
+        from audit.index.reads import GatewayReadRecorder
+
+        if not args.record_reads_ca:
+            raise ConfigError("--record-reads-to needs --record-reads-ca", hint="the registry CA's PEM")
+        reads = GatewayReadRecorder(
+            args.record_reads_to,
+            Path(args.record_reads_ca).read_bytes(),
+            source=args.name,
+            server_name=args.record_reads_server_name,
+        )
 
     def ready(port: int) -> None:
         also = f", indexing {args.nats}" if args.nats else ""
-        print(f"audit API listening on {host}:{port} (index {args.index}{also})", flush=True)
+        recorded = f"; reads recorded at {args.record_reads_to}" if reads is not None else "; reads NOT recorded"
+        print(f"audit API listening on {host}:{port} (index {args.index}{also}{recorded})", flush=True)
 
     asyncio.run(
         serve(
@@ -161,6 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
             auth,
             _cosigners(args.anchor),
             nats_url=args.nats,
+            reads=reads,
             ready=ready,
         )
     )
@@ -195,11 +209,12 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({side: json.loads(r.to_json()) for side, r in records.items()}, indent=2, sort_keys=True))
         return 0
-    admin = records.get("admin")
-    if admin is not None:  # a gateway's administrative event (a policy change): one record, no sides
-        print(f"message {args.message_id}: administrative event of {admin.gateway}")
+    single = records.get("admin") or records.get("auditor")
+    if single is not None:  # a policy change, or an auditor's read: one record, no sides
+        kind = "administrative event" if single.side == "admin" else "auditor's read recorded by"
+        print(f"message {args.message_id}: {kind} {single.gateway}")
         for name in AuditRecord.__dataclass_fields__:
-            print(f"  {name:<20}{getattr(admin, name)}")
+            print(f"  {name:<20}{getattr(single, name)}")
         return 0
     names = [f.name for f in AuditRecord.__dataclass_fields__.values()]
     print(f"message {args.message_id}")
@@ -288,13 +303,14 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _pages(store: IndexStore, filters: Filters, page: int = 10_000) -> Iterator[str]:
-    offset = 0
+    # Keyset pages: each starts where the last ended, so a long export does not slow down with depth.
+    after = None
     while True:
-        rows = store.query(filters, limit=page, offset=offset)
+        rows = store.query(filters, limit=page, after=after)
         yield from (r.body for r in rows)
         if len(rows) < page:
             return
-        offset += page
+        after = rows[-1].position
 
 
 def _evidence(args: argparse.Namespace) -> int:
@@ -374,6 +390,18 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--nats", default="", help="also consume the audit streams into the index")
     p.add_argument("--roles-claim", default="roles")
     p.add_argument("--member-claim", default="member", help="claim naming the agency a token is scoped to")
+    p.add_argument(
+        "--record-reads-to",
+        default="",
+        metavar="HOST:PORT",
+        help="record every auditor's read in the audit log, through this gateway's admin port (a read "
+        "that cannot be recorded is refused)",
+    )
+    p.add_argument(
+        "--record-reads-ca", default="", help="PEM of the registry CA (that gateway's certificate chains to it)"
+    )
+    p.add_argument("--record-reads-server-name", default="", help="TLS name of that gateway, when not its address")
+    p.add_argument("--name", default="crossway audit serve", help="this API's name in the records of reads")
     p = command("query", "search records (table; --json for JSON lines)", _query)
     _add_filters(p)
     p.add_argument("--json", action="store_true")

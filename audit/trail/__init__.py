@@ -27,6 +27,7 @@ from audit.trail.checkpoint import Checkpoint, Cosignature, cosign, sign_checkpo
 from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer, ensure_checkpoint_stream
 from audit.trail.count import count_stream_records, fetch_records
 from audit.trail.errors import (
+    AuditBadRequest,
     AuditError,
     AuditForbidden,
     AuditIndexUnavailable,
@@ -66,6 +67,7 @@ __all__ = [
     "CHECKPOINT_STREAM",
     "CHECKPOINT_SUBJECTS",
     "EMPTY_ROOT",
+    "AuditBadRequest",
     "AuditCheckpointer",
     "AuditError",
     "AuditForbidden",

@@ -89,6 +89,7 @@ class AuditCheckpointer:
         self._last_seq = 0  # stream sequence of the last leaf in the tree
         self._persisted_seq = 0
         self._published = 0  # size of the last published checkpoint
+        self._published_at_ms = 0  # when this process signed it (0: not since start)
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -99,6 +100,10 @@ class AuditCheckpointer:
     @property
     def published_size(self) -> int:
         return self._published
+
+    @property
+    def published_at_ms(self) -> int:
+        return self._published_at_ms
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -179,6 +184,7 @@ class AuditCheckpointer:
             headers={"Nats-Msg-Id": f"checkpoint:{self._gateway}:{size}"},
         )
         self._published = size
+        self._published_at_ms = checkpoint.time_ms
         self._save_state()
         log.info("audit checkpoint %s size %d", self._gateway, size)
 

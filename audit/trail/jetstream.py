@@ -41,7 +41,7 @@ from audit.trail.sink import AuditStats
 from audit.trail.spool import Spool, SpoolEntry
 from audit.trail.subjects import AUDIT_SUBJECTS, audit_subject
 from crossway.core.errors import AuditUnavailable
-from crossway.natsclient import connect_when_up
+from crossway.natsclient import connect_when_up, connection_state
 
 __all__ = ["DEFAULT_STREAM", "DUPLICATE_WINDOW_S", "JetStreamAuditSink"]
 
@@ -155,10 +155,9 @@ class JetStreamAuditSink:
         return self._subject
 
     @property
-    def connected(self) -> bool:
-        """Whether the NATS connection is up now (the gateway's metrics show it)."""
-        nc = self._nc
-        return nc is not None and nc.is_connected
+    def nats_state(self) -> tuple[str, str]:
+        """(state, server) of this sink's NATS connection, for the gateway's status."""
+        return connection_state(self._nc)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -21,7 +21,9 @@ from audit.trail.errors import AuditRecordInvalid
 __all__ = ["AuditRecord", "AuditRecordInvalid", "new_record_id"]
 
 # "admin": a gateway's own administrative event (a policy change), not a side of an exchange.
-SIDES = frozenset({"client", "provider", "admin"})
+# "auditor": an auditor's read of the audit trail, recorded at the audit API's request
+# (audit.index.reads): who searched for what, who took which evidence.
+SIDES = frozenset({"client", "provider", "admin", "auditor"})
 DECISIONS = frozenset({"allow", "deny", ""})
 
 
@@ -67,7 +69,7 @@ class AuditRecord:
             raise AuditRecordInvalid("audit record has an empty record_id")
         if self.side not in SIDES:
             raise AuditRecordInvalid(
-                f"audit record {self.record_id}: side {self.side!r} is not client, provider or admin"
+                f"audit record {self.record_id}: side {self.side!r} is not client, provider, admin or auditor"
             )
         if self.decision not in DECISIONS:
             raise AuditRecordInvalid(f"audit record {self.record_id}: decision {self.decision!r} is not allow/deny/''")

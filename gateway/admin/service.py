@@ -19,6 +19,7 @@ from crossway.core.errors import CrosswayError
 from crossway.security.signing import Signer
 from gateway.admin.auth import AdminAuthenticator
 from gateway.admin.server import AdminService
+from gateway.admin.status import StatusSource
 from gateway.admin.versions import KeyLookup, NatsPolicyVersions, PolicyVersion
 from gateway.provider.authorization import PolicyManager
 from gateway.shared.config import GatewayConfig
@@ -43,9 +44,11 @@ class PolicyAdministration:
         clock: Clock,
         tls_pair: tuple[bytes, bytes],
         also_serve: Callable[[grpc.aio.Server], None] | None = None,
+        status: StatusSource | None = None,
     ) -> None:
         self._config, self._ctx, self._policies = config, ctx, policies
         self._audit, self._clock, self._tls_pair = audit, clock, tls_pair
+        self._status = status  # the runtime's snapshot of the gateway, for GetStatus
         # More services on the admin port (the health check), unauthenticated: see README (operators).
         self._also_serve = also_serve
 
@@ -92,6 +95,8 @@ class PolicyAdministration:
             self.versions,
             self._audit,
             self._clock,
+            status=self._status,
+            groups_of=lambda client: self._ctx.config().groups_of(client),
         )
         server: Any = grpc.aio.server()
         admin_pb2_grpc.add_AdminServicer_to_server(service, server)  # type: ignore[no-untyped-call]

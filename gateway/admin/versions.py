@@ -30,6 +30,7 @@ from nats.js.api import DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError
 
 from crossway.core.errors import AdminConflict, CrosswayError, SignatureInvalid
+from crossway.natsclient import connection_state
 from crossway.security.signing import Signer, verify_signature
 from protos.crossway.v1 import admin_pb2 as pb
 
@@ -180,6 +181,11 @@ class NatsPolicyVersions:
     @property
     def latest_number(self) -> int:
         return self._history[-1].number if self._history else 0
+
+    @property
+    def nats_state(self) -> tuple[str, str]:
+        """(state, server) of the versions' NATS connection, for the gateway's status."""
+        return connection_state(self._nc)
 
     async def start(self, *, wait_s: float = 5.0) -> None:
         self._nc = await nats.connect(self._url, max_reconnect_attempts=-1, name="crossway-policy-versions")

@@ -88,6 +88,10 @@ class GatewayHealth:
         """What a prober sees now (the last published snapshot)."""
         return {name: v.status for name, v in self._published.items()}
 
+    def verdicts(self) -> dict[str, Verdict]:
+        """The last published snapshot with its reasons (for the authenticated admin status)."""
+        return dict(self._published)
+
     def _assess(self) -> dict[str, Verdict]:
         return assess(
             current_configuration=self._configuration.current,
