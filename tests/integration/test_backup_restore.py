@@ -54,7 +54,7 @@ async def _call(fed: Federation) -> str:
     return "ok"
 
 
-async def _verified(fed: Federation, index: str, anchor: str, timeout: float = 30) -> str:
+async def _verified(fed: Federation, index: str, anchor: str, timeout: float = 60) -> str:
     """Index what is in the streams and verify it, until the newest checkpoints cover it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -135,7 +135,7 @@ async def test_backup_wipe_restore_then_the_federation_serves_and_its_audit_trai
     for agency in fed.agencies:
         fed.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
     await fed.publish_and_wait()
-    assert await _call(fed) == "ok"
+    assert (outcome := await _call(fed)) == "ok", outcome
     # 5. The audit trail, before and after the disaster, verifies.
     report = await _verified(fed, str(work / "index.sqlite"), str(anchor))
     assert "intact" in report
