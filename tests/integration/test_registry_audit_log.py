@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from audit.trail import fetch_records
 from crossway.demo.federation import TAX_SUBSYSTEM, Federation
+from crossway.demo.processes import ManagedProcess
+from crossway.natsbox import EmbeddedNats
 from registry import verify_changes
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -73,3 +76,39 @@ async def test_registry_changes_show_in_audit_query_and_verify(federation: Feder
     # The table form names who did it and what.
     code, table = await crossway("audit", "query", "--index", index, "--service", "crossway.v1.Registry")
     assert code == 0 and "disable" in table
+
+
+async def test_the_registry_log_command_publishes_changes_made_before_it_ran(tmp_path: Path) -> None:
+    nats = EmbeddedNats(tmp_path / "nats")
+    await nats.start()
+    registry = tmp_path / "registry"
+    try:
+        for argv in (
+            ("registry", "init", "--dir", str(registry), "--instance", "EE"),
+            ("registry", "member", "add", "EE/GOV/70000009", "--name", "Land Board", "--dir", str(registry)),
+            ("registry", "member", "disable", "EE/GOV/70000009", "--reason", "unpaid fees", "--dir", str(registry)),
+        ):
+            code, out = await crossway(*argv)
+            assert code == 0, out
+        process = ManagedProcess(
+            "registry-log",
+            [sys.executable, "-m", "crossway.cli", "audit", "registry-log", "--dir", str(registry), "--nats", nats.url],
+        )
+        await process.start()
+        try:
+            await process.wait_for("published to the audit trail", 30)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while True:
+                records = [r for r in await fetch_records(nats.url) if r.service == "crossway.v1.Registry"]
+                if len(records) >= 2 or loop.time() > deadline:
+                    break
+                await asyncio.sleep(0.3)
+            assert [r.purpose for r in records] == [
+                "add member EE/GOV/70000009",
+                "disable member EE/GOV/70000009 (unpaid fees)",
+            ]
+        finally:
+            await process.stop()
+    finally:
+        await nats.aclose()

@@ -23,6 +23,7 @@ def test_every_component_has_a_unit() -> None:
         "crossway-gateway.service",
         "crossway-registry.service",
         "crossway-audit-index.service",
+        "crossway-console.service",
     }
 
 
