@@ -8,6 +8,7 @@ primary's /metrics must add up every process's counts, each exchange counted onc
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,7 +29,8 @@ CALLS = 20
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def federation(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Federation]:
-    async with Federation(tmp_path_factory.mktemp("metrics"), workers=2) as fed:
+    json_logs = '\n[logging]\nformat = "json"\n'
+    async with Federation(tmp_path_factory.mktemp("metrics"), workers=2, gateway_toml=json_logs) as fed:
         yield fed
 
 
@@ -113,3 +115,12 @@ async def test_the_gauges_show_expiry_nats_and_the_policy_version(federation: Fe
     assert "crossway_audit_records_spooled" in population
     assert "crossway_audit_records_pending" in population
     assert "crossway_audit_checkpoint_lag_records" in population
+
+
+async def test_a_workers_json_log_lines_reach_the_primarys_output_as_json_naming_the_worker(
+    federation: Federation,
+) -> None:
+    assert federation.tax.process is not None
+    logged = [json.loads(line) for line in federation.tax.process.lines if line.startswith("{")]
+    assert {entry["worker"] for entry in logged} == {0, 1}
+    assert all(entry["gateway"] == str(federation.tax.gateway) for entry in logged)
