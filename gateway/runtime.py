@@ -30,26 +30,27 @@ from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsbox import EmbeddedNats
 from crossway.natsclient import wait_for_nats
-from crossway.security.keys import load_certificate, load_private_key, load_public_key
+from crossway.security.keys import load_certificate, load_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.replay import ReplayGuard
 from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
-from crossway.security.tokens import JwtVerifier
-from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
 from gateway.admin.status import CertificateInfo, GatewayStatusSnapshot, HealthInfo, NatsInfo
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
+from gateway.client.reflection import Reflection
 from gateway.client.routing import Router
 from gateway.health import GatewayHealth
+from gateway.observability import GatewayObservability, VitalSources
 from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from gateway.shared.config import GatewayConfig, Limits
 from gateway.shared.context import GatewayContext
+from gateway.shared.verifiers import TokenVerifiers
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
@@ -104,6 +105,7 @@ class Gateway:
         on_configuration: Callable[[int], None] | None = None,
         client_mtls_port: int = 0,
         audit_checkpoints: bool = True,
+        worker: int = 0,
     ) -> None:
         self.config = config
         # A worker process binds the mTLS client port its primary got (SO_REUSEPORT); 0 = any.
@@ -132,12 +134,14 @@ class Gateway:
         self._certificates: tuple[CertificateInfo, ...] = ()
         self._last_configuration: VerifiedConfiguration | None = None  # kept after it expires, for status
         self.nats_url = ""
+        # Metrics, OTLP export and vital signs (issue 17); worker 0 is the primary.
+        self.observability = GatewayObservability(config, self._clock, worker=worker)
+        self._verifiers = TokenVerifiers()  # owns the JWKS key sources of caller tokens
 
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if cfg.tracing_export is not None:
-            setup_tracing(f"crossway-gateway {cfg.gateway_id}", export_path=cfg.tracing_export)
+        self.observability.start_telemetry()  # before anything records a span or a metric
         # NATS: the configured URL, or our own embedded server.
         self.nats_url = cfg.nats_url
         if not self.nats_url:
@@ -233,6 +237,7 @@ class Gateway:
             default_timeout_s=cfg.default_timeout_s,
             limits=cfg.limits,
         )
+        ctx.metrics = self.observability.exchange_metrics
         tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
         self._channels = PeerChannels(
             tls_key_pem,
@@ -242,6 +247,7 @@ class Gateway:
             max_message_bytes=cfg.limits.grpc_message_bytes,
         )
         callers = self._callers(source)
+        await self._verifiers.start()
         client = ClientPipeline(ctx, GrpcPeerLink(self._channels), callers)
         for binding in cfg.services:
             self._adapters[binding.service] = build_adapter(
@@ -289,7 +295,10 @@ class Gateway:
         self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
         meta = MetaServices(ctx, client, callers)
-        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta, cfg.limits)])
+        reflection = Reflection(ctx, callers)  # grpc.reflection from the registry's descriptors (issue 17)
+        self._client_server.add_generic_rpc_handlers(
+            [ClientPortHandler(client, is_streaming, meta, cfg.limits, reflection)]
+        )
         server_pair = [(tls_key_pem, tls_cert_pem)]
         host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(
@@ -308,9 +317,24 @@ class Gateway:
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
         )
+        await self._start_observability(policies if cfg.services else None)
         await self._peer_server.start()
         await self._client_server.start()
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
+
+    async def _start_observability(self, policies: PolicyManager | None) -> None:
+        cfg, audit, checkpointer = self.config, self._audit, self._checkpointer
+        assert audit is not None and self._source is not None
+        await self.observability.start(
+            VitalSources(
+                audit_stats=lambda: audit.stats,
+                nats_connected=lambda: audit.nats_state[0] == "connected",
+                configuration=self._source,
+                checkpoint_lag=(lambda: checkpointer.size - checkpointer.published_size) if checkpointer else None,
+                policy_version=(lambda: policies.version) if policies is not None else None,
+                certificates={"tls": cfg.tls_certificate, "signing": cfg.signing_certificate},
+            )
+        )
 
     def _replay_guard(self) -> ReplayGuard:
         # On disk, always: the window must survive a restart (a captured envelope replayed just
@@ -332,11 +356,13 @@ class Gateway:
             pinned[pem_sha256(entry.certificate.read_bytes())] = entry.subsystem
         jwt = None
         if cfg.jwt is not None:
-            jwt = JwtVerifier(
+            # PEM files and/or the identity provider's JWKS, fetched in the background (issue 17).
+            jwt = self._verifiers.build(
                 issuer=cfg.jwt.issuer,
                 audience=cfg.jwt.audience,
-                public_keys=[load_public_key(p) for p in cfg.jwt.public_keys],  # type: ignore[misc]
+                public_keys=cfg.jwt.public_keys,
                 algorithms=cfg.jwt.algorithms,
+                jwks=cfg.jwt.jwks,
             )
 
         def registered(subsystem: SubsystemId) -> bool:
@@ -440,5 +466,5 @@ class Gateway:
             await self._source.aclose()
         if self._nats is not None:
             await self._nats.aclose()
-        if self.config.tracing_export is not None:
-            shutdown_tracing()
+        await self._verifiers.aclose()
+        await self.observability.aclose()

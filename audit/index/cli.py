@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
+from audit.index.registry_log import add_registry_log_command
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
 from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS, refine_with_stream, verify_index
@@ -579,6 +580,7 @@ def add_commands(sub: Any) -> None:
         "--skip-gateway", action="append", default=[], help="a gateway whose log it does not witness (its own); repeat"
     )
     p.set_defaults(handler=_witness)
+    add_registry_log_command(cmds)  # the registry's change log into the audit trail (issue 17)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import socket
 import sys
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import descriptor_pb2
 
-from audit.index import RegistryCosigner
+from audit.index import RegistryChangePublisher, RegistryCosigner
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.demo.business import (
     ARCHIVE_SERVICE,
@@ -83,6 +84,8 @@ class Agency:
     client_mtls_port: int = 0
     peer_port: int = 0
     config_path: Path | None = None
+    # http://…/metrics of the gateway (Prometheus, served by its primary process).
+    metrics_url: str = ""
 
     @property
     def client_address(self) -> str:
@@ -120,6 +123,9 @@ class Federation:
         auditor_keys: tuple[Path, ...] = (),
         unsafe_release_before_durable: bool = False,
         witnesses: bool = False,
+        gateway_env: dict[str, str] | None = None,
+        gateway_toml: str = "",
+        registry_log: bool = False,
     ) -> None:
         self.workdir = workdir
         # [audit] unsafe_release_before_durable on every gateway (the benchmark's "off" row).
@@ -129,6 +135,11 @@ class Federation:
         self.witnesses = witnesses
         self.witness_keys: dict[str, Path] = {}  # witness name → its key file
         self.witness_processes: dict[str, ManagedProcess] = {}
+        # Operators' tests (issue 17): more environment (OTEL_*) and TOML tables for every gateway.
+        self._gateway_env = dict(gateway_env or {})
+        self._gateway_toml = gateway_toml
+        # Publish the registry's change log into the audit trail (off: the scenario counts records).
+        self._registry_log = registry_log
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -149,6 +160,7 @@ class Federation:
         self.authority: RegistryAuthority | None = None
         self.registry: RegistryServer | None = None
         self.cosigner: RegistryCosigner | None = None  # the registry cosigns audit checkpoints
+        self.registry_log: RegistryChangePublisher | None = None
         self.backend: ManagedProcess | None = None
         self.backend_port = 0
         self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
@@ -175,6 +187,9 @@ class Federation:
         await self.cosigner.start()
         for name in self.witness_keys:
             await self.start_witness(name)
+        if self._registry_log:  # the registry's signed change log into the audit trail (issue 17)
+            self.registry_log = RegistryChangePublisher(self.nats.url, self.workdir / "registry")
+            await self.registry_log.start()
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -227,6 +242,8 @@ class Federation:
                 await agency.process.stop()
         if self.backend is not None:
             await self.backend.stop()
+        if self.registry_log is not None:
+            await self.registry_log.aclose()
         if self.cosigner is not None:
             await self.cosigner.aclose()
         if self.registry is not None:
@@ -332,7 +349,10 @@ strict = {"true" if self.strict_audit else "false"}
 {self._archive_config()}
 [tracing]
 export = "spans.jsonl"
-"""
+
+[metrics]
+listen = "127.0.0.1:0"
+{self._gateway_toml}"""
 
     def _archive_config(self) -> str:
         if not self.auditor_keys:
@@ -408,14 +428,17 @@ address = "127.0.0.1:{self.backend_port}"
             f"gateway {agency.member.code}",
             [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(agency.config_path)],
             echo=self.echo,
-            env=self._child_env,
+            env={**(self._child_env or os.environ), **self._gateway_env} if self._gateway_env else self._child_env,
         )
         await agency.process.start()
         match = await agency.process.wait_for(
-            r"gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)",
+            # ^: the primary's line, not a worker's (relayed as "[worker N] gateway … ready: …")
+            r"^gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)"
+            r"(?: metrics=(\S+))?",
             30,
         )
-        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
+        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups()[:3])
+        agency.metrics_url = match.group(4) or ""
 
     async def restart_gateway(self, agency: Agency) -> None:
         """Stop an agency's gateway (it drains; a killed one is reaped) and start it again from the

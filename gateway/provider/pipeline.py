@@ -240,6 +240,8 @@ class ProviderPipeline:
         ctx.check_audit_writable()
         # 2d. the end user: a token is verified against the client member's keys before policy
         client = auth.client
+        config.check_client_enabled(client)  # client.disabled / service.disabled (issue 17)
+        config.check_service_enabled(service)
         user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
         rec.end_user(user.user_id)
         # 3. authorize, deny by default

@@ -23,12 +23,14 @@ from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
 from crossway.core.tomlkeys import check_keys
 from crossway.eventloop import EVENT_LOOPS
+from crossway.logs import LOG_FORMATS
 
 __all__ = [
     "AdminConfig",
     "AuditConfig",
     "ClientCertificate",
     "GatewayConfig",
+    "JwksConfig",
     "JwtConfig",
     "Limits",
     "ServiceBinding",
@@ -43,6 +45,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "top": (
         *("gateway", "listen", "nats", "registry", "keys", "client_auth", "audit", "tracing"),
         *("security", "limits", "policies", "services", "admin"),
+        *("metrics", "logging"),
     ),
     "gateway": ("id", "data_dir", "workers", "event_loop", "peer_multiplex", "peer_connections"),
     "listen": ("client", "peer"),
@@ -50,7 +53,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "registry": ("anchor", "source"),
     "keys": ("tls_key", "tls_certificate", "signing_key", "signing_certificate", "encryption_key", "passphrase_env"),
     "client_auth": ("jwt", "certificates"),
-    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms"),
+    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms", *("jwks_url", "jwks_ca", "jwks_refresh_s")),
     "client_auth.certificates": ("subsystem", "certificate"),
     "audit": (
         *("spool_dir", "strict", "replicas", "stream", "checkpoint_interval_s"),
@@ -62,8 +65,15 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "policies": ("dir",),
     # [services.rest] / [services.sap] are checked by adapters.settings, which owns their keys.
     "services": ("id", "adapter", "address", "timeout_s", "rest", "sap"),
-    "admin": ("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+    "admin": (
+        *("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+        *("jwks_url", "jwks_ca", "jwks_refresh_s"),
+    ),
+    # Operators (issue 17): /metrics, and the log format.
+    "metrics": ("listen",),
+    "logging": ("format",),
 }
+
 
 _MIB = 1024 * 1024
 
@@ -77,11 +87,21 @@ class ClientCertificate:
 
 
 @dataclass(frozen=True, slots=True)
+class JwksConfig:
+    """An identity provider's JWK Set (``jwks_url``), besides or instead of PEM files (issue 17)."""
+
+    url: str
+    ca: Path | None = None  # the CA of the URL's TLS certificate; None = the system's
+    refresh_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class JwtConfig:
     issuer: str
     audience: str
     public_keys: tuple[Path, ...]
     algorithms: tuple[str, ...] = ("ES256", "EdDSA")
+    jwks: JwksConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +142,7 @@ class AdminConfig:
     public_keys: tuple[Path, ...]
     algorithms: tuple[str, ...] = ("ES256", "EdDSA")
     roles_claim: str = "roles"
+    jwks: JwksConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +218,10 @@ class GatewayConfig:
     # Connections per provider gateway address (spreads exchanges over a provider's workers).
     peer_connections: int = 1
     limits: Limits = Limits()
+    # [metrics] listen: HOST:PORT of /metrics (Prometheus), served by the primary; "" = off.
+    metrics_listen: str = ""
+    # [logging] format: "text" (default) or "json" (one object per line, with ids).
+    log_format: str = "text"
 
     @property
     def member(self) -> str:
@@ -285,9 +310,12 @@ def _passphrase(keys: _Reader, environ: Mapping[str, str]) -> bytes | None:
 def _admin(section: _Reader) -> AdminConfig | None:
     if not section.table:
         return None
+    jwks = _jwks(section)
     keys_raw = section.table.get("public_keys", [])
-    if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
-        raise section._fail("public_keys", "must list at least one PEM file", 'public_keys = ["admin-idp.pem"]')
+    if not isinstance(keys_raw, list) or not (keys_raw or jwks) or not all(isinstance(k, str) for k in keys_raw):
+        raise section._fail(
+            "public_keys", "must list at least one PEM file (or set jwks_url)", 'public_keys = ["admin-idp.pem"]'
+        )
     return AdminConfig(
         listen=section.text("listen", "127.0.0.1:0"),
         issuer=section.text("issuer"),
@@ -295,7 +323,18 @@ def _admin(section: _Reader) -> AdminConfig | None:
         public_keys=tuple((section.source.parent / k).resolve() for k in keys_raw),
         algorithms=_algorithms(section),
         roles_claim=section.text("roles_claim", "roles"),
+        jwks=jwks,
     )
+
+
+def _jwks(section: _Reader) -> JwksConfig | None:
+    """``jwks_url`` (https://, or http:// on loopback), ``jwks_ca``, ``jwks_refresh_s`` of a token table."""
+    url = section.text("jwks_url", "")
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")):
+        raise section._fail("jwks_url", f"must be an https:// URL, got {url!r}", 'jwks_url = "https://idp/jwks.json"')
+    return JwksConfig(url, section.optional_path("jwks_ca"), section.number("jwks_refresh_s", 300.0))
 
 
 def _auditor_keys(audit: _Reader) -> tuple[bytes, ...]:
@@ -420,6 +459,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     limits = top.sub("limits", required=False).only("limits")
     policies = top.sub("policies", required=False).only("policies")
     admin = top.sub("admin", required=False).only("admin")
+    metrics = top.sub("metrics", required=False).only("metrics")
+    logs = top.sub("logging", required=False).only("logging")
     top.only("top")  # after the required tables: a renamed [gateway] is reported as missing
     data_dir = gw.path("data_dir")
     default_timeout_s = security.number("default_timeout_s", 30.0)
@@ -427,14 +468,18 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     jwt = None
     if "jwt" in client_auth.table:
         j = client_auth.sub("jwt").only("client_auth.jwt")
+        jwks = _jwks(j)
         keys_raw = j.table.get("public_keys", [])
-        if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
-            raise j._fail("public_keys", "must list at least one PEM file", 'public_keys = ["idp.pem"]')
+        if not isinstance(keys_raw, list) or not (keys_raw or jwks) or not all(isinstance(k, str) for k in keys_raw):
+            raise j._fail(
+                "public_keys", "must list at least one PEM file (or set jwks_url)", 'public_keys = ["idp.pem"]'
+            )
         jwt = JwtConfig(
             issuer=j.text("issuer"),
             audience=j.text("audience"),
             public_keys=tuple((source.parent / k).resolve() for k in keys_raw),
             algorithms=_algorithms(j),
+            jwks=jwks,
         )
     services = tuple(
         ServiceBinding(
@@ -480,4 +525,21 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         peer_multiplex=gw.flag("peer_multiplex", True),
         peer_connections=_count(gw, "peer_connections", 1, 64, "peer_connections = 2 (one per provider worker)"),
         limits=_limits(limits, default_timeout_s),
+        metrics_listen=_metrics_listen(metrics),
+        log_format=_log_format(logs),
     )
+
+
+def _metrics_listen(metrics: _Reader) -> str:
+    listen = metrics.text("listen", "")
+    _, sep, port = listen.rpartition(":")
+    if listen and (not sep or not port.isdigit() or int(port) > 65535):
+        raise metrics._fail("listen", f"must be HOST:PORT, got {listen!r}", 'e.g. listen = "127.0.0.1:9464"')
+    return listen
+
+
+def _log_format(logs: _Reader) -> str:
+    value = logs.text("format", "text")
+    if value not in LOG_FORMATS:
+        raise logs._fail("format", f"must be one of {', '.join(LOG_FORMATS)}, got {value!r}", 'e.g. format = "json"')
+    return value
