@@ -54,6 +54,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             f"SAP OData {sap.service_url}",
             flush=True,
         )
+        for agency in fed.agencies:
+            print(f"  metrics of gateway {agency.gateway}: {agency.metrics_url}", flush=True)
         result = await run_scenario(fed, lambda line: print(line, flush=True))
         delivery = await run_delivery_scenario(fed, fed.extra[0], lambda line: print(line, flush=True))
         result.failures.extend(delivery.failures)
@@ -155,7 +157,7 @@ def add_commands(sub: Any) -> None:
         "--tools-dir",
         type=Path,
         default=DEFAULT_TOOLS,
-        help="where Node 22 and the SAP CAP project are installed on first use (default: .tools of the checkout)",
+        help="where Node 22 and the SAP CAP project are installed on first use (default: ~/.cache/crossway/tools)",
     )
     group.set_defaults(handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir)))
     leaves = group.add_subparsers(dest="demo_command", metavar="COMMAND")

@@ -16,9 +16,7 @@ import grpc
 from audit.trail import AuditSink
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError
-from crossway.security.keys import load_public_key
 from crossway.security.signing import Signer
-from crossway.security.tokens import JwtVerifier
 from gateway.admin.auth import AdminAuthenticator
 from gateway.admin.server import AdminService
 from gateway.admin.status import StatusSource
@@ -26,6 +24,7 @@ from gateway.admin.versions import KeyLookup, NatsPolicyVersions, PolicyVersion
 from gateway.provider.authorization import PolicyManager
 from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
+from gateway.shared.verifiers import TokenVerifiers
 from protos.crossway.v1 import admin_pb2_grpc
 
 __all__ = ["PolicyAdministration"]
@@ -59,6 +58,7 @@ class PolicyAdministration:
 
         self.versions = NatsPolicyVersions(nats_url, str(config.gateway_id), config.member, signer, keys, self._install)
         self._server: grpc.aio.Server | None = None
+        self._verifiers = TokenVerifiers()
         self.port = 0
 
     async def _install(self, version: PolicyVersion) -> None:
@@ -79,12 +79,15 @@ class PolicyAdministration:
         admin = self._config.admin
         if admin is None:
             return
-        verifier = JwtVerifier(
+        # PEM files and/or the admins' identity provider's JWKS (issue 17).
+        verifier = self._verifiers.build(
             issuer=admin.issuer,
             audience=admin.audience,
-            public_keys=[load_public_key(p) for p in admin.public_keys],  # type: ignore[misc]
+            public_keys=admin.public_keys,
             algorithms=admin.algorithms,
+            jwks=admin.jwks,
         )
+        await self._verifiers.start()
         service = AdminService(
             str(self._config.gateway_id),
             AdminAuthenticator(verifier, admin.roles_claim),
@@ -109,3 +112,4 @@ class PolicyAdministration:
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.versions.aclose()
+        await self._verifiers.aclose()
