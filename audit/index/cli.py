@@ -23,6 +23,7 @@ from audit.index.timestamp import load_tsa_roots
 from audit.index.verify import SHARED_FIELDS, verify_index
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
+from crossway.natsclient import access_from_arguments, add_nats_arguments
 from registry import load_anchor
 from registry.anchor import registry_key_id
 
@@ -110,10 +111,12 @@ def _progress(label: str) -> Any:
 def _index(args: argparse.Namespace) -> int:
     from audit.index.indexer import AuditIndexer
 
+    nats = access_from_arguments(args)
+    assert nats is not None  # --nats is required
     store = open_store(args.index)
 
     async def run() -> int:
-        indexer = AuditIndexer(args.nats, store, stream=args.stream)
+        indexer = AuditIndexer(nats, store, stream=args.stream)
         if args.once:
             return await indexer.catch_up()
         await indexer.start()
@@ -159,7 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
             Path(args.tls_cert).read_bytes(),
             auth,
             _cosigners(args.anchor),
-            nats_url=args.nats,
+            nats=access_from_arguments(args),
             ready=ready,
         )
     )
@@ -359,7 +362,7 @@ def add_commands(sub: Any) -> None:
         return p
 
     p = command("index", "consume the audit streams into the index (durable; catches up)", _index)
-    p.add_argument("--nats", required=True, help="NATS URL")
+    add_nats_arguments(p, required=True)
     p.add_argument("--stream", default="CROSSWAY_AUDIT")
     p.add_argument("--once", action="store_true", help="catch up and exit")
     p = command("serve", "the audit gRPC API (crossway.v1.Audit) over TLS, for auditor JWTs", _serve)
@@ -370,7 +373,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--audience", required=True, help="this API's audience (token aud)")
     p.add_argument("--public-key", action="append", required=True, help="identity provider key (PEM); repeat")
     p.add_argument("--anchor", required=True, help="the registry anchor.json (trusted cosigner key)")
-    p.add_argument("--nats", default="", help="also consume the audit streams into the index")
+    add_nats_arguments(p, what="also consume the audit streams into the index: NATS")
     p.add_argument("--roles-claim", default="roles")
     p.add_argument("--member-claim", default="member", help="claim naming the agency a token is scoped to")
     p = command("query", "search records (table; --json for JSON lines)", _query)

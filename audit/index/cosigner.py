@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import nats
 import nats.errors
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from nats.aio.client import Client as NATS
@@ -39,12 +38,11 @@ from audit.trail import (
     TimestampUnavailable,
     checkpoint_subject,
     cosign,
-    ensure_checkpoint_stream,
     verify_checkpoint,
     verify_consistency,
 )
 from crossway.core.ids import GatewayId
-from crossway.natsclient import close_owner
+from crossway.natsclient import NatsAccess, close_owner, connect
 
 __all__ = ["Cosigner", "RegistryCosigner"]
 
@@ -54,7 +52,7 @@ log = logging.getLogger(__name__)
 class Cosigner:
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         *,
         key: ed25519.Ed25519PrivateKey,
         key_id: str,
@@ -63,7 +61,7 @@ class Cosigner:
         registered: Callable[[str, str], bool],
         timestamp: TimestampAuthority | None = None,
     ) -> None:
-        self._url = nats_url
+        self._nats = nats
         self._key = key
         self._key_id = key_id
         self._name = name
@@ -80,7 +78,9 @@ class Cosigner:
         self.stamped = 0
 
     async def start(self) -> None:
-        self._nc = await nats.connect(self._url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._nc = await connect(
+            self._nats, name="crossway-cosigner", connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+        )
         self._task = asyncio.create_task(self._run(), name="audit-cosigner")
 
     async def aclose(self) -> None:
@@ -89,20 +89,23 @@ class Cosigner:
             await self._timestamper.aclose()
 
     async def _run(self) -> None:
-        durable = "crossway-cosigner-" + self._key_id[:16]
+        # The one durable consumer this identity's permissions name (crossway.natsauth); its acks
+        # survive restarts, so each checkpoint is considered once.
+        durable = self._nats.identity.consumer("cs")
         subject = "crossway.checkpoint.signed.>"
         while True:
             try:
                 assert self._nc is not None
-                await ensure_checkpoint_stream(self._nc)
                 js = self._nc.jetstream(timeout=5.0)
                 config = ConsumerConfig(
+                    name=durable,
                     durable_name=durable,
                     ack_policy=AckPolicy.EXPLICIT,
                     deliver_policy=DeliverPolicy.ALL,
                     filter_subject=subject,
                 )
-                sub = await js.pull_subscribe(subject, durable=durable, stream=CHECKPOINT_STREAM, config=config)
+                await js.add_consumer(CHECKPOINT_STREAM, config)
+                sub = await js.pull_subscribe_bind(consumer=durable, stream=CHECKPOINT_STREAM)
                 while True:
                     try:
                         msgs = await sub.fetch(batch=50, timeout=1.0)
@@ -187,7 +190,7 @@ class RegistryCosigner:
     ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
     """
 
-    def __init__(self, nats_url: str, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
+    def __init__(self, nats: NatsAccess, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
         from crossway.core.clock import SystemClock
         from crossway.security.keys import load_private_key
         from registry import NatsConfigurationSource, load_anchor
@@ -199,7 +202,7 @@ class RegistryCosigner:
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
         anchor = load_anchor(registry_dir / "anchor.json")
-        self._source = NatsConfigurationSource(nats_url, anchor, SystemClock())
+        self._source = NatsConfigurationSource(nats, anchor, SystemClock())
 
         def registered(member: str, key_id: str) -> bool:
             from crossway.core.ids import MemberId
@@ -207,7 +210,7 @@ class RegistryCosigner:
             return self._source.current().signing_key(MemberId.parse(member), key_id) is not None
 
         self.cosigner = Cosigner(
-            nats_url,
+            nats,
             key=key,
             key_id=registry_key_id(key.public_key()),
             name=f"registry {anchor.instance}",

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -38,10 +37,9 @@ from audit.trail import (
     CHECKPOINT_STREAM,
     DEFAULT_STREAM,
     Checkpoint,
-    ensure_checkpoint_stream,
     gateway_from_subject,
 )
-from crossway.natsclient import close_owner
+from crossway.natsclient import NatsAccess, close_owner, connect
 
 __all__ = ["AuditIndexer"]
 
@@ -57,17 +55,22 @@ _INACTIVE_S = 30.0
 class _Feed:
     """One stream, read in sequence order from the index's cursor + 1; re-created on any gap."""
 
-    def __init__(self, js: JetStreamContext, stream: str, cursor: Callable[[], int]) -> None:
+    def __init__(self, js: JetStreamContext, stream: str, cursor: Callable[[], int], name: str) -> None:
         self._js = js
         self._stream = stream
         self._cursor = cursor
         self._sub: Any = None
+        # The one consumer name this reader's permissions allow for this purpose (crossway.natsauth).
+        self._consumer = name
         self._name = ""
         self._expected = 0  # the next stream sequence; 0 right after (re)creation
 
     async def _open(self) -> None:
         # No filter: the stream holds only audit subjects, so its sequences are contiguous.
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_consumer(self._stream, self._consumer)  # a predecessor's, left behind
         config = ConsumerConfig(
+            name=self._consumer,
             ack_policy=AckPolicy.NONE,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=self._cursor() + 1,
@@ -121,8 +124,8 @@ class _Feed:
 
 
 class AuditIndexer:
-    def __init__(self, nats_url: str, store: IndexStore, *, stream: str = DEFAULT_STREAM, batch: int = 1000) -> None:
-        self._url = nats_url
+    def __init__(self, nats: NatsAccess, store: IndexStore, *, stream: str = DEFAULT_STREAM, batch: int = 1000) -> None:
+        self._nats = nats
         self._store = store
         self._stream = stream
         self._batch = batch
@@ -133,7 +136,13 @@ class AuditIndexer:
 
     async def start(self) -> None:
         self._next_leaf = self._store.next_leaf()
-        self._nc = await nats.connect(self._url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._nc = await connect(
+            self._nats,
+            name="crossway-audit-index",
+            connect_timeout=2,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
         self._task = asyncio.create_task(self._run(), name="audit-indexer")
 
     async def aclose(self) -> None:
@@ -141,44 +150,46 @@ class AuditIndexer:
 
     async def catch_up(self, timeout: float = 30.0) -> int:
         """Run until both streams are drained (for ``--once`` and tests); returns records indexed."""
-        nc = await nats.connect(self._url, connect_timeout=2, allow_reconnect=False)
+        nc = await connect(self._nats, name="crossway-audit-index", connect_timeout=2, allow_reconnect=False)
         self._next_leaf = self._store.next_leaf()
         before = self.indexed
         try:
             js = nc.jetstream(timeout=5.0)
-            await asyncio.wait_for(self._drain(js), timeout)
+            # Its own consumers ("fetch"), so a catch-up never disturbs a running indexer's ("feed").
+            await asyncio.wait_for(self._drain(js, "fetch"), timeout)
         finally:
             await nc.close()
         return self.indexed - before
 
-    def _feeds(self, js: JetStreamContext) -> tuple[_Feed, _Feed]:
+    def _feeds(self, js: JetStreamContext, purpose: str) -> tuple[_Feed, _Feed]:
+        name = self._nats.identity.consumer(purpose)
         return (
-            _Feed(js, self._stream, lambda: self._store.cursor(_RECORDS_CURSOR)),
-            _Feed(js, CHECKPOINT_STREAM, lambda: self._store.cursor(_CHECKPOINTS_CURSOR)),
+            _Feed(js, self._stream, lambda: self._store.cursor(_RECORDS_CURSOR), name),
+            _Feed(js, CHECKPOINT_STREAM, lambda: self._store.cursor(_CHECKPOINTS_CURSOR), name),
         )
 
-    async def _archive_feed(self, js: JetStreamContext) -> _Feed | None:
-        """The archive stream's feed, or None while no gateway archives payloads (no stream yet)."""
+    async def _archive_feed(self, js: JetStreamContext, purpose: str) -> _Feed | None:
+        """The archive stream's feed, or None while there is no archive stream."""
         try:
             await js.stream_info(ARCHIVE_STREAM)
         except nats.js.errors.NotFoundError:
             return None
-        return _Feed(js, ARCHIVE_STREAM, lambda: self._store.cursor(_ARCHIVE_CURSOR))
+        name = self._nats.identity.consumer(purpose)
+        return _Feed(js, ARCHIVE_STREAM, lambda: self._store.cursor(_ARCHIVE_CURSOR), name)
 
     async def _run(self) -> None:
         while True:
             assert self._nc is not None
             js = self._nc.jetstream(timeout=5.0)
-            records, checkpoints = self._feeds(js)
+            records, checkpoints = self._feeds(js, "feed")
             archive: _Feed | None = None
             try:
-                await ensure_checkpoint_stream(self._nc)
                 rounds = 0
                 while True:
                     got = await self._records_step(records, 0.5)
                     got += await self._checkpoints_step(checkpoints, 0.05 if got else 0.5)
                     if archive is None and rounds % 20 == 0:
-                        archive = await self._archive_feed(js)  # looked for again every ~20 rounds
+                        archive = await self._archive_feed(js, "feed")  # looked for again every ~20 rounds
                     if archive is not None:
                         await self._archive_step(archive, 0.05)
                     rounds += 1
@@ -193,8 +204,8 @@ class AuditIndexer:
                 if archive is not None:
                     await archive.close()
 
-    async def _drain(self, js: JetStreamContext) -> None:
-        records, checkpoints = self._feeds(js)
+    async def _drain(self, js: JetStreamContext, purpose: str) -> None:
+        records, checkpoints = self._feeds(js, purpose)
         try:
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.stream_info(CHECKPOINT_STREAM)
@@ -202,7 +213,7 @@ class AuditIndexer:
                     pass
             while await self._records_step(records, 0.5):
                 pass
-            archive = await self._archive_feed(js)
+            archive = await self._archive_feed(js, purpose)
             if archive is not None:
                 try:
                     while await self._archive_step(archive, 0.5):

@@ -24,7 +24,7 @@ from audit.trail.archive import (
 )
 from audit.trail.archiver import MemoryArchiveDelivery, PayloadArchiver
 from audit.trail.checkpoint import Checkpoint, Cosignature, cosign, sign_checkpoint, verify_checkpoint
-from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer, ensure_checkpoint_stream
+from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer
 from audit.trail.count import count_stream_records, fetch_records
 from audit.trail.errors import (
     AuditError,
@@ -89,7 +89,6 @@ __all__ = [
     "audit_subject",
     "checkpoint_subject",
     "cosign",
-    "ensure_checkpoint_stream",
     "count_stream_records",
     "fetch_records",
     "gateway_from_subject",

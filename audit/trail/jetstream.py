@@ -14,6 +14,13 @@ Flow (one background task, the *pump*, owns the connection's publishing and the 
    A record acked whose ack was lost is replayed too; JetStream's duplicate window (1 h) drops
    the second copy, so a record is stored once. Keep outages' replays inside that window.
 
+The sink creates no stream: the gateway's NATS user may publish its own subject and nothing of
+the JetStream API (``crossway.natsauth``); streams are provisioned by the operator, checked for
+their protections (``crossway.natsstreams``). A missing stream means no ack: records go to the
+spool until it is back. An ack saying ``duplicate`` for a record's *first* publish means another
+publisher used its id inside the de-duplication window (which would silently drop ours; notes
+§2) — ids are random, so that is logged as an alarm and counted, never ignored.
+
 Logs carry record ids and counts, never record contents beyond ids.
 """
 
@@ -29,27 +36,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import nats
 import nats.errors
-import nats.js.errors
 from nats.aio.client import Client as NATS
-from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
 from audit.trail.record import AuditRecord
 from audit.trail.sink import AuditStats
 from audit.trail.spool import Spool, SpoolEntry
-from audit.trail.subjects import AUDIT_SUBJECTS, audit_subject
+from audit.trail.subjects import audit_subject
+from crossway.backbone import AUDIT_STREAM, DUPLICATE_WINDOW_S
 from crossway.core.errors import AuditUnavailable
-from crossway.natsclient import connect_when_up
+from crossway.natsclient import NatsAccess, connect_when_up
 
 __all__ = ["DEFAULT_STREAM", "DUPLICATE_WINDOW_S", "JetStreamAuditSink"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STREAM = "CROSSWAY_AUDIT"
-# Must cover the longest expected gap between a lost ack and the spool replay of that record.
-DUPLICATE_WINDOW_S = 3600.0
+DEFAULT_STREAM = AUDIT_STREAM
 
 
 _LINGER_S = 0.02
@@ -61,31 +64,25 @@ class JetStreamAuditSink:
 
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         *,
         gateway_id: str,
         spool_dir: Path,
         stream: str = DEFAULT_STREAM,
-        replicas: int = 1,
         max_in_flight: int = 1024,
         ack_timeout: float = 5.0,
         connect_timeout: float = 2.0,
         retry_interval: float = 0.5,
         drain_timeout: float = 30.0,
         subject: str | None = None,
-        stream_subjects: str = AUDIT_SUBJECTS,
-        description: str = "Crossway audit records",
         decode: Callable[[bytes], SpoolEntry] = AuditRecord.from_json,
     ) -> None:
-        # subject/stream_subjects/description/decode let the same acked, spooled delivery carry
-        # archived payloads (audit.trail.archive) to their own stream.
-        self._url = nats_url
+        # subject/stream/decode let the same acked, spooled delivery carry archived payloads
+        # (audit.trail.archive) to their own stream.
+        self._nats = nats
         self._gateway_id = gateway_id
         self._subject = subject or audit_subject(gateway_id)  # validates the id early
-        self._stream_subjects = stream_subjects
-        self._description = description
         self._stream = stream
-        self._replicas = replicas
         self._max_in_flight = max(1, max_in_flight)
         self._ack_timeout = ack_timeout
         self._connect_timeout = connect_timeout
@@ -112,6 +109,7 @@ class JetStreamAuditSink:
         self._submitted = 0
         self._acked = 0
         self._duplicates = 0
+        self.foreign_duplicates = 0  # first publishes acked as duplicates: someone else used the id
         self._in_flight = 0
 
     # -- the request path ------------------------------------------------------------------
@@ -174,10 +172,6 @@ class JetStreamAuditSink:
         # an unreachable one keeps being retried in the background while records go to the spool.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._connect_task), self._connect_timeout)
-        if self._connect_task.done():
-            # Ensure the stream now, so it exists once the gateway says it is ready (readers and
-            # the index may look before the first record); failures just retry in the pump.
-            await self._online()
         self._pump_task = asyncio.create_task(self._pump(), name="audit-pump")
 
     async def aclose(self) -> None:
@@ -223,7 +217,7 @@ class JetStreamAuditSink:
         """Connect when NATS answers (see crossway.natsclient: a first connect that never hangs a
         shutdown), then reconnect forever; the pump publishes once this returns."""
         nc, attempts = await connect_when_up(
-            self._url,
+            self._nats,
             name=f"crossway-audit {self._gateway_id}",
             connect_timeout=self._connect_timeout,
             retry_interval=self._retry_interval,
@@ -268,41 +262,13 @@ class JetStreamAuditSink:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), self._connect_timeout + self._ack_timeout)
 
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        try:
-            info = await js.stream_info(self._stream)
-        except nats.js.errors.NotFoundError:
-            config = StreamConfig(
-                name=self._stream,
-                subjects=[self._stream_subjects],
-                storage=StorageType.FILE,
-                num_replicas=self._replicas,
-                duplicate_window=DUPLICATE_WINDOW_S,
-                description=self._description,
-            )
-            try:
-                await js.add_stream(config)
-                log.info("created audit stream %s (replicas %d)", self._stream, self._replicas)
-                return
-            except nats.js.errors.BadRequestError:
-                info = await js.stream_info(self._stream)  # another gateway created it first
-        subjects = info.config.subjects or []
-        if self._stream_subjects not in subjects and self._subject not in subjects:
-            log.warning("audit stream %s does not list %s; publishes may fail", self._stream, self._subject)
-
     async def _online(self) -> JetStreamContext | None:
         """The JetStream context when publishing should be tried now, else None."""
         nc, js = self._nc, self._js
         if nc is None or js is None or not nc.is_connected or time.monotonic() < self._retry_at:
             return None
-        if not self._stream_ready:
-            try:
-                await self._ensure_stream(js)
-            except (nats.errors.Error, TimeoutError, OSError) as exc:
-                log.warning("audit stream %s not available yet: %r", self._stream, exc)
-                self._retry_at = time.monotonic() + self._retry_interval
-                return None
-            self._stream_ready = True
+        # The stream is the operator's (provisioned); an ack proves it is there, a missing one spools.
+        self._stream_ready = True
         return js
 
     # -- the pump ------------------------------------------------------------------------------
@@ -341,7 +307,7 @@ class JetStreamAuditSink:
         if not batch:
             return
         try:
-            unacked = await self._publish(js, batch) if js is not None else batch
+            unacked = await self._publish(js, batch, fresh=True) if js is not None else batch
             spooled = await self._to_spool(unacked) if unacked else True
         except BaseException:
             # Cancelled (drain timeout) or a bug: the batch goes back to the queue, never lost.
@@ -351,8 +317,11 @@ class JetStreamAuditSink:
         if not spooled:
             await asyncio.sleep(self._retry_interval)  # neither NATS nor disk: don't spin
 
-    async def _publish(self, js: JetStreamContext, batch: list[SpoolEntry]) -> list[SpoolEntry]:
-        """Publish a batch pipelined and await its acks; returns the records not acknowledged."""
+    async def _publish(self, js: JetStreamContext, batch: list[SpoolEntry], *, fresh: bool = False) -> list[SpoolEntry]:
+        """Publish a batch pipelined and await its acks; returns the records not acknowledged.
+
+        ``fresh``: these records were never sent before (not a spool replay), so a duplicate ack
+        cannot be our own earlier copy."""
         self._in_flight = len(batch)
         futures: list[asyncio.Future[Any]] = []
         try:
@@ -389,14 +358,18 @@ class JetStreamAuditSink:
                 unacked.append(record)
             else:
                 self._acked += 1
-                self._duplicates += bool(fut.result().duplicate)
+                duplicate = bool(fut.result().duplicate)
+                self._duplicates += duplicate
+                if duplicate and fresh:
+                    self.foreign_duplicates += 1
+                    log.error("audit ALARM: record %s was acked as a duplicate on its first publish: another "
+                              "publisher used its id in %s; it may not be stored", record.record_id, self._stream)  # fmt: skip
         if unacked:
             first = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
             reason = repr(first.exception()) if first is not None else "no ack in time / not sent"
             log.warning("audit: %d of %d record(s) unacked (%s); first %s", len(unacked), len(batch), reason,
                         unacked[0].record_id)  # fmt: skip
             self._retry_at = time.monotonic() + self._retry_interval
-            self._stream_ready = False  # re-check the stream before the next try
         return unacked
 
     async def _replay(self, js: JetStreamContext) -> bool:

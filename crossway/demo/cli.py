@@ -13,6 +13,7 @@ from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
 from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
 from crossway.demo.scenario import run_scenario
+from crossway.natsclient import try_anonymous
 
 __all__ = ["add_commands"]
 
@@ -40,6 +41,9 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             f"SAP OData {sap.service_url}",
             flush=True,
         )
+        # Nobody gets in anonymously: really knock, and show how the backbone answered.
+        refusals = await try_anonymous(fed.nats.url)
+        print(f"  NATS {fed.nats.url} refused an anonymous client ({'; '.join(refusals)})", flush=True)
         result = await run_scenario(fed, lambda line: print(line, flush=True))
         if not once:
             token_file = workdir / "tax" / "token.jwt"

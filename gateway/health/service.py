@@ -67,12 +67,14 @@ class GatewayHealth:
         adapters: Mapping[Any, Adapter],
         *,
         interval_s: float = 0.5,
+        audit_alarm: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._gateway = gateway_id
         self._configuration = configuration
         self._audit = audit
         self._policies = policies  # None: this gateway provides no service, so needs no bundle
         self._adapters = adapters
+        self._audit_alarm = audit_alarm
         self._interval_s = interval_s
         self._published: dict[str, Verdict] = {}
         self._servicer = _Servicer(lambda: {name: v.status for name, v in self._published.items()})
@@ -95,6 +97,7 @@ class GatewayHealth:
             # PolicyManager.version is -1 until a bundle is in force.
             policy_loaded=None if self._policies is None else self._policies.version >= 0,
             adapters={str(service): adapter.health() for service, adapter in self._adapters.items()},
+            audit_alarm=self._audit_alarm(),
         )
 
     async def _publish(self) -> None:

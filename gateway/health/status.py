@@ -5,7 +5,8 @@ The entries (grpc.health.v1 service names):
 - ``""`` — the gateway as a whole. SERVING only when all of these hold, checked in order, each
   failing closed (anything missing, stale or unknown means NOT_SERVING):
   1. it holds a verified registry configuration that has not expired;
-  2. its audit trail is writable (JetStream, or the local spool while NATS is away);
+  2. its audit trail is writable (JetStream, or the local spool while NATS is away) and its log
+     is being signed (no audit alarm: a stream that went back, a record it did not produce);
   3. when it provides services: a policy bundle is loaded (no policies never means "allow").
 - ``crossway.registry``, ``crossway.audit`` and, on a provider, ``crossway.policy`` — each check
   on its own, so an operator sees *why* the gateway is NOT_SERVING.
@@ -59,17 +60,21 @@ def assess(
     audit_writable: bool,
     policy_loaded: bool | None,
     adapters: Mapping[str, AdapterHealth],
+    audit_alarm: str | None = None,
 ) -> dict[str, Verdict]:
     """Every entry of the health check; ``policy_loaded`` is None on a gateway providing nothing."""
     verdicts: dict[str, Verdict] = {}
     # 1. an unexpired, verified registry configuration
     verdicts[REGISTRY] = _registry(current_configuration)
-    # 2. a writable audit trail
-    verdicts[AUDIT] = (
-        _SERVING
-        if audit_writable
-        else Verdict(HealthStatus.NOT_SERVING, "audit.unavailable: neither JetStream nor the spool takes records")
-    )
+    # 2. a writable audit trail, whose log is being signed
+    if audit_alarm is not None:
+        verdicts[AUDIT] = Verdict(HealthStatus.NOT_SERVING, f"audit.unavailable: {audit_alarm}")
+    elif audit_writable:
+        verdicts[AUDIT] = _SERVING
+    else:
+        verdicts[AUDIT] = Verdict(
+            HealthStatus.NOT_SERVING, "audit.unavailable: neither JetStream nor the spool takes records"
+        )
     # 3. a loaded policy bundle, when this gateway provides services
     if policy_loaded is not None:
         verdicts[POLICY] = (

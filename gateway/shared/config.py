@@ -3,6 +3,11 @@
 Paths in the file are relative to the file's directory. The only environment override is
 ``CROSSWAY_NATS_URL`` (read here and nowhere else), so an operator can point every process of a
 host at a NATS cluster without editing files.
+
+``[nats]``: ``url`` — one URL, or several comma-separated, or ``urls = [...]`` (a cluster) — and
+the gateway's NATS identity: ``ca`` (the NATS servers' CA), ``certificate`` and ``key`` (issued by
+the registry from a CSR made here). A URL without an identity is refused: nobody connects to
+NATS anonymously. No URL starts an embedded nats-server with a private PKI in the data directory.
 """
 
 from __future__ import annotations
@@ -97,7 +102,7 @@ class GatewayConfig:
     data_dir: Path
     client_listen: str
     peer_listen: str
-    nats_url: str  # "" → start an embedded nats-server in data_dir
+    nats_url: str  # "" → start an embedded nats-server in data_dir; several URLs comma-separated
     registry_anchor: Path
     registry_source: str  # "nats" | "file:PATH" | "grpc:HOST:PORT"
     tls_key: Path
@@ -124,6 +129,10 @@ class GatewayConfig:
     peer_multiplex: bool = True
     # Connections per provider gateway address (spreads exchanges over a provider's workers).
     peer_connections: int = 1
+    # The gateway's NATS identity (required with nats_url): the servers' CA, its certificate and key.
+    nats_ca: Path | None = None
+    nats_certificate: Path | None = None
+    nats_key: Path | None = None
 
     @property
     def member(self) -> str:
@@ -284,6 +293,27 @@ def _event_loop(gw: _Reader) -> str:
     return value
 
 
+def _nats_urls(nats: _Reader) -> str:
+    urls = nats.table.get("urls")
+    if urls is None:
+        return nats.text("url", "")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise nats._fail("urls", "must list the NATS servers' URLs", 'urls = ["tls://n1:4222", "tls://n2:4222"]')
+    return ",".join(urls)
+
+
+def _nats_identity(nats: _Reader, url: str) -> tuple[Path | None, Path | None, Path | None]:
+    paths = tuple(nats.optional_path(k) for k in ("ca", "certificate", "key"))
+    if url and not all(paths):
+        missing = ", ".join(k for k, v in zip(("ca", "certificate", "key"), paths, strict=True) if v is None)
+        raise nats._fail(
+            missing.split(", ")[0],
+            f"a NATS URL needs the gateway's NATS identity ({missing} missing): nobody connects anonymously",
+            "request one with `crossway nats request` and have the registry issue it",
+        )
+    return paths[0], paths[1], paths[2]
+
+
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate a gateway's TOML file; a bad file fails here with the file and key named."""
     environ = os.environ if environ is None else environ
@@ -306,6 +336,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     security = top.sub("security", required=False)
     policies = top.sub("policies", required=False)
     data_dir = gw.path("data_dir")
+    nats_url = environ.get(ENV_NATS_URL) or _nats_urls(nats)
+    nats_ca, nats_certificate, nats_key = _nats_identity(nats, "" if environ.get(ENV_NATS_URL) else nats_url)
 
     jwt = None
     if "jwt" in client_auth.table:
@@ -337,7 +369,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         data_dir=data_dir,
         client_listen=listen.text("client", "127.0.0.1:0"),
         peer_listen=listen.text("peer", "127.0.0.1:0"),
-        nats_url=environ.get(ENV_NATS_URL) or nats.text("url", ""),
+        nats_url=nats_url,
+        nats_ca=nats_ca,
+        nats_certificate=nats_certificate,
+        nats_key=nats_key,
         registry_anchor=registry.path("anchor"),
         registry_source=registry.text("source", "nats"),
         tls_key=keys.path("tls_key"),

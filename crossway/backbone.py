@@ -1,0 +1,174 @@
+"""The backbone's names: streams, KV buckets, subjects and consumer names — one place for all.
+
+Every component and the permission generator (``crossway.natsauth``) build subjects here, so what
+a gateway publishes on and what the NATS server lets it publish on cannot drift apart.
+
+- a gateway id's ``/``-separated parts become subject tokens; inside a token only
+  ``A-Z a-z 0-9 -`` stay as they are, every other byte becomes ``_XX`` (upper-case hex), so a
+  token never holds ``.``, ``*``, ``>`` or whitespace and the mapping is reversible;
+- consumer names are fixed per identity (``ck-<hash>``, ``rd-<hash>-<purpose>``): permissions
+  name them exactly, because a consumer create request may *update* an existing consumer of the
+  same name, filter included (checked on nats-server 2.15.1) — a wildcard name would let one
+  identity redirect another's consumer;
+- version ``n`` of a gateway's policies lives on its own subject (``crossway.policies.<gw>.<n>``),
+  written once (expected last subject sequence 0) and read by direct get of that subject, so a
+  gateway needs no consumer at all on the policy stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from crossway.core.errors import InvalidIdentifier
+from crossway.core.ids import GatewayId, MemberId
+
+__all__ = [
+    "ARCHIVE_PREFIX",
+    "ARCHIVE_STREAM",
+    "AUDIT_PREFIX",
+    "AUDIT_STREAM",
+    "CHECKPOINT_PREFIX",
+    "CHECKPOINT_STREAM",
+    "DUPLICATE_WINDOW_S",
+    "EVIDENCE_STREAMS",
+    "POLICY_PREFIX",
+    "POLICY_STREAM",
+    "REGISTRY_BUCKET",
+    "REGISTRY_KEY",
+    "StreamSpec",
+    "archive_subject",
+    "audit_subject",
+    "checkpoint_subject",
+    "CONSUMER_PURPOSES",
+    "consumer_name",
+    "decode_token",
+    "encode_token",
+    "gateway_from_tokens",
+    "gateway_tokens",
+    "kv_stream",
+    "kv_subject",
+    "policy_version_subject",
+    "policy_versions_subject",
+    "replay_bucket",
+    "short_hash",
+]
+
+AUDIT_STREAM = "CROSSWAY_AUDIT"
+AUDIT_PREFIX = "crossway.audit"
+CHECKPOINT_STREAM = "CROSSWAY_AUDIT_CHECKPOINTS"
+CHECKPOINT_PREFIX = "crossway.checkpoint"
+ARCHIVE_STREAM = "CROSSWAY_AUDIT_ARCHIVE"
+ARCHIVE_PREFIX = "crossway.archive"
+POLICY_STREAM = "CROSSWAY_POLICIES"
+POLICY_PREFIX = "crossway.policies"
+REGISTRY_BUCKET = "crossway-registry"
+REGISTRY_KEY = "configuration"
+REPLAY_BUCKET_PREFIX = "crossway-replay-"
+# Must cover the longest gap between a lost ack and the spool replay of that record (1 h).
+DUPLICATE_WINDOW_S = 3600.0
+
+_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+_ESCAPED = re.compile(rb"_([0-9A-F]{2})")
+
+
+def encode_token(part: str) -> str:
+    """One subject token for ``part`` (reversible; never ``.``, ``*``, ``>`` or blanks)."""
+    return "".join(chr(b) if b in _PLAIN else f"_{b:02X}" for b in part.encode())
+
+
+def decode_token(token: str) -> str:
+    return _ESCAPED.sub(lambda m: bytes([int(m.group(1), 16)]), token.encode()).decode()
+
+
+def gateway_tokens(gateway_id: str) -> str:
+    """``EE/GOV/70000001/gw1`` → ``EE.GOV.70000001.gw1``. Raises InvalidIdentifier for a bad id."""
+    gateway = GatewayId.parse(gateway_id)
+    return ".".join(encode_token(p) for p in str(gateway).split("/"))
+
+
+def gateway_from_tokens(tokens: str) -> str:
+    return str(GatewayId.parse("/".join(decode_token(t) for t in tokens.split("."))))
+
+
+def audit_subject(gateway_id: str) -> str:
+    return f"{AUDIT_PREFIX}.{gateway_tokens(gateway_id)}"
+
+
+def archive_subject(gateway_id: str) -> str:
+    return f"{ARCHIVE_PREFIX}.{gateway_tokens(gateway_id)}"
+
+
+def checkpoint_subject(gateway_id: str, kind: str) -> str:
+    """Where a gateway's checkpoints go: ``kind`` is "signed" (by the gateway) or "cosigned"."""
+    if kind not in ("signed", "cosigned"):
+        raise ValueError(f"checkpoint subject kind {kind!r} is not signed/cosigned")
+    return f"{CHECKPOINT_PREFIX}.{kind}.{gateway_tokens(gateway_id)}"
+
+
+def policy_versions_subject(gateway_id: str) -> str:
+    """All policy versions of one gateway: ``crossway.policies.<gw>.*``."""
+    return f"{POLICY_PREFIX}.{gateway_tokens(gateway_id)}.*"
+
+
+def policy_version_subject(gateway_id: str, number: int) -> str:
+    if number < 1:
+        raise ValueError(f"policy versions are numbered from 1, not {number}")
+    return f"{POLICY_PREFIX}.{gateway_tokens(gateway_id)}.{number}"
+
+
+def kv_stream(bucket: str) -> str:
+    return f"KV_{bucket}"
+
+
+def kv_subject(bucket: str, key: str = ">") -> str:
+    return f"$KV.{bucket}.{key}"
+
+
+def short_hash(text: str) -> str:
+    """12 hex digits of SHA-256: short, fixed-charset names derived from an identity."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def replay_bucket(member: MemberId | str) -> str:
+    """The KV bucket holding one member's shared replay window (all its gateways write it)."""
+    member_id = MemberId.parse(str(member))
+    return REPLAY_BUCKET_PREFIX + short_hash(str(member_id))
+
+
+# What each kind of reader uses a consumer for; one exact name per (identity, purpose).
+CONSUMER_PURPOSES = ("ck", "cs", "feed", "fetch")  # checkpointer, cosigner, indexer, tools
+
+
+def consumer_name(identity_uri: str, purpose: str) -> str:
+    """The consumer an identity uses for ``purpose`` — always the same name, so permissions can say it."""
+    if purpose not in CONSUMER_PURPOSES:
+        raise InvalidIdentifier(f"consumer purpose {purpose!r} is not one of {CONSUMER_PURPOSES}")
+    return f"{purpose}-{short_hash(identity_uri)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """A stream the backbone needs; ``evidence`` streams refuse deletes, purges and roll-ups."""
+
+    name: str
+    subjects: tuple[str, ...]
+    evidence: bool
+    allow_direct: bool = False
+    duplicate_window_s: float = DUPLICATE_WINDOW_S
+    description: str = ""
+
+
+EVIDENCE_STREAMS = (
+    StreamSpec(AUDIT_STREAM, (f"{AUDIT_PREFIX}.>",), True, description="Crossway audit records"),
+    StreamSpec(CHECKPOINT_STREAM, (f"{CHECKPOINT_PREFIX}.>",), True, description="Crossway signed checkpoints"),
+    StreamSpec(
+        ARCHIVE_STREAM,
+        (f"{ARCHIVE_PREFIX}.>",),
+        True,
+        description="Crossway archived payloads (encrypted to the auditors)",
+    ),
+    # Policy versions are evidence too: a purge-and-replay rolled a revoked permit back (issue 11).
+    StreamSpec(POLICY_STREAM, (f"{POLICY_PREFIX}.>",), True, allow_direct=True, description="Crossway policies"),
+)
