@@ -276,9 +276,13 @@ class LocalBackbone:
     def running(self) -> bool:
         return any(n.running for n in self.nodes)
 
+    def admin_access(self) -> NatsAccess:
+        """The operator's admin credential (provisioning; tests that play an attacker who stole it)."""
+        return self.access(ADMIN, self.directory / "admin").with_servers(self.urls)
+
     async def admin_connection(self) -> NATS:
         """A connection with the admin credential — only for tests that play the attacker who has it."""
-        return await connect(self.access(ADMIN, self.directory / "admin"), name="crossway-admin")
+        return await connect(self.admin_access(), name="crossway-admin")
 
     async def __aenter__(self) -> LocalBackbone:
         try:

@@ -12,16 +12,20 @@ tests/integration/test_audit_outages.py caught). Now:
 3. a delivery lost in flight → the next batch does not start at the expected sequence, the
    consumer is dropped and re-created from the cursor (a gap is never written);
 4. the first message of a fresh consumer may lie beyond cursor + 1 only when the stream no longer
-   holds the records in between (limits); that is logged, and ``audit verify`` names them.
+   holds the records in between (limits); that is logged, and ``audit verify`` names them;
+5. a stream that went back — deleted and created again (its creation time changed), or ending
+   below the cursor — is never skipped silently: the gap is recorded in the index (``audit verify``
+   names it), logged as critical, and the new stream is read from its start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+import time
 from typing import Any
 
 import nats.errors
@@ -52,20 +56,47 @@ _ARCHIVE_CURSOR = "archive"
 _INACTIVE_S = 30.0
 
 
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds") if ms else "unknown"
+
+
 class _Feed:
     """One stream, read in sequence order from the index's cursor + 1; re-created on any gap."""
 
-    def __init__(self, js: JetStreamContext, stream: str, cursor: Callable[[], int], name: str) -> None:
+    def __init__(self, js: JetStreamContext, stream: str, store: IndexStore, cursor_name: str, name: str) -> None:
         self._js = js
         self._stream = stream
-        self._cursor = cursor
+        self._store = store
+        self._cursor_name = cursor_name
+        self._empty = 0
         self._sub: Any = None
         # The one consumer name this reader's permissions allow for this purpose (crossway.natsauth).
         self._consumer = name
         self._name = ""
         self._expected = 0  # the next stream sequence; 0 right after (re)creation
 
+    def _cursor(self) -> int:
+        return self._store.cursor(self._cursor_name)
+
+    async def _check_epoch(self) -> None:
+        """5. The stream is the one the cursor was read from (same creation time, not shorter)."""
+        info = await self._js.stream_info(self._stream)
+        created = int(info.created.timestamp() * 1000) if info.created is not None else 0
+        known, cursor = self._store.stream_created(self._cursor_name), self._cursor()
+        if (known and created and created != known) or (info.state.last_seq or 0) < cursor:
+            detail = (
+                f"stream {self._stream} went back: it was created again at {_iso(created)} (the index had read the "
+                f"one created at {_iso(known)} up to sequence {cursor}) and now ends at sequence {info.state.last_seq}; "
+                f"what the old stream held after sequence {cursor} was never indexed, and records stored since are "
+                "not in the gateways' signed logs"
+            )
+            log.critical("audit index: GAP: %s", detail)
+            self._store.record_gap(self._cursor_name, self._stream, detail, int(time.time() * 1000), created)
+        elif created and created != known:
+            self._store.set_stream_created(self._cursor_name, created)
+
     async def _open(self) -> None:
+        await self._check_epoch()
         # No filter: the stream holds only audit subjects, so its sequences are contiguous.
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self._js.delete_consumer(self._stream, self._consumer)  # a predecessor's, left behind
@@ -98,9 +129,15 @@ class _Feed:
             try:
                 msgs: list[Msg] = await self._sub.fetch(batch=batch, timeout=timeout)
             except (nats.errors.TimeoutError, TimeoutError):
-                return []
+                msgs = []
             if not msgs:
+                # Idle: now and then make sure the stream is still the one we read (a deleted
+                # stream takes our consumer with it, and a fetch from it just stays empty).
+                self._empty += 1
+                if self._empty % 10 == 0:
+                    await self.close()
                 return []
+            self._empty = 0
             first = msgs[0].metadata.sequence.stream
             if self._expected == 0 and first > self._cursor() + 1:
                 # 4. the stream no longer holds what lies between (limits or a purge)
@@ -164,8 +201,8 @@ class AuditIndexer:
     def _feeds(self, js: JetStreamContext, purpose: str) -> tuple[_Feed, _Feed]:
         name = self._nats.identity.consumer(purpose)
         return (
-            _Feed(js, self._stream, lambda: self._store.cursor(_RECORDS_CURSOR), name),
-            _Feed(js, CHECKPOINT_STREAM, lambda: self._store.cursor(_CHECKPOINTS_CURSOR), name),
+            _Feed(js, self._stream, self._store, _RECORDS_CURSOR, name),
+            _Feed(js, CHECKPOINT_STREAM, self._store, _CHECKPOINTS_CURSOR, name),
         )
 
     async def _archive_feed(self, js: JetStreamContext, purpose: str) -> _Feed | None:
@@ -175,7 +212,7 @@ class AuditIndexer:
         except nats.js.errors.NotFoundError:
             return None
         name = self._nats.identity.consumer(purpose)
-        return _Feed(js, ARCHIVE_STREAM, lambda: self._store.cursor(_ARCHIVE_CURSOR), name)
+        return _Feed(js, ARCHIVE_STREAM, self._store, _ARCHIVE_CURSOR, name)
 
     async def _run(self) -> None:
         while True:

@@ -15,7 +15,9 @@ Per gateway, in order, failing closed (every problem becomes a named finding; no
    a mismatch no row explains means the leaf hashes themselves were rewritten;
 then, across gateways:
 4. both sides of one exchange agree on what they share (ids, digests, signatures); a provider
-   record whose client gateway is indexed but has no client record is *missing* its other side.
+   record whose client gateway is indexed but has no client record is *missing* its other side;
+5. every stream the indexer found recreated or rewound under it is a *gap* (what the old stream
+   held beyond the index's cursor was never read; records after it are in no signed log).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # altered | missing | extra | checkpoint | disagreement
+    kind: str  # altered | missing | extra | checkpoint | disagreement | gap
     gateway: str
     detail: str
     record_id: str = ""
@@ -186,6 +188,9 @@ def verify_index(
         elif provider is not None and provider[2] in covered:
             detail = f"client record of message {message_id} (the provider logged it)"
             findings.append(Finding("missing", provider[2], detail, message_id=message_id))
+    # 5. Streams that went back under the indexer.
+    for _at_ms, stream, detail in store.gaps():
+        findings.append(Finding("gap", stream, detail))
     if progress is not None:
         progress(done, total)
     return VerifyReport(tuple(findings), done, covered, timestamped, pending)

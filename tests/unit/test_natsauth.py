@@ -1,0 +1,80 @@
+"""The generated NATS permissions: each identity's own subjects, and nothing that destroys."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js.api import StreamConfig
+
+from crossway.backbone import EVIDENCE_STREAMS, audit_subject, checkpoint_subject, policy_versions_subject
+from crossway.natsauth import NatsUser, grant_for, render_authorization, users_for
+from crossway.natsstreams import evidence_config, weaknesses
+from crossway.security.natspki import NatsIdentity, NatsRole
+
+TAX = NatsIdentity.gateway("EE/GOV/70000001/gw1")
+POP = NatsIdentity.gateway("EE/GOV/70000002/gw1")
+ROLES = [
+    TAX,
+    NatsIdentity(NatsRole.REGISTRY, "EE"),
+    NatsIdentity(NatsRole.COSIGNER, "registry"),
+    NatsIdentity(NatsRole.INDEX, "main"),
+    NatsIdentity(NatsRole.AUDITOR, "alice"),
+]
+
+
+def test_a_gateway_publishes_its_own_subjects_and_none_of_another_gateways() -> None:
+    grant = grant_for(TAX)
+    assert audit_subject(str(TAX.name)) in grant.publish
+    assert checkpoint_subject(TAX.name, "signed") in grant.publish
+    assert policy_versions_subject(TAX.name) in grant.publish
+    everything = " ".join(grant.publish + grant.subscribe)
+    assert "70000002" not in everything
+    assert grant.subscribe[0] == TAX.inbox_prefix + ".>"
+
+
+@pytest.mark.parametrize("identity", ROLES, ids=str)
+def test_no_running_identity_may_destroy_or_reconfigure_a_stream_or_read_with_an_unnamed_consumer(
+    identity: NatsIdentity,
+) -> None:
+    grant = grant_for(identity, members=["EE/GOV/70000001"])
+    for subject in grant.publish:
+        assert not subject.startswith(("$JS.API.STREAM.DELETE", "$JS.API.STREAM.PURGE", "$JS.API.STREAM.UPDATE"))
+        assert not subject.startswith("$JS.API.STREAM.MSG.DELETE")
+        assert subject != "$JS.API.>" and subject != ">"
+        if subject.startswith("$JS.API.CONSUMER.CREATE."):
+            assert len(subject.split(".")) >= 6, f"{identity} may create an unnamed consumer: {subject}"
+    assert all(s.startswith(identity.inbox_prefix) or not s.startswith("_INBOX") for s in grant.subscribe)
+
+
+def test_only_the_admin_holds_the_jetstream_api() -> None:
+    assert grant_for(NatsIdentity(NatsRole.ADMIN, "ops")).publish == ("$JS.API.>",)
+
+
+def test_the_registry_may_create_but_never_alter_its_buckets() -> None:
+    grant = grant_for(NatsIdentity(NatsRole.REGISTRY, "EE"), members=["EE/GOV/70000001"])
+    creates = [s for s in grant.publish if s.startswith("$JS.API.STREAM.CREATE.")]
+    assert creates and all(s.split(".")[-1].startswith("KV_crossway-") for s in creates)
+
+
+def test_the_users_file_always_has_a_user_no_certificate_names_and_refuses_odd_text() -> None:
+    text = render_authorization(users_for([(TAX, 0x1F)]))
+    assert 'user: "crossway-nats://nobody"' in text and f'"{TAX.user(0x1F)}"' in text
+    bad = NatsUser('x" , allow: [">"]', grant_for(TAX))
+    with pytest.raises(ValueError):
+        render_authorization([bad])
+
+
+def test_a_weakened_evidence_stream_is_named_field_by_field() -> None:
+    wanted = evidence_config(EVIDENCE_STREAMS[0], 3)
+    silently = StreamConfig(
+        name=wanted.name,
+        subjects=wanted.subjects,
+        deny_delete=True,
+        deny_purge=False,  # what allow_msg_schedules does to deny_purge, without an error
+        allow_rollup_hdrs=True,
+        max_age=3600,
+        num_replicas=1,
+    )
+    found = " ".join(weaknesses(silently, wanted))
+    for what in ("deny_purge is off", "roll-ups", "max_age", "replica"):
+        assert what in found
+    assert weaknesses(wanted, wanted) == []
