@@ -27,6 +27,7 @@ def _build_parser() -> argparse.ArgumentParser:
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
     from audit.index.cli import add_commands as add_audit
     from crossway.demo.cli import add_commands as add_demo
+    from crossway.natscli import add_commands as add_nats
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
     from registry.cli import add_commands as add_registry
@@ -36,6 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_policy(sub)
     add_demo(sub)
     add_audit(sub)
+    add_nats(sub)
     return parser
 
 
