@@ -46,6 +46,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+def _not_the_ssl_eof_warning(record: logging.LogRecord) -> bool:
+    # asyncio warns "returning true from eof_received() has no effect when using ssl" on every TLS
+    # connection nats-py closes (notes/nats-security.md §8): noise, since every connection is TLS.
+    return "eof_received()" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_not_the_ssl_eof_warning)
+
 ErrorCallback = Callable[[Exception], Awaitable[None]]
 EventCallback = Callable[[], Awaitable[None]]
 
@@ -207,14 +216,23 @@ async def connect_when_up(
         await asyncio.sleep(retry_interval)
 
 
-async def try_anonymous(url: str, *, timeout: float = 3.0) -> list[str]:
-    """Knock as nobody, the way an outsider would; returns how each attempt was refused.
+async def try_anonymous(urls: str, *, timeout: float = 3.0) -> list[str]:
+    """Knock as nobody on every node, the way an outsider would; returns how the first refused.
 
-    1. plain TCP: read INFO, send CONNECT and PING without TLS (the server answers ``-ERR``);
+    1. plain TCP: read INFO, send CONNECT and PING without TLS (a server admitting it answers PONG);
     2. TLS 1.3 without a client certificate, not even checking the server's certificate.
-    Raises ``RuntimeError`` when an attempt gets in (a PONG, or a connected client).
+    Raises ``RuntimeError`` when any attempt on any node gets in.
     """
-    parts = urlsplit(url.split(",")[0].strip())
+    nodes = [u.strip() for u in urls.split(",") if u.strip()]
+    refusals = [await _knock(url, timeout) for url in nodes]
+    first = refusals[0]
+    if len(nodes) > 1:
+        first = [*first, f"the same on all {len(nodes)} nodes"]
+    return first
+
+
+async def _knock(url: str, timeout: float) -> list[str]:
+    parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 4222
     refusals: list[str] = []
     async with asyncio.timeout(timeout):
@@ -244,7 +262,8 @@ async def try_anonymous(url: str, *, timeout: float = 3.0) -> list[str]:
         await nc.connect(
             servers=[url], tls=ctx, connect_timeout=max(1, round(timeout)), allow_reconnect=False, error_cb=quiet
         )
-    except Exception as exc:  # what a refused handshake raises varies (ssl, reset, nats errors)
+    except (OSError, nats.errors.Error) as exc:
+        # The server ends the handshake (certificate required); nats-py reports a reset or an SSL error.
         refusals.append(f"TLS without a certificate: {type(exc).__name__} {exc}".strip())
     else:
         await nc.close()

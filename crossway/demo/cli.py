@@ -23,9 +23,12 @@ def _fresh(workdir: Path) -> None:
         shutil.rmtree(workdir)  # demo state only: every run starts a fresh federation
 
 
-async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
+async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_nodes: int = 1) -> int:
     _fresh(workdir)
-    print(f"Starting a demo federation in {workdir} (NATS, registry, 3 gateways, a gRPC backend, SAP CAP)…", flush=True)
+    nats = "NATS" if nats_nodes == 1 else f"a {nats_nodes}-node NATS cluster"
+    print(
+        f"Starting a demo federation in {workdir} ({nats}, registry, 3 gateways, a gRPC backend, SAP CAP)…", flush=True
+    )
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -33,7 +36,7 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
     # The business register's SAP system first: its URL goes into that agency's gateway.
     async with (
         CapServer(echo=verbose, tools=tools, say=say) as sap,
-        Federation(workdir, echo=verbose, sap_service_url=sap.service_url) as fed,
+        Federation(workdir, echo=verbose, sap_service_url=sap.service_url, nats_nodes=nats_nodes) as fed,
     ):
         print(
             f"  NATS {fed.nats.url} · tax gateway client port {fed.tax.client_port} · "
@@ -115,7 +118,16 @@ def add_commands(sub: Any) -> None:
         default=DEFAULT_TOOLS,
         help="where Node 22 and the SAP CAP project are installed on first use (default: .tools of the checkout)",
     )
-    group.set_defaults(handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir)))
+    group.add_argument(
+        "--nats-cluster",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run NATS as a cluster of N nodes (routes over TLS, streams at up to 3 replicas); default 1",
+    )
+    group.set_defaults(
+        handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir, a.nats_cluster))
+    )
     leaves = group.add_subparsers(dest="demo_command", metavar="COMMAND")
     p = leaves.add_parser("backend", help="run the sample population-register backend")
     p.add_argument("--listen", default="127.0.0.1:0")

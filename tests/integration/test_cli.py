@@ -22,6 +22,10 @@ def test_demo_once_runs_the_whole_scenario_and_prints_the_summary(tmp_path: Path
         in lines
     )
     assert lines[-1] == "demo: 7 exchanges, 6 allowed, 1 denied, 14 audit records"
+    # The backbone it ran on: TLS, and an anonymous client really tried and refused.
+    knock = next(line for line in lines if "refused an anonymous client" in line)
+    assert knock.startswith("  NATS tls://127.0.0.1:") and "plain: closed by the server (TLS required)" in knock
+    assert "TLS without a certificate:" in knock
 
 
 def test_the_demo_without_npm_to_install_node_stops_with_a_code_and_a_hint(tmp_path: Path) -> None:
