@@ -25,6 +25,7 @@ from audit.trail import (
     PayloadArchiver,
     archive_subject,
 )
+from crossway.backbone import replay_bucket
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
@@ -34,7 +35,7 @@ from crossway.security.keys import load_certificate, load_private_key, load_publ
 from crossway.security.natspki import NatsIdentity
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.replay import MemoryReplayGuard, ReplayGuard
-from crossway.security.shared_replay import SharedReplayGuard
+from crossway.security.shared_replay import NatsReplayGuard, SharedReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
@@ -107,6 +108,7 @@ class Gateway:
         self._health: GatewayHealth | None = None
         self.nats_url = ""
         self.nats: NatsAccess | None = None
+        self._shared_replay: NatsReplayGuard | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -198,7 +200,7 @@ class Gateway:
             )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(
-            ctx, self._replay_guard(), policies, self._adapters, encryption_key, quotas=self._quotas()
+            ctx, await self._replay_guard(nats), policies, self._adapters, encryption_key, quotas=self._quotas()
         )
         # grpc.health.v1 on the client and admin ports (not the peer port: mTLS, for gateways only).
         checkpointer = self._checkpointer
@@ -295,7 +297,13 @@ class Gateway:
             hint="nobody connects to NATS anonymously: request a certificate from the registry",
         )
 
-    def _replay_guard(self) -> ReplayGuard:
+    async def _replay_guard(self, nats: NatsAccess) -> ReplayGuard:
+        # A member's gateways on separate hosts share one window in NATS KV (issue 11).
+        if self.config.shared_replay:
+            guard = NatsReplayGuard(nats, replay_bucket(self.config.gateway_id.member))
+            await guard.start()
+            self._shared_replay = guard
+            return guard
         # Worker processes share the peer port: a replayed message may reach any of them, so
         # they share one window (a SQLite file); a single process keeps it in memory.
         if self.config.workers > 1:
@@ -386,6 +394,8 @@ class Gateway:
             await self._checkpointer.aclose()  # a last checkpoint covering what was stored
         if self._source is not None:
             await self._source.aclose()
+        if self._shared_replay is not None:
+            await self._shared_replay.aclose()
         if self._backbone is not None:
             await self._backbone.aclose()
         if self.config.tracing_export is not None:

@@ -8,7 +8,8 @@ The registry owns its KV bucket: every ``poll_s`` it checks that the bucket is t
 is not (deleted with the admin credential, lost with a data directory) it creates it again — its
 NATS user may create that one bucket and nothing else, never update, purge or delete it — logs
 that loudly, and publishes at once (issue 11: a deleted bucket used to leave the federation to
-expire into ``registry.stale``).
+expire into ``registry.stale``). With ``replay_window_s`` it also keeps one shared replay bucket
+per member (``crossway.backbone.replay_bucket``), created when a member appears or a bucket is gone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
-from crossway.backbone import kv_stream, kv_subject
+from crossway.backbone import kv_stream, kv_subject, replay_bucket
 from crossway.core.errors import ConfigError, RegistryUnavailable
 from crossway.natsclient import NatsAccess, close_owner, connect
 from crossway.natsstreams import REGISTRY_HISTORY, bucket_config, ensure_stream
@@ -44,6 +45,7 @@ class ConfigurationPublisher:
         bucket: str = KV_BUCKET,
         key: str = KV_KEY,
         replicas: int = 1,
+        replay_window_s: float = 0.0,
     ) -> None:
         # Republish well before expiry (a third of the validity by default) so one missed push is harmless.
         every = republish_every_s if republish_every_s is not None else validity_s / 3
@@ -59,6 +61,7 @@ class ConfigurationPublisher:
         self._bucket = bucket
         self._subject = kv_subject(bucket, key)
         self._replicas = replicas
+        self._replay_window_s = replay_window_s
         self._nc: Any = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -74,6 +77,7 @@ class ConfigurationPublisher:
                     self._nats, name="crossway-registry-publisher", connect_timeout=5, max_reconnect_attempts=-1
                 )
                 await self._ensure_bucket()
+                await self._ensure_replay_buckets()
             except Exception as exc:
                 await self.aclose()
                 raise RegistryUnavailable(
@@ -99,6 +103,15 @@ class ConfigurationPublisher:
         )
         return True
 
+    async def _ensure_replay_buckets(self) -> None:
+        if self._replay_window_s <= 0:
+            return
+        js = self._nc.jetstream(timeout=5.0)
+        for member in self._authority.store.members():
+            wanted = bucket_config(replay_bucket(member.id), self._replicas, ttl_s=self._replay_window_s)
+            if await ensure_stream(js, wanted):
+                log.info("replay bucket of %s created (%s)", member.id, wanted.name)
+
     async def publish_now(self) -> bytes:
         """Sign a new configuration (next serial), keep it as :attr:`latest` and push it to NATS."""
         async with self._lock:
@@ -119,6 +132,8 @@ class ConfigurationPublisher:
             try:
                 recreated = self._nc is not None and await self._ensure_bucket()
                 changed = self._authority.state_digest() != self._digest
+                if changed and self._nc is not None:
+                    await self._ensure_replay_buckets()  # a new member needs its bucket
                 if recreated or changed or loop.time() - self._published_at >= self._every_s:
                     await self.publish_now()
             except (nats.errors.Error, TimeoutError, OSError) as exc:

@@ -55,10 +55,13 @@ class RegistryServer:
         republish_every_s: float | None = None,
         replicas: int = 1,
         backbone: BackboneSync | None = None,
+        replay_window_s: float = 0.0,
     ) -> None:
         self._listen = listen
         self.backbone = backbone
-        self.publisher = ConfigurationPublisher(authority, nats, validity_s, republish_every_s, replicas=replicas)
+        self.publisher = ConfigurationPublisher(
+            authority, nats, validity_s, republish_every_s, replicas=replicas, replay_window_s=replay_window_s
+        )
         self._server: grpc.aio.Server | None = None
         self.port = 0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from registry.backbone import BackboneSync, RegistryBackbone
 __all__ = ["POPULATION_SERVICE", "Agency", "Federation", "population_descriptor_set"]
 
 INSTANCE = "EE"
+# The shared replay buckets keep an id this long: twice the gateways' clock skew allowance (60 s).
+REPLAY_WINDOW_S = 120.0
 TAX = MemberId(INSTANCE, "GOV", "70000001")
 POPULATION = MemberId(INSTANCE, "GOV", "70000002")
 POPULATION_SERVICE = ServiceId(SubsystemId(POPULATION, "population"), "population.v1.PersonRegistry")
@@ -123,9 +126,12 @@ class Federation:
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
         nats_nodes: int = 1,
+        shared_replay: bool = False,
     ) -> None:
         self.workdir = workdir
         self.nats_nodes = nats_nodes
+        # A member's gateways share their replay window in NATS KV (one bucket per member).
+        self.shared_replay = shared_replay
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -162,6 +168,7 @@ class Federation:
         # registry, so providers can verify them (a different key from the IdP's caller tokens).
         self.user_token_key = generate_signing_key("ES256")
         self.calls_log = workdir / "backend-calls.jsonl"
+        self.extra_gateways: list[Agency] = []  # add_population_gateway
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -200,7 +207,11 @@ class Federation:
         backbone = self.backbone = RegistryBackbone(authority)
         members = [str(m.id) for m in authority.store.members()]
         nats = self._nats = LocalBackbone(
-            self.workdir / "nats", issuer=backbone, nodes=self.nats_nodes, members=members
+            self.workdir / "nats",
+            issuer=backbone,
+            nodes=self.nats_nodes,
+            members=members,
+            replay_window_s=REPLAY_WINDOW_S if self.shared_replay else 0.0,
         )
         registry_dir = self.workdir / "registry"
         registry_access = nats.access(NatsIdentity(NatsRole.REGISTRY, INSTANCE), registry_dir / "nats")
@@ -217,6 +228,7 @@ class Federation:
             validity_s=self.config_validity_s,
             replicas=nats.replicas,
             backbone=sync,
+            replay_window_s=REPLAY_WINDOW_S if self.shared_replay else 0.0,
         )
         await self.registry.start()
         self.cosigner = RegistryCosigner(cosigner_access.with_servers(nats.urls), registry_dir)
@@ -282,7 +294,8 @@ class Federation:
 
     @property
     def agencies(self) -> tuple[Agency, ...]:
-        return (self.tax, self.population) + ((self.business,) if self.business is not None else ())
+        business = (self.business,) if self.business is not None else ()
+        return (self.tax, self.population, *business, *self.extra_gateways)
 
     # -- registry admission ------------------------------------------------------------------
 
@@ -340,6 +353,7 @@ urls = [{", ".join(f'"{u}"' for u in self.nats.urls)}]
 ca = "{(self.workdir / "registry" / "nats-ca.pem").resolve()}"
 certificate = "keys/nats.crt"
 key = "keys/nats.key"
+shared_replay = {"true" if self.shared_replay else "false"}
 
 [registry]
 anchor = "../registry/anchor.json"
@@ -389,10 +403,12 @@ certificate = "clients/marketing.crt"
         agency.config_path.write_text(text)
 
     def _write_population_gateway(self) -> None:
-        agency = self.population
+        self._write_provider_config(self.population, DEMO_POLICY)
+
+    def _write_provider_config(self, agency: Agency, policy: str) -> None:
         policies = agency.directory / "policies"
         policies.mkdir(parents=True, exist_ok=True)
-        (policies / "population.cedar").write_text(DEMO_POLICY)
+        (policies / "population.cedar").write_text(policy)
         text = (
             self._common_config(agency)
             + f"""
@@ -407,6 +423,33 @@ address = "127.0.0.1:{self.backend_port}"
         )
         agency.config_path = agency.directory / "gateway.toml"
         agency.config_path.write_text(text)
+
+    async def add_population_gateway(self, name: str) -> Agency:
+        """Another gateway of the population register, as on another host: its own keys, NATS
+        identity and data, the member's encryption key and policies; started and published."""
+        assert self.authority is not None and self.backbone is not None and self.registry is not None
+        agency = Agency(POPULATION, POPULATION.gateway(name), self.workdir / f"population-{name}")
+        self.authority.add_gateway(agency.gateway, "127.0.0.1:9")
+        keys = provision_gateway(agency.directory / "keys", agency.gateway)
+        save_pem(
+            keys.nats_certificate,
+            self.backbone.issue_identity(keys.nats_csr.read_bytes(), NatsIdentity.gateway(agency.gateway)),
+        )
+        tls = self.authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
+        keys.tls_certificate.write_bytes(cert_to_pem(tls))
+        signing = self.authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=POPULATION)
+        keys.signing_certificate.write_bytes(cert_to_pem(signing))
+        # Requests are encrypted to the member: every gateway of it holds the member's key.
+        shutil.copyfile(self.population.directory / "keys" / "encryption.key", keys.encryption_key)
+        policy = (self.population.directory / "policies" / "population.cedar").read_text()
+        self._write_provider_config(agency, policy)
+        if self.registry.backbone is not None:
+            await self.registry.backbone.sync()  # its NATS user exists before it connects
+        await self._start_gateway(agency)
+        self.extra_gateways.append(agency)
+        self.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
+        await self.publish_and_wait()
+        return agency
 
     def _write_business_gateway(self) -> None:
         agency = self.business

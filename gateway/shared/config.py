@@ -8,6 +8,8 @@ host at a NATS cluster without editing files.
 the gateway's NATS identity: ``ca`` (the NATS servers' CA), ``certificate`` and ``key`` (issued by
 the registry from a CSR made here). A URL without an identity is refused: nobody connects to
 NATS anonymously. No URL starts an embedded nats-server with a private PKI in the data directory.
+``shared_replay = true``: the member's gateways share one replay window in NATS KV (gateways of one
+member on separate hosts: a message replayed to another of them is still refused).
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class GatewayConfig:
     nats_ca: Path | None = None
     nats_certificate: Path | None = None
     nats_key: Path | None = None
+    # The replay window in NATS KV, shared with the member's other gateways (else per host).
+    shared_replay: bool = False
 
     @property
     def member(self) -> str:
@@ -373,6 +377,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         nats_ca=nats_ca,
         nats_certificate=nats_certificate,
         nats_key=nats_key,
+        shared_replay=nats.flag("shared_replay", False),
         registry_anchor=registry.path("anchor"),
         registry_source=registry.text("source", "nats"),
         tls_key=keys.path("tls_key"),
