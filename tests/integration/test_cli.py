@@ -56,6 +56,8 @@ def test_a_gateway_with_a_broken_configuration_names_the_file_and_key(tmp_path: 
 def test_gateway_init_writes_keys_private_to_the_owner_and_requests_for_the_registry(tmp_path: Path) -> None:
     result = _crossway("gateway", "init", "--id", "EE/GOV/70000009/gw1", "--dir", str(tmp_path / "keys"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for name in ("tls.key", "signing.key", "encryption.key"):
+    for name in ("tls.key", "signing.key", "encryption.key", "nats.key"):
         assert (tmp_path / "keys" / name).stat().st_mode & 0o077 == 0
-    assert (tmp_path / "keys" / "tls.csr").read_bytes().startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
+    for name in ("tls.csr", "nats.csr"):
+        assert (tmp_path / "keys" / name).read_bytes().startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
+    assert "crossway registry nats issue" in result.stdout
