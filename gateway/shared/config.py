@@ -75,6 +75,8 @@ class ServiceBinding:
 class AuditConfig:
     spool_dir: Path
     strict: bool = False
+    # Read but no longer used by the gateway: the streams are the operator's, provisioned at the
+    # replicas the backbone has (crossway nats provision --replicas); gateways create no stream.
     replicas: int = 1
     stream: str = "CROSSWAY_AUDIT"
     # Seconds between signed Merkle checkpoints of this gateway's audit log; 0 turns them off.
