@@ -106,6 +106,8 @@ def weaknesses(actual: StreamConfig, wanted: StreamConfig) -> list[str]:
             found.append(f"{name} is {getattr(actual, name)}")
     if limit(actual.max_age) != limit(wanted.max_age):
         found.append(f"max_age is {actual.max_age}")
+    if wanted.allow_direct and not actual.allow_direct:
+        found.append("direct get is off (readers get one subject's message without a consumer)")
     if (actual.num_replicas or 1) < (wanted.num_replicas or 1):
         found.append(f"{actual.num_replicas} replica(s), {wanted.num_replicas} wanted")
     return found
