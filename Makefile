@@ -2,20 +2,46 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
+# Any Python from 3.11 on: `make demo PYTHON=python3.13` or `PYTHON=python3.13 make demo`.
 PYTHON ?= python3
+# $(PYTHON) as the absolute path of a working interpreter, and its version. pyenv keeps the
+# versions it has but does not select behind shims that fail (python3.13 while `pyenv global`
+# names 3.11), so a name that does not run is also looked for among pyenv's versions.
+PYINFO := $(shell for p in $(PYTHON) $${PYENV_ROOT:-$$HOME/.pyenv}/versions/*/bin/$(PYTHON); do \
+  $$p -c 'import platform, sys; print(sys.executable, platform.python_version())' 2>/dev/null && break; done)
+PY := $(word 1,$(PYINFO))
+PYVER := $(word 2,$(PYINFO))
+
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# The stamp names the interpreter's version: a venv built by another Python has none of that name,
+# so it is rebuilt rather than reused.
+STAMP := $(VENV)/.installed-python-$(PYVER)
 PROTOS := $(wildcard protos/crossway/v1/*.proto) protos/demo/population/v1/population.proto protos/demo/business/v1/business.proto
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# From scratch each time: the venv then holds exactly constraints.txt, nothing left from before.
+$(STAMP): pyproject.toml constraints.txt
+	@if [ -z "$(PY)" ]; then \
+	  echo "make: no Python '$(PYTHON)': not on PATH, nor among pyenv's versions. Install it, or name another: make $(MAKECMDGOALS) PYTHON=python3.12" >&2; \
+	  exit 1; fi
+	@if [ -f $(VENV)/pyvenv.cfg ]; then \
+	  was=$$(sed -n 's/^version = //p' $(VENV)/pyvenv.cfg); \
+	  if [ "$$was" != "$(PYVER)" ]; then echo "$(VENV) was built with Python $$was: rebuilding it"; \
+	  else echo "$(VENV) is older than pyproject.toml or constraints.txt, or incomplete: rebuilding it"; fi; fi
+	@echo "using $(PY) (Python $(PYVER)) for $(VENV)"
+	rm -rf $(VENV)
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt --build-constraint constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 .PHONY: venv
-venv: $(STAMP) ## create .venv and install Crossway with its dev tools
+venv: $(STAMP) ## create .venv and install Crossway with its dev tools, exactly as in constraints.txt
+
+.PHONY: python
+python: ## say which interpreter make uses (PYTHON=..., default python3); fail if there is none
+	@if [ -z "$(PY)" ]; then echo "no Python '$(PYTHON)': not on PATH, nor among pyenv's versions" >&2; exit 1; fi
+	@echo "$(PY) (Python $(PYVER))"
 
 .PHONY: run
 run: $(STAMP) ## bring up the demo federation (NATS, registry, 2 gateways, backend) and keep it up
@@ -29,17 +55,26 @@ demo: $(STAMP) ## run the demo scenario once and exit (0 when every outcome is a
 test: $(STAMP) ## run the whole test suite (unit + integration, real processes)
 	$(BIN)/pytest
 
+.PHONY: test-unit
+test-unit: $(STAMP) ## run the unit tests only (no network, no processes; ~10 s)
+	$(BIN)/pytest tests/unit
+
+.PHONY: compat
+compat: ## on another Python, in its own .venv-X.Y: unit tests and the demo once (make compat PYTHON=python3.13)
+	$(MAKE) --no-print-directory VENV=.venv-$(basename $(PYVER)) test-unit demo
+
 .PHONY: bench
 bench: $(STAMP) ## measure direct vs proxy chain vs crossway; writes bench/results/latest.json (~3 min)
 	$(BIN)/python -m bench
 
 .PHONY: lint
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, and the import contracts of .importlinter (the layers)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 .PHONY: typecheck
-typecheck: $(STAMP) ## mypy --strict
+typecheck: $(STAMP) ## mypy --strict over every product package
 	$(BIN)/mypy crossway gateway registry policies adapters bench audit
 
 .PHONY: protos
@@ -55,11 +90,22 @@ protos-check: $(STAMP) ## fail when the committed generated code is stale
 	done; rm -rf $$tmp; echo "generated protobuf code is fresh"
 
 .PHONY: check
-check: lint typecheck protos-check test ## everything CI should hold: lint, types, fresh protos, tests
+check: lint typecheck protos-check test ## everything CI holds: lint and import contracts, types, fresh protos, tests
+
+.PHONY: constraints
+constraints: ## re-resolve pyproject.toml's ranges to the newest releases into constraints.txt (then test them)
+	@test -n "$(PY)" || { echo "no Python '$(PYTHON)'" >&2; exit 1; }
+	rm -rf .venv-constraints
+	$(PY) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	{ grep '^#' constraints.txt; .venv-constraints/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
 
 .PHONY: clean
-clean: ## remove the virtualenv, caches and demo state
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the virtualenvs, caches and demo state
+	rm -rf $(VENV) .venv-[0-9]* var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
 
 .PHONY: help
 help: ## show this help

@@ -19,10 +19,17 @@ def build_adapter(
     settings: RestSettings | SapSettings | None,
     descriptors: DescriptorSource,
     grpc_service: str,
+    *,
+    max_message_bytes: int | None = None,
 ) -> Adapter:
-    """``descriptors`` returns the service's current FileDescriptorSet (REST and SAP re-encode)."""
+    """``descriptors`` returns the service's current FileDescriptorSet (REST and SAP re-encode);
+    ``max_message_bytes`` bounds one gRPC message to or from the backend (the gateway's [limits])."""
     if kind == "grpc":
-        return GrpcAdapter(address)
+        return (
+            GrpcAdapter(address)
+            if max_message_bytes is None
+            else GrpcAdapter(address, max_message_bytes=max_message_bytes)
+        )
     if kind == "rest" and isinstance(settings, RestSettings):
         return RestAdapter(settings, descriptors, grpc_service)
     if kind == "sap_odata" and isinstance(settings, SapSettings):

@@ -16,11 +16,11 @@ from crossway.core.errors import CrosswayError, Hop, UpstreamFailed, UpstreamTim
 __all__ = ["GrpcAdapter"]
 
 _OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
+# gRPC's cap on one message to or from the backend when the gateway names none (its [limits]).
+_MAX_MESSAGE = 64 * 1024 * 1024
 
 
 def _identity(data: bytes) -> bytes:
@@ -39,12 +39,25 @@ def _translate(exc: grpc.aio.AioRpcError, address: str) -> CrosswayError:
 
 
 class GrpcAdapter:
-    def __init__(self, address: str, *, credentials: grpc.ChannelCredentials | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_message_bytes: int = _MAX_MESSAGE,
+    ) -> None:
+        """``max_message_bytes``: gRPC's cap on one message each way — a backend answer larger
+        than the gateway may pass on is refused by gRPC before it is held in memory."""
         self._address = address
+        options = [
+            *_OPTIONS,
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+            self._channel = grpc.aio.insecure_channel(address, options=options)
         else:
-            self._channel = grpc.aio.secure_channel(address, credentials, options=_OPTIONS)
+            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._streams: dict[str, grpc.aio.StreamStreamMultiCallable[bytes, bytes]] = {}
         self._health = HealthTracker(address)

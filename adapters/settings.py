@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crossway.core.errors import ConfigError
+from crossway.core.tomlkeys import check_keys
 
 __all__ = [
     "ADAPTER_KINDS",
@@ -171,9 +172,7 @@ class _Table:
 
     def unknown_keys(self, allowed: tuple[str, ...]) -> None:
         # A typo ("entityset") must not silently fall back to a default.
-        for key in self.table:
-            if key not in allowed:
-                raise self.fail(key, "is not a known key", f"known keys: {', '.join(allowed)}")
+        check_keys(self.table, allowed, source=self.source, where=self.where)
 
 
 def _tls(t: _Table) -> TlsSettings:

@@ -17,11 +17,15 @@ a gateway publishes on and what the NATS server lets it publish on cannot drift 
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
-from crossway.core.errors import InvalidIdentifier
+from cryptography import x509
+
+from crossway.core.errors import ConfigError, InvalidIdentifier
 from crossway.core.ids import GatewayId, MemberId
 
 __all__ = [
@@ -33,6 +37,9 @@ __all__ = [
     "CHECKPOINT_STREAM",
     "DUPLICATE_WINDOW_S",
     "EVIDENCE_STREAMS",
+    "NATS_URI_SCHEME",
+    "NatsIdentity",
+    "NatsRole",
     "POLICY_PREFIX",
     "POLICY_STREAM",
     "REGISTRY_BUCKET",
@@ -47,6 +54,7 @@ __all__ = [
     "encode_token",
     "gateway_from_tokens",
     "gateway_tokens",
+    "identity_of_certificate",
     "kv_stream",
     "kv_subject",
     "policy_version_subject",
@@ -172,3 +180,95 @@ EVIDENCE_STREAMS = (
     # Policy versions are evidence too: a purge-and-replay rolled a revoked permit back (issue 11).
     StreamSpec(POLICY_STREAM, (f"{POLICY_PREFIX}.>",), True, allow_direct=True, description="Crossway policies"),
 )
+
+
+# -- identities on the backbone (issued by crossway.security.natspki) --------------------------------
+
+NATS_URI_SCHEME = "crossway-nats://"
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class NatsRole(enum.Enum):
+    GATEWAY = "gateway"
+    REGISTRY = "registry"
+    INDEX = "index"
+    COSIGNER = "cosigner"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    ROUTE = "route"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsIdentity:
+    """Who a NATS connection is: a role and a name (a gateway id, or a label like ``main``)."""
+
+    role: NatsRole
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.role is NatsRole.GATEWAY:
+            GatewayId.parse(self.name)  # raises InvalidIdentifier
+        elif not _LABEL.fullmatch(self.name):
+            raise InvalidIdentifier(
+                f"NATS {self.role.value} name {self.name!r} has characters outside [A-Za-z0-9._-]",
+                hint="use letters, digits, '.', '_' and '-' (at most 64)",
+            )
+
+    @classmethod
+    def gateway(cls, gateway_id: GatewayId | str) -> NatsIdentity:
+        return cls(NatsRole.GATEWAY, str(gateway_id))
+
+    @property
+    def uri(self) -> str:
+        return f"{NATS_URI_SCHEME}{self.role.value}/{self.name}"
+
+    def user(self, serial: int) -> str:
+        """The NATS user name of one certificate of this identity (what verify_and_map matches)."""
+        return f"{self.uri}?serial={serial:x}"
+
+    @property
+    def inbox_prefix(self) -> str:
+        """``_INBOX.<role>.<name tokens>``: replies to this identity, and to nobody else."""
+        return ".".join(["_INBOX", self.role.value, *(encode_token(p) for p in self.name.split("/"))])
+
+    @property
+    def key(self) -> str:
+        """A short fixed-charset digest of the identity (consumer names, file names)."""
+        return short_hash(self.uri)
+
+    def consumer(self, purpose: str) -> str:
+        """This identity's consumer for ``purpose`` (see crossway.backbone.consumer_name)."""
+        return consumer_name(self.uri, purpose)
+
+    def __str__(self) -> str:
+        return f"{self.role.value} {self.name}"
+
+    @classmethod
+    def parse_user(cls, text: str) -> tuple[NatsIdentity, int]:
+        """The identity and certificate serial a user name (or URI SAN) names."""
+        parts = urlsplit(text)
+        if not text.startswith(NATS_URI_SCHEME) or parts.fragment:
+            raise InvalidIdentifier(f"{text!r} is not a {NATS_URI_SCHEME} identity")
+        try:
+            role = NatsRole(parts.netloc)
+            serial = int(parse_qs(parts.query, strict_parsing=True)["serial"][0], 16)
+        except (ValueError, KeyError) as exc:
+            raise InvalidIdentifier(f"{text!r} is not a {NATS_URI_SCHEME}ROLE/NAME?serial=HEX identity") from exc
+        return cls(role, parts.path.lstrip("/")), serial
+
+
+def identity_of_certificate(cert: x509.Certificate) -> tuple[NatsIdentity, int]:
+    """The one identity a NATS client certificate names (its single ``crossway-nats://`` URI SAN)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise ConfigError(
+            "the NATS certificate has no subject alternative name", hint="use one the registry issued"
+        ) from None
+    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith(NATS_URI_SCHEME)]
+    if len(uris) != 1:
+        raise ConfigError(
+            f"a NATS certificate names exactly one {NATS_URI_SCHEME} identity; this one names {len(uris)}",
+            hint="use a certificate the registry issued for NATS (crossway registry nats issue)",
+        )
+    return NatsIdentity.parse_user(uris[0])

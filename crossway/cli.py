@@ -1,14 +1,22 @@
 """The ``crossway`` command line: one entry point, one subcommand group per area.
 
 Every handler returns an exit code. A :class:`CrosswayError` escaping a handler is printed as
-``error[code]: message`` plus its hint and exits 1 — never a traceback for a user mistake.
+``error[code]: message`` plus its hint and exits 1 — never a traceback for a user mistake. Two
+more expected conditions stay quiet: Ctrl-C (exit 130) and a reader that stopped reading
+(``crossway audit query | head``: exit 141, as a process killed by SIGPIPE). Anything else is a
+bug: one ``error[internal]`` line names the exception and the file the traceback was written to.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from crossway.core.errors import CrosswayError
 
@@ -53,6 +61,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _drop_stdout()
+        return 141
+    except Exception as exc:
+        log = _write_traceback(exc, argv)
+        print(f"error[internal]: unexpected {type(exc).__name__} in `crossway {args.command}`", file=sys.stderr)
+        print(
+            f"  hint: this is a bug in Crossway; the details are in {log} (include it when you report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Whoever read our output has gone: point stdout at /dev/null so that the interpreter's own
+    flush at exit does not fail again (and print 'Exception ignored … BrokenPipeError')."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _write_traceback(exc: BaseException, argv: Sequence[str] | None) -> Path:
+    """The traceback of an unexpected error, in a private file of the temporary directory."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    fd, name = tempfile.mkstemp(prefix=f"crossway-internal-{stamp}-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: readable by this user only
+        command = sys.argv[1:] if argv is None else list(argv)
+        out.write(f"crossway {' '.join(command[:2])} … (arguments not recorded)\n")
+        traceback.print_exception(exc, file=out)
+    return Path(name)
 
 
 if __name__ == "__main__":  # pragma: no cover

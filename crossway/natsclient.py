@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import random
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,11 +28,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import nats.errors
+from cryptography import x509
 from nats.aio.client import Client as NATS
 
+from crossway.backbone import NatsIdentity, identity_of_certificate
 from crossway.core.errors import ConfigError
-from crossway.security.keys import load_certificate
-from crossway.security.natspki import NatsIdentity, identity_of_certificate
 
 __all__ = [
     "NatsAccess",
@@ -42,6 +43,7 @@ __all__ = [
     "connect_when_up",
     "nats_answers",
     "try_anonymous",
+    "wait_for_nats",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,14 @@ class NatsAccess:
         urls = tuple(u.strip() for u in (servers.split(",") if isinstance(servers, str) else servers) if u.strip())
         if not urls:
             raise ConfigError("no NATS server URL given", hint="e.g. tls://nats1.example:4222")
-        identity, _serial = identity_of_certificate(load_certificate(cert_file))
+        try:
+            cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read the NATS certificate {cert_file} ({type(exc).__name__})",
+                hint="check the [nats] certificate path: a PEM certificate issued by the registry",
+            ) from exc
+        identity, _serial = identity_of_certificate(cert)
         return cls(urls, Path(ca_file), Path(cert_file), Path(key_file), identity, key_passphrase)
 
     @property
@@ -282,3 +291,48 @@ async def close_owner(task: asyncio.Task[Any] | None, nc: NATS | None, *, drain:
     if nc is not None:
         with contextlib.suppress(Exception):
             await (nc.drain() if drain else nc.close())
+
+
+# -- waiting for NATS before a component starts (issue 13) ----------------------------------------
+
+
+async def wait_for_nats(
+    url: str,
+    *,
+    who: str,
+    probe_timeout: float = 2.0,
+    first_delay: float = 0.5,
+    max_delay: float = 10.0,
+) -> int:
+    """Return once a NATS server answers at ``url``; the number of attempts it took.
+
+    Until then: one log line per failed attempt (what was tried, why it failed, when the next
+    try is — no traceback), exponential backoff with jitter (so a fleet of components
+    restarted together does not retry in step), and every wait cancellable: a component
+    told to stop while NATS is away stops at once. Only plain asyncio is awaited here, never
+    nats-py's own first-connect loop (see the module docstring).
+    """
+    attempt = 0
+    delay = first_delay
+    failure: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        failure.append(exc)
+
+    while True:
+        attempt += 1
+        failure.clear()
+        if await nats_answers(url, probe_timeout, remember):
+            if attempt > 1:
+                log.info("%s: NATS at %s answers after %d attempt(s)", who, url, attempt)
+            return attempt
+        pause = random.uniform(first_delay, delay)  # noqa: S311 - jitter, not a secret
+        if not failure:
+            reason = "something answers, but not with a NATS INFO line"
+        elif str(failure[0]):
+            reason = f"{type(failure[0]).__name__}: {failure[0]}"
+        else:
+            reason = f"no answer within {probe_timeout:g} s"
+        log.warning("%s: NATS at %s does not answer (%s); attempt %d, next in %.1f s", who, url, reason, attempt, pause)
+        await asyncio.sleep(pause)
+        delay = min(max_delay, delay * 2)

@@ -29,13 +29,14 @@ from crossway.backbone import replay_bucket
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
-from crossway.natsclient import NatsAccess
+from crossway.natsclient import NatsAccess, wait_for_nats
 from crossway.natslocal import LocalBackbone
+from crossway.natsreplay import NatsReplayGuard
 from crossway.security.keys import load_certificate, load_private_key, load_public_key
 from crossway.security.natspki import NatsIdentity
 from crossway.security.pki import cert_fingerprint, cert_to_pem
-from crossway.security.replay import MemoryReplayGuard, ReplayGuard
-from crossway.security.shared_replay import NatsReplayGuard, SharedReplayGuard
+from crossway.security.replay import ReplayGuard
+from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
@@ -49,7 +50,7 @@ from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
-from gateway.shared.config import GatewayConfig
+from gateway.shared.config import GatewayConfig, Limits
 from gateway.shared.context import GatewayContext
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
@@ -60,12 +61,23 @@ __all__ = ["Gateway"]
 
 log = logging.getLogger(__name__)
 
-_SERVER_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-]
+
+def _server_options(limits: Limits, *, metadata: bool = False) -> list[tuple[str, Any]]:
+    """Options of the client and peer ports' servers: gRPC's message cap from [limits] (memory
+    per call is proportional to it), and on the client port room for metadata over the limit to
+    be refused with a reason instead of by gRPC without one."""
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", limits.grpc_message_bytes),
+        ("grpc.max_receive_message_length", limits.grpc_message_bytes),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ]
+    if metadata:
+        options += [
+            ("grpc.max_metadata_size", limits.grpc_metadata_bytes),
+            ("grpc.absolute_max_metadata_size", limits.grpc_metadata_bytes),
+        ]
+    return options
 
 
 def _pem_private(key: Any) -> bytes:
@@ -118,6 +130,11 @@ class Gateway:
         # NATS: the configured servers as our identity, or our own embedded server.
         nats = self.nats = await self._nats_access()
         self.nats_url = nats.url
+        if cfg.nats_url:
+            # Wait here, one log line per try and cancellable, rather than inside the first
+            # connects of the components below (nats-py retries those forever, with a traceback
+            # per try, and a stop signal could not end the wait).
+            await wait_for_nats(self.nats_url, who=f"gateway {cfg.gateway_id}")
         # Keys (never logged).
         tls_key = load_private_key(cfg.tls_key, cfg.key_passphrase)
         tls_cert = load_certificate(cfg.tls_certificate)
@@ -183,10 +200,15 @@ class Gateway:
             archive=archiver,
             max_skew_ms=cfg.max_clock_skew_s * 1000,
             default_timeout_s=cfg.default_timeout_s,
+            limits=cfg.limits,
         )
         tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
         self._channels = PeerChannels(
-            tls_key_pem, tls_cert_pem, multiplex=cfg.peer_multiplex, connections=cfg.peer_connections
+            tls_key_pem,
+            tls_cert_pem,
+            multiplex=cfg.peer_multiplex,
+            connections=cfg.peer_connections,
+            max_message_bytes=cfg.limits.grpc_message_bytes,
         )
         callers = self._callers(source)
         client = ClientPipeline(ctx, GrpcPeerLink(self._channels), callers)
@@ -197,6 +219,7 @@ class Gateway:
                 binding.settings,
                 self._descriptors(source, binding.service),
                 binding.service.grpc_service,
+                max_message_bytes=cfg.limits.grpc_message_bytes,
             )
         policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(
@@ -237,10 +260,10 @@ class Gateway:
             except CrosswayError:
                 return False  # the unary handler reports the error properly (and audits it)
 
-        self._client_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
         meta = MetaServices(ctx, client, callers)
-        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta)])
+        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta, cfg.limits)])
         server_pair = [(tls_key_pem, tls_cert_pem)]
         host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(
@@ -252,7 +275,7 @@ class Gateway:
                 f"{host}:{self._client_mtls_bind}",
                 grpc.ssl_server_credentials(server_pair, root_certificates=roots, require_client_auth=True),
             )
-        self._peer_server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._peer_server = grpc.aio.server(options=_server_options(cfg.limits))
         self._peer_handler = PeerPortHandler(provider)
         self._peer_server.add_generic_rpc_handlers([self._peer_handler])
         self.peer_port = self._peer_server.add_secure_port(
@@ -304,11 +327,10 @@ class Gateway:
             await guard.start()
             self._shared_replay = guard
             return guard
-        # Worker processes share the peer port: a replayed message may reach any of them, so
-        # they share one window (a SQLite file); a single process keeps it in memory.
-        if self.config.workers > 1:
-            return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
-        return MemoryReplayGuard()
+        # On disk, always: the window must survive a restart (a captured envelope replayed just
+        # after one was accepted when it lived in memory), and worker processes share the peer
+        # port, so a replayed message may reach any of them — they share the one file.
+        return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
 
     def _quotas(self) -> Quotas:
         # The same reason: a client's calls spread over the workers, so a "2/min" quota would

@@ -42,6 +42,7 @@ from rfc3161_client.tsp import TimeStampResponse
 
 from audit.trail import TimestampInvalid, TimestampUnavailable
 from crossway.core.errors import ConfigError
+from crossway.core.tomlkeys import check_keys
 
 __all__ = [
     "TimestampAuthority",
@@ -162,6 +163,8 @@ def load_timestamp_authority(path: Path) -> TimestampAuthority:
     section = doc.get("timestamp")
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: no [timestamp] table", hint="add [timestamp] with url and ca_file")
+    check_keys(doc, ("timestamp",), source=path, where="top")
+    check_keys(section, ("url", "ca_file", "timeout_s"), source=path, where="timestamp")
     url, ca_file = section.get("url"), section.get("ca_file")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(f"{path}: timestamp.url must be an http(s) URL", hint="e.g. https://tsa.example/tsr")

@@ -12,6 +12,7 @@ the provider gateway or the backend — and becomes the prefix of the gRPC detai
     │   ├── Unauthenticated         client.unauthenticated     UNAUTHENTICATED
     │   ├── TokenInvalid            client.token_invalid       UNAUTHENTICATED
     │   └── ClientUnknown           client.unknown             PERMISSION_DENIED
+    ├── ClientMetadataInvalid       client.metadata_invalid    INVALID_ARGUMENT
     ├── RoutingError
     │   ├── ServiceUnknown          service.unknown            NOT_FOUND
     │   ├── ServiceAmbiguous        service.ambiguous          FAILED_PRECONDITION
@@ -23,6 +24,8 @@ the provider gateway or the backend — and becomes the prefix of the gRPC detai
     │   └── RegistryUnavailable     registry.unavailable       UNAVAILABLE
     ├── MessageError
     │   ├── MessageMalformed        message.malformed          INVALID_ARGUMENT
+    │   ├── MessageTooLarge         message.too_large          RESOURCE_EXHAUSTED
+    │   ├── DeadlineTooFar          message.deadline_too_far   INVALID_ARGUMENT
     │   ├── MessageTampered         message.tampered           INVALID_ARGUMENT
     │   ├── SignatureInvalid        message.signature_invalid  UNAUTHENTICATED
     │   ├── MessageReplayed         message.replayed           ALREADY_EXISTS
@@ -67,10 +70,12 @@ __all__ = [
     "AdminUnauthenticated",
     "AuditUnavailable",
     "ClientAuthError",
+    "ClientMetadataInvalid",
     "ClientUnknown",
     "ConfigError",
     "CrosswayError",
     "DeadlineExceeded",
+    "DeadlineTooFar",
     "DecryptionFailed",
     "HealthUnavailable",
     "Hop",
@@ -81,6 +86,7 @@ __all__ = [
     "MessageMalformed",
     "MessageReplayed",
     "MessageTampered",
+    "MessageTooLarge",
     "MethodUnknown",
     "PeerError",
     "PeerRevoked",
@@ -190,6 +196,15 @@ class ClientUnknown(ClientAuthError):
     default_hint = "register the subsystem with this gateway and the registry first"
 
 
+class ClientMetadataInvalid(CrosswayError):
+    """The caller's gRPC metadata is unusable: too many entries, too large, or a Crossway key
+    given twice or with a value that cannot be right. Refused before anything is sent."""
+
+    code = "client.metadata_invalid"
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    default_hint = "send each crossway-* metadata key at most once, with a short printable value, and few other entries"
+
+
 class RoutingError(CrosswayError):
     code = "service.unknown"
     grpc_status = grpc.StatusCode.NOT_FOUND
@@ -246,6 +261,21 @@ class MessageError(CrosswayError):
 class MessageMalformed(MessageError):
     code = "message.malformed"
     default_hint = "the peer sent an envelope this gateway cannot read; check both gateways' versions"
+
+
+class MessageTooLarge(MessageError):
+    code = "message.too_large"
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_hint = (
+        "send large payloads through a streaming method (they travel in signed chunks), "
+        "or ask the operators of both gateways to raise [limits] max_message_bytes"
+    )
+
+
+class DeadlineTooFar(MessageError):
+    code = "message.deadline_too_far"
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    default_hint = "use a shorter deadline: the provider gateway bounds it ([limits] max_deadline_s)"
 
 
 class MessageTampered(MessageError):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crossway.core.errors import ConfigError
 from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
 from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
@@ -74,9 +75,17 @@ async def _call(workdir: Path, national_id: str) -> int:
     from protos.demo.population.v1 import population_pb2 as pb
     from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 
-    ports = (workdir / "tax" / "client.port").read_text().strip()
-    ca = (workdir / "tax" / "ca.pem").read_bytes()
-    token = (workdir / "tax" / "token.jwt").read_text().strip()
+    try:
+        ports = (workdir / "tax" / "client.port").read_text().strip()
+        ca = (workdir / "tax" / "ca.pem").read_bytes()
+        token = (workdir / "tax" / "token.jwt").read_text().strip()
+    except OSError as exc:
+        # The usual cause: run from another folder than `crossway demo` (the default is relative).
+        raise ConfigError(
+            f"no running demo in {workdir}: cannot read {exc.filename} ({exc.strerror})",
+            hint="start the demo with `crossway demo` and keep it running; from another folder, pass "
+            "--workdir with the folder it printed",
+        ) from exc
     async with grpc.aio.secure_channel(f"127.0.0.1:{ports}", grpc.ssl_channel_credentials(ca)) as channel:
         stub = pb_grpc.PersonRegistryStub(channel)
         try:

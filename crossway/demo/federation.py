@@ -485,6 +485,15 @@ address = "127.0.0.1:{self.backend_port}"
         )
         agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
 
+    async def restart_gateway(self, agency: Agency) -> None:
+        """Stop an agency's gateway (it drains) and start it again from the same files and data
+        directory; the registry publishes its new peer port."""
+        assert agency.process is not None and self.authority is not None
+        await agency.process.stop()
+        await self._start_gateway(agency)
+        self.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
+        await self.publish_and_wait()
+
     # -- what a caller needs -----------------------------------------------------------------
 
     def token(self, subsystem: SubsystemId = TAX_SUBSYSTEM, *, ttl_s: int = 300) -> str:

@@ -33,7 +33,7 @@ from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import extract_context
 from gateway.client import CallerAuthenticator, ClientPipeline, OutgoingCall
 from gateway.provider import PolicyManager, ProviderPipeline
-from gateway.shared import GatewayContext
+from gateway.shared import GatewayContext, Limits
 from gateway.wire.link import PeerLink
 from gateway.wire.loopback import LoopbackLink
 from protos.demo.population.v1 import population_pb2 as pb
@@ -128,11 +128,21 @@ class InProcessPair:
     provider_clock: ShiftedClock
     client_context: GatewayContext
     callers: CallerAuthenticator
+    client_certificate_pem: bytes  # the client gateway's TLS certificate (what the provider's step 1 sees)
 
     @classmethod
-    def build(cls, workdir: Path, *, policy: str = DEMO_POLICY, require_encryption: bool = False) -> InProcessPair:
+    def build(
+        cls,
+        workdir: Path,
+        *,
+        policy: str = DEMO_POLICY,
+        require_encryption: bool = False,
+        limits: Limits | None = None,
+        provider_limits: Limits | None = None,
+    ) -> InProcessPair:
         """The demo federation's members, keys and certificates, admitted by a real registry
-        authority; the policy is the provider's whole Cedar policy set."""
+        authority; the policy is the provider's whole Cedar policy set. ``limits`` are both
+        gateways' [limits] unless the provider's are given apart."""
         fed = Federation(workdir, require_encryption=require_encryption)
         authority = RegistryAuthority.init(workdir / "registry", "EE")
         fed._admit(authority)  # members, keys and certificates, without starting anything
@@ -146,6 +156,7 @@ class InProcessPair:
             StaticConfigurationSource(signed, authority.anchor, client_clock),
             client_clock,
             client_audit,
+            limits=limits or Limits(),
         )
         provider_ctx = GatewayContext(
             fed.population.gateway,
@@ -153,6 +164,7 @@ class InProcessPair:
             StaticConfigurationSource(signed, authority.anchor, provider_clock),
             provider_clock,
             provider_audit,
+            limits=provider_limits or limits or Limits(),
         )
         policies = workdir / "policies"
         policies.mkdir(exist_ok=True)
@@ -166,7 +178,8 @@ class InProcessPair:
             {POPULATION_SERVICE: backend},
             encryption_key,
         )
-        link = LoopbackLink((fed.tax.directory / "keys" / "tls.crt").read_bytes())
+        client_certificate_pem = (fed.tax.directory / "keys" / "tls.crt").read_bytes()
+        link = LoopbackLink(client_certificate_pem)
         link.serve(PROVIDER_ADDRESS, provider)
         jwt = JwtVerifier(
             issuer="https://idp.tax.example",
@@ -188,6 +201,7 @@ class InProcessPair:
             provider_clock,
             client_ctx,
             callers,
+            client_certificate_pem,
         )
 
     def client_via(self, link: PeerLink) -> ClientPipeline:

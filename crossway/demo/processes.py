@@ -119,6 +119,12 @@ class ManagedProcess:
                 hint="its last lines:\n    " + "\n    ".join(self._lines[-15:]),
             ) from None
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the process (nothing when it has ended)."""
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(sig)
+
     async def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM (the process drains), then SIGKILL after ``timeout``."""
         if self._proc is None:

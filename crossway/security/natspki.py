@@ -22,22 +22,17 @@ CSR travels to the registry.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import ipaddress
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from crossway.backbone import consumer_name, encode_token, short_hash
-from crossway.core.errors import ConfigError, InvalidIdentifier
-from crossway.core.ids import GatewayId
+from crossway.backbone import NATS_URI_SCHEME, NatsIdentity, NatsRole, identity_of_certificate
+from crossway.core.errors import ConfigError
 from crossway.security.keys import (
     PrivateKey,
     generate_tls_key,
@@ -57,95 +52,9 @@ __all__ = [
     "request_identity",
 ]
 
-NATS_URI_SCHEME = "crossway-nats://"
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# The identity types live with the backbone's other names (crossway.backbone), so the NATS client
+# can read an identity without depending on this CA; they are re-exported here.
 _BACKDATE = dt.timedelta(minutes=5)
-
-
-class NatsRole(enum.Enum):
-    GATEWAY = "gateway"
-    REGISTRY = "registry"
-    INDEX = "index"
-    COSIGNER = "cosigner"
-    AUDITOR = "auditor"
-    ADMIN = "admin"
-    ROUTE = "route"
-
-
-@dataclass(frozen=True, slots=True)
-class NatsIdentity:
-    """Who a NATS connection is: a role and a name (a gateway id, or a label like ``main``)."""
-
-    role: NatsRole
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.role is NatsRole.GATEWAY:
-            GatewayId.parse(self.name)  # raises InvalidIdentifier
-        elif not _LABEL.fullmatch(self.name):
-            raise InvalidIdentifier(
-                f"NATS {self.role.value} name {self.name!r} has characters outside [A-Za-z0-9._-]",
-                hint="use letters, digits, '.', '_' and '-' (at most 64)",
-            )
-
-    @classmethod
-    def gateway(cls, gateway_id: GatewayId | str) -> NatsIdentity:
-        return cls(NatsRole.GATEWAY, str(gateway_id))
-
-    @property
-    def uri(self) -> str:
-        return f"{NATS_URI_SCHEME}{self.role.value}/{self.name}"
-
-    def user(self, serial: int) -> str:
-        """The NATS user name of one certificate of this identity (what verify_and_map matches)."""
-        return f"{self.uri}?serial={serial:x}"
-
-    @property
-    def inbox_prefix(self) -> str:
-        """``_INBOX.<role>.<name tokens>``: replies to this identity, and to nobody else."""
-        return ".".join(["_INBOX", self.role.value, *(encode_token(p) for p in self.name.split("/"))])
-
-    @property
-    def key(self) -> str:
-        """A short fixed-charset digest of the identity (consumer names, file names)."""
-        return short_hash(self.uri)
-
-    def consumer(self, purpose: str) -> str:
-        """This identity's consumer for ``purpose`` (see crossway.backbone.consumer_name)."""
-        return consumer_name(self.uri, purpose)
-
-    def __str__(self) -> str:
-        return f"{self.role.value} {self.name}"
-
-    @classmethod
-    def parse_user(cls, text: str) -> tuple[NatsIdentity, int]:
-        """The identity and certificate serial a user name (or URI SAN) names."""
-        parts = urlsplit(text)
-        if not text.startswith(NATS_URI_SCHEME) or parts.fragment:
-            raise InvalidIdentifier(f"{text!r} is not a {NATS_URI_SCHEME} identity")
-        try:
-            role = NatsRole(parts.netloc)
-            serial = int(parse_qs(parts.query, strict_parsing=True)["serial"][0], 16)
-        except (ValueError, KeyError) as exc:
-            raise InvalidIdentifier(f"{text!r} is not a {NATS_URI_SCHEME}ROLE/NAME?serial=HEX identity") from exc
-        return cls(role, parts.path.lstrip("/")), serial
-
-
-def identity_of_certificate(cert: x509.Certificate) -> tuple[NatsIdentity, int]:
-    """The one identity a NATS client certificate names (its single ``crossway-nats://`` URI SAN)."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        raise ConfigError(
-            "the NATS certificate has no subject alternative name", hint="use one the registry issued"
-        ) from None
-    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith(NATS_URI_SCHEME)]
-    if len(uris) != 1:
-        raise ConfigError(
-            f"a NATS certificate names exactly one {NATS_URI_SCHEME} identity; this one names {len(uris)}",
-            hint="use a certificate the registry issued for NATS (crossway registry nats issue)",
-        )
-    return NatsIdentity.parse_user(uris[0])
 
 
 def request_identity(directory: Path, stem: str = "nats", passphrase: bytes | None = None) -> tuple[Path, Path]:

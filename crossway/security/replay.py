@@ -4,9 +4,12 @@ A provider gateway accepts each message id once while the message could still be
 (its issued-at window or deadline); after that, the time checks reject it on their own, so the id
 can be forgotten. That keeps the store bounded by (request rate x window), not by history.
 
-:class:`ReplayGuard` is the seam. :class:`MemoryReplayGuard` serves one process; a NATS KV store
-for members that run several gateway replicas can implement the same one-method Protocol (an
-atomic "create if absent" with a per-key TTL maps onto it directly).
+:class:`ReplayGuard` is the seam. :class:`MemoryReplayGuard` is its in-memory twin (unit tests,
+the in-process demo, benchmarks); a running gateway keeps its window on disk
+(:class:`~crossway.security.shared_replay.SharedReplayGuard`), because a window that forgets
+everything on restart lets a captured envelope through again right after one. A NATS KV store for
+members that run several gateway replicas can implement the same one-method Protocol (an atomic
+"create if absent" with a per-key TTL maps onto it directly).
 """
 
 from __future__ import annotations

@@ -1,51 +1,56 @@
-"""Replay windows shared beyond one process: a gateway's workers (one host, one SQLite file) and a
-member's gateways on separate hosts (NATS KV, :class:`NatsReplayGuard`).
+"""The replay window on disk: survives restarts, shared by a gateway's worker processes (one SQLite file).
+(A member's gateways on separate hosts share theirs in NATS KV: ``crossway.natsreplay``.)
 
-With ``[gateway] workers = N`` the kernel spreads peer connections over N processes
-(SO_REUSEPORT); an in-process :class:`~crossway.security.replay.MemoryReplayGuard` would let a
-message replayed on another connection reach a worker that never saw it. This guard keeps the
-window in one SQLite file in the gateway's data directory, and ``INSERT`` on the primary key is
-the atomic "first sight?" test across processes (SQLite serializes writers with its file lock).
+Every gateway keeps its window here (issue 13): an in-process window forgets every id when the
+gateway restarts, so a captured envelope replayed a second after a restart was accepted and the
+backend called twice. With ``[gateway] workers = N`` the kernel also spreads peer connections
+over N processes (SO_REUSEPORT), and a message replayed on another connection may reach a worker
+that never saw it; one file in the gateway's data directory serves them all, and ``INSERT`` on the
+primary key is the atomic "first sight?" test across processes (SQLite serializes writers with
+its file lock).
 
 Same fail-closed rules as the memory guard: an id already present and unexpired → seen; an id
-already past its expiry → seen; any database error → seen (refuse rather than risk a replay).
-``synchronous=OFF``: the window only has to survive as long as the processes do — the memory
-guard forgets everything on restart too, and the issued-at window bounds what a restart exposes.
+already past its expiry → seen; any database error → seen (refuse rather than risk a replay); a
+file that cannot be opened stops the gateway at start-up, naming it. WAL with
+``synchronous=NORMAL``: a committed id survives the process (crash or restart) at no fsync per
+message; only a power loss of the host may lose the last ids, and a host that reboots is down for
+longer than most windows (``[security] max_clock_skew_s``) — and the file stays consistent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
 
-import nats.js.errors
+from crossway.core.errors import ConfigError
 
-from crossway.backbone import kv_subject
-from crossway.natsclient import NatsAccess, connect
-from crossway.security.replay import MemoryReplayGuard
-
-__all__ = ["NatsReplayGuard", "SharedReplayGuard"]
+__all__ = ["SharedReplayGuard"]
 
 log = logging.getLogger(__name__)
 
-# JetStream's "wrong last sequence": the key already holds a value (create-if-absent refused).
-_WRONG_LAST_SEQUENCE = 10071
 _PURGE_EVERY = 4096  # calls between deletions of expired ids (keeps the table ~ rate x window)
 
 
 class SharedReplayGuard:
     def __init__(self, path: Path, *, busy_timeout_ms: int = 2000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL)")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"the replay window {path} cannot be opened: {exc}",
+                hint=(
+                    "check the data directory's permissions and disk; a damaged file may be moved away once "
+                    "the gateway has been stopped for longer than twice [security] max_clock_skew_s"
+                ),
+            ) from exc
         self._lock = threading.Lock()
         self._calls = 0
 
@@ -72,67 +77,3 @@ class SharedReplayGuard:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-class NatsReplayGuard:
-    """A replay window shared by a member's gateways on separate hosts, in NATS JetStream KV.
-
-    One bucket per member (``crossway.backbone.replay_bucket``), kept for the whole window (its
-    TTL, set when the bucket is provisioned); only that member's gateways may write it. "First
-    sight?" is one atomic operation on the server: a create-if-absent of the id's key — a publish
-    with ``Nats-Expected-Last-Subject-Sequence: 0`` — that fails once any gateway of the member
-    wrote it. Keys are SHA-256 of the id (KV keys have a narrow charset).
-
-    ``seen_before`` is synchronous (the provider pipeline's seam), so the NATS connection lives on
-    a loop in a thread of its own and the caller waits for one round trip (~0.3 ms on a LAN); a
-    local window in front answers repeats without one. Fails closed: no answer within
-    ``timeout_s``, or any error, means "seen" (the message is refused, never let through).
-    """
-
-    def __init__(self, nats: NatsAccess, bucket: str, *, timeout_s: float = 2.0, local_entries: int = 1_000_000):
-        self._nats = nats
-        self._bucket = bucket
-        self._timeout_s = timeout_s
-        self._local = MemoryReplayGuard(local_entries)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"replay-{bucket}", daemon=True)
-        self._nc: Any = None
-        self._js: Any = None
-
-    async def start(self) -> None:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
-        await asyncio.wrap_future(future)
-
-    async def _connect(self) -> None:
-        self._nc = await connect(self._nats, name=f"crossway-replay {self._bucket}", max_reconnect_attempts=-1)
-        self._js = self._nc.jetstream(timeout=self._timeout_s)
-
-    async def _create(self, key: str) -> bool:
-        """True when the key already exists (a replay), False when this call created it."""
-        try:
-            await self._js.publish(
-                kv_subject(self._bucket, key), b"", headers={"Nats-Expected-Last-Subject-Sequence": "0"}
-            )
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code == _WRONG_LAST_SEQUENCE:
-                return True
-            raise
-        return False
-
-    def seen_before(self, message_id: str, expires_at_ms: int, now_ms: int) -> bool:
-        if self._local.seen_before(message_id, expires_at_ms, now_ms):
-            return True
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        try:
-            return asyncio.run_coroutine_threadsafe(self._create(key), self._loop).result(self._timeout_s)
-        except Exception as exc:  # no answer, no bucket, no connection: refuse rather than risk a replay
-            log.error("shared replay window %s unavailable (%s); refusing message %s", self._bucket, exc, message_id)
-            return True
-
-    async def aclose(self) -> None:
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop))
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        await asyncio.to_thread(self._thread.join, 5.0)

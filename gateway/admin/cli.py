@@ -18,6 +18,7 @@ from typing import Any
 
 from crossway.core.errors import ConfigError, CrosswayError, error_class_for_code
 from crossway.core.ids import MethodId, ServiceId, SubsystemId
+from crossway.core.tomlkeys import check_keys
 from policies import AccessRequest, CedarDecisionPoint, Decision, PolicyBundle, format_policy_text
 from policies.bundle import POLICY_SUFFIX, read_policy_dir
 
@@ -119,12 +120,27 @@ def _request(case: dict[str, Any], where: str) -> AccessRequest:
         raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
 
 
+# What a [[case]] of a policy test file may hold; anything else is a typo, never ignored.
+_CASE_KEYS = ("name", "client", "method", "purpose", "user_id", "groups", "claims", "time_ms", "expect", "policies")
+
+
+def _cases(path: Path) -> list[dict[str, Any]]:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}", hint="cases are [[case]] tables in a TOML file") from exc
+    check_keys(doc, ("case",), source=path, where="top")
+    cases = doc.get("case", [])
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        raise ConfigError(f"{path}: [top] case: must be an array of tables", hint="write [[case]] entries")
+    for n, case in enumerate(cases):
+        check_keys(case, _CASE_KEYS, source=path, where=f"case[{n}]")
+    return cases
+
+
 def _test(args: argparse.Namespace) -> int:
     if args.cases:
-        try:
-            cases = tomllib.loads(Path(args.cases).read_text(encoding="utf-8")).get("case", [])
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{args.cases}: {exc}", hint="cases are [[case]] tables in a TOML file") from exc
+        cases = _cases(Path(args.cases))
     else:
         if not (args.client and args.method):
             raise ConfigError("name --client and --method, or give --cases FILE")

@@ -2,8 +2,18 @@
 verify the answer. Never imports :mod:`gateway.provider`."""
 
 from gateway.client.callers import CallerAuthenticator, pem_sha256
+from gateway.client.metadata import metadata_problem
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline, OutgoingCall
 from gateway.client.routing import Route, Router
 
-__all__ = ["CallerAuthenticator", "ClientPipeline", "MetaServices", "OutgoingCall", "Route", "Router", "pem_sha256"]
+__all__ = [
+    "CallerAuthenticator",
+    "ClientPipeline",
+    "MetaServices",
+    "OutgoingCall",
+    "Route",
+    "Router",
+    "metadata_problem",
+    "pem_sha256",
+]

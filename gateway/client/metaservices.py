@@ -44,27 +44,27 @@ class MetaServices:
 
     def _local(self, call: OutgoingCall, body: bytes) -> bytes:
         ctx = self._ctx
-        ex = ctx.new_exchange("client")
-        ex.message_id, ex.service = call.message_id, META_SERVICE
-        ex.method = call.grpc_path.rsplit("/", 1)[-1]
-        ex.request_in_ms = ctx.clock.now_ms()
-        ex.user_id, ex.purpose = call.user_id, call.purpose
-        ex.add_request(body)
+        rec = ctx.recorder("client")
+        rec.received(call.message_id, call.user_id, call.purpose)
+        method = call.grpc_path.rsplit("/", 1)[-1]
+        rec.routed(META_SERVICE, method)
+        rec.add_request(body)
         try:
             # 1. authenticate, as any call
-            ex.client = str(self._callers.authenticate(call.peer_cert_pem, call.authorization).subsystem)
+            rec.caller(self._callers.authenticate(call.peer_cert_pem, call.authorization).subsystem)
+            if call.metadata_problem is not None:
+                raise call.metadata_problem
             ctx.check_audit_writable()
             # 2. answer from the verified configuration
-            answer = self._answer(ex.method, ctx.config(), body)
-            ex.add_response(answer)
+            answer = self._answer(method, ctx.config(), body)
+            rec.add_response(answer)
             return answer
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
-            ex.fail(exc)
+            rec.failed(exc)
             raise
         finally:
-            ex.response_out_ms = ctx.clock.now_ms()
-            ctx.audit_exchange(ex)
+            ctx.audit_exchange(rec)
 
     @staticmethod
     def _answer(method: str, config: VerifiedConfiguration, body: bytes) -> bytes:

@@ -2,9 +2,12 @@
 
 Steps, in order, each failing closed with its own error code:
 1. authenticate the caller (pinned client certificate or bearer JWT)      → client.*
+   and refuse metadata out of bounds, and a request over the size limit → client.metadata_invalid,
+                                                                            message.too_large
 2. resolve the service and the provider's gateways from the configuration → service.*, registry.*
 3. build the header: message id, client, service, method, user, purpose,
-   issued-at, deadline, trace context, SHA-256 of the body
+   issued-at, deadline (the caller's, at most [limits] max_deadline_s), trace context,
+   SHA-256 of the body
 4. encrypt the body when the service requires it
 5. sign header + body digest with this member's signing key
 6. send over a pooled mTLS channel, deadline = the caller's remaining time  → peer.*, deadline.*
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -24,13 +28,20 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from crossway.core.errors import CrosswayError, Hop, MessageMalformed, ProviderUnreachable, StreamBroken
+from crossway.core.errors import (
+    CrosswayError,
+    Hop,
+    MessageMalformed,
+    MessageTooLarge,
+    ProviderUnreachable,
+    StreamBroken,
+)
 from crossway.security.encryption import ClientSession
 from crossway.telemetry import traceparent_of
 from gateway.client.callers import CallerAuthenticator
 from gateway.client.routing import Route, Router
 from gateway.shared.context import GatewayContext, error_from_status
-from gateway.shared.recorder import Exchange
+from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.chain import ChainReader, ChainWriter
 from gateway.wire.codec import open_envelope, seal_frame
 from gateway.wire.frames import Encryption, Envelope, FrameKind, Header, SignedFrame, frame_aad
@@ -57,6 +68,9 @@ class OutgoingCall:
     parent: Context  # extracted from the caller's metadata (W3C trace context)
     # The end user's JWT (crossway-user-token); the provider verifies it. Never in a repr.
     user_token: str = field(default="", repr=False)
+    # Why the caller's metadata is refused (gateway.client.metadata), raised once the caller is
+    # authenticated so that the refusal is recorded against it; None when it is fine.
+    metadata_problem: CrosswayError | None = None
 
 
 class ClientPipeline:
@@ -69,28 +83,32 @@ class ClientPipeline:
 
     # -- steps 1–5, shared by unary and streaming calls --------------------------------------
 
-    def _begin(self, call: OutgoingCall, ex: Exchange, span: trace.Span) -> tuple[VerifiedConfiguration, Route, Header]:
+    def _begin(
+        self, call: OutgoingCall, rec: ExchangeRecorder, span: trace.Span
+    ) -> tuple[VerifiedConfiguration, Route, Header]:
         """Steps 1–3. The configuration read here is the exchange's one snapshot: every later
         step (keys, trust, routing) uses it, so a push mid-exchange cannot mix two versions."""
         ctx = self._ctx
-        ex.message_id = call.message_id
-        ex.request_in_ms = now = ctx.clock.now_ms()
-        ex.user_id, ex.purpose = call.user_id, call.purpose
+        now = ctx.clock.now_ms()
         # 1. authenticate
         caller = self._callers.authenticate(call.peer_cert_pem, call.authorization)
-        ex.client = str(caller.subsystem)
+        rec.caller(caller.subsystem)
+        if call.metadata_problem is not None:
+            raise call.metadata_problem
         # 2. resolve
         config = ctx.config()
         route = self._router.resolve(config, call.grpc_path, call.provider_hint)
-        ex.service, ex.method = str(route.service), route.method
+        rec.routed(route.service, route.method)
         ctx.check_audit_writable()
-        # 3. header (the deadline is the caller's, or the gateway's default)
+        # 3. header (the deadline is the caller's, or the gateway's default; never longer than
+        # [limits] max_deadline_s — gRPC lets a server end a call sooner than its caller's deadline)
         remaining = call.time_remaining_s if call.time_remaining_s is not None else ctx.default_timeout_s
+        remaining = min(remaining, ctx.limits.max_deadline_s)
         header = Header(
             message_id=call.message_id,
             kind=FrameKind.REQUEST,
-            client=ex.client,
-            service=ex.service,
+            client=str(caller.subsystem),
+            service=str(route.service),
             method=route.method,
             user_id=call.user_id,
             user_token=call.user_token,
@@ -117,27 +135,28 @@ class ClientPipeline:
     # -- unary -------------------------------------------------------------------------------
 
     async def unary(self, call: OutgoingCall, body: bytes) -> bytes:
-        ex = self._ctx.new_exchange("client")
+        rec = self._ctx.recorder("client")
+        rec.received(call.message_id, call.user_id, call.purpose)
         # Not made the current span: nothing below logs through it, and the traceparent is
         # built from it directly — a context switch per call costs more than it gives.
         span = _tracer.start_span(f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER)
-        ex.trace_id = format(span.get_span_context().trace_id, "032x")
+        rec.traced(span.get_span_context().trace_id)
         try:
-            return await self._unary(call, body, ex, span)
+            return await self._unary(call, body, rec, span)
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
-            ex.fail(exc)
+            rec.failed(exc)
             span.set_status(trace.StatusCode.ERROR, exc.code)
             raise
         finally:
-            ex.response_out_ms = self._ctx.clock.now_ms()
             span.end()
-            self._ctx.audit_exchange(ex)
+            self._ctx.audit_exchange(rec)
 
-    async def _unary(self, call: OutgoingCall, body: bytes, ex: Exchange, span: trace.Span) -> bytes:
+    async def _unary(self, call: OutgoingCall, body: bytes, rec: ExchangeRecorder, span: trace.Span) -> bytes:
         ctx = self._ctx
-        config, route, header = self._begin(call, ex, span)
-        ex.add_request(body)
+        config, route, header = self._begin(call, rec, span)
+        _check_size(body, ctx.limits.max_message_bytes)
+        rec.add_request(body)
         # 4. encrypt
         session = None
         wire_body = body
@@ -147,13 +166,13 @@ class ClientPipeline:
             header = _replace_encryption(header, Encryption(session.ephemeral_public, session.recipient_key_id, nonce))
         # 5. sign
         env, request = seal_frame(header, wire_body, ctx.signer)
-        ex.request_signature = request.signature.value
+        rec.request_signed(request)
         # 6. send (fail over to the next gateway of the provider only when one is unreachable)
         response_env = None
         for index, target in enumerate(route.targets):
-            ex.peer_gateway = target.gateway
-            ex.request_out_ms = now = ctx.clock.now_ms()
-            timeout = max(0.001, (header.deadline_ms - now) / 1000)
+            rec.peer(target.gateway)
+            rec.forwarded()
+            timeout = max(0.001, (header.deadline_ms - ctx.clock.now_ms()) / 1000)
             try:
                 response_env = await self._link.exchange(target, env, timeout)
                 break
@@ -163,10 +182,10 @@ class ClientPipeline:
                 if index == len(route.targets) - 1:
                     raise
         assert response_env is not None
-        ex.response_in_ms = ctx.clock.now_ms()
+        rec.answered()
         # 7. verify
         response = self._verify_response_frame(config, response_env, route, request)
-        ex.response_signature = response.signature.value
+        rec.response_signed(response)
         if response.header.kind != FrameKind.RESPONSE:
             raise StreamBroken(f"provider answered message {call.message_id} with a {response.header.kind.name} frame")
         status = response.header.status
@@ -178,46 +197,46 @@ class ClientPipeline:
             if enc is None:
                 raise MessageMalformed(f"encrypted request {call.message_id} got an unencrypted response")
             result = session.open_response(enc.nonce, result, frame_aad(call.message_id, 0, "response"))
-        ex.withheld_fields = response.header.withheld_fields
-        ex.add_response(result)
+        rec.add_response(result)
         # 8. return
         return result
 
     # -- streaming (server-, client- and bidirectional streaming calls) ----------------------
 
     async def stream(self, call: OutgoingCall, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        ex = self._ctx.new_exchange("client")
+        rec = self._ctx.recorder("client")
+        rec.received(call.message_id, call.user_id, call.purpose)
         span = _tracer.start_span(
             f"crossway.client {call.grpc_path}",
             context=call.parent,
             kind=trace.SpanKind.SERVER,
         )
-        ex.trace_id = format(span.get_span_context().trace_id, "032x")
+        rec.traced(span.get_span_context().trace_id)
         peer: PeerStream | None = None
         pump: asyncio.Task[None] | None = None
         try:
-            config, route, header = self._begin(call, ex, span)
+            config, route, header = self._begin(call, rec, span)
             session = ClientSession.start(route.encryption_key) if route.encryption_key is not None else None
             if session is not None:
                 header = _replace_encryption(
                     header, Encryption(session.ephemeral_public, session.recipient_key_id, b"")
                 )
             env, request = seal_frame(header, b"", self._ctx.signer)
-            ex.request_signature = request.signature.value
+            rec.request_signed(request)
             target = route.targets[0]
-            ex.peer_gateway = target.gateway
+            rec.peer(target.gateway)
             timeout = max(0.001, (header.deadline_ms - self._ctx.clock.now_ms()) / 1000)
             peer = self._link.open_stream(target, timeout)
-            ex.request_out_ms = self._ctx.clock.now_ms()
+            rec.forwarded()
             await peer.write(env)
             writer = ChainWriter(self._ctx.signer, _template(header), request.header_hash, 1)
-            pump = asyncio.create_task(self._pump(peer, writer, requests, session, ex))
+            pump = asyncio.create_task(self._pump(peer, writer, requests, session, rec))
+            pump.add_done_callback(functools.partial(_stop_if_caller_failed, peer=peer))
             reader = ChainReader(
                 str(route.provider), self._ctx.key_lookup(config), call.message_id, request.header_hash, 1
             )
             async for env_in in peer.responses():
-                if not ex.response_in_ms:
-                    ex.response_in_ms = self._ctx.clock.now_ms()
+                rec.answered()
                 frame = reader.accept(env_in)
                 h = frame.header
                 if h.kind == FrameKind.STREAM_DATA:
@@ -228,13 +247,12 @@ class ClientPipeline:
                             body,
                             frame_aad(call.message_id, h.sequence, "response"),
                         )
-                    ex.add_response(body)
+                    rec.add_response(body)
                     yield body
                     continue
                 if h.kind != FrameKind.RESPONSE or h.request_hash != request.header_hash:
                     raise StreamBroken(f"stream {call.message_id}: unexpected {h.kind.name} frame from the provider")
-                ex.response_signature = frame.signature.value
-                ex.withheld_fields = h.withheld_fields
+                rec.response_signed(frame)
                 if h.status is not None and not h.status.ok:
                     raise error_from_status(h.status)
                 break
@@ -243,15 +261,21 @@ class ClientPipeline:
             # The provider's signed final status decides the exchange. A request frame it no
             # longer read (its backend answered before the caller finished sending) is moot,
             # unless the caller's own side failed first.
-            if pump.done() and not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
-                raise pump.exception()  # type: ignore[misc]
+            caller_failure = _caller_failure(pump)
+            if caller_failure is not None:
+                raise caller_failure
         except CrosswayError as exc:
-            exc.at(Hop.CLIENT)
-            ex.fail(exc)
-            span.set_status(trace.StatusCode.ERROR, exc.code)
-            raise
+            # When the caller's side failed first (its stream broke, a message over the limit),
+            # that is the exchange's error, not the provider's refusal of the half stream.
+            failure = _caller_failure(pump) or exc
+            failure.at(Hop.CLIENT)
+            rec.failed(failure)
+            span.set_status(trace.StatusCode.ERROR, failure.code)
+            if failure is exc:
+                raise
+            raise failure from None
         except (asyncio.CancelledError, GeneratorExit):
-            ex.fail_status(grpc.StatusCode.CANCELLED, "client.cancelled")
+            rec.cancelled()
             raise
         finally:
             if pump is not None:
@@ -261,9 +285,8 @@ class ClientPipeline:
                     await pump
             if peer is not None:
                 peer.cancel()
-            ex.response_out_ms = self._ctx.clock.now_ms()
             span.end()
-            self._ctx.audit_exchange(ex)
+            self._ctx.audit_exchange(rec)
 
     async def _pump(
         self,
@@ -271,27 +294,72 @@ class ClientPipeline:
         writer: ChainWriter,
         requests: AsyncIterator[bytes],
         session: ClientSession | None,
-        ex: Exchange,
+        rec: ExchangeRecorder,
     ) -> None:
         """Forward the caller's messages one by one, each signed and chained, then STREAM_END."""
         sequence = 1
-        async for body in _caller_messages(requests):
-            ex.add_request(body)
-            wire = body
-            encryption = None
-            if session is not None:
-                nonce, wire = session.seal_request(body, frame_aad(ex.message_id, sequence, "request"))
-                encryption = Encryption(b"", b"", nonce)
-            env, _ = writer.data(wire, encryption=encryption)
-            await peer.write(env)
-            sequence += 1
-        end, _ = writer.seal(Header(message_id=ex.message_id, kind=FrameKind.STREAM_END, signer=self._ctx.member), b"")
+        limit = self._ctx.limits.max_message_bytes
+        try:
+            async for body in _caller_messages(requests):
+                _check_size(body, limit)
+                await self._forward(peer, writer, body, sequence, session, rec)
+                sequence += 1
+        except _CALLER_SIDE:
+            # No STREAM_END: the provider refuses the half stream (its backend never sees a
+            # clean end of the caller's messages), and the exchange fails with the caller's error.
+            await peer.done_writing()
+            raise
+        end, _ = writer.seal(Header(message_id=rec.message_id, kind=FrameKind.STREAM_END, signer=self._ctx.member), b"")
         await peer.write(end)
         await peer.done_writing()
+
+    @staticmethod
+    async def _forward(
+        peer: PeerStream,
+        writer: ChainWriter,
+        body: bytes,
+        sequence: int,
+        session: ClientSession | None,
+        rec: ExchangeRecorder,
+    ) -> None:
+        """One caller message: signed, chained (and encrypted) as the next request frame."""
+        rec.add_request(body)
+        wire = body
+        encryption = None
+        if session is not None:
+            nonce, wire = session.seal_request(body, frame_aad(rec.message_id, sequence, "request"))
+            encryption = Encryption(b"", b"", nonce)
+        env, _ = writer.data(wire, encryption=encryption)
+        await peer.write(env)
 
 
 class _CallerFailed(StreamBroken):
     """The caller's request stream failed (not the provider's side): the exchange fails too."""
+
+
+def _stop_if_caller_failed(pump: asyncio.Task[None], *, peer: PeerStream) -> None:
+    # The caller's side broke mid-stream: the provider would wait for frames that never come.
+    if not pump.cancelled() and isinstance(pump.exception(), _CallerFailed):
+        peer.cancel()
+
+
+# What the pump raises when the caller's side failed (see _caller_failure).
+_CALLER_SIDE = (_CallerFailed, MessageTooLarge)
+
+
+def _caller_failure(pump: asyncio.Task[None] | None) -> CrosswayError | None:
+    """The caller-side error the pump stopped with, if it did."""
+    if pump is None or not pump.done() or pump.cancelled():
+        return None
+    failure = pump.exception()
+    return failure if isinstance(failure, _CALLER_SIDE) else None
+
+
+def _check_size(body: bytes, limit: int) -> None:
+    if len(body) > limit:
+        raise MessageTooLarge(
+            f"a request message of {len(body)} bytes is over this gateway's limit of {limit} bytes per message"
+        )
 
 
 async def _caller_messages(requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

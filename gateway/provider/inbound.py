@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from crossway.core.errors import CrosswayError, StreamBroken
 from crossway.security.encryption import ProviderSession
-from gateway.shared.recorder import Exchange
+from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.chain import ChainReader
 from gateway.wire.frames import Envelope, FrameKind, frame_aad
 
@@ -21,7 +21,7 @@ async def verified_request_bodies(
     frames: AsyncIterator[Envelope],
     reader: ChainReader,
     session: ProviderSession | None,
-    ex: Exchange,
+    rec: ExchangeRecorder,
     broken: list[CrosswayError],
 ) -> AsyncIterator[bytes]:
     """Verified request bodies, in order; a broken chain stops the backend call."""
@@ -32,17 +32,17 @@ async def verified_request_bodies(
             if h.kind == FrameKind.STREAM_END:
                 return
             if h.kind != FrameKind.STREAM_DATA:
-                raise StreamBroken(f"stream {ex.message_id}: unexpected {h.kind.name} frame")
+                raise StreamBroken(f"stream {rec.message_id}: unexpected {h.kind.name} frame")
             body = frame.body
             if session is not None:
                 body = session.open_request(
                     h.encryption.nonce if h.encryption else b"",
                     body,
-                    frame_aad(ex.message_id, h.sequence, "request"),
+                    frame_aad(rec.message_id, h.sequence, "request"),
                 )
-            ex.add_request(body)
+            rec.add_request(body)
             yield body
-        raise StreamBroken(f"stream {ex.message_id} ended without its signed STREAM_END frame")
+        raise StreamBroken(f"stream {rec.message_id} ended without its signed STREAM_END frame")
     except CrosswayError as exc:
         # Remember why: the backend library only sees that its request iterator failed.
         broken.append(exc)

@@ -25,19 +25,22 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
-import grpc
 from opentelemetry import trace
 
 from adapters.base import Adapter, BackendCall
 from crossway.core.errors import (
     CrosswayError,
     DeadlineExceeded,
+    DeadlineTooFar,
     DecryptionFailed,
     Hop,
     MessageExpired,
     MessageMalformed,
     MessageReplayed,
+    MessageTooLarge,
+    PeerError,
     PolicyDenied,
+    RegistryError,
     ServiceUnknown,
     SignatureInvalid,
 )
@@ -53,7 +56,7 @@ from gateway.provider.peers import PeerIdentity, PeerVerifier
 from gateway.provider.quotas import QuotaLimiter, Quotas
 from gateway.shared.context import GatewayContext, status_from_error
 from gateway.shared.metaservice import ALLOWED_METHODS, encode_allowed_methods
-from gateway.shared.recorder import Exchange
+from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.chain import ChainReader, ChainWriter
 from gateway.wire.codec import open_envelope, seal_frame
 from gateway.wire.frames import OK_STATUS, Encryption, Envelope, FrameKind, Header, SignedFrame, frame_aad
@@ -65,18 +68,24 @@ __all__ = ["ProviderPipeline"]
 
 _tracer = trace.get_tracer("crossway.gateway.provider")
 
+# An encrypted body is its plaintext plus AES-GCM's 16-byte tag: a request at the limit stays
+# acceptable once sealed.
+_SEALING_ALLOWANCE = 1024
 
-def _note_failure(exc: CrosswayError, ex: Exchange, span: trace.Span | None, request: SignedFrame | None) -> bool:
+
+def _note_failure(
+    exc: CrosswayError, rec: ExchangeRecorder, span: trace.Span | None, request: SignedFrame | None
+) -> bool:
     """Record a refusal on the exchange and its span; True when it can be answered with a signed
     response (the request was authenticated), False when only a plain gRPC error may go back."""
     exc.at(Hop.PROVIDER)
-    ex.fail(exc)
+    rec.failed(exc)
     if span is not None:
         span.set_status(trace.StatusCode.ERROR, exc.code)
     return request is not None and not isinstance(exc, SignatureInvalid)
 
 
-def _start_span(request: SignedFrame, ex: Exchange) -> trace.Span:
+def _start_span(request: SignedFrame, rec: ExchangeRecorder) -> trace.Span:
     """The provider span, child of the client gateway's span named in the signed header."""
     h = request.header
     span = _tracer.start_span(
@@ -84,7 +93,7 @@ def _start_span(request: SignedFrame, ex: Exchange) -> trace.Span:
         context=extract_context([("traceparent", h.traceparent)]),
         kind=trace.SpanKind.SERVER,
     )
-    ex.trace_id = format(span.get_span_context().trace_id, "032x")
+    rec.traced(span.get_span_context().trace_id)
     return span
 
 
@@ -140,19 +149,35 @@ class ProviderPipeline:
 
     # -- steps 1–3 ---------------------------------------------------------------------------
 
-    def _authenticate(self, env: Envelope, auth_context: AuthContext, ex: Exchange) -> _Authenticated:
+    def _identify(self, auth_context: AuthContext, rec: ExchangeRecorder) -> tuple[VerifiedConfiguration, PeerIdentity]:
+        """1. the peer gateway, from its TLS identity alone (before anything it sent is read)."""
+        config = self._ctx.config()
+        peer = self._peers.identify(auth_context, config, self._ctx.clock.now_ms())
+        rec.peer(peer.gateway)
+        return config, peer
+
+    def _authenticate(
+        self,
+        env: Envelope,
+        auth_context: AuthContext,
+        rec: ExchangeRecorder,
+        identified: tuple[VerifiedConfiguration, PeerIdentity] | None = None,
+    ) -> _Authenticated:
         ctx = self._ctx
-        config = ctx.config()
-        now = ctx.clock.now_ms()
         # 1. the peer gateway
-        peer = self._peers.identify(auth_context, config, now)
-        ex.peer_gateway = peer.gateway
-        # 2a. the signature, by the peer's member
+        config, peer = identified if identified is not None else self._identify(auth_context, rec)
+        # 2a. the size, then the signature by the peer's member. gRPC bounds the whole envelope
+        # (max_message_bytes plus a margin) before this code runs; a body over the bound itself
+        # is refused here, before its digest is computed.
+        limit = ctx.limits.max_message_bytes
+        if len(env.body) > limit + _SEALING_ALLOWANCE:
+            raise MessageTooLarge(
+                f"the request body is {len(env.body)} bytes; this provider gateway accepts at most {limit} "
+                "in one message"
+            )
         request = open_envelope(env, peer.member, ctx.key_lookup(config))
         h = request.header
-        ex.message_id, ex.client, ex.service, ex.method = h.message_id, h.client, h.service, h.method
-        ex.user_id, ex.purpose = h.user_id, h.purpose
-        ex.request_signature = request.signature.value
+        rec.verified_request(request)
         if h.kind != FrameKind.REQUEST or not h.message_id:
             raise MessageMalformed(f"expected a REQUEST frame, got {h.kind.name}")
         client = SubsystemId.parse(h.client)
@@ -170,11 +195,19 @@ class ProviderPipeline:
             )
         if h.deadline_ms and h.deadline_ms <= now:
             raise MessageExpired(f"the deadline of message {h.message_id} has passed")
+        # 2b'. a deadline far ahead would hold this gateway's and the backend's resources for as
+        # long: the time asked for (deadline - issued-at, both in the client's clock) is bounded.
+        max_deadline_ms = int(self._ctx.limits.max_deadline_s * 1000)
+        if h.deadline_ms and h.deadline_ms - h.issued_at_ms > max_deadline_ms:
+            raise DeadlineTooFar(
+                f"message {h.message_id} asks for {(h.deadline_ms - h.issued_at_ms) / 1000:.0f} s; "
+                f"this provider gateway allows at most {max_deadline_ms // 1000} s"
+            )
         # 2c. replay: ids are namespaced by the signing member, remembered for the whole window
         if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
             raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
 
-    def _admit(self, auth: _Authenticated, ex: Exchange) -> _Verified:
+    def _admit(self, auth: _Authenticated, rec: ExchangeRecorder) -> _Verified:
         ctx = self._ctx
         config, request, peer, service = auth.config, auth.request, auth.peer, auth.service
         h = request.header
@@ -202,7 +235,7 @@ class ProviderPipeline:
         # 2d. the end user: a token is verified against the client member's keys before policy
         client = auth.client
         user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
-        ex.user_id = user.user_id
+        rec.end_user(user.user_id)
         # 3. authorize, deny by default
         self._policies.refresh(config)
         decision = self._policies.decide(
@@ -216,9 +249,7 @@ class ProviderPipeline:
                 now_ms=now,
             )
         )
-        ex.decision = "allow" if decision.allowed else "deny"
-        ex.policy_ids = decision.policy_ids
-        ex.policy_version = decision.policy_version
+        rec.decided(decision.allowed, decision.policy_ids, decision.policy_version)
         if not decision.allowed:
             raise PolicyDenied(f"{client} may not call {h.method} of {service}: {decision.reason}")
         # 3b. the permits' quotas (policy.rate_limited)
@@ -246,7 +277,7 @@ class ProviderPipeline:
             decision.fields,
         )
 
-    def _allowed_methods(self, auth: _Authenticated, ex: Exchange) -> Envelope:
+    def _allowed_methods(self, auth: _Authenticated, rec: ExchangeRecorder) -> Envelope:
         """The reserved AllowedMethods exchange: steps 2b–3 for every method of one of our services.
 
         No backend is called and no quota is taken; the answer is signed like any response and
@@ -262,8 +293,8 @@ class ProviderPipeline:
             raise ServiceUnknown(f"this gateway does not provide {h.service}")
         ctx.check_audit_writable()
         user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
-        ex.user_id = user.user_id
-        ex.add_request(request.body)
+        rec.end_user(user.user_id)
+        rec.add_request(request.body)
         self._policies.refresh(config)
         groups = config.groups_of(client)
         allowed, version = [], ""
@@ -274,15 +305,15 @@ class ProviderPipeline:
             version = decision.policy_version
             if decision.allowed:
                 allowed.append(view.methods[name])
-        ex.decision, ex.policy_version = "allow", version
+        rec.decided(True, (), version)
         body = encode_allowed_methods(service, allowed, version)
-        ex.add_response(body)
+        rec.add_response(body)
         header = replace(self._response_header(request, FrameKind.RESPONSE), status=OK_STATUS)
         out, frame = seal_frame(header, body, ctx.signer)
-        ex.response_signature = frame.signature.value
+        rec.response_signed(frame)
         return out
 
-    def _minimize(self, verified: _Verified, body: bytes, ex: Exchange) -> bytes:
+    def _minimize(self, verified: _Verified, body: bytes, rec: ExchangeRecorder) -> bytes:
         """5a. remove the fields the permit does not grant, before signing (data minimization)."""
         if verified.fields is None:
             return body
@@ -290,15 +321,14 @@ class ProviderPipeline:
         if view is None:
             raise ServiceUnknown(f"{verified.service} left the configuration during the call")
         body, withheld = self._minimizer.minimize(view, verified.method.name, body, verified.fields)
-        ex.withheld_fields = tuple(sorted(set(ex.withheld_fields) | set(withheld)))
+        rec.withheld(tuple(withheld))
         return body
 
-    def _finish(self, ex: Exchange, span: trace.Span | None) -> None:
+    def _finish(self, rec: ExchangeRecorder, span: trace.Span | None) -> None:
         """Step 6, whatever happened: close the span, audit this side of the exchange."""
-        ex.response_out_ms = self._ctx.clock.now_ms()
         if span is not None:
             span.end()
-        self._ctx.audit_exchange(ex)
+        self._ctx.audit_exchange(rec)
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
@@ -313,98 +343,130 @@ class ProviderPipeline:
             signer=self._ctx.member,
         )
 
+    # -- what never became an exchange ---------------------------------------------------------
+
+    def refuse(self, error: CrosswayError, auth_context: AuthContext) -> CrosswayError:
+        """Bytes that are not an envelope (or a Multiplex batch) reached the peer port: the error
+        to answer with, audited once the peer is identified.
+
+        Step 1 still comes first: a peer that is not a registered gateway is answered with its
+        ``peer.*`` error and leaves no record (anyone holding a CA-issued certificate could
+        otherwise fill the audit log); an identified peer's garbage is recorded as refused.
+        """
+        rec = self._ctx.recorder("provider")
+        rec.received()
+        try:
+            self._identify(auth_context, rec)
+        except (PeerError, RegistryError) as exc:
+            return exc.at(Hop.PROVIDER)
+        error.at(Hop.PROVIDER)
+        rec.failed(error)
+        self._ctx.audit_exchange(rec)
+        return error
+
     # -- unary -------------------------------------------------------------------------------
 
     async def call(self, env: Envelope, auth_context: AuthContext) -> Envelope:
-        ex = self._ctx.new_exchange("provider")
-        ex.request_in_ms = self._ctx.clock.now_ms()
+        rec = self._ctx.recorder("provider")
+        rec.received()
         request: SignedFrame | None = None
         span: trace.Span | None = None
         try:
-            auth = self._authenticate(env, auth_context, ex)
+            auth = self._authenticate(env, auth_context, rec)
             request = auth.request
-            span = _start_span(request, ex)
+            span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):
                 if request.header.method == ALLOWED_METHODS:
-                    return self._allowed_methods(auth, ex)
-                verified = self._admit(auth, ex)
+                    return self._allowed_methods(auth, rec)
+                verified = self._admit(auth, rec)
                 body = request.body
                 if verified.session is not None:
                     enc = request.header.encryption
                     assert enc is not None
-                    body = verified.session.open_request(enc.nonce, body, frame_aad(ex.message_id, 0, "request"))
-                ex.add_request(body)
-                ex.request_out_ms = self._ctx.clock.now_ms()
+                    body = verified.session.open_request(enc.nonce, body, frame_aad(rec.message_id, 0, "request"))
+                rec.add_request(body)
+                rec.forwarded()
                 # 4. the backend
                 result = await verified.adapter.unary(verified.call, body)
-                ex.response_in_ms = self._ctx.clock.now_ms()
-                result = self._minimize(verified, result, ex)
-                ex.add_response(result)
+                rec.answered()
+                if len(result) > self._ctx.limits.max_message_bytes:
+                    raise MessageTooLarge(
+                        f"the backend answered message {rec.message_id} with {len(result)} bytes; this provider "
+                        f"gateway sends at most {self._ctx.limits.max_message_bytes} in one message",
+                        hint="serve large answers through a streaming method",
+                    )
+                result = self._minimize(verified, result, rec)
+                rec.add_response(result)
                 # 5. sign (and encrypt) the response, bound to the request
                 header = replace(
                     self._response_header(request, FrameKind.RESPONSE),
                     status=OK_STATUS,
-                    withheld_fields=ex.withheld_fields,
+                    withheld_fields=rec.withheld_fields,
                 )
                 if verified.session is not None:
-                    nonce, result = verified.session.seal_response(result, frame_aad(ex.message_id, 0, "response"))
+                    nonce, result = verified.session.seal_response(result, frame_aad(rec.message_id, 0, "response"))
                     header = replace(header, encryption=Encryption(b"", b"", nonce))
                 out, frame = seal_frame(header, result, self._ctx.signer)
-                ex.response_signature = frame.signature.value
+                rec.response_signed(frame)
                 return out
         except CrosswayError as exc:
-            if not _note_failure(exc, ex, span, request) or request is None:
+            if not _note_failure(exc, rec, span, request) or request is None:
                 raise  # unauthenticated peer: plain gRPC error from the transport
             out, frame = seal_frame(
                 replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc)),
                 b"",
                 self._ctx.signer,
             )
-            ex.response_signature = frame.signature.value
+            rec.response_signed(frame)
             return out
         finally:
-            self._finish(ex, span)
+            self._finish(rec, span)
 
     # -- streaming ---------------------------------------------------------------------------
 
     async def stream(self, frames: AsyncIterator[Envelope], auth_context: AuthContext) -> AsyncIterator[Envelope]:
-        ex = self._ctx.new_exchange("provider")
-        ex.request_in_ms = self._ctx.clock.now_ms()
+        rec = self._ctx.recorder("provider")
+        rec.received()
         request: SignedFrame | None = None
         writer: ChainWriter | None = None
         span: trace.Span | None = None
         broken: list[CrosswayError] = []
+        # Set once the signed final status is handed to the transport: a cancellation after that
+        # (the client closing a finished call) does not change what this exchange was.
+        answered = False
         try:
+            # The peer is identified from its TLS identity before its first frame is read, so
+            # even a first frame that does not decode is recorded against the peer that sent it.
+            identified = self._identify(auth_context, rec)
             first = await anext(frames, None)
             if first is None:
                 raise MessageMalformed("stream closed before its REQUEST frame")
-            auth = self._authenticate(first, auth_context, ex)
+            auth = self._authenticate(first, auth_context, rec, identified)
             request = auth.request
-            span = _start_span(request, ex)
+            span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):
-                verified = self._admit(auth, ex)
+                verified = self._admit(auth, rec)
             writer = ChainWriter(
                 self._ctx.signer,
-                Header(message_id=ex.message_id, kind=FrameKind.STREAM_DATA, signer=self._ctx.member),
+                Header(message_id=rec.message_id, kind=FrameKind.STREAM_DATA, signer=self._ctx.member),
                 request.header_hash,
                 1,
             )
             reader = ChainReader(
-                auth.peer.member, self._ctx.key_lookup(auth.config), ex.message_id, request.header_hash, 1
+                auth.peer.member, self._ctx.key_lookup(auth.config), rec.message_id, request.header_hash, 1
             )
-            ex.request_out_ms = self._ctx.clock.now_ms()
-            requests = verified_request_bodies(frames, reader, verified.session, ex, broken)
+            rec.forwarded()
+            requests = verified_request_bodies(frames, reader, verified.session, rec, broken)
             try:
                 async for message in verified.adapter.stream(verified.call, requests):
-                    if not ex.response_in_ms:
-                        ex.response_in_ms = self._ctx.clock.now_ms()
-                    message = self._minimize(verified, message, ex)
-                    ex.add_response(message)
+                    rec.answered()
+                    message = self._minimize(verified, message, rec)
+                    rec.add_response(message)
                     encryption = None
                     if verified.session is not None:
                         seq = writer._next  # the frame's own sequence number binds its ciphertext
                         nonce, message = verified.session.seal_response(
-                            message, frame_aad(ex.message_id, seq, "response")
+                            message, frame_aad(rec.message_id, seq, "response")
                         )
                         encryption = Encryption(b"", b"", nonce)
                     env, _ = writer.data(message, encryption=encryption)
@@ -419,23 +481,26 @@ class ProviderPipeline:
                 replace(
                     self._response_header(request, FrameKind.RESPONSE),
                     status=OK_STATUS,
-                    withheld_fields=ex.withheld_fields,
+                    withheld_fields=rec.withheld_fields,
                 ),
                 b"",
             )
-            ex.response_signature = frame.signature.value
+            rec.response_signed(frame)
+            answered = True
             yield final
         except CrosswayError as exc:
-            if not _note_failure(exc, ex, span, request) or request is None:
+            if not _note_failure(exc, rec, span, request) or request is None:
                 raise
             header = replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc))
             if writer is None:
                 writer = ChainWriter(self._ctx.signer, header, request.header_hash, 1)
             final, frame = writer.seal(header, b"")
-            ex.response_signature = frame.signature.value
+            rec.response_signed(frame)
+            answered = True
             yield final
         except (asyncio.CancelledError, GeneratorExit):
-            ex.fail_status(grpc.StatusCode.CANCELLED, "client.cancelled")
+            if not answered:
+                rec.cancelled()
             raise
         finally:
-            self._finish(ex, span)
+            self._finish(rec, span)

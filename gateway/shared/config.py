@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from adapters.settings import RestSettings, SapSettings, load_adapter_settings
 from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
+from crossway.core.tomlkeys import check_keys
 from crossway.eventloop import EVENT_LOOPS
 
 __all__ = [
@@ -36,11 +37,42 @@ __all__ = [
     "ClientCertificate",
     "GatewayConfig",
     "JwtConfig",
+    "Limits",
     "ServiceBinding",
     "load_config",
 ]
 
 ENV_NATS_URL = "CROSSWAY_NATS_URL"
+
+# The keys each table may hold; any other key is refused with its file, table and the nearest
+# known key (crossway.core.tomlkeys) — a typo must never fall back to a default.
+_KEYS: dict[str, tuple[str, ...]] = {
+    "top": (
+        *("gateway", "listen", "nats", "registry", "keys", "client_auth", "audit", "tracing"),
+        *("security", "limits", "policies", "services", "admin"),
+    ),
+    "gateway": ("id", "data_dir", "workers", "event_loop", "peer_multiplex", "peer_connections"),
+    "listen": ("client", "peer"),
+    "nats": ("url", "urls", "ca", "certificate", "key", "shared_replay"),
+    "registry": ("anchor", "source"),
+    "keys": ("tls_key", "tls_certificate", "signing_key", "signing_certificate", "encryption_key", "passphrase_env"),
+    "client_auth": ("jwt", "certificates"),
+    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms"),
+    "client_auth.certificates": ("subsystem", "certificate"),
+    "audit": (
+        *("spool_dir", "strict", "replicas", "stream", "checkpoint_interval_s"),
+        *("archive_payloads", "auditor_keys", "archive_spool_dir"),
+    ),
+    "tracing": ("export",),
+    "security": ("max_clock_skew_s", "default_timeout_s"),
+    "limits": ("max_message_bytes", "max_deadline_s", "max_metadata_entries", "max_metadata_bytes"),
+    "policies": ("dir",),
+    # [services.rest] / [services.sap] are checked by adapters.settings, which owns their keys.
+    "services": ("id", "adapter", "address", "timeout_s", "rest", "sap"),
+    "admin": ("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+}
+
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +132,44 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What a caller or a peer gateway may ask of this gateway; ``[limits]`` (docs/limits-and-input.md).
+
+    ``max_message_bytes`` bounds one message of a call — a unary request or response, one message
+    of a stream — on the client port, and one envelope's body on the peer port. gRPC's own default
+    (4 MiB) is the default: large payloads go through streaming methods, which carry them in
+    signed chunks and never hold them whole. Memory per call is proportional to this bound.
+    """
+
+    max_message_bytes: int = 4 * _MIB
+    # The longest deadline a caller's call may carry out (the client gateway shortens longer ones)
+    # and a peer's signed header may ask for (the provider gateway refuses longer ones).
+    max_deadline_s: float = 600.0
+    # The caller's gRPC metadata on the client port: entries and total bytes of keys and values.
+    max_metadata_entries: int = 64
+    max_metadata_bytes: int = 8 * 1024
+
+    @property
+    def grpc_message_bytes(self) -> int:
+        """gRPC's own cap on one message, on every port and peer channel: the limit plus 1 MiB.
+
+        Up to the margin over the limit a message still reaches Crossway, which refuses it with
+        ``message.too_large`` and records it; beyond the margin gRPC refuses it before reading it
+        (``RESOURCE_EXHAUSTED``, in gRPC's words) — that is what bounds memory per message.
+        """
+        return self.max_message_bytes + _MIB
+
+    @property
+    def grpc_metadata_bytes(self) -> int:
+        """gRPC's cap on a call's metadata at the client port: well above ``max_metadata_bytes``,
+        so that metadata over the limit reaches Crossway and is refused with a reason."""
+        return max(64 * 1024, 4 * self.max_metadata_bytes)
+
+
+_DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     source: Path
     gateway_id: GatewayId
@@ -133,6 +203,7 @@ class GatewayConfig:
     peer_multiplex: bool = True
     # Connections per provider gateway address (spreads exchanges over a provider's workers).
     peer_connections: int = 1
+    limits: Limits = Limits()
     # The gateway's NATS identity (required with nats_url): the servers' CA, its certificate and key.
     nats_ca: Path | None = None
     nats_certificate: Path | None = None
@@ -153,6 +224,11 @@ class _Reader:
 
     def _fail(self, key: str, problem: str, hint: str) -> ConfigError:
         return ConfigError(f"{self.source}: [{self.prefix or 'top'}] {key}: {problem}", hint=hint)
+
+    def only(self, kind: str) -> _Reader:
+        """Refuse keys this kind of table does not have (``kind`` names it in ``_KEYS``)."""
+        check_keys(self.table, _KEYS[kind], source=self.source, where=self.prefix or "top")
+        return self
 
     def text(self, key: str, default: str | None = None) -> str:
         value = self.table.get(key, default)
@@ -192,7 +268,8 @@ class _Reader:
         value = self.table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self._fail(key, "must be an array of tables", f"write [[{key}]] entries")
-        return [_Reader(self.source, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        where = f"{self.prefix}.{key}" if self.prefix else key
+        return [_Reader(self.source, v, f"{where}[{i}]") for i, v in enumerate(value)]
 
     def ident(self, key: str, parse: Any) -> Any:
         value = self.text(key)
@@ -283,11 +360,44 @@ def _workers(gw: _Reader) -> int:
     return _count(gw, "workers", 1, 256, "workers = 2 (one per core)")
 
 
-def _count(gw: _Reader, key: str, low: int, high: int, example: str) -> int:
-    value = gw.table.get(key, low)
+def _count(gw: _Reader, key: str, low: int, high: int, example: str, default: int | None = None) -> int:
+    value = gw.table.get(key, low if default is None else default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise gw._fail(key, f"must be a whole number from {low} to {high}, got {value!r}", f"e.g. {example}")
     return value
+
+
+def _limits(section: _Reader, default_timeout_s: float) -> Limits:
+    low, high = 64 * 1024, 1024 * _MIB
+    size = section.table.get("max_message_bytes", _DEFAULT_LIMITS.max_message_bytes)
+    if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
+        raise section._fail(
+            "max_message_bytes",
+            f"must be a whole number of bytes from {low} to {high}, got {size!r}",
+            "e.g. max_message_bytes = 4194304 (4 MiB); send larger payloads as streams",
+        )
+    deadline = section.number("max_deadline_s", _DEFAULT_LIMITS.max_deadline_s)
+    if deadline < default_timeout_s:
+        raise section._fail(
+            "max_deadline_s",
+            f"is {deadline:g} s, shorter than [security] default_timeout_s ({default_timeout_s:g} s)",
+            "raise max_deadline_s or lower default_timeout_s",
+        )
+    return Limits(
+        max_message_bytes=size,
+        max_deadline_s=deadline,
+        max_metadata_entries=_count(
+            section, "max_metadata_entries", 8, 1024, "max_metadata_entries = 64", _DEFAULT_LIMITS.max_metadata_entries
+        ),
+        max_metadata_bytes=_count(
+            section,
+            "max_metadata_bytes",
+            1024,
+            64 * 1024,
+            "max_metadata_bytes = 8192",
+            _DEFAULT_LIMITS.max_metadata_bytes,
+        ),
+    )
 
 
 def _event_loop(gw: _Reader) -> str:
@@ -331,23 +441,27 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}", hint="fix the syntax at the named line") from exc
     top = _Reader(source, raw)
-    gw = top.sub("gateway")
-    listen = top.sub("listen")
-    registry = top.sub("registry")
-    keys = top.sub("keys")
-    nats = top.sub("nats", required=False)
-    client_auth = top.sub("client_auth", required=False)
-    audit = top.sub("audit", required=False)
-    tracing = top.sub("tracing", required=False)
-    security = top.sub("security", required=False)
-    policies = top.sub("policies", required=False)
+    gw = top.sub("gateway").only("gateway")
+    listen = top.sub("listen").only("listen")
+    registry = top.sub("registry").only("registry")
+    keys = top.sub("keys").only("keys")
+    nats = top.sub("nats", required=False).only("nats")
+    client_auth = top.sub("client_auth", required=False).only("client_auth")
+    audit = top.sub("audit", required=False).only("audit")
+    tracing = top.sub("tracing", required=False).only("tracing")
+    security = top.sub("security", required=False).only("security")
+    limits = top.sub("limits", required=False).only("limits")
+    policies = top.sub("policies", required=False).only("policies")
+    admin = top.sub("admin", required=False).only("admin")
+    top.only("top")  # after the required tables: a renamed [gateway] is reported as missing
     data_dir = gw.path("data_dir")
+    default_timeout_s = security.number("default_timeout_s", 30.0)
     nats_url = environ.get(ENV_NATS_URL) or _nats_urls(nats)
     nats_ca, nats_certificate, nats_key = _nats_identity(nats, "" if environ.get(ENV_NATS_URL) else nats_url)
 
     jwt = None
     if "jwt" in client_auth.table:
-        j = client_auth.sub("jwt")
+        j = client_auth.sub("jwt").only("client_auth.jwt")
         keys_raw = j.table.get("public_keys", [])
         if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
             raise j._fail("public_keys", "must list at least one PEM file", 'public_keys = ["idp.pem"]')
@@ -367,7 +481,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
                 source, s.prefix, s.table, s.text("adapter", "grpc"), s.text("address"), environ
             ),
         )
-        for s in top.tables("services")
+        for s in (entry.only("services") for entry in top.tables("services"))
     )
     return GatewayConfig(
         source=source,
@@ -390,7 +504,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         key_passphrase=_passphrase(keys, environ),
         client_certificates=tuple(
             ClientCertificate(c.ident("subsystem", SubsystemId.parse), c.path("certificate"))
-            for c in client_auth.tables("certificates")
+            for c in (entry.only("client_auth.certificates") for entry in client_auth.tables("certificates"))
         ),
         jwt=jwt,
         services=services,
@@ -398,10 +512,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         audit=_audit(audit, data_dir),
         tracing_export=tracing.optional_path("export"),
         max_clock_skew_s=int(security.number("max_clock_skew_s", 60)),
-        default_timeout_s=security.number("default_timeout_s", 30.0),
-        admin=_admin(top.sub("admin", required=False)),
+        default_timeout_s=default_timeout_s,
+        admin=_admin(admin),
         workers=_workers(gw),
         event_loop=_event_loop(gw),
         peer_multiplex=gw.flag("peer_multiplex", True),
         peer_connections=_count(gw, "peer_connections", 1, 64, "peer_connections = 2 (one per provider worker)"),
+        limits=_limits(limits, default_timeout_s),
     )

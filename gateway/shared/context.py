@@ -13,7 +13,8 @@ from crossway.core.clock import Clock
 from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, error_class_for_code
 from crossway.core.ids import GatewayId, MemberId
 from crossway.security.signing import Signer
-from gateway.shared.recorder import Exchange
+from gateway.shared.config import Limits
+from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.frames import ExchangeStatus
 from registry.configuration import VerifiedConfiguration
 from registry.source import ConfigurationSource
@@ -47,6 +48,8 @@ class GatewayContext:
     default_timeout_s: float = 30.0
     # Set when [audit] archive_payloads is on: bodies sealed to the auditors' keys (issue 4).
     archive: PayloadArchiver | None = None
+    # [limits]: message size, deadline and metadata bounds (issue 13).
+    limits: Limits = field(default_factory=Limits)
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
 
     @property
@@ -79,11 +82,13 @@ class GatewayContext:
         if self.strict_audit and not self.audit.writable:
             raise AuditUnavailable("the audit trail cannot be written, and this gateway runs in strict mode")
 
-    def new_exchange(self, side: str) -> Exchange:
-        """A fresh exchange; it keeps its bodies only when payload archiving is on."""
-        return Exchange(side) if self.archive is None else Exchange(side, bodies=([], []))
+    def recorder(self, side: str) -> ExchangeRecorder:
+        """A fresh recorder for one side of one exchange; it keeps the bodies only when payload
+        archiving is on."""
+        bodies: tuple[list[bytes], list[bytes]] | None = None if self.archive is None else ([], [])
+        return ExchangeRecorder(side, self.clock, bodies=bodies)
 
-    def audit_exchange(self, exchange: Exchange) -> None:
+    def audit_exchange(self, exchange: ExchangeRecorder) -> None:
         record = exchange.record(str(self.gateway_id))
         self.audit.submit(record)
         if self.archive is not None and exchange.bodies is not None:

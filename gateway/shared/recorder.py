@@ -1,4 +1,10 @@
-"""What one side of one exchange did, collected along the way and turned into its audit record."""
+"""One side of one exchange, turned into its audit record in one place.
+
+The pipelines' steps return values — the authenticated caller, the route, the verified request,
+the policy decision, the signed frames, the error — and hand each to the recorder as it comes;
+the recorder alone decides which record field each value fills and when the four timestamps are
+taken. Bodies are counted and hashed as they pass (streams are never buffered for the record).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,11 @@ from typing import Any
 import grpc
 
 from audit.trail.record import AuditRecord
+from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError
+from gateway.wire.frames import SignedFrame
 
-__all__ = ["Exchange"]
+__all__ = ["ExchangeRecorder"]
 
 
 def _b64(data: bytes) -> str:
@@ -21,10 +29,11 @@ def _b64(data: bytes) -> str:
 
 
 @dataclass(slots=True)
-class Exchange:
-    """Mutable on purpose: filled step by step by one pipeline task, then frozen into a record."""
+class ExchangeRecorder:
+    """What this side of the exchange did so far; :meth:`record` freezes it."""
 
     side: str  # "client" | "provider"
+    clock: Clock
     message_id: str = ""
     client: str = ""
     service: str = ""
@@ -53,6 +62,16 @@ class Exchange:
     # costs one attribute test per body. The parts are references, sealed at audit time.
     bodies: tuple[list[bytes], list[bytes]] | None = None
 
+    # -- both sides --------------------------------------------------------------------------
+
+    def received(self, message_id: str = "", user_id: str = "", purpose: str = "") -> None:
+        """The request arrived (the caller's call, or the peer's first frame)."""
+        self.request_in_ms = self.clock.now_ms()
+        self.message_id, self.user_id, self.purpose = message_id, user_id, purpose
+
+    def traced(self, trace_id: int) -> None:
+        self.trace_id = format(trace_id, "032x")
+
     def add_request(self, body: bytes) -> None:
         self.request_size += len(body)
         self.request_digest.update(body)
@@ -65,15 +84,67 @@ class Exchange:
         if self.bodies is not None:
             self.bodies[1].append(body)
 
-    def fail(self, error: CrosswayError) -> None:
-        self.status = error.status.name
-        self.error_code = error.code
+    def forwarded(self) -> None:
+        """The request left this gateway (to the provider gateway, or to the backend)."""
+        self.request_out_ms = self.clock.now_ms()
 
-    def fail_status(self, status: grpc.StatusCode, code: str) -> None:
-        self.status = status.name
-        self.error_code = code
+    def answered(self) -> None:
+        """The first answer came back (from the provider gateway, or from the backend)."""
+        if not self.response_in_ms:
+            self.response_in_ms = self.clock.now_ms()
+
+    def failed(self, error: CrosswayError) -> None:
+        self.status, self.error_code = error.status.name, error.code
+
+    def cancelled(self) -> None:
+        self.status, self.error_code = grpc.StatusCode.CANCELLED.name, "client.cancelled"
+
+    def request_signed(self, frame: SignedFrame) -> None:
+        """The request as signed: by this gateway (client side) or verified from the peer."""
+        self.request_signature = frame.signature.value
+
+    def response_signed(self, frame: SignedFrame) -> None:
+        """The final response as signed: by the provider (verified) or by this gateway."""
+        self.response_signature = frame.signature.value
+        if frame.header.withheld_fields:
+            self.withheld(frame.header.withheld_fields)
+
+    def withheld(self, fields: tuple[str, ...]) -> None:
+        self.withheld_fields = tuple(sorted(set(self.withheld_fields) | set(fields)))
+
+    # -- client side -------------------------------------------------------------------------
+
+    def caller(self, subsystem: object) -> None:
+        self.client = str(subsystem)
+
+    def routed(self, service: object, method: str) -> None:
+        self.service, self.method = str(service), method
+
+    def peer(self, gateway: str) -> None:
+        """The provider's gateway this exchange goes to (or came from, on the provider side)."""
+        self.peer_gateway = gateway
+
+    # -- provider side -----------------------------------------------------------------------
+
+    def verified_request(self, frame: SignedFrame) -> None:
+        """The peer's request passed its signature check: its signed ids are what is recorded."""
+        h = frame.header
+        self.message_id, self.client, self.service, self.method = h.message_id, h.client, h.service, h.method
+        self.user_id, self.purpose = h.user_id, h.purpose
+        self.request_signature = frame.signature.value
+
+    def end_user(self, user_id: str) -> None:
+        self.user_id = user_id
+
+    def decided(self, allowed: bool, policy_ids: tuple[str, ...], policy_version: str) -> None:
+        self.decision = "allow" if allowed else "deny"
+        self.policy_ids, self.policy_version = policy_ids, policy_version
+
+    # -- the record --------------------------------------------------------------------------
 
     def record(self, gateway: str) -> AuditRecord:
+        """The audit record of this side; the response left now."""
+        self.response_out_ms = self.clock.now_ms()
         return AuditRecord(
             record_id=os.urandom(16).hex(),
             gateway=gateway,

@@ -22,6 +22,7 @@ from crossway.core.errors import (
     DeadlineExceeded,
     Hop,
     MessageMalformed,
+    MessageTooLarge,
     PeerUntrusted,
     ProviderUnreachable,
     StreamBroken,
@@ -40,10 +41,9 @@ __all__ = ["GrpcPeerLink", "PeerChannels", "PeerStubs", "peer_error"]
 # Envelopes above this go over Call: on the shared stream they would hold up the small ones.
 _MUX_MAX_BYTES = 256 * 1024
 
-_MAX_MESSAGE = 64 * 1024 * 1024
+# gRPC's message cap when none is given: gRPC's 4 MiB default plus the margin of [limits].
+_MAX_MESSAGE = 5 * 1024 * 1024
 _OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", _MAX_MESSAGE),
-    ("grpc.max_receive_message_length", _MAX_MESSAGE),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
@@ -90,8 +90,20 @@ class PeerChannels:
     """
 
     def __init__(
-        self, tls_key_pem: bytes, tls_cert_pem: bytes, *, multiplex: bool = True, connections: int = 1
+        self,
+        tls_key_pem: bytes,
+        tls_cert_pem: bytes,
+        *,
+        multiplex: bool = True,
+        connections: int = 1,
+        max_message_bytes: int = _MAX_MESSAGE,
     ) -> None:
+        """``max_message_bytes``: gRPC's cap on one message each way ([limits], plus its margin)."""
+        self._options = [
+            *_OPTIONS,
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
         self._multiplex = multiplex
         self._connections = max(1, connections)
         self._key = tls_key_pem
@@ -113,7 +125,7 @@ class PeerChannels:
     def _open(self, address: str) -> tuple[grpc.aio.Channel, PeerStubs]:
         assert self._credentials is not None
         # A local subchannel pool: otherwise grpc shares one connection between equal channels.
-        options = [*_OPTIONS, ("grpc.use_local_subchannel_pool", 1)] if self._connections > 1 else _OPTIONS
+        options = [*self._options, ("grpc.use_local_subchannel_pool", 1)] if self._connections > 1 else self._options
         channel = grpc.aio.secure_channel(address, self._credentials, options=options)
         stubs = PeerStubs(
             call=channel.unary_unary(
@@ -168,6 +180,21 @@ def peer_error(exc: grpc.aio.AioRpcError, target: PeerTarget) -> CrosswayError:
     if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(f"no answer from {where} within the deadline")
     lowered = details.lower()
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and "hostname verification" in lowered:
+        # The certificate chains to the registry CA but names another host: say so, rather than
+        # "unreachable, retry later" — retrying never helps, re-issuing the certificate does.
+        host = target.address.rpartition(":")[0] or target.address
+        return PeerUntrusted(
+            f"the TLS certificate of {where} does not name {host}, the address the registry lists for it",
+            hint=(
+                f"the provider's operator re-issues its TLS certificate with `crossway gateway init --host {host}` "
+                "(or registers the gateway under a name its certificate carries)"
+            ),
+            hop=Hop.CLIENT,
+        )
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in lowered:
+        # gRPC itself refused a message over its cap (one side's [limits] max_message_bytes).
+        return MessageTooLarge(f"{where}: {details[:200]}")
     if exc.code() == grpc.StatusCode.UNAVAILABLE and ("handshake" in lowered or "certificate" in lowered):
         return PeerUntrusted(
             f"TLS handshake with {where} failed: one side's certificate is not trusted by the other",

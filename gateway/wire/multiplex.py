@@ -33,15 +33,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from crossway.core.errors import CrosswayError, Hop, InternalError, ProviderUnreachable, error_class_for_code
+from crossway.core.errors import (
+    CrosswayError,
+    Hop,
+    InternalError,
+    MessageMalformed,
+    ProviderUnreachable,
+    error_class_for_code,
+)
 from gateway.wire.codec import envelope_from_pb, envelope_to_pb
 from gateway.wire.frames import Envelope
 from gateway.wire.link import AuthContext
 from protos.crossway.v1 import envelope_pb2 as pb
 from protos.crossway.v1 import peer_pb2 as mux_pb
 
-__all__ = ["MULTIPLEX_METHOD", "PeerMux", "refusal_error", "serve_multiplex"]
+__all__ = ["MAX_BATCH_BYTES", "MULTIPLEX_METHOD", "PeerMux", "decode_mux_requests", "refusal_error", "serve_multiplex"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,20 @@ MULTIPLEX_METHOD = "/crossway.v1.PeerExchange/Multiplex"
 
 ProviderCall = Callable[[Envelope, AuthContext], Awaitable[Envelope]]
 MuxMethod = grpc.aio.StreamStreamMultiCallable[mux_pb.MuxRequests, mux_pb.MuxReplies]
+
+
+# One Multiplex message carries at most about this much: what queued during a write goes out in
+# the next one, but never so much that it exceeds the other side's gRPC message limit (a batch over
+# it would fail the whole stream, every exchange on it). A single larger answer goes alone.
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+def decode_mux_requests(data: bytes) -> mux_pb.MuxRequests:
+    """The provider's deserializer of a Multiplex batch; bytes that are not one are malformed."""
+    try:
+        return mux_pb.MuxRequests.FromString(data)
+    except DecodeError as exc:
+        raise MessageMalformed("the peer sent bytes that are not a crossway.v1.MuxRequests batch") from exc
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -100,7 +122,7 @@ class _Stream:
             await self._wake.wait()
             self._wake.clear()
             while self._outbox and self.failure is None:
-                batch, self._outbox = self._outbox, []
+                batch = _take_batch(self._outbox)
                 try:
                     await self.call.write(mux_pb.MuxRequests(requests=batch))
                 except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
@@ -140,6 +162,19 @@ class _Stream:
         for waiter in waiters.values():
             if not waiter.done():
                 waiter.set_exception(self.failure)
+
+
+def _take_batch(outbox: list[mux_pb.MuxRequest]) -> list[mux_pb.MuxRequest]:
+    """Remove and return the next batch: at least one request, at most about MAX_BATCH_BYTES."""
+    size, count = 0, 0
+    for request in outbox:
+        size += request.envelope.ByteSize()
+        if count and size > MAX_BATCH_BYTES:
+            break
+        count += 1
+    batch = outbox[:count]
+    del outbox[:count]
+    return batch
 
 
 def _expire(waiter: asyncio.Future[mux_pb.MuxReply]) -> None:
@@ -255,14 +290,19 @@ async def serve_multiplex(
     try:
         # Everything answered while the last batch was being written goes out as the next one.
         while (reply := await answers.get()) is not None:
-            batch = [reply]
-            while not answers.empty() and (reply := answers.get_nowait()) is not None:
+            batch, size = [reply], reply.ByteSize()
+            while size < MAX_BATCH_BYTES and not answers.empty() and (reply := answers.get_nowait()) is not None:
                 batch.append(reply)
+                size += reply.ByteSize()
             yield mux_pb.MuxReplies(replies=batch)  # resumes once grpc has taken the message
             for _ in batch:
                 slots.release()
             if reply is None:
                 break
+        # The request side failed with a refusal of its own (a batch that does not decode): the
+        # stream ends with that error, so the peer learns its code instead of a plain end.
+        if reader.done() and not reader.cancelled() and isinstance(reader.exception(), CrosswayError):
+            raise reader.exception()  # type: ignore[misc]
     finally:
         reader.cancel()
         drainer.cancel()

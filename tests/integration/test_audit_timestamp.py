@@ -234,6 +234,11 @@ def test_a_timestamp_config_names_the_file_and_key(work: Path, tsa: LocalTsa) ->
     bad.write_text('[timestamp]\nurl = "ftp://tsa"\nca_file = "ca.pem"\n')
     with pytest.raises(ConfigError, match=r"bad-timestamp.toml: timestamp.url"):
         load_timestamp_authority(bad)
+    typo = work / "typo-timestamp.toml"
+    typo.write_text(f'[timestamp]\nurl = "{tsa.url}"\nca_file = "{tsa.ca_pem}"\ntimeout = 3\n')
+    with pytest.raises(ConfigError, match=r"typo-timestamp.toml: \[timestamp\] timeout: unknown key") as raised:
+        load_timestamp_authority(typo)
+    assert "did you mean `timeout_s`?" in raised.value.hint
 
 
 def _query(data: bytes) -> bytes:

@@ -174,6 +174,17 @@ async def test_the_test_command_prints_allow_and_deny_with_the_deciding_policies
     assert "FAIL no marketing: DENY   forbidden by no-marketing" in run.stdout
 
 
+async def test_a_misspelt_key_in_a_test_cases_file_is_named_with_the_nearest_key(tmp_path: Path) -> None:
+    # `expected` instead of `expect` would silently turn an assertion into a mere print.
+    directory = _policy_dir(tmp_path, "p", BASE)
+    cases = tmp_path / "cases.toml"
+    cases.write_text(f'[[case]]\nclient = "EE/GOV/70000001/tax"\nmethod = "{SERVICE}/GetPerson"\nexpected = "deny"\n')
+    run = _cli("test", str(directory), *_service_arg(tmp_path), "--cases", str(cases))
+    assert run.returncode == 1
+    assert f"error[config.invalid]: {cases}: [case[0]] expected: unknown key" in run.stderr
+    assert "did you mean `expect`?" in run.stderr and "Traceback" not in run.stderr
+
+
 # -- the admin API on a running gateway ------------------------------------------------------------
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from crossway.backbone import replay_bucket
 from crossway.natsclient import NatsAccess
 from crossway.natslocal import LocalBackbone
+from crossway.natsreplay import NatsReplayGuard
 from crossway.security.natspki import NatsIdentity
-from crossway.security.shared_replay import NatsReplayGuard
 
 MEMBER = "EE/GOV/70000002"
 

@@ -61,7 +61,8 @@ def test_a_misspelt_key_is_refused_rather_than_ignored(tmp_path: Path) -> None:
     text = SAP.replace('entity_set = "Companies"', 'entityset = "Companies"')
     with pytest.raises(ConfigError) as raised:
         _load(text, tmp_path, {"SAP_PASSWORD": "x"})
-    assert "entityset: is not a known key" in raised.value.message
+    assert "[services[0].sap.methods.GetCompany] entityset: unknown key" in raised.value.message
+    assert "did you mean `entity_set`?" in raised.value.hint
 
 
 def test_a_rest_table_maps_methods_to_verbs_and_paths(tmp_path: Path) -> None:

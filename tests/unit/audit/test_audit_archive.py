@@ -19,7 +19,6 @@ from audit.trail.samples import sample_record
 from crossway.core.errors import ConfigError
 from crossway.security.keys import generate_signing_key, generate_x25519_key, save_pem, x25519_public_raw
 from gateway.shared.config import load_config
-from gateway.shared.recorder import Exchange
 
 REQUEST, RESPONSE = (b"national id 38001010001", b"second part"), (b"Mari Maasikas",)
 
@@ -49,13 +48,6 @@ def test_an_archive_moved_to_another_record_or_altered_does_not_open() -> None:
     flipped = archived.ciphertext[:-6] + ("A" if archived.ciphertext[-6] != "A" else "B") + archived.ciphertext[-5:]
     with pytest.raises(PayloadArchiveInvalid):
         open_payload(replace(archived, ciphertext=flipped), auditor)
-
-
-def test_an_exchange_keeps_no_bodies_when_archiving_is_off() -> None:
-    ex = Exchange("client")
-    ex.add_request(b"secret")
-    ex.add_response(b"secret")
-    assert ex.bodies is None
 
 
 def test_the_archiver_hands_on_only_sealed_archives() -> None:

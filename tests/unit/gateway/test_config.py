@@ -272,3 +272,63 @@ def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.toml"
     with pytest.raises(ConfigError, match=r"cannot read gateway configuration .*missing\.toml"):
         load_config(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("typo", "where", "suggestion"),
+    [
+        # The issue's own case: the key is `algorithms`; the default list must not take over.
+        ('[client_auth.jwt]\nalgorithm = "ES256"', "[client_auth.jwt] algorithm", "algorithms"),
+        ('[listen]\npeers = "0.0.0.0:8443"', "[listen] peers", "peer"),
+        ("[security]\nmax_clock_skew = 5", "[security] max_clock_skew", "max_clock_skew_s"),
+        ("[gateway]\nworker = 2", "[gateway] worker", "workers"),
+        ("[limits]\nmax_message_byte = 1048576", "[limits] max_message_byte", "max_message_bytes"),
+        ('[[services]]\nadress = "127.0.0.1:1"', "[services[0]] adress", "address"),
+        (
+            '[[client_auth.certificates]]\ncertficate = "x.pem"',
+            "[client_auth.certificates[0]] certficate",
+            "certificate",
+        ),
+        ('[polices]\ndir = "policies"', "[top] polices", "policies"),
+    ],
+)
+def test_an_unknown_key_in_any_table_is_refused_with_file_table_key_and_the_nearest_key(
+    tmp_path: Path, typo: str, where: str, suggestion: str
+) -> None:
+    header, _, line = typo.partition("\n")
+    if header in VALID and not header.startswith("[["):
+        text = VALID.replace(header, f"{header}\n{line}", 1)
+    elif header.startswith("[[client_auth"):
+        text = VALID.replace(
+            '[[client_auth.certificates]]\nsubsystem = "EE/GOV/70000001/tax"\ncertificate = "clients/tax.pem"',
+            f'{header}\nsubsystem = "EE/GOV/70000001/tax"\n{line}',
+        )
+    elif header.startswith("[["):
+        text = VALID.replace('address = "127.0.0.1:50051"', line)
+    else:
+        text = VALID + f"\n{typo}\n"
+    error = expect_error(write(tmp_path, text), f"{where}: unknown key")
+    assert f"did you mean `{suggestion}`?" in error.hint
+
+
+def test_limits_default_to_grpcs_four_mebibytes_and_can_be_set(tmp_path: Path) -> None:
+    defaults = load_config(write(tmp_path, VALID), environ={}).limits
+    assert (defaults.max_message_bytes, defaults.max_deadline_s) == (4 * 1024 * 1024, 600.0)
+    assert (defaults.max_metadata_entries, defaults.max_metadata_bytes) == (64, 8192)
+    text = VALID + "\n[limits]\nmax_message_bytes = 1048576\nmax_deadline_s = 60\nmax_metadata_entries = 16\n"
+    limits = load_config(write(tmp_path, text), environ={}).limits
+    assert (limits.max_message_bytes, limits.max_deadline_s, limits.max_metadata_entries) == (1048576, 60.0, 16)
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("max_message_bytes = 10", "[limits] max_message_bytes: must be a whole number of bytes"),
+        ("max_message_bytes = 4.5", "[limits] max_message_bytes: must be a whole number of bytes"),
+        ("max_deadline_s = 0", "[limits] max_deadline_s: must be a positive number"),
+        ("max_deadline_s = 10", "[limits] max_deadline_s: is 10 s, shorter than [security] default_timeout_s"),
+        ("max_metadata_entries = 100000", "[limits] max_metadata_entries: must be a whole number from 8 to 1024"),
+    ],
+)
+def test_a_limit_out_of_range_names_the_key(tmp_path: Path, line: str, fragment: str) -> None:
+    expect_error(write(tmp_path, VALID + f"\n[limits]\n{line}\n"), fragment)

@@ -7,6 +7,7 @@ configuration source are the in-memory twins (``crossway.demo.inprocess``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -311,3 +312,57 @@ async def test_a_stream_frame_injected_on_the_way_breaks_the_stream(pair: InProc
 
     assert refused.value.code == "message.stream_broken"
     assert [r.error_code for r in pair.provider_audit.records] == ["message.stream_broken"]
+
+
+class _ClosingLink:
+    """A hop that behaves as gRPC does when the client closes a finished call: the provider's
+    stream is closed at the point where it handed over its final frame."""
+
+    def __init__(self, pair: InProcessPair) -> None:
+        self._pair = pair
+        self.closed: list[asyncio.Task[None]] = []
+
+    async def exchange(self, target: PeerTarget, envelope: Envelope, timeout: float) -> Envelope:
+        raise AssertionError("streams only")
+
+    def open_stream(self, target: PeerTarget, timeout: float) -> PeerStream:
+        link = self
+        inbox: asyncio.Queue[Envelope | None] = asyncio.Queue()
+
+        async def frames() -> AsyncIterator[Envelope]:
+            while (env := await inbox.get()) is not None:
+                yield env
+
+        auth = {"ssl_tls_version": [b"TLSv1.3"], "x509_pem_cert": [self._pair.client_certificate_pem]}
+        provider_frames = self._pair.provider.stream(frames(), auth)
+
+        class Stream:
+            async def write(self, envelope: Envelope) -> None:
+                inbox.put_nowait(envelope)
+
+            async def done_writing(self) -> None:
+                inbox.put_nowait(None)
+
+            async def responses(self) -> AsyncIterator[Envelope]:
+                async for env in provider_frames:
+                    yield env
+
+            def cancel(self) -> None:
+                link.closed.append(asyncio.ensure_future(provider_frames.aclose()))
+
+        return Stream()
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_client_closing_a_finished_stream_does_not_turn_the_providers_record_into_cancelled(
+    pair: InProcessPair,
+) -> None:
+    link = _ClosingLink(pair)
+
+    answers = await _collect(pair.client_via(link), pair, "ImportPeople", PEOPLE[0].SerializeToString())
+    await asyncio.gather(*link.closed)
+
+    assert pb.ImportSummary.FromString(answers[0]).received == 1
+    assert _sides(pair) == ([("OK", "", "")], [("OK", "", "allow")])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from crossway.core.errors import ConfigError
 from crossway.security.shared_replay import SharedReplayGuard
 
 
@@ -29,3 +32,20 @@ def test_a_broken_database_fails_closed(tmp_path: Path) -> None:
     guard = SharedReplayGuard(tmp_path / "w.sqlite")
     guard.close()
     assert guard.seen_before("m", 2_000, 1_000) is True
+
+
+def test_the_window_survives_the_process_that_wrote_it(tmp_path: Path) -> None:
+    # A gateway restart: the old guard is gone, a new one opens the same file.
+    before = SharedReplayGuard(tmp_path / "w.sqlite")
+    assert before.seen_before("EE/GOV/1|m1", 60_000, 1_000) is False
+    before.close()
+    after = SharedReplayGuard(tmp_path / "w.sqlite")
+    assert after.seen_before("EE/GOV/1|m1", 60_000, 2_000) is True
+
+
+def test_a_damaged_window_file_stops_the_start_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite"
+    path.write_bytes(b"this is not a SQLite database, it was damaged" * 100)
+    with pytest.raises(ConfigError) as raised:
+        SharedReplayGuard(path)
+    assert str(path) in raised.value.message and "max_clock_skew_s" in raised.value.hint
