@@ -75,7 +75,7 @@ lint: $(STAMP) ## ruff lint and format check, and the import contracts of .impor
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict over every product package
-	$(BIN)/mypy crossway gateway registry policies adapters bench audit
+	$(BIN)/mypy crossway gateway registry policies adapters bench audit console
 
 .PHONY: protos
 protos: $(STAMP) ## regenerate the Python code of the protos (committed)

@@ -106,6 +106,13 @@ def format_table(doc: dict[str, Any]) -> str:
         f"crossway / proxy_chain = {doc['ratio_crossway_to_proxy_chain']:.2f}   "
         f"crossway / direct = {doc['ratio_crossway_to_direct']:.2f}"
     )
+    durable = doc.get("durable_before_answer")
+    if durable:
+        lines.append(
+            f"durable before answer: on {durable['calls_per_s_on']:,.0f} calls/s p50 {durable['p50_ms_on']:.2f} ms, "
+            f"off (unsafe_release_before_durable) {durable['calls_per_s_off']:,.0f} calls/s "
+            f"p50 {durable['p50_ms_off']:.2f} ms (on/off {durable['ratio_on_to_off']})"
+        )
     single = doc.get("latency_1_in_flight")
     if single:
         parts = ", ".join(f"{name} p50 {r['p50_ms']:.2f} / p99 {r['p99_ms']:.2f} ms" for name, r in single.items())

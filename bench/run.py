@@ -5,6 +5,11 @@ demo federation hosting the three paths measured in interleaved rounds (direct, 
 crossway, repeated ``runs`` times, so drift on a shared machine hits all three alike), the
 100 MiB stream, and the audit count; then a second federation whose gateways run several worker
 processes, to show how a gateway scales over cores.
+
+``crossway`` releases each answer only once both sides' audit records are durable (issue 12);
+the row ``crossway_release_before_durable`` is the same path through a second federation, up at
+the same time, whose gateways set ``[audit] unsafe_release_before_durable = true`` — measured in
+the same interleaved rounds, so the two rows compare what durability costs.
 """
 
 from __future__ import annotations
@@ -78,11 +83,19 @@ async def _expected_records(fed: Federation, expected: int, settle_s: float = 30
         await asyncio.sleep(0.2)
 
 
+UNSAFE = "crossway_release_before_durable"
+
+
 async def _paths(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:
-    runs: dict[str, list[RunResult]] = {"direct": [], "proxy_chain": [], "crossway": []}
-    async with Federation(workdir / "federation", require_encryption=False) as fed:
+    runs: dict[str, list[RunResult]] = {"direct": [], "proxy_chain": [], "crossway": [], UNSAFE: []}
+    async with (
+        Federation(workdir / "federation", require_encryption=False) as fed,
+        Federation(workdir / "federation-unsafe", require_encryption=False, unsafe_release_before_durable=True) as fast,
+    ):
         direct, direct_groups = direct_spec(fed, s.payload_bytes, s.in_flight)
         cross, cross_groups = crossway_spec(fed, s.payload_bytes, s.in_flight)
+        unsafe, unsafe_groups = crossway_spec(fast, s.payload_bytes, s.in_flight)
+        unsafe_calls = 0
         load = {"warmup_s": s.warmup_s, "window_s": s.window_s}
         # Is one generator process enough? If two push the direct path much harder, it is not.
         one = await run_load(direct, generators=1, groups=direct_groups, **load)
@@ -100,6 +113,9 @@ async def _paths(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:
                 result = await run_load(cross, generators=s.generators, groups=cross_groups, **load)
                 runs["crossway"].append(result)
                 crossway_calls += result.total_ok + result.errors
+                result = await run_load(unsafe, generators=s.generators, groups=unsafe_groups, **load)
+                runs[UNSAFE].append(result)
+                unsafe_calls += result.total_ok + result.errors
             # One call in flight: with 64 in flight latency is queueing (in-flight ÷ throughput) on
             # this 2-core machine, so this row shows what each path itself adds to a call. Short
             # runs, interleaved like the others, medians of them.
@@ -108,6 +124,7 @@ async def _paths(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:
                 ("direct", direct, direct_groups),
                 ("proxy_chain", chain, chain_groups),
                 ("crossway", cross, cross_groups),
+                (UNSAFE, unsafe, unsafe_groups),
             )
             singles: dict[str, list[RunResult]] = {name: [] for name, _, _ in paths}
             for _ in range(s.runs):
@@ -118,6 +135,8 @@ async def _paths(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:
                     singles[name].append(one_call)
                     if name == "crossway":
                         crossway_calls += one_call.total_ok + one_call.errors
+                    elif name == UNSAFE:
+                        unsafe_calls += one_call.total_ok + one_call.errors
             latency: dict[str, Any] = {}
             for name, results in singles.items():
                 middle = median_run(results)
@@ -136,6 +155,20 @@ async def _paths(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:
         expected = 2 * crossway_calls
         counted = await _expected_records(fed, expected)
         doc["audit_count"] = {"expected": expected, "counted": counted, "lost": expected - counted}
+        # The unsafe federation's records are not counted as lost or kept: nothing crashed, so
+        # they arrive; its row is there for speed only.
+        doc[UNSAFE]["audit_records"] = await _expected_records(fast, 2 * unsafe_calls)
+    on, off = doc["crossway"], doc[UNSAFE]
+    single = doc.get("latency_1_in_flight", {})
+    doc["durable_before_answer"] = {
+        "calls_per_s_on": on["calls_per_s"],
+        "calls_per_s_off": off["calls_per_s"],
+        "ratio_on_to_off": round(on["calls_per_s"] / off["calls_per_s"], 3) if off["calls_per_s"] else None,
+        "p50_ms_on": on["p50_ms"],
+        "p50_ms_off": off["p50_ms"],
+        "p50_ms_1_in_flight_on": single.get("crossway", {}).get("p50_ms"),
+        "p50_ms_1_in_flight_off": single.get(UNSAFE, {}).get("p50_ms"),
+    }
 
 
 async def _workers(s: BenchSettings, workdir: Path, doc: dict[str, Any]) -> None:

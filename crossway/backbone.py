@@ -50,6 +50,8 @@ __all__ = [
     "checkpoint_subject",
     "CONSUMER_PURPOSES",
     "consumer_name",
+    "cosignature_subject",
+    "cosigner_token",
     "decode_token",
     "encode_token",
     "gateway_from_tokens",
@@ -115,6 +117,18 @@ def checkpoint_subject(gateway_id: str, kind: str) -> str:
     return f"{CHECKPOINT_PREFIX}.{kind}.{gateway_tokens(gateway_id)}"
 
 
+def cosignature_subject(gateway_id: str, cosigner_key_id: str) -> str:
+    """Where one cosigner (witness) publishes its cosignatures of a gateway's checkpoints: the
+    gateway's ``cosigned`` subject plus a token for the cosigner, so the last message per subject
+    is each cosigner's latest (what the gateway reads to prove consistency to each of them)."""
+    return f"{checkpoint_subject(gateway_id, 'cosigned')}.{cosigner_token(cosigner_key_id)}"
+
+
+def cosigner_token(cosigner_key_id: str) -> str:
+    """The subject token naming one cosigner: the first 16 characters of its key id."""
+    return encode_token(cosigner_key_id[:16])
+
+
 def policy_versions_subject(gateway_id: str) -> str:
     """All policy versions of one gateway: ``crossway.policies.<gw>.*``."""
     return f"{POLICY_PREFIX}.{gateway_tokens(gateway_id)}.*"
@@ -170,7 +184,14 @@ class StreamSpec:
 
 EVIDENCE_STREAMS = (
     StreamSpec(AUDIT_STREAM, (f"{AUDIT_PREFIX}.>",), True, description="Crossway audit records"),
-    StreamSpec(CHECKPOINT_STREAM, (f"{CHECKPOINT_PREFIX}.>",), True, description="Crossway signed checkpoints"),
+    # Direct get: a gateway reads each cosigner's latest cosignature of its own log, nothing else.
+    StreamSpec(
+        CHECKPOINT_STREAM,
+        (f"{CHECKPOINT_PREFIX}.>",),
+        True,
+        allow_direct=True,
+        description="Crossway signed checkpoints",
+    ),
     StreamSpec(
         ARCHIVE_STREAM,
         (f"{ARCHIVE_PREFIX}.>",),

@@ -25,6 +25,21 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _registry_cosigner(args: argparse.Namespace) -> object | None:
+    """``registry serve --nats`` cosigns the gateways' audit checkpoints (issue 12), unless told not to."""
+    if not args.nats or args.no_cosign:
+        return None
+    from pathlib import Path
+
+    from audit.index.cosigner import RegistryCosigner
+    from crossway.natsclient import access_from_arguments
+
+    access = access_from_arguments(args)
+    assert access is not None
+    # The registry's identity may cosign (crossway.natsauth): one identity for the one process.
+    return RegistryCosigner(access, Path(args.dir))
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crossway",
@@ -34,17 +49,19 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.required = True
     # Each area registers its own commands; imports stay lazy so `crossway --help` is fast.
     from audit.index.cli import add_commands as add_audit
+    from console.cli import add_commands as add_console
     from crossway.demo.cli import add_commands as add_demo
     from crossway.natscli import add_commands as add_nats
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
     from registry.cli import add_commands as add_registry
 
-    add_registry(sub)
+    add_registry(sub, companions=(_registry_cosigner,))
     add_gateway(sub)
     add_policy(sub)
     add_demo(sub)
     add_audit(sub)
+    add_console(sub)
     add_nats(sub)
     return parser
 

@@ -11,8 +11,11 @@ by the server (notes/nats-security.md §2–§4 checked what each JetStream call
   filter (the server checks the body against it); writes its member's shared replay window; gets
   replies only on its own inbox prefix. Nothing on any other gateway's subjects.
 - **registry**: writes the configuration bucket, and may *create* (never update, purge or delete)
-  the buckets it owns — the configuration and the members' replay windows — when they vanish.
-- **cosigner**: reads signed checkpoints through its own consumer, publishes cosignatures.
+  the buckets it owns — the configuration and the members' replay windows — when they vanish;
+  ``registry serve`` also cosigns, so it holds the cosigner's grant too.
+- **cosigner** (the registry's, or a member's witness): reads signed checkpoints through its own
+  consumer, publishes cosignatures (under any cosigner's subject: a cosignature is verified by its
+  witness key, so one published under another's subject is refused by every reader, not believed).
 - **index** / **auditor**: read the evidence streams through their own named consumers and by
   sequence; publish nothing into them.
 - **admin**: the JetStream API (create, update, delete streams). Held by the operator for
@@ -97,6 +100,10 @@ def _gateway(identity: NatsIdentity) -> Grant:
         versions,
         f"{_API}.DIRECT.GET.{POLICY_STREAM}.{versions}",
         *_consumer(AUDIT_STREAM, identity.consumer("ck"), own_audit),
+        # Each cosigner's latest cosignature of its own log (the checkpointer's proofs start there):
+        # the stream's subject list, and direct get of its own cosignature subjects only.
+        f"{_API}.STREAM.INFO.{CHECKPOINT_STREAM}",
+        f"{_API}.DIRECT.GET.{CHECKPOINT_STREAM}.{checkpoint_subject(gateway, 'cosigned')}.*",
         *config_pub,
         kv_subject(replay_bucket(member)),
     ]
@@ -110,27 +117,31 @@ def _registry(identity: NatsIdentity, members: Sequence[str]) -> Grant:
     for bucket in owned:
         # INFO to notice a bucket is gone, CREATE to put it back (CREATE never alters an existing one).
         publish += [f"{_API}.STREAM.INFO.{kv_stream(bucket)}", f"{_API}.STREAM.CREATE.{kv_stream(bucket)}"]
-    return Grant(tuple(publish), (f"{identity.inbox_prefix}.>", *config_sub))
+    publish += _cosigning(identity)
+    return Grant(tuple(dict.fromkeys(publish)), (f"{identity.inbox_prefix}.>", *config_sub))
+
+
+def _cosigning(identity: NatsIdentity) -> list[str]:
+    return [
+        f"{CHECKPOINT_PREFIX}.cosigned.>",
+        f"{_API}.STREAM.INFO.{CHECKPOINT_STREAM}",
+        *_consumer(CHECKPOINT_STREAM, identity.consumer("cs"), None, ack=True),
+    ]
 
 
 def _cosigner(identity: NatsIdentity) -> Grant:
     config_pub, config_sub = _configuration_reader()
-    publish = [
-        f"{CHECKPOINT_PREFIX}.cosigned.>",
-        f"{_API}.STREAM.INFO.{CHECKPOINT_STREAM}",
-        *_consumer(CHECKPOINT_STREAM, identity.consumer("cs"), None, ack=True),
-        *config_pub,
-    ]
-    return Grant(tuple(publish), (f"{identity.inbox_prefix}.>", *config_sub))
+    return Grant((*_cosigning(identity), *config_pub), (f"{identity.inbox_prefix}.>", *config_sub))
 
 
 def _reader(identity: NatsIdentity) -> Grant:
-    publish: list[str] = []
+    config_pub, config_sub = _configuration_reader()  # the witnesses a configuration names
+    publish: list[str] = [*config_pub]
     for stream in READ_STREAMS:
         publish += [f"{_API}.STREAM.INFO.{stream}", f"{_API}.STREAM.MSG.GET.{stream}"]
         for purpose in ("feed", "fetch"):
             publish += _consumer(stream, identity.consumer(purpose), None)
-    return Grant(tuple(publish), (f"{identity.inbox_prefix}.>",))
+    return Grant(tuple(publish), (f"{identity.inbox_prefix}.>", *config_sub))
 
 
 def _admin(identity: NatsIdentity) -> Grant:

@@ -41,6 +41,7 @@ __all__ = [
     "close_owner",
     "connect",
     "connect_when_up",
+    "connection_state",
     "nats_answers",
     "try_anonymous",
     "wait_for_nats",
@@ -336,3 +337,21 @@ async def wait_for_nats(
         log.warning("%s: NATS at %s does not answer (%s); attempt %d, next in %.1f s", who, url, reason, attempt, pause)
         await asyncio.sleep(pause)
         delay = min(max_delay, delay * 2)
+
+
+def connection_state(nc: NATS | None) -> tuple[str, str]:
+    """(state, server) of a client for an operator: connected, reconnecting, connecting, closed or
+    "not connected"; the server as host:port — never the URL's credentials."""
+    if nc is None:
+        return "not connected", ""
+    url = getattr(nc, "connected_url", None)
+    server = f"{url.hostname}:{url.port}" if url is not None and url.hostname else ""
+    for state, flag in (
+        ("connected", nc.is_connected),
+        ("reconnecting", nc.is_reconnecting),
+        ("connecting", nc.is_connecting),
+        ("closed", nc.is_closed),
+    ):
+        if flag:
+            return state, server
+    return "not connected", server

@@ -210,7 +210,7 @@ class PeerPortHandler(_GenericHandler):
         try:
             env = decode_envelope(raw)
         except CrosswayError as exc:
-            await abort_with(context, self._pipeline.refuse(exc, context.auth_context()), "")
+            await abort_with(context, await self._pipeline.refuse(exc, context.auth_context()), "")
         try:
             return await self._pipeline.call(env, context.auth_context())
         except CrosswayError as exc:
@@ -230,7 +230,7 @@ class PeerPortHandler(_GenericHandler):
                 yield reply
         except CrosswayError as exc:
             # A batch that does not decode: the stream ends with the code (tags cannot be read).
-            await abort_with(context, self._pipeline.refuse(exc, context.auth_context()), "")
+            await abort_with(context, await self._pipeline.refuse(exc, context.auth_context()), "")
 
     def drain(self) -> None:
         """Shutting down: answer what runs on the Multiplex streams, refuse the rest, end them."""

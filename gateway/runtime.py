@@ -41,6 +41,7 @@ from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
+from gateway.admin.status import CertificateInfo, GatewayStatusSnapshot, HealthInfo, NatsInfo
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
@@ -86,6 +87,18 @@ def _pem_private(key: Any) -> bytes:
     )
 
 
+def _cert_subject(cert: Any) -> str:
+    """The Crossway identity in the certificate (its URI SAN), else its subject DN."""
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    return str(uris[0]) if uris else str(cert.subject.rfc4514_string())
+
+
 class Gateway:
     def __init__(
         self,
@@ -118,6 +131,9 @@ class Gateway:
         self.admin_port = 0
         self._admin: PolicyAdministration | None = None
         self._health: GatewayHealth | None = None
+        self._policies: PolicyManager | None = None
+        self._certificates: tuple[CertificateInfo, ...] = ()
+        self._last_configuration: VerifiedConfiguration | None = None  # kept after it expires, for status
         self.nats_url = ""
         self.nats: NatsAccess | None = None
         self._shared_replay: NatsReplayGuard | None = None
@@ -140,6 +156,10 @@ class Gateway:
         tls_cert = load_certificate(cfg.tls_certificate)
         signing_cert = load_certificate(cfg.signing_certificate)
         signer = Signer(load_private_key(cfg.signing_key, cfg.key_passphrase), cert_fingerprint(signing_cert))  # type: ignore[arg-type]
+        self._certificates = tuple(
+            CertificateInfo(kind, _cert_subject(c), int(c.not_valid_after_utc.timestamp() * 1000), cert_fingerprint(c))
+            for kind, c in (("tls", tls_cert), ("signing", signing_cert))
+        )
         encryption_key = load_private_key(cfg.encryption_key, cfg.key_passphrase) if cfg.encryption_key else None
         # Configuration from the registry, verified against the pinned anchor.
         anchor = load_anchor(cfg.registry_anchor)
@@ -158,6 +178,12 @@ class Gateway:
         source.subscribe(self._configuration_changed)
         await source.start()
         # Audit: acknowledged JetStream publishing with a disk spool.
+        if cfg.audit.unsafe_release_before_durable:
+            log.warning(
+                "gateway %s: [audit] unsafe_release_before_durable = true: answers leave before their audit "
+                "record is durable; a crash of this gateway loses the records of the exchanges in flight",
+                cfg.gateway_id,
+            )
         self._audit = JetStreamAuditSink(
             nats, gateway_id=str(cfg.gateway_id), spool_dir=cfg.audit.spool_dir, stream=cfg.audit.stream
         )
@@ -198,6 +224,7 @@ class Gateway:
             audit=self._audit,
             strict_audit=cfg.audit.strict,
             archive=archiver,
+            unsafe_release_before_durable=cfg.audit.unsafe_release_before_durable,
             max_skew_ms=cfg.max_clock_skew_s * 1000,
             default_timeout_s=cfg.default_timeout_s,
             limits=cfg.limits,
@@ -221,7 +248,7 @@ class Gateway:
                 binding.service.grpc_service,
                 max_message_bytes=cfg.limits.grpc_message_bytes,
             )
-        policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
+        policies = self._policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(
             ctx, await self._replay_guard(nats), policies, self._adapters, encryption_key, quotas=self._quotas()
         )
@@ -247,6 +274,7 @@ class Gateway:
             self._clock,
             (_pem_private(tls_key), cert_to_pem(tls_cert)),
             also_serve=health.add_to,
+            status=self.status,
         )
         await self._admin.start()
         self.admin_port = self._admin.port
@@ -384,7 +412,43 @@ class Gateway:
                 hint="start the registry (it publishes the configuration) before the gateways",
             ) from exc
 
+    def status(self) -> GatewayStatusSnapshot:
+        """What an operator sees (``Admin/GetStatus``): health with reasons, registry configuration,
+        policy version, audit spool and checkpoint lag, certificates, NATS connections."""
+        config = self._last_configuration
+        health = self._health.verdicts() if self._health is not None else {}
+        stats = self._audit.stats if self._audit is not None else None
+        checkpointer = self._checkpointer
+        nats: list[NatsInfo] = []
+        for name, owner in (
+            ("audit", self._audit),
+            ("registry", self._source),
+            ("policies", self._admin.versions if self._admin is not None else None),
+        ):
+            state = getattr(owner, "nats_state", None)  # a file-based registry source has no connection
+            if state is not None:
+                nats.append(NatsInfo(name, *state))
+        return GatewayStatusSnapshot(
+            gateway=str(self.config.gateway_id),
+            now_ms=self._clock.now_ms(),
+            health=tuple(
+                HealthInfo(name, verdict.status.value, verdict.reason) for name, verdict in sorted(health.items())
+            ),
+            registry_serial=config.serial if config is not None else 0,
+            registry_issued_at_ms=config.issued_at_ms if config is not None else 0,
+            registry_expires_at_ms=config.expires_at_ms if config is not None else 0,
+            policy_version=self._policies.version if self._policies is not None else -1,
+            audit_spooled=stats.spooled if stats is not None else 0,
+            audit_pending=stats.pending if stats is not None else 0,
+            log_size=checkpointer.size if checkpointer is not None else 0,
+            checkpoint_size=checkpointer.published_size if checkpointer is not None else 0,
+            checkpoint_at_ms=checkpointer.published_at_ms if checkpointer is not None else 0,
+            certificates=self._certificates,
+            nats=tuple(nats),
+        )
+
     def _configuration_changed(self, config: VerifiedConfiguration) -> None:
+        self._last_configuration = config
         log.info("configuration serial %d applied (expires %d)", config.serial, config.expires_at_ms)
         if self._on_configuration is not None:
             self._on_configuration(config.serial)

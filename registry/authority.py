@@ -251,6 +251,24 @@ class RegistryAuthority:
             raise ConfigError(f"user-token issuer {issuer!r} must be non-empty without spaces")
         self.store.set_user_token_issuer(member, issuer)
 
+    # -- witnesses of the audit logs (issue 12) -----------------------------------------------------
+    def add_witness(self, name: str, public_raw: bytes, member: MemberId | None = None) -> None:
+        """A witness besides the registry: its C2SP key name and raw Ed25519 key; ``member`` runs it."""
+        if not name or any(c.isspace() or c == "+" for c in name):
+            raise ConfigError(f"witness name {name!r} must be non-empty, without spaces or '+'",
+                              hint="a schema-less URL, e.g. witness.tax.example/gw1")  # fmt: skip
+        if len(public_raw) != 32:
+            raise ConfigError("a witness key is a 32-byte Ed25519 public key", hint="pass the witness's vkey")
+        self.store.add_witness(name, public_raw, member)
+
+    def set_witness_quorum(self, quorum: int) -> None:
+        """How many distinct witnesses (the registry counted) must cosign a checkpoint."""
+        most = 1 + len(self.store.witnesses())
+        if not 1 <= quorum <= most:
+            raise ConfigError(f"witness quorum {quorum} is not between 1 and {most} (the registry and "
+                              f"{most - 1} witness(es))", hint="add witnesses first")  # fmt: skip
+        self.store.set_meta("witness_quorum", str(quorum))
+
     def add_group(self, code: str, members: list[SubsystemId]) -> None:
         if not code or any(c.isspace() for c in code):
             raise ConfigError(f"group code {code!r} must be non-empty without spaces")

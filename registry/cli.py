@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +117,47 @@ def _service_add(args: argparse.Namespace) -> int:
     _open(args).add_service(ServiceId.parse(args.id), fds, require_encryption=args.require_encryption)
     print(f"service {args.id} added")
     return 0
+
+
+def _witness_add(args: argparse.Namespace) -> int:
+    name, raw = _witness_vkey(args.vkey)
+    member = MemberId.parse(args.member) if args.member else None
+    authority = _open(args)
+    try:
+        authority.add_witness(name, raw, member)
+    finally:
+        authority.close()
+    print(f"witness {name} added; it is in the next configuration")
+    return 0
+
+
+def _witness_quorum(args: argparse.Namespace) -> int:
+    authority = _open(args)
+    try:
+        authority.set_witness_quorum(args.quorum)
+    finally:
+        authority.close()
+    print(f"witness quorum {args.quorum}: checkpoints need that many distinct witnesses, the registry counted")
+    return 0
+
+
+def _witness_vkey(vkey: str) -> tuple[str, bytes]:
+    """A witness's C2SP verifier key, ``<name>+<hex key ID>+base64(0x04 || Ed25519 key)``: its
+    name and raw key, once the key ID is checked (SHA-256(name || 0x0A || 0x04 || key)[:4])."""
+    import base64
+    import binascii
+    import hashlib
+
+    try:
+        name, key_hex, encoded = vkey.strip().split("+", 2)
+        material = base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise ConfigError(f"{vkey!r} is not a witness verifier key", hint="NAME+KEYID+BASE64, as printed "
+                          "by `crossway audit witness-key`") from exc  # fmt: skip
+    digest = hashlib.sha256(name.encode() + b"\n" + material).digest()[:4]
+    if len(material) != 33 or material[0] != 0x04 or digest.hex() != key_hex.lower():
+        raise ConfigError(f"{vkey!r} is not an Ed25519 cosignature key whose ID matches its name and key")
+    return name, material[1:]
 
 
 def _group_add(args: argparse.Namespace) -> int:
@@ -259,6 +301,12 @@ def _signal_reload(pid_files: list[str]) -> Any:
     return reload
 
 
+# What runs beside `registry serve` but lives in a higher layer (the audit checkpoint cosigner is in
+# audit.index): the top-level CLI hands in factories, so this package never imports them. A
+# factory returns an object with start()/aclose() and a ``description``, or None when not wanted.
+Companion = Callable[[argparse.Namespace], Any]
+
+
 def _serve(args: argparse.Namespace) -> int:
     from registry.server import RegistryServer
 
@@ -283,13 +331,22 @@ def _serve(args: argparse.Namespace) -> int:
         )
         await server.start()
         print(f"registry listening on {server.address}", flush=True)
+        started: list[Any] = []
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
+            for factory in args.companions:
+                companion = factory(args)
+                if companion is not None:
+                    await companion.start()
+                    started.append(companion)
+                    print(f"registry {companion.description}", flush=True)
             await stop.wait()
         finally:
+            for companion in reversed(started):
+                await companion.aclose()
             await server.aclose()
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -312,8 +369,9 @@ def _group(sub: Any, name: str, help_text: str) -> Any:
     return nested
 
 
-def add_commands(sub: Any) -> None:
-    """Register ``crossway registry …`` on the top-level subparsers."""
+def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
+    """Register ``crossway registry …`` on the top-level subparsers; ``companions`` run beside
+    ``registry serve`` (the CLI passes the audit checkpoint cosigner)."""
     reg = _group(sub, "registry", "run the central registry: members, certificates, configuration")
 
     p = _leaf(reg, "init", _init, "create a new registry (CA, signing key, anchor.json)")
@@ -353,6 +411,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM/package.Service")
     p.add_argument("--descriptor-set", required=True, help="FileDescriptorSet file (protoc --descriptor_set_out)")
     p.add_argument("--require-encryption", action="store_true", help="bodies must be encrypted end to end")
+
+    witnesses = _group(reg, "witness", "witnesses of the gateways' audit logs, besides the registry")
+    p = _leaf(witnesses, "add", _witness_add, "name a witness (its C2SP verifier key) in the configuration")
+    p.add_argument("vkey", help="the witness's verifier key NAME+KEYID+BASE64 (crossway audit witness-key)")
+    p.add_argument("--member", help="the member that runs it (INSTANCE/CLASS/CODE)")
+    p = _leaf(witnesses, "quorum", _witness_quorum, "how many distinct witnesses must cosign (registry counted)")
+    p.add_argument("quorum", type=int)
 
     p = _leaf(_group(reg, "group", "manage global groups"), "add", _group_add, "add subsystems to a group")
     p.add_argument("code")
@@ -395,7 +460,12 @@ def add_commands(sub: Any) -> None:
 
     _leaf(reg, "list", _list, "list members, services, groups and certificates")
 
-    p = _leaf(reg, "serve", _serve, "serve GetConfiguration and keep the configuration published")
+    p = _leaf(
+        reg,
+        "serve",
+        _serve,
+        "serve GetConfiguration, keep the configuration published and (with --nats) cosign audit checkpoints",
+    )
     p.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT (default: %(default)s)")
     add_nats_arguments(p, what="publish to JetStream KV at this")
     p.add_argument("--validity", type=int, default=600)
@@ -404,3 +474,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--nats-pid-file", action="append", default=[], help="a NATS server's pid file: SIGHUP it after a change"
     )
+    p.add_argument(
+        "--no-cosign",
+        action="store_true",
+        help="do not cosign the gateways' audit checkpoints here (another process of the registry does)",
+    )
+    p.set_defaults(companions=tuple(companions))

@@ -142,6 +142,8 @@ class VerifiedConfiguration:
         "instance",
         "issued_at_ms",
         "serial",
+        "witness_quorum",
+        "witnesses",
     )
 
     def __init__(self, doc: registry_pb2.ConfigurationDocument) -> None:
@@ -192,6 +194,12 @@ class VerifiedConfiguration:
             for s_text in g.members:
                 groups.setdefault(SubsystemId.parse(s_text), set()).add(g.id)
         self._groups = MappingProxyType({k: frozenset(v) for k, v in groups.items()})
+        # Witnesses of the audit logs besides the registry (C2SP key name → Ed25519 key), and how
+        # many distinct ones, the registry counted, must cosign a checkpoint (issue 12).
+        self.witnesses: Mapping[str, ed25519.Ed25519PublicKey] = MappingProxyType(
+            {w.name: ed25519.Ed25519PublicKey.from_public_bytes(w.public_key) for w in doc.witnesses}
+        )
+        self.witness_quorum: int = max(1, doc.witness_quorum)
 
     def __repr__(self) -> str:
         return f"<VerifiedConfiguration {self.instance} serial={self.serial} expires={_iso(self.expires_at_ms)}>"

@@ -58,6 +58,9 @@ def build_document(
         )
     for code, subsystems in sorted(store.groups().items()):
         doc.groups.add(id=code, members=[str(s) for s in subsystems])
+    for name, public_raw, runner in store.witnesses():
+        doc.witnesses.add(name=name, public_key=public_raw, member=runner)
+    doc.witness_quorum = int(store.get_meta("witness_quorum") or "0")
     return doc.SerializeToString()
 
 

@@ -30,7 +30,7 @@ import nats.js.errors
 from crossway.backbone import REGISTRY_BUCKET, REGISTRY_KEY, kv_stream, kv_subject
 from crossway.core.clock import Clock, SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, RegistryStale, RegistryUntrusted
-from crossway.natsclient import NatsAccess, close_owner, connect
+from crossway.natsclient import NatsAccess, close_owner, connect, connection_state
 from registry.anchor import Anchor
 from registry.configuration import VerifiedConfiguration, verify_configuration
 
@@ -331,6 +331,11 @@ class NatsConfigurationSource:
 
     def subscribe(self, callback: ConfigurationListener) -> Callable[[], None]:
         return self._holder.subscribe(callback)
+
+    @property
+    def nats_state(self) -> tuple[str, str]:
+        """(state, server) of the watch's NATS connection, for the gateway's status."""
+        return connection_state(self._nc)
 
     async def aclose(self) -> None:
         await close_owner(self._task, self._nc)

@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS nats_certificates (
     serial TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
     der BLOB NOT NULL, issued_at_ms INTEGER NOT NULL, not_after_ms INTEGER NOT NULL,
     revoked_at_ms INTEGER, revoke_reason TEXT);
+CREATE TABLE IF NOT EXISTS witnesses (
+    id TEXT PRIMARY KEY, public_key BLOB NOT NULL UNIQUE, member TEXT);
 """
 
 
@@ -240,6 +242,21 @@ class RegistryStore:
         """The ``iss`` the member's end-user tokens carry; "" when not set (the member id is used)."""
         row = self._db.execute("SELECT issuer FROM user_token_issuers WHERE member = ?", (str(member),)).fetchone()
         return "" if row is None else str(row[0])
+
+    def add_witness(self, name: str, public_raw: bytes, member: MemberId | None) -> None:
+        if member is not None:
+            self._require("members", str(member), "member")
+        self._refuse_duplicate("witnesses", name, "witness")
+        with self._tx(f"add witness {name}") as db:
+            db.execute(
+                "INSERT INTO witnesses (id, public_key, member) VALUES (?, ?, ?)",
+                (name, public_raw, None if member is None else str(member)),
+            )
+
+    def witnesses(self) -> list[tuple[str, bytes, str]]:
+        """(name, raw Ed25519 public key, member or "") of every witness, by name."""
+        rows = self._db.execute("SELECT id, public_key, member FROM witnesses ORDER BY id").fetchall()
+        return [(str(n), bytes(k), str(m or "")) for n, k, m in rows]
 
     def add_group(self, code: str, subsystems: list[SubsystemId]) -> None:
         for subsystem in subsystems:

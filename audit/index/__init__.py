@@ -9,7 +9,8 @@ Public API:
 - ``open_store`` / ``IndexStore`` / ``Filters`` — SQLite by default, PostgreSQL for ``postgresql://``;
 - ``AuditIndexer`` — durable JetStream consumers into the store, idempotent, catches up;
 - ``Cosigner`` — the registry's (or a peer's) checkpoint cosigner;
-- ``verify_index`` / ``VerifyReport`` / ``Finding`` — ``audit verify``;
+- ``verify_index`` / ``VerifyReport`` / ``Finding`` — ``audit verify``; ``read_backbone`` /
+  ``read_stream_messages`` / ``refine_with_stream`` — ``audit verify --nats`` (what NATS holds);
 - ``open_exchange_payloads`` — archived payloads opened with an auditor key (``audit payload``);
 - ``build_evidence`` / ``verify_evidence`` — offline evidence bundles;
 - ``TimestampAuthority`` / ``Timestamper`` / ``verify_timestamp`` — RFC 3161 tokens on checkpoints
@@ -19,6 +20,7 @@ Public API:
 """
 
 from audit.index.auth import AuditAuthenticator, AuditorIdentity
+from audit.index.backbone import read_backbone, read_stream_messages
 from audit.index.cosigner import Cosigner, RegistryCosigner
 from audit.index.evidence import EvidenceReport, build_evidence, verify_evidence
 from audit.index.indexer import AuditIndexer
@@ -33,7 +35,7 @@ from audit.index.timestamp import (
     load_tsa_roots,
     verify_timestamp,
 )
-from audit.index.verify import Finding, VerifyReport, verify_index
+from audit.index.verify import Finding, VerifyReport, refine_with_stream, verify_index
 
 __all__ = [
     "AuditApi",
@@ -57,6 +59,9 @@ __all__ = [
     "load_tsa_roots",
     "open_exchange_payloads",
     "open_store",
+    "read_backbone",
+    "read_stream_messages",
+    "refine_with_stream",
     "verify_evidence",
     "verify_index",
     "verify_timestamp",

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import datetime as dt
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +21,18 @@ from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
 from audit.index.store import Filters, IndexStore, open_store
 from audit.index.timestamp import load_tsa_roots
-from audit.index.verify import SHARED_FIELDS, verify_index
+from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS, refine_with_stream, verify_index
+from audit.index.witnesses import (
+    TrustedWitnesses,
+    configured_witnesses,
+    load_configuration,
+    read_configuration,
+    registry_witnesses,
+)
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
 from crossway.natsclient import access_from_arguments, add_nats_arguments
 from registry import load_anchor
-from registry.anchor import registry_key_id
 
 __all__ = ["add_commands"]
 
@@ -64,9 +71,70 @@ def _filters(args: argparse.Namespace) -> Filters:
     )
 
 
-def _cosigners(anchor_path: str) -> dict[str, Any]:
-    anchor = load_anchor(Path(anchor_path))
-    return {registry_key_id(anchor.public_key): anchor.public_key}
+def _witnesses(args: argparse.Namespace) -> TrustedWitnesses:
+    """The registry (its anchor) and the witnesses its configuration names, with their quorum:
+    from ``--configuration FILE``, else from NATS when ``--nats`` is given, else the registry alone."""
+    anchor = load_anchor(Path(args.anchor))
+    if getattr(args, "configuration", ""):
+        return configured_witnesses(anchor, load_configuration(Path(args.configuration), anchor))
+    nats = access_from_arguments(args) if getattr(args, "nats", "") else None
+    if nats is not None:
+        return configured_witnesses(anchor, asyncio.run(read_configuration(nats, anchor)))
+    return registry_witnesses(anchor)
+
+
+def _witness_key(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from audit.trail import Witness
+    from crossway.security.keys import save_private_key
+
+    path = Path(args.output)
+    if path.exists():
+        raise ConfigError(f"{path} exists; a witness key is never overwritten", hint="choose another path")
+    key = ed25519.Ed25519PrivateKey.generate()
+    save_private_key(path, key)
+    witness = Witness(args.name, key.public_key())
+    print(f"witness key written to {path}; its verifier key, for `crossway registry witness add`:")
+    print(witness.vkey)
+    return 0
+
+
+def _witness(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from audit.index.cosigner import WitnessService
+    from crossway.security.keys import load_private_key
+
+    key = load_private_key(Path(args.key))
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{args.key} is not an Ed25519 key", hint="make one with `crossway audit witness-key`")
+    state = Path(args.state) if args.state else Path(args.key).with_suffix(".state.json")
+    nats = access_from_arguments(args)
+    assert nats is not None  # --nats is required
+    service = WitnessService(
+        nats,
+        load_anchor(Path(args.anchor)),
+        key=key,
+        name=args.name,
+        state_path=state,
+        skip_gateways=frozenset(args.skip_gateway),
+    )
+
+    async def run() -> None:
+        await service.start()
+        print(f"witness {args.name} cosigning audit checkpoints", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await service.aclose()
+
+    asyncio.run(run())
+    return 0
 
 
 def _tsa_roots(path: str) -> tuple[Any, ...]:
@@ -149,11 +217,25 @@ def _serve(args: argparse.Namespace) -> int:
     )
     auth = AuditAuthenticator(verifier, roles_claim=args.roles_claim, member_claim=args.member_claim)
     host = args.listen.rpartition(":")[0] or "127.0.0.1"
+    reads = None
+    if args.record_reads_to:
+        from audit.index.reads import GatewayReadRecorder
+
+        if not args.record_reads_ca:
+            raise ConfigError("--record-reads-to needs --record-reads-ca", hint="the registry CA's PEM")
+        reads = GatewayReadRecorder(
+            args.record_reads_to,
+            Path(args.record_reads_ca).read_bytes(),
+            source=args.name,
+            server_name=args.record_reads_server_name,
+        )
 
     def ready(port: int) -> None:
         also = f", indexing {args.nats}" if args.nats else ""
-        print(f"audit API listening on {host}:{port} (index {args.index}{also})", flush=True)
+        recorded = f"; reads recorded at {args.record_reads_to}" if reads is not None else "; reads NOT recorded"
+        print(f"audit API listening on {host}:{port} (index {args.index}{also}{recorded})", flush=True)
 
+    witnesses = _witnesses(args)
     asyncio.run(
         serve(
             args.index,
@@ -161,9 +243,11 @@ def _serve(args: argparse.Namespace) -> int:
             Path(args.tls_key).read_bytes(),
             Path(args.tls_cert).read_bytes(),
             auth,
-            _cosigners(args.anchor),
+            witnesses.keys,
             nats=access_from_arguments(args),
+            reads=reads,
             ready=ready,
+            quorum=witnesses.quorum,
         )
     )
     return 0
@@ -197,21 +281,23 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({side: json.loads(r.to_json()) for side, r in records.items()}, indent=2, sort_keys=True))
         return 0
-    admin = records.get("admin")
-    if admin is not None:  # a gateway's administrative event (a policy change): one record, no sides
-        print(f"message {args.message_id}: administrative event of {admin.gateway}")
+    single = records.get("admin") or records.get("auditor")
+    if single is not None:  # a policy change, or an auditor's read: one record, no sides
+        kind = "administrative event" if single.side == "admin" else "auditor's read recorded by"
+        print(f"message {args.message_id}: {kind} {single.gateway}")
         for name in AuditRecord.__dataclass_fields__:
-            print(f"  {name:<20}{getattr(admin, name)}")
+            print(f"  {name:<20}{getattr(single, name)}")
         return 0
     names = [f.name for f in AuditRecord.__dataclass_fields__.values()]
     print(f"message {args.message_id}")
     print(f"  {'FIELD':<20}{'CLIENT SIDE':<48}PROVIDER SIDE")
     disagreements = 0
+    both = client is not None and provider is not None
     for name in names:
         left = "" if client is None else str(getattr(client, name))
         right = "" if provider is None else str(getattr(provider, name))
         mark = ""
-        if client is not None and provider is not None and name in SHARED_FIELDS and left != right:
+        if both and name in (*SHARED_FIELDS, *STATUS_FIELDS) and left != right:
             mark, disagreements = "  <-- DISAGREE", disagreements + 1
         print(f"  {name:<20}{left[:46]:<48}{right[:46]}{mark}")
     for side, record in (("client", client), ("provider", provider)):
@@ -219,24 +305,53 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  (no {side} record in the index)")
     if disagreements:
         print(f"{disagreements} disagreement(s) between the two sides")
+    if client is not None and provider is not None and client.status != provider.status:
+        # Not tampering in itself (the client side can fail after the provider answered), but the
+        # caller was told the client side's status: an auditor must see that the two differ.
+        print(
+            f"status differs: the provider recorded {provider.status}, the client side {client.status} "
+            f"(what the caller was told)"
+        )
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from audit.index.backbone import read_backbone, read_stream_messages
+
+    nats = access_from_arguments(args)
+    backbone = asyncio.run(read_backbone(nats)) if nats is not None else None
+    witnesses = _witnesses(args)
     store = open_store(args.index)
     try:
         report = verify_index(
             store,
-            _cosigners(args.anchor),
+            witnesses.keys,
             None if args.quiet else _progress("verify"),
             tsa_roots=_tsa_roots(args.tsa_ca),
             require_timestamp=args.require_timestamp,
             signed_only=args.signed_only,
+            grace_ms=int(args.grace * 1000),
+            backbone=backbone,
+            quorum=witnesses.quorum,
         )
     finally:
         store.close()
+    if nats is not None and report.suspects:
+        logged = asyncio.run(read_stream_messages(nats, (s.stream_seq for s in report.suspects)))
+        report = refine_with_stream(report, logged)
     for finding in report.findings:
         print(finding.line())
+    for n, (first, second) in enumerate(report.forks, 1):
+        # The proof, as the C2SP signed notes transparency-log tools read.
+        print(f"  fork {n}, first checkpoint:\n" + _indent(first.note()))
+        print(f"  fork {n}, second checkpoint:\n" + _indent(second.note()))
+        if args.fork_evidence:
+            directory = Path(args.fork_evidence)
+            directory.mkdir(parents=True, exist_ok=True)
+            name = f"fork-{first.gateway.replace('/', '_')}-{first.size}.json"
+            proof = {"first": first.to_dict(), "second": second.to_dict(), "notes": [first.note(), second.note()]}
+            (directory / name).write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n")
+            print(f"  fork {n} written to {directory / name}")
     for gateway, count in sorted(report.pending.items()):
         print(f"  {gateway}: {count} record(s) newer than its latest cosigned checkpoint: not yet provable")
     if any(f.kind == "extra" for f in report.findings):
@@ -245,14 +360,31 @@ def _verify(args: argparse.Namespace) -> int:
             "for the next checkpoint (about a second): run again, or pass --signed-only to verify what is signed "
             "and count the rest as pending"
         )
+    if any(f.kind == "uncovered" for f in report.findings):
+        print(
+            "  hint: records older than the grace period must be cosigned by now; check that `crossway registry "
+            "serve --nats` runs and its log for refused checkpoints"
+        )
     for gateway, when in sorted(report.timestamped.items()):
         print(f"  {gateway}: checkpoint timestamped by the TSA at {when.isoformat()}")
+    if report.status_differs:
+        print(
+            f"  {report.status_differs} exchange(s) whose two sides recorded different statuses (audit show marks them)"
+        )
+    if report.unanswered:
+        print(f"  {report.unanswered} exchange(s) never reached a provider (no signed answer): no provider record due")
+    if len(witnesses.keys) > 1:
+        print(f"  witnesses: {', '.join(sorted(witnesses.keys))}; each checkpoint needs {witnesses.quorum} of them")
     sizes = ", ".join(f"{g} {n}" for g, n in sorted(report.covered.items())) or "none"
     if report.ok:
         print(f"audit verify: intact — {report.records} records; cosigned checkpoints: {sizes}")
         return 0
     print(f"audit verify: FAILED — {len(report.findings)} finding(s) over {report.records} records")
     return 1
+
+
+def _indent(text: str) -> str:
+    return "".join(f"    {line}\n" for line in text.splitlines())
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -290,19 +422,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _pages(store: IndexStore, filters: Filters, page: int = 10_000) -> Iterator[str]:
-    offset = 0
+    # Keyset pages: each starts where the last ended, so a long export does not slow down with depth.
+    after = None
     while True:
-        rows = store.query(filters, limit=page, offset=offset)
+        rows = store.query(filters, limit=page, after=after)
         yield from (r.body for r in rows)
         if len(rows) < page:
             return
-        offset += page
+        after = rows[-1].position
 
 
 def _evidence(args: argparse.Namespace) -> int:
     store = open_store(args.index)
     try:
-        data = build_evidence(store, args.message_id, _cosigners(args.anchor), _tsa_roots(args.tsa_ca))
+        witnesses = _witnesses(args)
+        data = build_evidence(store, args.message_id, witnesses.keys, _tsa_roots(args.tsa_ca), quorum=witnesses.quorum)
     finally:
         store.close()
     Path(args.output).write_bytes(data)
@@ -311,10 +445,14 @@ def _evidence(args: argparse.Namespace) -> int:
 
 
 def _verify_evidence(args: argparse.Namespace) -> int:
-    anchor = load_anchor(Path(args.anchor)).public_key if args.anchor else None
+    witnesses = _witnesses(args) if args.anchor else None
     roots = _tsa_roots(args.tsa_ca) if args.tsa_ca else None
     report = verify_evidence(
-        Path(args.file).read_bytes(), anchor, tsa_roots=roots, require_timestamp=args.require_timestamp
+        Path(args.file).read_bytes(),
+        None if witnesses is None else witnesses.keys,
+        quorum=1 if witnesses is None else witnesses.quorum,
+        tsa_roots=roots,
+        require_timestamp=args.require_timestamp,
     )
     sides = ", ".join(sorted(f"{r.side} ({r.gateway})" for r in report.records))
     print(f"evidence intact: message {report.message_id}: {sides}")
@@ -376,6 +514,18 @@ def add_commands(sub: Any) -> None:
     add_nats_arguments(p, what="also consume the audit streams into the index: NATS")
     p.add_argument("--roles-claim", default="roles")
     p.add_argument("--member-claim", default="member", help="claim naming the agency a token is scoped to")
+    p.add_argument(
+        "--record-reads-to",
+        default="",
+        metavar="HOST:PORT",
+        help="record every auditor's read in the audit log, through this gateway's admin port (a read "
+        "that cannot be recorded is refused)",
+    )
+    p.add_argument(
+        "--record-reads-ca", default="", help="PEM of the registry CA (that gateway's certificate chains to it)"
+    )
+    p.add_argument("--record-reads-server-name", default="", help="TLS name of that gateway, when not its address")
+    p.add_argument("--name", default="crossway audit serve", help="this API's name in the records of reads")
     p = command("query", "search records (table; --json for JSON lines)", _query)
     _add_filters(p)
     p.add_argument("--json", action="store_true")
@@ -389,9 +539,25 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--signed-only",
         action="store_true",
-        help="verify what the latest cosigned checkpoints cover; count newer records as pending (a live system)",
+        help="verify what the latest cosigned checkpoints cover; count newer records as pending (a live system)"
+        " — only within the grace period: older ones must be covered",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_MS / 1000,
+        help="seconds a record may wait for its cosigned checkpoint and for its other side (default %(default)s)",
+    )
+    p.add_argument("--fork-evidence", default="", help="write each fork's two signed checkpoints to this directory")
+    add_nats_arguments(
+        p,
+        what="also compare with what NATS holds: each gateway's latest cosigned checkpoint, and the audit stream "
+        "(names a record rewritten together with its leaf hash; catches an index truncated with its checkpoints):",
     )
     _add_timestamp_options(p)
+    p.add_argument(
+        "--configuration", default="", help="a signed registry configuration naming the witnesses and their quorum"
+    )
     p = command("export", "export records as JSON lines or CSV", _export)
     _add_filters(p)
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
@@ -402,9 +568,28 @@ def add_commands(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--anchor", required=True, help="the registry anchor.json (its key goes into the bundle)")
     p.add_argument("--tsa-ca", default="", help="the RFC 3161 TSA's CA (PEM); it goes into the bundle")
+    p.add_argument("--configuration", default="", help="a signed registry configuration naming the witnesses")
+    add_nats_arguments(p, what="read the witnesses and their quorum from the registry in this")
     add_payload_commands(command)
+    p = cmds.add_parser("witness-key", help="make a witness's Ed25519 key and print its verifier key (vkey)")
+    p.add_argument("--name", required=True, help="the witness's key name, e.g. witness.tax.example/w1")
+    p.add_argument("-o", "--output", required=True, help="where to write the private key (0600)")
+    p.set_defaults(handler=_witness_key)
+    p = cmds.add_parser("witness", help="cosign the gateways' audit checkpoints as a witness the registry names")
+    add_nats_arguments(p, required=True)
+    p.add_argument("--anchor", required=True, help="the registry anchor.json")
+    p.add_argument("--key", required=True, help="the witness's Ed25519 key (crossway audit witness-key)")
+    p.add_argument("--name", required=True, help="the witness's key name, as registered")
+    p.add_argument("--state", default="", help="what it cosigned last, per gateway (default: KEY.state.json)")
+    p.add_argument(
+        "--skip-gateway", action="append", default=[], help="a gateway whose log it does not witness (its own); repeat"
+    )
+    p.set_defaults(handler=_witness)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")
+    p.add_argument(
+        "--configuration", default="", help="with --anchor: pin the witnesses and quorum a signed configuration names"
+    )
     _add_timestamp_options(p, pin=True)
     p.set_defaults(handler=_verify_evidence)

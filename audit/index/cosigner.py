@@ -4,14 +4,20 @@ Before cosigning a checkpoint it checks, in order, failing closed (the checkpoin
 without this cosignature and the refusal is logged with the gateway and sizes):
 1. the gateway's signature and certificate (``verify_checkpoint`` without cosignatures);
 2. the signing key is registered for the gateway's member (``registered(member, key_id)``);
-3. the log only grew: the consistency proof the gateway sent links the last checkpoint this
-   cosigner signed for that gateway to the new one (RFC 9162 §2.1.4.2);
-then it signs with its Ed25519 key, optionally has the checkpoint timestamped by an RFC 3161
-authority (``audit.index.timestamp``: best effort — when the TSA fails the checkpoint is published
-without a token and stamping pauses briefly, so an outage only costs tokens, never checkpoints),
-and publishes to ``crossway.checkpoint.cosigned.<gateway>``.
-What it last cosigned per gateway is kept in a small JSON file, so a restart cannot be tricked
-into cosigning a fork.
+3. the log only grew: among the consistency proofs the gateway sent (one per old size it may
+   need, see ``audit.trail.checkpointer``), the one from the last checkpoint *this* cosigner
+   signed for that gateway links it to the new one (RFC 9162 §2.1.4.2); a checkpoint of the
+   same size with another root is a fork, refused and logged as such;
+then it records what it is about to sign (a small JSON file, written before the cosignature
+leaves, so neither a restart nor an ambiguous publish can make it sign a fork), signs with its
+Ed25519 key, optionally has the checkpoint timestamped by an RFC 3161 authority
+(``audit.index.timestamp``: best effort — when the TSA fails the checkpoint is published without
+a token and stamping pauses briefly, so an outage only costs tokens, never checkpoints), and
+publishes to its own subject ``crossway.checkpoint.cosigned.<gateway>.<cosigner>`` (the
+gateway reads each cosigner's latest there). A checkpoint equal to the last one it cosigned is
+cosigned again (same de-duplication id): its earlier publish may not have been stored.
+Cosigning needs no help after an outage: the consumer is durable, its connection reconnects,
+and a checkpoint is acknowledged only after its cosignature was stored or refused.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -33,18 +40,22 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from audit.index.timestamp import TimestampAuthority, Timestamper, load_timestamp_authority
 from audit.trail import (
     CHECKPOINT_STREAM,
+    COSIGNATURE_TYPE,
     Checkpoint,
     CheckpointInvalid,
     TimestampUnavailable,
-    checkpoint_subject,
     cosign,
+    cosignature_subject,
+    note_key_id,
+    registry_witness_name,
     verify_checkpoint,
     verify_consistency,
 )
 from crossway.core.ids import GatewayId
 from crossway.natsclient import NatsAccess, close_owner, connect
+from registry import Anchor
 
-__all__ = ["Cosigner", "RegistryCosigner"]
+__all__ = ["Cosigner", "RegistryCosigner", "WitnessService"]
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +66,18 @@ class Cosigner:
         nats: NatsAccess,
         *,
         key: ed25519.Ed25519PrivateKey,
-        key_id: str,
         name: str,
         state_path: Path,
         registered: Callable[[str, str], bool],
         timestamp: TimestampAuthority | None = None,
+        skip_gateways: frozenset[str] = frozenset(),
     ) -> None:
+        # Logs this witness does not cosign: its own gateway's (a log does not witness itself).
+        self._skip = skip_gateways
         self._nats = nats
         self._key = key
-        self._key_id = key_id
+        # The witness's C2SP key ID (hex): names its consumer, its subject and its de-duplication ids.
+        self._key_id = note_key_id(name, key.public_key(), COSIGNATURE_TYPE).hex()
         self._name = name
         self._state_path = state_path
         self._registered = registered
@@ -114,14 +128,15 @@ class Cosigner:
                     for msg in msgs:
                         signed = self._consider(msg.data)
                         if signed is not None:
+                            self._commit(signed)  # before it leaves: never two roots for one size
                             signed = await self._stamp(signed)
                             await js.publish(
-                                checkpoint_subject(signed.gateway, "cosigned"),
+                                cosignature_subject(signed.gateway, self._key_id),
                                 signed.to_json(),
                                 stream=CHECKPOINT_STREAM,
                                 headers={"Nats-Msg-Id": f"cosigned:{self._key_id}:{signed.gateway}:{signed.size}"},
                             )
-                            self._commit(signed)
+                            self.cosigned += 1
                         await msg.ack()
             except asyncio.CancelledError:
                 raise
@@ -133,8 +148,9 @@ class Cosigner:
         try:
             doc = json.loads(data)
             checkpoint = Checkpoint.from_dict(doc["checkpoint"])
-            previous = int(doc["previous_size"])
-            proof = [bytes.fromhex(h) for h in doc["consistency"]]
+            if checkpoint.gateway in self._skip:
+                return None
+            proofs = _proofs(doc)
             # 1. The gateway's own signature.
             verify_checkpoint(checkpoint, {}, require_cosignature=False)
             # 2. A key the registry knows for that gateway's member.
@@ -143,17 +159,29 @@ class Cosigner:
                 raise CheckpointInvalid(f"key {checkpoint.key_id} is not a registered signing key of {member}")
             # 3. Append-only since what we last cosigned.
             last_size, last_root = self._last.get(checkpoint.gateway, (0, ""))
-            if checkpoint.size <= last_size:
-                return None  # already covered (a redelivery, or a replayed old checkpoint)
-            if previous != last_size:
-                raise CheckpointInvalid(f"proof starts at size {previous}, but {last_size} was cosigned last")
-            old_root = bytes.fromhex(last_root) if last_root else b""
-            if not verify_consistency(last_size, checkpoint.size, old_root, checkpoint.root, proof):
-                raise CheckpointInvalid(f"size {checkpoint.size} is not an extension of size {last_size}: a fork")
+            if checkpoint.size < last_size:
+                return None  # an older checkpoint (a redelivery, or replayed): nothing to add
+            if checkpoint.size == last_size:
+                if checkpoint.root.hex() != last_root:
+                    raise CheckpointInvalid(
+                        f"a fork: size {last_size} was cosigned with root {last_root}, now shown with root "
+                        f"{checkpoint.root.hex()}"
+                    )
+                # The same checkpoint again: its cosignature may never have been stored; sign again.
+            elif last_size:
+                proof = proofs.get(last_size)
+                if proof is None:
+                    sizes = ", ".join(str(m) for m in sorted(proofs)) or "none"
+                    raise CheckpointInvalid(
+                        f"size {checkpoint.size} carries no proof from size {last_size}, the last cosigned here "
+                        f"(proofs from: {sizes}); waiting for a checkpoint that does"
+                    )
+                if not verify_consistency(last_size, checkpoint.size, bytes.fromhex(last_root), checkpoint.root, proof):
+                    raise CheckpointInvalid(f"size {checkpoint.size} is not an extension of size {last_size}: a fork")
         except (CheckpointInvalid, KeyError, TypeError, ValueError) as exc:
             log.error("audit cosigner refuses a checkpoint: %s", exc)
             return None
-        return cosign(checkpoint, self._key, self._name, self._key_id, int(time.time() * 1000))
+        return cosign(checkpoint, self._key, self._name, int(time.time() * 1000))
 
     async def _stamp(self, checkpoint: Checkpoint) -> Checkpoint:
         """The checkpoint with a TSA token over its signed bytes, or unchanged when none is to be had."""
@@ -178,31 +206,50 @@ class Cosigner:
     def _commit(self, checkpoint: Checkpoint) -> None:
         self._last[checkpoint.gateway] = (checkpoint.size, checkpoint.root.hex())
         tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({g: [s, r] for g, (s, r) in self._last.items()}))
+        with tmp.open("w") as f:
+            f.write(json.dumps({g: [s, r] for g, (s, r) in self._last.items()}))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self._state_path)
-        self.cosigned += 1
 
 
-class RegistryCosigner:
-    """The registry's cosigner: its configuration key, and members' keys from the published configuration.
+def _proofs(doc: dict[str, Any]) -> dict[int, list[bytes]]:
+    """The consistency proofs of a checkpoint message, by old size: ``proofs`` and the older
+    single ``previous_size``/``consistency`` pair."""
+    proofs: dict[int, list[bytes]] = {}
+    raw = doc.get("proofs") or {}
+    if not isinstance(raw, dict):
+        raise ValueError("proofs is not an object")
+    for old, hashes in raw.items():
+        proofs[int(old)] = [bytes.fromhex(h) for h in hashes]
+    if "previous_size" in doc:
+        proofs.setdefault(int(doc["previous_size"]), [bytes.fromhex(h) for h in doc.get("consistency") or []])
+    return proofs
 
-    Timestamping is off unless a ``TimestampAuthority`` is passed or the registry directory holds
-    ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
-    """
 
-    def __init__(self, nats: NatsAccess, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
+class WitnessService:
+    """A witness of the gateways' audit logs: a :class:`Cosigner` whose "registered key" check reads
+    the verified registry configuration from NATS. The registry runs one (``registry serve``);
+    a member runs its own with ``crossway audit witness`` beside its gateway, skipping its own
+    gateway's log (a log does not witness itself), once the registry names it
+    (``crossway registry witness add``)."""
+
+    def __init__(
+        self,
+        nats: NatsAccess,
+        anchor: Anchor,
+        *,
+        key: ed25519.Ed25519PrivateKey,
+        name: str,
+        state_path: Path,
+        timestamp: TimestampAuthority | None = None,
+        skip_gateways: frozenset[str] = frozenset(),
+    ) -> None:
         from crossway.core.clock import SystemClock
-        from crossway.security.keys import load_private_key
-        from registry import NatsConfigurationSource, load_anchor
-        from registry.anchor import registry_key_id
+        from registry import NatsConfigurationSource
 
-        if timestamp is None and (registry_dir / "timestamp.toml").exists():
-            timestamp = load_timestamp_authority(registry_dir / "timestamp.toml")
-        key = load_private_key(registry_dir / "config.key")
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
-        anchor = load_anchor(registry_dir / "anchor.json")
         self._source = NatsConfigurationSource(nats, anchor, SystemClock())
+        self.name = name
 
         def registered(member: str, key_id: str) -> bool:
             from crossway.core.ids import MemberId
@@ -212,12 +259,16 @@ class RegistryCosigner:
         self.cosigner = Cosigner(
             nats,
             key=key,
-            key_id=registry_key_id(key.public_key()),
-            name=f"registry {anchor.instance}",
-            state_path=registry_dir / "cosigner-state.json",
+            name=name,
+            state_path=state_path,
             registered=registered,
             timestamp=timestamp,
+            skip_gateways=skip_gateways,
         )
+
+    @property
+    def description(self) -> str:
+        return "cosigning audit checkpoints"
 
     async def start(self) -> None:
         await self._source.start()
@@ -226,3 +277,32 @@ class RegistryCosigner:
     async def aclose(self) -> None:
         await self.cosigner.aclose()
         await self._source.aclose()
+
+
+class RegistryCosigner(WitnessService):
+    """The registry's witness: its configuration key, and members' keys from the published configuration.
+
+    Timestamping is off unless a ``TimestampAuthority`` is passed or the registry directory holds
+    ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
+    """
+
+    def __init__(self, nats: NatsAccess, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
+        from crossway.security.keys import load_private_key
+        from registry import load_anchor
+        from registry.authority import passphrase_from_env
+
+        if timestamp is None and (registry_dir / "timestamp.toml").exists():
+            timestamp = load_timestamp_authority(registry_dir / "timestamp.toml")
+        # Encrypted like the CA key when the registry was created with CROSSWAY_REGISTRY_PASSPHRASE.
+        key = load_private_key(registry_dir / "config.key", passphrase_from_env())
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
+        anchor = load_anchor(registry_dir / "anchor.json")
+        super().__init__(
+            nats,
+            anchor,
+            key=key,
+            name=registry_witness_name(anchor.instance),
+            state_path=registry_dir / "cosigner-state.json",
+            timestamp=timestamp,
+        )

@@ -8,11 +8,13 @@ signatures and proofs that cover every field, changing any single byte makes ver
 
 ``verify_evidence`` steps, each failing closed with ``EvidenceInvalid``:
 1. the file is canonical JSON of the known format;
-2. the cosigner keys are well-formed, each under its own key id; with a pinned anchor, only the
-   anchor's key is trusted (without one, the embedded keys are, and the caller is told so); the
-   same for the TSA CA certificates (optional ``tsa_roots``, canonical PEM) and a pinned TSA CA;
+2. the witness keys are well-formed (key name → Ed25519 key); with pinned witnesses (the
+   registry's anchor, and the witnesses its configuration names), only those are trusted and
+   their quorum applies (without them, the embedded keys and quorum are, and the caller is told
+   so); the same for the TSA CA certificates (optional ``tsa_roots``, canonical PEM) and a pinned
+   TSA CA;
 3. per entry: the record decodes and is of this message and gateway; the checkpoint verifies
-   (certificate, gateway signature, trusted cosignature); the inclusion proof links the record's
+   (certificate, gateway signature, a quorum of trusted cosignatures); the inclusion proof links the record's
    leaf hash to the checkpoint's root; a checkpoint's RFC 3161 token, when present, verifies
    (``verify_timestamp``), and is required with ``require_timestamp``;
 4. both sides, when present, agree on the fields they share.
@@ -46,7 +48,6 @@ from audit.trail import (
     verify_inclusion,
 )
 from crossway.security.pki import cert_to_pem
-from registry.anchor import registry_key_id
 
 __all__ = ["FORMAT", "EvidenceReport", "build_evidence", "verify_evidence"]
 
@@ -75,18 +76,20 @@ def build_evidence(
     message_id: str,
     cosigners: Mapping[str, ed25519.Ed25519PublicKey],
     tsa_roots: Sequence[x509.Certificate] = (),
+    *,
+    quorum: int = 1,
 ) -> bytes:
     """The bundle for one message id; raises EvidenceInvalid when a side is not yet provable."""
     rows = store.query(Filters(message_id=message_id))
     if not rows:
         raise EvidenceInvalid(f"no audit record of message {message_id} in the index", hint="check the message id")
-    checkpoints = store.latest_checkpoints(cosigned=True)
     entries: list[dict[str, Any]] = []
     for row in rows:
-        checkpoint = checkpoints.get(row.gateway)
-        if checkpoint is None or row.leaf_index >= checkpoint.size:
+        checkpoint = _covering(store, row.gateway, row.leaf_index, cosigners, quorum)
+        if checkpoint is None:
             raise EvidenceInvalid(
-                f"record at leaf {row.leaf_index} of {row.gateway} is not covered by a cosigned checkpoint yet",
+                f"record at leaf {row.leaf_index} of {row.gateway} is not covered by a checkpoint cosigned by "
+                f"{quorum} trusted witness(es) yet",
                 hint="wait for the next checkpoint (seconds) and export again",
             )
         tree = MerkleTree(
@@ -103,25 +106,45 @@ def build_evidence(
                 "checkpoint": checkpoint.to_dict(),
             }
         )
-    doc = {
+    doc: dict[str, Any] = {
         "format": FORMAT,
         "message_id": message_id,
-        "cosigners": {key_id: _raw(key) for key_id, key in sorted(cosigners.items())},
+        "cosigners": {name: _raw(key) for name, key in sorted(cosigners.items())},
         "entries": entries,
     }
+    if quorum > 1:  # only when above one: a bundle of a registry-only federation keeps its old form
+        doc["quorum"] = quorum
     # Only when given: a bundle without tokens keeps the exact form older verifiers read.
     if tsa_roots and any(e["checkpoint"].get("timestamp") for e in entries):
         doc["tsa_roots"] = [cert_to_pem(c).decode() for c in tsa_roots]
     return _canonical(doc)
 
 
+def _covering(
+    store: IndexStore, gateway: str, leaf: int, cosigners: Mapping[str, ed25519.Ed25519PublicKey], quorum: int
+) -> Checkpoint | None:
+    """The largest checkpoint of ``gateway`` that covers ``leaf`` and has its quorum of witnesses."""
+    for checkpoint in reversed(store.checkpoints(gateway)):
+        if checkpoint.size <= leaf:
+            return None
+        try:
+            verify_checkpoint(checkpoint, cosigners, quorum=quorum)
+        except CheckpointInvalid:
+            continue  # not (yet) cosigned by enough witnesses: an older one may be
+        return checkpoint
+    return None
+
+
 def verify_evidence(
     data: bytes,
-    anchor_key: ed25519.Ed25519PublicKey | None = None,
+    witnesses: Mapping[str, ed25519.Ed25519PublicKey] | None = None,
     *,
+    quorum: int = 1,
     tsa_roots: Sequence[x509.Certificate] | None = None,
     require_timestamp: bool = False,
 ) -> EvidenceReport:
+    """``witnesses``: the pinned trust (key name → key: the registry and the configuration's
+    witnesses) with its ``quorum``; None trusts the bundle's own keys and quorum."""
     # 1. Canonical JSON of the known format.
     try:
         doc = json.loads(data)
@@ -140,25 +163,28 @@ def verify_evidence(
             "cosigners",
             "entries",
             "tsa_roots",
+            "quorum",
         }
     ):
         raise EvidenceInvalid("the bundle has unexpected or missing top-level fields")
     message_id = str(doc["message_id"])
-    # 2. Cosigner keys, each under its derived id; a pinned anchor narrows trust to itself.
+    # 2. Witness keys by name; pinned witnesses narrow trust to themselves, with their quorum.
     trusted: dict[str, ed25519.Ed25519PublicKey] = {}
     try:
-        for key_id, raw in doc["cosigners"].items():
+        for name, raw in doc["cosigners"].items():
             decoded = base64.b64decode(raw, validate=True)
             if base64.b64encode(decoded).decode() != raw:
-                raise EvidenceInvalid(f"cosigner key {key_id} is not in canonical base64")
-            key = ed25519.Ed25519PublicKey.from_public_bytes(decoded)
-            if registry_key_id(key) != key_id:
-                raise EvidenceInvalid(f"cosigner key {key_id} is stored under the wrong id")
-            trusted[key_id] = key
+                raise EvidenceInvalid(f"the key of witness {name} is not in canonical base64")
+            trusted[str(name)] = ed25519.Ed25519PublicKey.from_public_bytes(decoded)
+        embedded_quorum = int(doc.get("quorum", 1))
+        if "quorum" in doc and embedded_quorum <= 1:
+            raise EvidenceInvalid("a quorum in the bundle is above one (one is the default, left out)")
     except (ValueError, TypeError, AttributeError) as exc:
-        raise EvidenceInvalid("a cosigner key is malformed") from exc
-    if anchor_key is not None:
-        trusted = {registry_key_id(anchor_key): anchor_key}
+        raise EvidenceInvalid("a witness key or the quorum is malformed") from exc
+    if witnesses is not None:
+        trusted = dict(witnesses)
+    else:
+        quorum = embedded_quorum
     roots = _tsa_roots(doc) if tsa_roots is None else list(tsa_roots)
     times: list[datetime] = []
     # 3. Each entry: record, checkpoint, proof.
@@ -181,7 +207,7 @@ def verify_evidence(
         if record.message_id != message_id or record.gateway != gateway or checkpoint.gateway != gateway:
             raise EvidenceInvalid(f"entry {n} is not of message {message_id} and gateway {gateway}")
         try:
-            verify_checkpoint(checkpoint, trusted)
+            verify_checkpoint(checkpoint, trusted, quorum=quorum)
         except CheckpointInvalid as exc:
             raise EvidenceInvalid(f"entry {n}: {exc.message}") from exc
         if not verify_inclusion(index, checkpoint.size, leaf_hash(body), proof, checkpoint.root):
@@ -202,7 +228,7 @@ def verify_evidence(
         if differing:
             raise EvidenceInvalid(f"the two sides disagree on {', '.join(differing)}")
     return EvidenceReport(
-        message_id, tuple(records), anchor_key is None, tuple(times), bool(times) and tsa_roots is None
+        message_id, tuple(records), witnesses is None, tuple(times), bool(times) and tsa_roots is None
     )
 
 

@@ -18,9 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.trail import ArchivedPayload, AuditIndexUnavailable, AuditRecord, Checkpoint, leaf_hash
+from audit.trail import (
+    ArchivedPayload,
+    AuditIndexUnavailable,
+    AuditRecord,
+    Checkpoint,
+    CheckpointInvalid,
+    leaf_hash,
+    merge_cosignatures,
+)
 
-__all__ = ["Filters", "IndexStore", "Row", "open_store"]
+__all__ = ["Filters", "IndexStore", "Position", "Row", "open_store"]
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS records (
@@ -31,12 +39,18 @@ _SCHEMA = [
         PRIMARY KEY (gateway, leaf_index))""",
     "CREATE INDEX IF NOT EXISTS records_client_time ON records (client, request_in_ms)",
     "CREATE INDEX IF NOT EXISTS records_time ON records (request_in_ms)",
+    # The query order, for keyset paging: page N costs what page 1 costs (bench/console.py).
+    "CREATE INDEX IF NOT EXISTS records_order ON records (request_in_ms, gateway, leaf_index)",
     "CREATE INDEX IF NOT EXISTS records_message ON records (message_id)",
     "CREATE INDEX IF NOT EXISTS records_record ON records (record_id)",
     """CREATE TABLE IF NOT EXISTS checkpoints (
         gateway TEXT NOT NULL, size BIGINT NOT NULL, cosigned INTEGER NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (gateway, size, cosigned))""",
     "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+    # Two checkpoints of one gateway, one size, two roots: a gateway that showed two histories.
+    """CREATE TABLE IF NOT EXISTS equivocations (
+        gateway TEXT NOT NULL, size BIGINT NOT NULL, first_root TEXT NOT NULL, second_root TEXT NOT NULL,
+        first TEXT NOT NULL, second TEXT NOT NULL, PRIMARY KEY (gateway, size, first_root, second_root))""",
     # Archived payloads (ciphertext only; the index holds no key to open them), one per record.
     """CREATE TABLE IF NOT EXISTS archives (
         record_id TEXT PRIMARY KEY, message_id TEXT NOT NULL, body TEXT NOT NULL)""",
@@ -64,6 +78,14 @@ class Filters:
     member: str = ""  # restrict to exchanges this member took part in (client or provider)
 
 
+# The columns auditors filter on, copied from each record at ingestion; verify checks them
+# against the record's logged bytes (a query answered from an edited column would hide a record).
+SEARCH_COLUMNS = ("record_id", "side", "message_id", "client", "service", "method", "user_id", "status", "decision",
+                  "request_in_ms")  # fmt: skip
+# A row's place in the query order (request_in_ms, gateway, leaf_index): where a page ends.
+Position = tuple[int, str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     gateway: str
@@ -71,6 +93,13 @@ class Row:
     stream_seq: int
     body: str
     leaf_hash: str
+    request_in_ms: int = 0  # filled by query(); the first key of the query order
+    # SEARCH_COLUMNS' values as stored (only from ``leaves(..., columns=True)``)
+    columns: tuple[Any, ...] = ()
+
+    @property
+    def position(self) -> Position:
+        return (self.request_in_ms, self.gateway, self.leaf_index)
 
     def record(self) -> AuditRecord:
         return AuditRecord.from_json(self.body)
@@ -182,14 +211,43 @@ class IndexStore:
         return [(int(a), str(s), str(d)) for a, s, d in rows]
 
     def add_checkpoint(self, cursor_name: str, seq: int, checkpoint: Checkpoint) -> None:
+        """Store a checkpoint; each witness publishes its own cosignature, so copies of one
+        checkpoint are merged, and one of the same size with another root is kept as an
+        equivocation (both, as they were signed)."""
         if seq <= self.cursor(cursor_name):
             return
-        self._exec(
-            "INSERT INTO checkpoints (gateway, size, cosigned, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (checkpoint.gateway, checkpoint.size, int(checkpoint.cosigned), checkpoint.to_json().decode()),
-        )
+        key = (checkpoint.gateway, checkpoint.size, int(checkpoint.cosigned))
+        row = self._exec("SELECT body FROM checkpoints WHERE gateway = ? AND size = ? AND cosigned = ?", key).fetchone()
+        if row is None:
+            self._exec(
+                "INSERT INTO checkpoints (gateway, size, cosigned, body) VALUES (?, ?, ?, ?)",
+                (*key, checkpoint.to_json().decode()),
+            )
+        else:
+            held = Checkpoint.from_json(row[0])
+            if held.root != checkpoint.root:
+                self._exec(
+                    "INSERT INTO equivocations (gateway, size, first_root, second_root, first, second) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (checkpoint.gateway, checkpoint.size, held.root.hex(), checkpoint.root.hex(),
+                     row[0], checkpoint.to_json().decode()),
+                )  # fmt: skip
+            else:
+                try:
+                    merged = merge_cosignatures(held, checkpoint)
+                except CheckpointInvalid:
+                    merged = held  # the same tree head signed twice (another time line): keep the first
+                self._exec(
+                    "UPDATE checkpoints SET body = ? WHERE gateway = ? AND size = ? AND cosigned = ?",
+                    (merged.to_json().decode(), *key),
+                )
         self._set_cursor(cursor_name, seq)
         self._conn.commit()
+
+    def equivocations(self) -> list[tuple[Checkpoint, Checkpoint]]:
+        """Pairs of checkpoints of one gateway and size with different roots, as stored."""
+        rows = self._exec("SELECT first, second FROM equivocations ORDER BY gateway, size").fetchall()
+        return [(Checkpoint.from_json(a), Checkpoint.from_json(b)) for a, b in rows]
 
     def add_archives(self, cursor_name: str, items: Sequence[tuple[int, bytes]]) -> int:
         """Store (stream_seq, archived payload JSON); idempotent like ``ingest``. Returns rows written."""
@@ -223,6 +281,13 @@ class IndexStore:
         ).fetchall()
         return {str(g): Checkpoint.from_json(b) for g, b in rows}
 
+    def checkpoints(self, gateway: str, cosigned: bool = True) -> list[Checkpoint]:
+        """Every checkpoint of a gateway the index holds, smallest size first."""
+        rows = self._exec(
+            "SELECT body FROM checkpoints WHERE gateway = ? AND cosigned = ? ORDER BY size", (gateway, int(cosigned))
+        ).fetchall()
+        return [Checkpoint.from_json(r[0]) for r in rows]
+
     def gateways(self) -> list[str]:
         return [str(r[0]) for r in self._exec("SELECT DISTINCT gateway FROM records ORDER BY gateway").fetchall()]
 
@@ -231,27 +296,41 @@ class IndexStore:
             return int(self._exec("SELECT COUNT(*) FROM records").fetchone()[0])
         return int(self._exec("SELECT COUNT(*) FROM records WHERE gateway = ?", (gateway,)).fetchone()[0])
 
-    def leaves(self, gateway: str, batch: int = 20_000) -> Iterator[Row]:
-        """A gateway's rows in leaf order, read in keyset pages (constant memory, any store)."""
+    def leaves(self, gateway: str, batch: int = 20_000, *, columns: bool = False) -> Iterator[Row]:
+        """A gateway's rows in leaf order, read in keyset pages (constant memory, any store);
+        with ``columns``, each row carries its searchable columns too."""
         after = -1
+        extra = "".join(f", {c}" for c in SEARCH_COLUMNS) if columns else ""
         while True:
             rows = self._exec(
-                "SELECT gateway, leaf_index, stream_seq, body, leaf_hash FROM records "
+                f"SELECT gateway, leaf_index, stream_seq, body, leaf_hash{extra} FROM records "  # noqa: S608 (constants)
                 "WHERE gateway = ? AND leaf_index > ? ORDER BY leaf_index LIMIT ?",
                 (gateway, after, batch),
             ).fetchall()
             if not rows:
                 return
             for r in rows:
-                yield Row(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]))
+                yield Row(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), columns=tuple(r[5:]))
             after = int(rows[-1][1])
 
-    def query(self, filters: Filters, limit: int | None = None, offset: int = 0) -> list[Row]:
+    def query(
+        self, filters: Filters, limit: int | None = None, offset: int = 0, *, after: Position | None = None
+    ) -> list[Row]:
+        """Matching rows in time order (then gateway, leaf). ``after``: only rows past that
+        position — keyset paging, which an index serves directly, where ``offset`` makes the
+        database walk and drop every row before the page."""
         where, params = _where(filters)
-        sql = f"SELECT gateway, leaf_index, stream_seq, body, leaf_hash FROM records{where} ORDER BY request_in_ms, gateway, leaf_index"  # noqa: S608 (placeholders only)
+        if after is not None:
+            # Row values: SQLite >= 3.15 and PostgreSQL compare them lexicographically.
+            where += (" AND " if where else " WHERE ") + "(request_in_ms, gateway, leaf_index) > (?, ?, ?)"
+            params.extend(after)
+        sql = f"SELECT gateway, leaf_index, stream_seq, body, leaf_hash, request_in_ms FROM records{where} ORDER BY request_in_ms, gateway, leaf_index"  # noqa: S608 (placeholders only)
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return [Row(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in self._exec(sql, params).fetchall()]
+        return [
+            Row(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), int(r[5]))
+            for r in self._exec(sql, params).fetchall()
+        ]
 
     def count_matching(self, filters: Filters) -> int:
         where, params = _where(filters)

@@ -1,28 +1,54 @@
 """``audit verify``: is the index exactly the logs the gateways signed and the registry cosigned?
 
-Per gateway, in order, failing closed (every problem becomes a named finding; nothing stops early):
+Nothing in the index is taken on trust: only the records' logged bytes, the gateways' signatures
+and the cosignatures are. Per gateway, in order, failing closed (every problem becomes a named
+finding; nothing stops early):
+
 1. take the gateway's latest cosigned checkpoint and check it (certificate, gateway signature,
    a cosignature from a trusted key — the registry anchor); when it carries an RFC 3161 token,
    check that too against the trusted TSA CAs (``verify_timestamp``: parses, signature and chain,
    imprint of the checkpoint's signed bytes) and report its time; with ``require_timestamp`` a
    checkpoint without a token is a finding;
-2. walk its rows in leaf order: a gap in the leaf indexes is a *missing* record; a row whose
-   bytes no longer hash to the leaf hash stored at ingestion, or no longer decode, is *altered*;
-   a row beyond the checkpoint's size is *extra* (not in the signed log) — or, with
-   ``signed_only`` (auditing a live system, whose newest records await the next checkpoint),
-   *pending*: counted and reported, not a finding, and not compared across sides;
-3. rebuild the Merkle root over the leaf hashes (RFC 9162) and compare it with the checkpoint's:
-   a mismatch no row explains means the leaf hashes themselves were rewritten;
+2. walk its rows in leaf order: a gap in the leaf indexes is a *missing* record (a run of them is
+   one finding); a row whose bytes no longer hash to the leaf hash stored at ingestion, or no
+   longer decode, is *altered*; so is a row whose searchable columns (what ``audit query``
+   filters on) differ from its bytes; a row beyond the checkpoint's size is *extra* (not in the
+   signed log) — or, with ``signed_only`` (auditing a live system, whose newest records await
+   the next checkpoint), *pending*: counted, not compared across sides — unless it is older
+   than ``grace_ms``: a record that old covered by no cosigned checkpoint is *uncovered*, a
+   finding (cosigning has stopped, or the log was forked);
+3. rebuild the Merkle root over the leaf hashes (RFC 9162) and compare it with *every* cosigned
+   checkpoint of the gateway: the first one that does not rebuild bounds a record that was
+   rewritten together with its leaf hash to the leaves after the last one that does; a range of
+   one leaf names the record, a longer one lists the candidates (``refine_with_stream`` names
+   the one among them that differs from the audit stream);
 then, across gateways:
 4. both sides of one exchange agree on what they share (ids, digests, signatures); a provider
-   record whose client gateway is indexed but has no client record is *missing* its other side;
-5. every stream the indexer found recreated or rewound under it is a *gap* (what the old stream
+   record without its client record, and a client record whose exchange reached the provider (it
+   holds the provider's signed answer) without its provider record, are *missing* once older
+   than ``grace_ms`` — a client record without a signed answer never reached the provider, and
+   needs no other side;
+5. every gateway another gateway's records prove took part (the peer of an answered exchange)
+   has rows or checkpoints in the index: one whose rows all vanished is named;
+6. the stream sequences of all rows run without a gap up to the index's cursor, and, with
+   ``backbone`` (what NATS holds, ``crossway audit verify --nats``), no gateway's latest cosigned
+   checkpoint there is larger than what the index can show — a truncated index is named even
+   when its checkpoint rows were truncated with it;
+7. no gateway signed two checkpoints of one size with different roots (kept by the index as
+   they arrived, whichever witness cosigned them): such a pair is a *fork*, reported with both
+   signed checkpoints as the proof;
+8. every stream the indexer found recreated or rewound under it is a *gap* (what the old stream
    held beyond the index's cursor was never read; records after it are in no signed log).
+
+Step 1 takes, per gateway, the largest checkpoint cosigned by ``quorum`` distinct trusted
+witnesses (``cosigners``: key name → Ed25519 key — the registry and the witnesses its
+configuration names); a newer one may still be gathering cosignatures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,20 +56,31 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from audit.index.store import IndexStore
+from audit.index.store import SEARCH_COLUMNS, IndexStore, Row
 from audit.index.timestamp import verify_timestamp
 from audit.trail import (
     AuditRecord,
     AuditRecordInvalid,
     Checkpoint,
     CheckpointInvalid,
+    MerkleTree,
     TimestampInvalid,
     leaf_hash,
-    root_of,
     verify_checkpoint,
 )
 
-__all__ = ["SHARED_FIELDS", "Finding", "VerifyReport", "check_checkpoint_timestamp", "compare_sides", "verify_index"]
+__all__ = [
+    "DEFAULT_GRACE_MS",
+    "SHARED_FIELDS",
+    "STATUS_FIELDS",
+    "Finding",
+    "Suspect",
+    "VerifyReport",
+    "check_checkpoint_timestamp",
+    "compare_sides",
+    "refine_with_stream",
+    "verify_index",
+]
 
 # What the client and provider records of one exchange must agree on.
 SHARED_FIELDS = (
@@ -57,12 +94,20 @@ SHARED_FIELDS = (
     "request_signature",
 )
 
+# The outcome each side recorded: may legitimately differ (the client side can fail after the
+# provider answered), so ``audit show`` marks a difference and ``audit verify`` counts it.
+STATUS_FIELDS = ("status", "error_code")
+
+# How old a record may be before verify insists on it being cosigned and on its other side
+# (cosigning normally follows within seconds; after a NATS outage, within a minute of recovery).
+DEFAULT_GRACE_MS = 60_000
+
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # altered | missing | extra | checkpoint | disagreement | gap
+    kind: str  # altered | missing | extra | uncovered | checkpoint | disagreement | fork | gap
     gateway: str
     detail: str
     record_id: str = ""
@@ -76,12 +121,28 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Suspect:
+    """A row among which one was rewritten together with its leaf hash (step 3)."""
+
+    gateway: str
+    leaf_index: int
+    stream_seq: int
+    record_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
     findings: tuple[Finding, ...]
     records: int
     covered: Mapping[str, int] = field(default_factory=dict)  # gateway → cosigned size checked
     timestamped: Mapping[str, datetime] = field(default_factory=dict)  # gateway → TSA time of that checkpoint
     pending: Mapping[str, int] = field(default_factory=dict)  # gateway → rows beyond it (signed_only)
+    status_differs: int = 0  # exchanges whose two sides recorded different statuses (not a finding)
+    unanswered: int = 0  # client records of exchanges that never reached the provider (no other side due)
+    suspects: tuple[Suspect, ...] = ()  # candidates of step 3's ranges, for refine_with_stream
+    grace_ms: int = DEFAULT_GRACE_MS
+    forks: tuple[tuple[Checkpoint, Checkpoint], ...] = ()  # step 7's proofs: two signed histories
 
     @property
     def ok(self) -> bool:
@@ -98,6 +159,295 @@ def compare_sides(client: AuditRecord, provider: AuditRecord) -> list[str]:
     return [f for f in SHARED_FIELDS if f not in skip and getattr(client, f) != getattr(provider, f)]
 
 
+@dataclass(slots=True)
+class _Side:
+    """What step 4 keeps of one side of one exchange (compact: a million records fit)."""
+
+    gateway: str
+    record_id: str
+    peer: str
+    shared: int  # hash of the shared fields
+    time_ms: int  # when this side answered
+    status: str
+    reached: bool  # client side: it holds the provider's signed answer
+
+
+class _Walk:
+    """Steps 1–3 over one gateway's rows; shared state for steps 4–6."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        cosigners: Mapping[str, ed25519.Ed25519PublicKey],
+        progress: Progress | None,
+        *,
+        tsa_roots: Sequence[x509.Certificate],
+        require_timestamp: bool,
+        signed_only: bool,
+        grace_ms: int,
+        now_ms: int,
+        quorum: int,
+    ) -> None:
+        self.store = store
+        self.quorum = quorum
+        self.cosigners = cosigners
+        self.progress = progress
+        self.tsa_roots = tsa_roots
+        self.require_timestamp = require_timestamp
+        self.signed_only = signed_only
+        self.grace_ms = grace_ms
+        self.now_ms = now_ms
+        self.findings: list[Finding] = []
+        self.pending: dict[str, int] = {}
+        self.covered: dict[str, int] = {}
+        self.timestamped: dict[str, datetime] = {}
+        self.rows: dict[str, int] = {}  # gateway → rows held
+        self.sides: dict[str, dict[str, _Side]] = {}
+        self.suspects: list[Suspect] = []
+        self.seqs: list[int] = []
+        self.total = store.count()
+        self.done = 0
+
+    # -- 1. the checkpoint -------------------------------------------------------------------
+
+    def checkpoint(self, gateway: str, checkpoint: Checkpoint | None) -> int:
+        """The cosigned size this gateway's rows are checked against (0 when none is valid)."""
+        if checkpoint is None:
+            return 0
+        size = 0
+        try:
+            verify_checkpoint(checkpoint, self.cosigners, quorum=self.quorum)
+            size = checkpoint.size
+            self.covered[gateway] = size
+        except CheckpointInvalid as exc:
+            self.findings.append(Finding("checkpoint", gateway, exc.message))
+        try:
+            stamped = check_checkpoint_timestamp(checkpoint, self.tsa_roots, self.require_timestamp)
+            if stamped is not None:
+                self.timestamped[gateway] = stamped
+        except TimestampInvalid as exc:
+            self.findings.append(Finding("checkpoint", gateway, f"size {checkpoint.size}: {exc.message}"))
+        return size
+
+    # -- 2. the rows ---------------------------------------------------------------------------
+
+    def rows_of(self, gateway: str, size: int) -> MerkleTree:
+        tree = MerkleTree()
+        expected = 0
+        uncovered, oldest = 0, 0
+        for row in self.store.leaves(gateway, columns=True):
+            self.done += 1
+            self.rows[gateway] = self.rows.get(gateway, 0) + 1
+            self.seqs.append(row.stream_seq)
+            if self.progress is not None and self.done % 10_000 == 0:
+                self.progress(self.done, self.total)
+            if row.leaf_index > expected:
+                self._missing(gateway, expected, min(row.leaf_index, size))
+            expected = row.leaf_index + 1
+            record: AuditRecord | None = None
+            with contextlib.suppress(AuditRecordInvalid):
+                record = row.record()
+            record_id = record.record_id if record is not None else ""
+            if row.leaf_index >= size:
+                if self.signed_only:
+                    when = record.response_out_ms if record is not None else 0
+                    if when and self.now_ms - when > self.grace_ms:
+                        uncovered, oldest = uncovered + 1, min(oldest or when, when)
+                    else:
+                        self.pending[gateway] = self.pending.get(gateway, 0) + 1
+                    continue
+                detail = f"not in the signed log (cosigned size {size})"
+                self.findings.append(Finding("extra", gateway, detail, record_id, row.leaf_index))
+                continue
+            actual = leaf_hash(row.body.encode())
+            if record is None or actual.hex() != row.leaf_hash:
+                detail = "its bytes differ from those logged"
+                self.findings.append(Finding("altered", gateway, detail, record_id, row.leaf_index))
+            elif (columns := _columns_differ(row, record)) or record.gateway != gateway:
+                named = ", ".join(columns or ["gateway"])
+                detail = (
+                    f"the index's column(s) {named} differ from the logged bytes (queries would not find it as logged)"
+                )
+                self.findings.append(Finding("altered", gateway, detail, record_id, row.leaf_index))
+            tree.append_hash(bytes.fromhex(row.leaf_hash) if len(row.leaf_hash) == 64 else actual)
+            if record is not None:
+                self._side(gateway, record)
+        if expected < size:
+            self._missing(gateway, expected, size)
+        if uncovered:
+            oldest_utc = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(oldest / 1000))
+            detail = (
+                f"{uncovered} record(s) older than the {self.grace_ms // 1000} s grace period are covered by no "
+                f"cosigned checkpoint (the oldest answered at {oldest_utc} UTC): cosigning has stopped or was refused"
+            )
+            self.findings.append(Finding("uncovered", gateway, detail))
+        return tree
+
+    def _missing(self, gateway: str, start: int, end: int) -> None:
+        if end <= start:
+            return
+        if end - start == 1:
+            self.findings.append(Finding("missing", gateway, "in the signed log, not in the index", leaf_index=start))
+            return
+        detail = f"leaves {start}..{end - 1} ({end - start} records) are in the signed log, not in the index"
+        self.findings.append(Finding("missing", gateway, detail, leaf_index=start))
+
+    def _side(self, gateway: str, record: AuditRecord) -> None:
+        # The request digest is left out of the compact form: compare_sides decides about it.
+        shared = hash(tuple(getattr(record, f) for f in SHARED_FIELDS if f != "request_sha256"))
+        shared ^= hash(record.request_sha256) if record.side == "client" or record.request_size else 0
+        side = _Side(
+            gateway,
+            record.record_id,
+            record.peer_gateway,
+            shared,
+            record.response_out_ms,
+            record.status,
+            bool(record.response_signature),
+        )
+        self.sides.setdefault(record.message_id, {})[record.side] = side
+
+    # -- 3. every cosigned root ------------------------------------------------------------------
+
+    def roots(self, gateway: str, tree: MerkleTree, size: int) -> None:
+        """Every cosigned checkpoint up to ``size`` must rebuild from the index's leaf hashes."""
+        if tree.size < size:
+            return  # rows are missing: step 2 named them, and no root can rebuild
+        good, bad = 0, None
+        for checkpoint in self.store.checkpoints(gateway):
+            if checkpoint.size > size or checkpoint.size == 0:
+                continue
+            if tree.root(checkpoint.size) == checkpoint.root:
+                good = max(good, checkpoint.size) if bad is None else good
+                continue
+            with contextlib.suppress(CheckpointInvalid):
+                verify_checkpoint(checkpoint, self.cosigners)  # only a valid one may accuse a row
+                bad = checkpoint if bad is None or checkpoint.size < bad.size else bad
+        if bad is None:
+            return
+        rows = [r for r in self.store.leaves(gateway) if good <= r.leaf_index < bad.size]
+        named = {f.leaf_index for f in self.findings if f.gateway == gateway and f.kind == "altered"}
+        if any(r.leaf_index in named for r in rows):
+            return  # the row that differs is already named by its bytes or columns
+        if len(rows) == 1:
+            row = rows[0]
+            detail = (
+                f"its bytes and its leaf hash were both rewritten: the cosigned root at size {bad.size} "
+                f"does not rebuild, at size {good} it does"
+            )
+            self.findings.append(Finding("altered", gateway, detail, _record_id(row), row.leaf_index))
+            return
+        ids = ", ".join(f"{r.leaf_index}:{_record_id(r)}" for r in rows[:8]) + (" …" if len(rows) > 8 else "")
+        detail = (
+            f"a record among leaves {good}..{bad.size - 1} was rewritten together with its leaf hash: the cosigned "
+            f"root at size {bad.size} does not rebuild, at size {good} it does (leaf:record {ids}); "
+            "run with --nats to name it from the audit stream"
+        )
+        self.findings.append(Finding("altered", gateway, detail, leaf_index=good))
+        self.suspects.extend(Suspect(gateway, r.leaf_index, r.stream_seq, _record_id(r), r.body) for r in rows)
+
+    # -- 4. both sides ---------------------------------------------------------------------------
+
+    def both_sides(self) -> tuple[int, int]:
+        """Findings of step 4; returns (exchanges whose sides' statuses differ, unanswered client records)."""
+        status_differs = unanswered = 0
+        known = set(self.rows) | set(self.covered)
+        for message_id, pair in self.sides.items():
+            client, provider = pair.get("client"), pair.get("provider")
+            if client is not None and provider is not None:
+                if client.shared != provider.shared:
+                    self.findings.extend(_disagreements(self.store, message_id, provider.gateway, provider.record_id))
+                status_differs += client.status != provider.status
+            elif provider is not None:
+                if provider.peer in known and self.now_ms - provider.time_ms > self.grace_ms:
+                    detail = f"client record of message {message_id} (the provider logged it)"
+                    self.findings.append(Finding("missing", provider.peer, detail, message_id=message_id))
+            elif client is not None:
+                if not client.reached:
+                    unanswered += 1  # no signed answer: the provider may never have seen it
+                elif client.peer in known and self.now_ms - client.time_ms > self.grace_ms:
+                    detail = (
+                        f"provider record of message {message_id} (the client gateway holds the provider's "
+                        f"signed answer, so the exchange reached it)"
+                    )
+                    self.findings.append(Finding("missing", client.peer, detail, message_id=message_id))
+        return status_differs, unanswered
+
+    # -- 5. gateways that vanished ---------------------------------------------------------------
+
+    def vanished(self) -> None:
+        known = set(self.rows) | set(self.covered)
+        named: dict[str, int] = {}
+        for pair in self.sides.values():
+            for name, side in pair.items():
+                # A provider record proves its client gateway logged the exchange; a client record
+                # with the provider's signed answer proves the provider did.
+                proves = name == "provider" or (name == "client" and side.reached)
+                if proves and side.peer and side.peer not in known:
+                    named[side.peer] = named.get(side.peer, 0) + 1
+        for gateway, count in sorted(named.items()):
+            detail = (
+                f"named as the other side of {count} exchange(s), but the index holds no record and no "
+                "checkpoint of it: its rows are gone"
+            )
+            self.findings.append(Finding("missing", gateway, detail))
+
+    # -- 7. two histories ---------------------------------------------------------------------------
+
+    def forks(self) -> tuple[tuple[Checkpoint, Checkpoint], ...]:
+        """Checkpoints of one gateway and size with two roots, each signed by the gateway: it
+        showed two histories (to two witnesses, or to one and then another). Both are the proof."""
+        proven: list[tuple[Checkpoint, Checkpoint]] = []
+        for first, second in self.store.equivocations():
+            try:
+                count = [verify_checkpoint(c, self.cosigners, require_cosignature=False) for c in (first, second)]
+            except CheckpointInvalid as exc:
+                self.findings.append(
+                    Finding("checkpoint", first.gateway, f"a stored fork does not verify: {exc.message}")
+                )
+                continue
+            by = " and ".join(
+                ", ".join(sorted(c.name for c in cp.cosignatures if c.name in self.cosigners)) or "no trusted witness"
+                for cp in (first, second)
+            )
+            detail = (
+                f"two checkpoints of size {first.size}, both signed by the gateway, with roots {first.root.hex()} and "
+                f"{second.root.hex()} (cosigned by {by}; {count[0]} and {count[1]} trusted cosignatures): "
+                "it showed two histories"
+            )
+            self.findings.append(Finding("fork", first.gateway, detail))
+            proven.append((first, second))
+        return tuple(proven)
+
+    # -- 6. the stream's extent ------------------------------------------------------------------
+
+    def stream_extent(self, backbone: Mapping[str, Checkpoint] | None) -> None:
+        cursor = self.store.cursor("records")
+        if self.seqs:
+            seen = bytearray(cursor - min(self.seqs) + 1) if cursor >= min(self.seqs) else bytearray()
+            low = min(self.seqs)
+            for seq in self.seqs:
+                if low <= seq <= cursor:
+                    seen[seq - low] = 1
+            gaps = [low + i for i, flag in enumerate(seen) if not flag]
+            if gaps:
+                detail = (
+                    f"{len(gaps)} record(s) of the audit stream (sequences {gaps[0]}..{gaps[-1]}) are not in the "
+                    f"index, which has read the stream up to {cursor}"
+                )
+                self.findings.append(Finding("missing", "(index)", detail))
+        for gateway, checkpoint in sorted((backbone or {}).items()):
+            with contextlib.suppress(CheckpointInvalid):
+                verify_checkpoint(checkpoint, self.cosigners)
+                held = self.rows.get(gateway, 0)
+                if checkpoint.size > max(held, self.covered.get(gateway, 0)):
+                    detail = (
+                        f"NATS holds its cosigned checkpoint at size {checkpoint.size}; the index shows "
+                        f"{held} record(s) and a cosigned size of {self.covered.get(gateway, 0)}: truncated"
+                    )
+                    self.findings.append(Finding("missing", gateway, detail, leaf_index=held))
+
+
 def verify_index(
     store: IndexStore,
     cosigners: Mapping[str, ed25519.Ed25519PublicKey],
@@ -106,94 +456,132 @@ def verify_index(
     tsa_roots: Sequence[x509.Certificate] = (),
     require_timestamp: bool = False,
     signed_only: bool = False,
+    grace_ms: int = DEFAULT_GRACE_MS,
+    now_ms: int | None = None,
+    backbone: Mapping[str, Checkpoint] | None = None,
+    quorum: int = 1,
 ) -> VerifyReport:
-    findings: list[Finding] = []
-    pending: dict[str, int] = {}
+    """Steps 1–6 of the module docstring. ``backbone``: each gateway's latest cosigned checkpoint
+    as NATS holds it (``read_backbone``), to catch an index truncated with its checkpoints."""
+    walk = _Walk(
+        store,
+        cosigners,
+        progress,
+        tsa_roots=tsa_roots,
+        require_timestamp=require_timestamp,
+        signed_only=signed_only,
+        grace_ms=grace_ms,
+        now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+        quorum=quorum,
+    )
     checkpoints = store.latest_checkpoints(cosigned=True)
-    total = store.count()
-    done = 0
-    covered: dict[str, int] = {}
-    timestamped: dict[str, datetime] = {}
-    # message id → side → (gateway, record id, peer gateway, digest of the shared fields): compact,
-    # so a million records fit; the disagreeing fields are named by re-reading the two rows.
-    sides: dict[str, dict[str, tuple[str, str, str, int]]] = {}
-    gateways = sorted(set(store.gateways()) | set(checkpoints))
-    for gateway in gateways:
-        # 1. The checkpoint itself.
-        checkpoint = checkpoints.get(gateway)
-        size = 0
-        if checkpoint is None:
-            findings.append(Finding("checkpoint", gateway, "no cosigned checkpoint: nothing of this log is proven"))
-        else:
-            try:
-                verify_checkpoint(checkpoint, cosigners)
-                size = checkpoint.size
-                covered[gateway] = size
+    for gateway in sorted(set(store.gateways()) | set(checkpoints)):
+        # The largest checkpoint with its quorum of witnesses (the newest may still be gathering
+        # cosignatures); when none has it, the newest, whose check then says what is lacking.
+        newest = checkpoints.get(gateway)
+        checkpoint = _with_quorum(store, gateway, cosigners, quorum) or newest
+        if newest is not None and checkpoint is not None and newest.size != checkpoint.size:
+            try:  # a newer checkpoint may lack cosignatures still, but never be forged
+                verify_checkpoint(newest, cosigners, require_cosignature=False)
             except CheckpointInvalid as exc:
-                findings.append(Finding("checkpoint", gateway, exc.message))
-            try:
-                stamped = check_checkpoint_timestamp(checkpoint, tsa_roots, require_timestamp)
-                if stamped is not None:
-                    timestamped[gateway] = stamped
-            except TimestampInvalid as exc:
-                findings.append(Finding("checkpoint", gateway, f"size {checkpoint.size}: {exc.message}"))
-        # 2. The rows, in leaf order.
-        hashes: list[bytes] = []
-        expected = 0
-        for row in store.leaves(gateway):
-            done += 1
-            if progress is not None and done % 10_000 == 0:
-                progress(done, total)
-            for missing in range(expected, min(row.leaf_index, size)):
-                findings.append(Finding("missing", gateway, "in the signed log, not in the index", leaf_index=missing))
-            expected = row.leaf_index + 1
-            record: AuditRecord | None = None
-            with contextlib.suppress(AuditRecordInvalid):
-                record = row.record()
-            record_id = record.record_id if record is not None else ""
-            if row.leaf_index >= size and signed_only and checkpoint is not None:
-                pending[gateway] = pending.get(gateway, 0) + 1
-                continue
-            if row.leaf_index >= size:
-                findings.append(
-                    Finding(
-                        "extra", gateway, f"not in the signed log (cosigned size {size})", record_id, row.leaf_index
-                    )
-                )
-                continue
-            actual = leaf_hash(row.body.encode())
-            if record is None or actual.hex() != row.leaf_hash:
-                findings.append(
-                    Finding("altered", gateway, "its bytes differ from those logged", record_id, row.leaf_index)
-                )
-            hashes.append(bytes.fromhex(row.leaf_hash) if len(row.leaf_hash) == 64 else actual)
-            if record is not None:
-                # The request digest is left out of the compact form: compare_sides decides about it.
-                shared = hash(tuple(getattr(record, f) for f in SHARED_FIELDS if f != "request_sha256"))
-                shared ^= hash(record.request_sha256) if record.side == "client" or record.request_size else 0
-                sides.setdefault(record.message_id, {})[record.side] = (gateway, record_id, record.peer_gateway, shared)
-        for missing in range(expected, size):
-            findings.append(Finding("missing", gateway, "in the signed log, not in the index", leaf_index=missing))
-        # 3. The root over what the index holds.
-        if checkpoint is not None and size and len(hashes) == size and root_of(hashes) != checkpoint.root:
-            findings.append(
-                Finding("checkpoint", gateway, f"leaf hashes do not rebuild the cosigned root (size {size})")
+                walk.findings.append(Finding("checkpoint", gateway, exc.message))
+        if checkpoint is None and not (signed_only and _all_young(store, gateway, walk)):
+            walk.findings.append(
+                Finding("checkpoint", gateway, "no cosigned checkpoint: nothing of this log is proven")
             )
-    # 4. Both sides agree.
-    for message_id, pair in sides.items():
-        client, provider = pair.get("client"), pair.get("provider")
-        if client is not None and provider is not None:
-            if client[3] != provider[3]:
-                findings.extend(_disagreements(store, message_id, provider[0], provider[1]))
-        elif provider is not None and provider[2] in covered:
-            detail = f"client record of message {message_id} (the provider logged it)"
-            findings.append(Finding("missing", provider[2], detail, message_id=message_id))
-    # 5. Streams that went back under the indexer.
+        size = walk.checkpoint(gateway, checkpoint)
+        tree = walk.rows_of(gateway, size)
+        walk.roots(gateway, tree, size)
+    status_differs, unanswered = walk.both_sides()
+    walk.vanished()
+    walk.stream_extent(backbone)
+    forks = walk.forks()
+    # 8. Streams that went back under the indexer (recreated, rewound): named, never skipped.
     for _at_ms, stream, detail in store.gaps():
-        findings.append(Finding("gap", stream, detail))
+        walk.findings.append(Finding("gap", stream, detail))
     if progress is not None:
-        progress(done, total)
-    return VerifyReport(tuple(findings), done, covered, timestamped, pending)
+        progress(walk.done, walk.total)
+    return VerifyReport(
+        tuple(walk.findings),
+        walk.done,
+        walk.covered,
+        walk.timestamped,
+        walk.pending,
+        status_differs,
+        unanswered,
+        tuple(walk.suspects),
+        grace_ms,
+        forks,
+    )
+
+
+def refine_with_stream(report: VerifyReport, stream_bytes: Mapping[int, bytes | None]) -> VerifyReport:
+    """Name the rewritten record among step 3's suspects: the one whose bytes differ from the
+    audit stream's message at its sequence (``stream_bytes``: sequence → bytes, None if gone)."""
+    exact: list[Finding] = []
+    for s in report.suspects:
+        logged = stream_bytes.get(s.stream_seq)
+        if logged is None or logged != s.body.encode():
+            detail = (
+                f"its bytes and its leaf hash were both rewritten: they differ from the audit stream's message "
+                f"{s.stream_seq}"
+                if logged is not None
+                else f"the audit stream no longer holds its message {s.stream_seq}"
+            )
+            exact.append(Finding("altered", s.gateway, detail, s.record_id, s.leaf_index))
+    if not exact:
+        return report
+    gateways = {f.gateway for f in exact}
+    kept = [f for f in report.findings if not (f.kind == "altered" and f.gateway in gateways and not f.record_id)]
+    return VerifyReport(
+        (*kept, *exact),
+        report.records,
+        report.covered,
+        report.timestamped,
+        report.pending,
+        report.status_differs,
+        report.unanswered,
+        (),
+        report.grace_ms,
+        report.forks,
+    )
+
+
+def _with_quorum(
+    store: IndexStore, gateway: str, cosigners: Mapping[str, ed25519.Ed25519PublicKey], quorum: int
+) -> Checkpoint | None:
+    for checkpoint in reversed(store.checkpoints(gateway)):
+        try:
+            verify_checkpoint(checkpoint, cosigners, quorum=quorum)
+        except CheckpointInvalid:
+            continue
+        return checkpoint
+    return None
+
+
+def _columns_differ(row: Row, record: AuditRecord) -> list[str]:
+    if not row.columns:
+        return []
+    return [
+        name
+        for name, value in zip(SEARCH_COLUMNS, row.columns, strict=True)
+        if (int(value) if name == "request_in_ms" else str(value)) != getattr(record, name)
+    ]
+
+
+def _record_id(row: Row) -> str:
+    with contextlib.suppress(AuditRecordInvalid):
+        return row.record().record_id
+    return ""
+
+
+def _all_young(store: IndexStore, gateway: str, walk: _Walk) -> bool:
+    """With --signed-only: may a gateway with no cosigned checkpoint yet still be waiting for one?"""
+    for row in store.leaves(gateway):
+        with contextlib.suppress(AuditRecordInvalid):
+            if walk.now_ms - row.record().response_out_ms > walk.grace_ms:
+                return False
+    return True
 
 
 def check_checkpoint_timestamp(

@@ -9,8 +9,8 @@ Public API (other packages import only these names):
 - ``count_stream_records`` / ``fetch_records`` — read the stream back (demo, tests, index);
 - ``PayloadArchiver`` and ``seal_payload`` / ``open_payload`` — bodies encrypted to the auditors
   only, in their own stream (``ARCHIVE_STREAM``), when payload archiving is on;
-- ``MerkleTree`` and proof verifiers (RFC 9162), ``Checkpoint`` (signed, cosigned) and the
-  gateway's ``AuditCheckpointer``; the audit area's errors.
+- ``MerkleTree`` and proof verifiers (RFC 9162), ``Checkpoint`` (signed, cosigned; C2SP signed
+  notes, ``Witness`` verifier keys) and the gateway's ``AuditCheckpointer``; the audit area's errors.
 """
 
 from audit.trail.archive import (
@@ -23,10 +23,18 @@ from audit.trail.archive import (
     seal_payload,
 )
 from audit.trail.archiver import MemoryArchiveDelivery, PayloadArchiver
-from audit.trail.checkpoint import Checkpoint, Cosignature, cosign, sign_checkpoint, verify_checkpoint
+from audit.trail.checkpoint import (
+    Checkpoint,
+    Cosignature,
+    cosign,
+    merge_cosignatures,
+    sign_checkpoint,
+    verify_checkpoint,
+)
 from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer
 from audit.trail.count import count_stream_records, fetch_records
 from audit.trail.errors import (
+    AuditBadRequest,
     AuditError,
     AuditForbidden,
     AuditIndexUnavailable,
@@ -41,6 +49,14 @@ from audit.trail.errors import (
 )
 from audit.trail.jetstream import DEFAULT_STREAM, JetStreamAuditSink
 from audit.trail.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of, verify_consistency, verify_inclusion
+from audit.trail.note import (
+    COSIGNATURE_TYPE,
+    Witness,
+    checkpoint_origin,
+    note_key_id,
+    parse_note,
+    registry_witness_name,
+)
 from audit.trail.record import AuditRecord, new_record_id
 from audit.trail.sink import AuditSink, AuditStats, MemoryAuditSink
 from audit.trail.subjects import (
@@ -48,6 +64,7 @@ from audit.trail.subjects import (
     CHECKPOINT_SUBJECTS,
     audit_subject,
     checkpoint_subject,
+    cosignature_subject,
     gateway_from_subject,
 )
 
@@ -63,9 +80,17 @@ __all__ = [
     "open_payload",
     "seal_payload",
     "AUDIT_SUBJECTS",
+    "COSIGNATURE_TYPE",
+    "Witness",
+    "checkpoint_origin",
+    "merge_cosignatures",
+    "note_key_id",
+    "parse_note",
+    "registry_witness_name",
     "CHECKPOINT_STREAM",
     "CHECKPOINT_SUBJECTS",
     "EMPTY_ROOT",
+    "AuditBadRequest",
     "AuditCheckpointer",
     "AuditError",
     "AuditForbidden",
@@ -89,6 +114,7 @@ __all__ = [
     "audit_subject",
     "checkpoint_subject",
     "cosign",
+    "cosignature_subject",
     "count_stream_records",
     "fetch_records",
     "gateway_from_subject",

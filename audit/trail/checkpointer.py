@@ -21,8 +21,19 @@ until an operator looks; nothing is ever skipped silently (issue 11):
 4. a record names this gateway — one it did not produce is never signed into its log.
 
 State survives restarts: leaf hashes in ``leaves.bin`` (32 bytes each, fsync'd before the state
-file names them), ``state.json`` (size, last stream sequence, last published size) written
-atomically. After a crash the leaves beyond the saved size are dropped and fetched again.
+file names them), ``state.json`` (size, last stream sequence, last published size, the sizes
+recently offered) written atomically. After a crash the leaves beyond the saved size are
+dropped and fetched again.
+
+Every cosigner must be shown that the new checkpoint extends the last one *it* cosigned, and
+the gateway cannot always know which one that is: a publish that timed out may still have been
+stored and cosigned (issue 12: one NATS crash forked what the gateway and the registry believed,
+and every later checkpoint was refused), and a witness that was down is behind the others. So
+each checkpoint carries consistency proofs (``proofs``: old size → proof) from every size it
+may need: the last confirmed publish, every size offered recently (confirmed or not), and each
+cosigner's latest, read back from its own cosignature subject before publishing (by direct get
+of this gateway's cosignature subjects: all its NATS user may read there). The whole tree is
+kept, so any of them can be proven.
 """
 
 from __future__ import annotations
@@ -56,6 +67,8 @@ __all__ = ["CHECKPOINT_STREAM", "AuditCheckpointer"]
 
 log = logging.getLogger(__name__)
 
+# Sizes offered recently whose publish may or may not have been stored: proofs go out from each.
+_OFFERED_KEPT = 32
 _FETCH_BATCH = 1000
 # Idle fetch rounds between checks that our consumer (and so the stream) still exists.
 _PROBE_EVERY = 3
@@ -96,6 +109,8 @@ class AuditCheckpointer:
         self._last_seq = 0  # stream sequence of the last leaf in the tree
         self._persisted_seq = 0
         self._published = 0  # size of the last published checkpoint
+        self._offered: list[int] = []  # sizes of recent checkpoints published or attempted, oldest first
+        self._published_at_ms = 0  # when this process signed it (0: not since start)
         self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
         self._alarm: str | None = None
@@ -108,6 +123,10 @@ class AuditCheckpointer:
     @property
     def published_size(self) -> int:
         return self._published
+
+    @property
+    def published_at_ms(self) -> int:
+        return self._published_at_ms
 
     @property
     def alarm(self) -> str | None:
@@ -258,13 +277,20 @@ class AuditCheckpointer:
         checkpoint = sign_checkpoint(
             self._signer, self._certificate_pem, self._gateway, size, self._tree.root(size), int(time.time() * 1000)
         )
-        message: dict[str, Any] = {
-            "checkpoint": checkpoint.to_dict(),
-            "previous_size": self._published,
-            "consistency": [h.hex() for h in self._tree.consistency_proof(self._published, size)],
-        }
         assert self._nc is not None
         js = self._nc.jetstream(timeout=5.0)
+        olds = {self._published, *self._offered, *await self._cosigned_sizes(js)}
+        proofs = {m: self._tree.consistency_proof(m, size) for m in sorted(olds) if 0 < m < size}
+        message: dict[str, Any] = {
+            "checkpoint": checkpoint.to_dict(),
+            # The proof from the last confirmed publish, for cosigners that read only this pair.
+            "previous_size": self._published,
+            "consistency": [h.hex() for h in self._tree.consistency_proof(self._published, size)],
+            "proofs": {str(m): [h.hex() for h in proof] for m, proof in proofs.items()},
+        }
+        # Offered before it is sent: if the publish times out, it may still be stored and cosigned.
+        self._offered = [*[m for m in self._offered if m != size][-(_OFFERED_KEPT - 1) :], size]
+        self._save_state()
         await js.publish(
             self._signed_subject,
             json.dumps(message, sort_keys=True).encode(),
@@ -272,8 +298,24 @@ class AuditCheckpointer:
             headers={"Nats-Msg-Id": f"checkpoint:{self._gateway}:{size}"},
         )
         self._published = size
+        self._published_at_ms = checkpoint.time_ms
         self._save_state()
         log.info("audit checkpoint %s size %d", self._gateway, size)
+
+    async def _cosigned_sizes(self, js: Any) -> list[int]:
+        """Each cosigner's latest cosigned size of this log (the last message of its subject);
+        best effort: without them the recent offers still cover a cosigner that kept up."""
+        subjects = checkpoint_subject(self._gateway, "cosigned") + ".>"
+        sizes: list[int] = []
+        try:
+            info = await js.stream_info(CHECKPOINT_STREAM, subjects_filter=subjects)
+            for subject in info.state.subjects or {}:
+                # Direct get of that one subject: the only read of this stream our user may make.
+                msg = await js.get_last_msg(CHECKPOINT_STREAM, subject, direct=True)
+                sizes.append(int(json.loads(msg.data or b"{}").get("size", 0)))
+        except (nats.errors.Error, TimeoutError, ValueError) as exc:
+            log.debug("audit checkpointer %s: cosigned sizes not read: %r", self._gateway, exc)
+        return [s for s in sizes if 0 < s <= self._tree.size]
 
     # -- state on disk ---------------------------------------------------------------------
 
@@ -292,6 +334,7 @@ class AuditCheckpointer:
         self._persisted = self._tree.size
         self._last_seq = self._persisted_seq = int(state["last_seq"])
         self._published = min(int(state["published"]), size)
+        self._offered = [int(m) for m in state.get("offered", []) if 0 < int(m) <= size]
 
     def _persist(self) -> None:
         size, seq = self._tree.size, self._last_seq
@@ -305,6 +348,11 @@ class AuditCheckpointer:
 
     def _save_state(self) -> None:
         tmp = self._dir / "state.json.tmp"
-        state = {"size": self._persisted, "last_seq": self._persisted_seq, "published": self._published}
+        state = {
+            "size": self._persisted,
+            "last_seq": self._persisted_seq,
+            "published": self._published,
+            "offered": self._offered,
+        }
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self._dir / "state.json")

@@ -11,7 +11,8 @@
         ├── AuditIndexUnavailable   audit.index_unavailable    UNAVAILABLE
         ├── AuditForbidden          audit.forbidden            PERMISSION_DENIED
         ├── AuditUnauthenticated    audit.unauthenticated      UNAUTHENTICATED
-        └── AuditNotFound           audit.not_found            NOT_FOUND
+        ├── AuditNotFound           audit.not_found            NOT_FOUND
+        └── AuditBadRequest         audit.bad_request          INVALID_ARGUMENT
 
 (``audit.unavailable`` — strict mode refusing exchanges — stays in the core module.)
 """
@@ -23,6 +24,7 @@ import grpc
 from crossway.core.errors import CrosswayError
 
 __all__ = [
+    "AuditBadRequest",
     "AuditError",
     "AuditForbidden",
     "AuditIndexUnavailable",
@@ -111,3 +113,11 @@ class AuditNotFound(AuditError):
     code = "audit.not_found"
     grpc_status = grpc.StatusCode.NOT_FOUND
     default_hint = "check the message id; an agency token sees only exchanges its agency took part in"
+
+
+class AuditBadRequest(AuditError):
+    """A request the audit API cannot act on as sent (e.g. a page token of another query)."""
+
+    code = "audit.bad_request"
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    default_hint = "check the request's fields; a page token works only with the filters that produced it"

@@ -13,6 +13,13 @@ Flow (one background task, the *pump*, owns the connection's publishing and the 
    first and deletes a segment only after all of its records were acked, then resumes the queue.
    A record acked whose ack was lost is replayed too; JetStream's duplicate window (1 h) drops
    the second copy, so a record is stored once. Keep outages' replays inside that window.
+5. ``commit()`` waits for step 2's ack or step 3's fsync of its record (group commit: everything
+   queued while a batch was in flight goes out as the next batch, one ack wait and at most one
+   fsync for all of it). The pump lingers for a batch to gather only when nobody waits.
+6. A record the store refuses for good — larger than NATS' ``max_payload``, or refused (400)
+   while its neighbours are taken — is quarantined (``audit.trail.quarantine``) before it ever
+   reaches the spool, never retried, and never holds up the records behind it; ``alarm`` says so
+   until an operator has handled it, and also when the spool stops draining while NATS is up.
 
 The sink creates no stream: the gateway's NATS user may publish its own subject and nothing of
 the JetStream API (``crossway.natsauth``); streams are provisioned by the operator, checked for
@@ -36,17 +43,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from audit.trail.quarantine import Quarantine
 from audit.trail.record import AuditRecord
 from audit.trail.sink import AuditStats
 from audit.trail.spool import Spool, SpoolEntry
 from audit.trail.subjects import audit_subject
 from crossway.backbone import AUDIT_STREAM, DUPLICATE_WINDOW_S
 from crossway.core.errors import AuditUnavailable
-from crossway.natsclient import NatsAccess, connect_when_up
+from crossway.natsclient import NatsAccess, connect_when_up, connection_state
 
 __all__ = ["DEFAULT_STREAM", "DUPLICATE_WINDOW_S", "JetStreamAuditSink"]
 
@@ -57,6 +67,12 @@ DEFAULT_STREAM = AUDIT_STREAM
 
 _LINGER_S = 0.02
 _LINGER_BELOW = 256
+# NATS' default max_payload; the server's own figure replaces it once connected. Headers
+# (Nats-Msg-Id, Nats-Expected-Stream) count toward the limit, hence the margin.
+_DEFAULT_MAX_PAYLOAD = 1024 * 1024
+_HEADER_MARGIN = 1024
+# A spool that has not drained for this long while NATS is up is stuck: an alarm, not a wait.
+_STUCK_AFTER_S = 30.0
 
 
 class JetStreamAuditSink:
@@ -89,6 +105,10 @@ class JetStreamAuditSink:
         self._retry_interval = retry_interval
         self._drain_timeout = drain_timeout
         self._spool = Spool(spool_dir, decode=decode)
+        self._quarantine = Quarantine(Path(spool_dir) / "quarantine", Path(spool_dir))
+        # commit() waiters by record id: settled when the record is acked, spooled or quarantined.
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._replay_blocked_since = 0.0  # monotonic time the spool replay began failing while online
 
         self._queue: deque[SpoolEntry] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +151,45 @@ class JetStreamAuditSink:
         else:
             loop.call_soon_threadsafe(self._wake.set)
 
+    async def commit(self, record: SpoolEntry, timeout: float) -> None:
+        """Submit, then wait until the record is acked, fsync'd to the spool or quarantined."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[record.record_id] = future
+        try:
+            self.submit(record)
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise AuditUnavailable(
+                f"audit record {record.record_id} of message {record.message_id} is not durable after {timeout:.0f} s",
+                hint=f"neither JetStream nor the spool {self._spool.directory} takes records; check NATS and the disk",
+            ) from None
+        finally:
+            self._waiters.pop(record.record_id, None)
+
+    def _settle(self, records: list[SpoolEntry]) -> None:
+        """These records are durable: release whoever waits for them."""
+        if not self._waiters:
+            return
+        for record in records:
+            future = self._waiters.pop(record.record_id, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    @property
+    def alarm(self) -> str:
+        quarantined = self._quarantine.count()
+        if quarantined:
+            return (
+                f"{quarantined} audit record(s) quarantined in {self._quarantine.directory} (or corrupt in the spool): "
+                "inspect them, then move them out of the directory"
+            )
+        blocked = self._replay_blocked_since
+        if blocked and time.monotonic() - blocked > _STUCK_AFTER_S and self._spool.count:
+            return (
+                f"{self._spool.count} spooled audit record(s) have not drained for {_STUCK_AFTER_S:.0f} s with NATS up"
+            )
+        return ""
+
     @property
     def writable(self) -> bool:
         if self._closing:
@@ -146,11 +205,17 @@ class JetStreamAuditSink:
             acked=self._acked,
             spooled=self._spool.count,
             pending=len(self._queue) + self._in_flight,
+            quarantined=self._quarantine.count(),
         )
 
     @property
     def subject(self) -> str:
         return self._subject
+
+    @property
+    def nats_state(self) -> tuple[str, str]:
+        """(state, server) of this sink's NATS connection, for the gateway's status."""
+        return connection_state(self._nc)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -172,6 +237,10 @@ class JetStreamAuditSink:
         # an unreachable one keeps being retried in the background while records go to the spool.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._connect_task), self._connect_timeout)
+        if self._connect_task.done():
+            # Ensure the stream now, so it exists once the gateway says it is ready (readers and
+            # the index may look before the first record); failures just retry in the pump.
+            await self._online()
         self._pump_task = asyncio.create_task(self._pump(), name="audit-pump")
 
     async def aclose(self) -> None:
@@ -283,10 +352,12 @@ class JetStreamAuditSink:
                 idle = not self._spool.count and self._spool_ok and self._stream_ready
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), None if idle else self._retry_interval)
-            if 0 < len(self._queue) < _LINGER_BELOW and self._stream_ready and not self._closing:
+            if 0 < len(self._queue) < _LINGER_BELOW and self._stream_ready and not self._closing and not self._waiters:
                 # Let a batch gather: per batch there is a fixed cost (an ack wait, a socket write,
                 # connection checks) that a record-per-wake pump pays per record (~220 µs each
                 # under load, measured). A few ms later, off the request path, is nothing for audit.
+                # When a caller waits (commit), its batch is whatever queued during the last ack
+                # wait: group commit without a timer.
                 await asyncio.sleep(_LINGER_S)
             try:
                 await self._step()
@@ -298,6 +369,9 @@ class JetStreamAuditSink:
                 await asyncio.sleep(self._retry_interval)
 
     async def _step(self) -> None:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            self._replay_blocked_since = 0.0  # waiting for NATS is not being stuck
         if not self._spool_ok:
             self._spool_ok = await asyncio.to_thread(self._spool.writable)
         js = await self._online()
@@ -307,7 +381,9 @@ class JetStreamAuditSink:
         if not batch:
             return
         try:
-            unacked = await self._publish(js, batch, fresh=True) if js is not None else batch
+            # Poison first: a record the store can never take must not reach the spool either.
+            encoded = await self._sendable(batch)
+            unacked = await self._publish(js, encoded, fresh=True) if js is not None else [r for r, _ in encoded]
             spooled = await self._to_spool(unacked) if unacked else True
         except BaseException:
             # Cancelled (drain timeout) or a bug: the batch goes back to the queue, never lost.
@@ -317,19 +393,50 @@ class JetStreamAuditSink:
         if not spooled:
             await asyncio.sleep(self._retry_interval)  # neither NATS nor disk: don't spin
 
-    async def _publish(self, js: JetStreamContext, batch: list[SpoolEntry], *, fresh: bool = False) -> list[SpoolEntry]:
-        """Publish a batch pipelined and await its acks; returns the records not acknowledged.
+    def _max_bytes(self) -> int:
+        nc = self._nc
+        limit = nc.max_payload if nc is not None and nc.is_connected else _DEFAULT_MAX_PAYLOAD
+        return max(1, limit - _HEADER_MARGIN)
 
-        ``fresh``: these records were never sent before (not a spool replay), so a duplicate ack
-        cannot be our own earlier copy."""
+    async def _sendable(self, records: list[SpoolEntry]) -> list[tuple[SpoolEntry, bytes]]:
+        """Each record with its bytes; those larger than NATS accepts are quarantined instead."""
+        limit = self._max_bytes()
+        encoded = [(r, r.to_json()) for r in records]
+        poison = [(r, data) for r, data in encoded if len(data) > limit]
+        if not poison:
+            return encoded
+        for record, data in poison:
+            await self._to_quarantine(record, data, f"{len(data)} bytes, above the {limit}-byte message limit")
+        return [(r, data) for r, data in encoded if len(data) <= limit]
+
+    async def _to_quarantine(self, record: SpoolEntry, data: bytes, reason: str) -> None:
+        try:
+            await asyncio.to_thread(self._quarantine.put, record.record_id, data, reason)
+        except OSError as exc:
+            # The disk refuses even this: keep the record in the queue's stead, in the spool path's
+            # care (_to_spool re-queues it when that fails too), so it is never dropped.
+            log.error("audit record %s cannot be quarantined (%s); spooling it", record.record_id, exc)
+            await self._to_spool([record])
+            return
+        self._settle([record])
+
+    async def _publish(
+        self, js: JetStreamContext, batch: list[tuple[SpoolEntry, bytes]], *, fresh: bool = False
+    ) -> list[SpoolEntry]:
+        """Publish a batch pipelined and await its acks; returns the records not acknowledged
+        (refused records are quarantined, not returned). ``fresh``: never sent before (not a
+        spool replay), so a duplicate ack cannot be our own earlier copy."""
         self._in_flight = len(batch)
         futures: list[asyncio.Future[Any]] = []
+        sent: list[SpoolEntry] = []
+        refused: list[tuple[SpoolEntry, bytes, str]] = []
+        unsent: list[SpoolEntry] = []
         try:
-            for record in batch:
+            for index, (record, data) in enumerate(batch):
                 try:
                     fut = await js.publish_async(
                         self._subject,
-                        record.to_json(),
+                        data,
                         # No wait_stall: with a timeout, asyncio.wait_for yields to the loop on every
                         # call and the client flushes one socket write per record (~4x slower). The
                         # in-flight cap is twice our batch size, so acquiring it never waits.
@@ -337,11 +444,17 @@ class JetStreamAuditSink:
                         stream=self._stream,
                         headers={"Nats-Msg-Id": record.record_id},
                     )
+                except nats.errors.MaxPayloadError:
+                    # This record alone is too large for the server (its limit may be below ours).
+                    refused.append((record, data, f"{len(data)} bytes, above the server's max_payload"))
+                    continue
                 except (nats.errors.Error, OSError) as exc:
                     # Connection lost mid-batch (or outbound buffer full): the rest is unacked.
                     log.warning("audit publish failed at record %s: %r", record.record_id, exc)
+                    unsent = [r for r, _ in batch[index:]]
                     break
                 futures.append(fut)
+                sent.append(record)
             if futures:
                 _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
                 for fut in pending:
@@ -352,11 +465,16 @@ class JetStreamAuditSink:
             raise
         finally:
             self._in_flight = 0
-        unacked = list(batch[len(futures) :])
-        for record, fut in zip(batch, futures, strict=False):
-            if fut.cancelled() or fut.exception() is not None:
+        unacked = list(unsent)
+        acked: list[SpoolEntry] = []
+        rejected: list[tuple[SpoolEntry, BaseException]] = []
+        for record, fut in zip(sent, futures, strict=True):
+            if fut.cancelled():
                 unacked.append(record)
+            elif (failure := fut.exception()) is not None:
+                rejected.append((record, failure))
             else:
+                acked.append(record)
                 self._acked += 1
                 duplicate = bool(fut.result().duplicate)
                 self._duplicates += duplicate
@@ -364,12 +482,23 @@ class JetStreamAuditSink:
                     self.foreign_duplicates += 1
                     log.error("audit ALARM: record %s was acked as a duplicate on its first publish: another "
                               "publisher used its id in %s; it may not be stored", record.record_id, self._stream)  # fmt: skip
+        for record, failure in rejected:
+            # A 400 for this record while the stream took others: the record is the problem.
+            if isinstance(failure, nats.js.errors.BadRequestError) and acked:
+                data = next(d for r, d in batch if r is record)
+                refused.append((record, data, f"refused by JetStream: {failure!r}"[:300]))
+            else:
+                unacked.append(record)
+        self._settle(acked)
+        for record, data, reason in refused:
+            await self._to_quarantine(record, data, reason)
         if unacked:
-            first = next((f for f in futures if f.done() and not f.cancelled() and f.exception()), None)
-            reason = repr(first.exception()) if first is not None else "no ack in time / not sent"
+            first = next((f for _, f in rejected), None)
+            reason = repr(first) if first is not None else "no ack in time / not sent"
             log.warning("audit: %d of %d record(s) unacked (%s); first %s", len(unacked), len(batch), reason,
                         unacked[0].record_id)  # fmt: skip
             self._retry_at = time.monotonic() + self._retry_interval
+            self._stream_ready = False  # re-check the stream before the next try
         return unacked
 
     async def _replay(self, js: JetStreamContext) -> bool:
@@ -381,11 +510,15 @@ class JetStreamAuditSink:
                 if self._closing:
                     return False  # still safely spooled; the next start replays it
                 chunk = list(segment.records[start : start + self._max_in_flight])
-                if await self._publish(js, chunk):
+                # Poison in the spool (written before it was recognised, or by an older version)
+                # is quarantined here, so it cannot hold up the rest of the segment.
+                if await self._publish(js, await self._sendable(chunk)):
                     log.warning("audit spool replay of %s paused; will retry", path.name)
+                    self._replay_blocked_since = self._replay_blocked_since or time.monotonic()
                     return False
             await asyncio.to_thread(self._spool.delete, segment)
             log.info("audit spool segment %s replayed: %d record(s) acked", path.name, len(segment.records))
+        self._replay_blocked_since = 0.0
         return True
 
     async def _to_spool(self, records: list[SpoolEntry]) -> bool:
@@ -400,6 +533,7 @@ class JetStreamAuditSink:
                       self._spool.directory, exc, len(records), records[0].record_id)  # fmt: skip
             return False
         self._spool_ok = True
+        self._settle(records)
         log.info("audit: %d record(s) spooled (%s … %s)", len(records), records[0].record_id, records[-1].record_id)
         if log.isEnabledFor(logging.DEBUG):
             for r in records:

@@ -18,11 +18,28 @@ from typing import Any
 
 from audit.trail.errors import AuditRecordInvalid
 
-__all__ = ["AuditRecord", "AuditRecordInvalid", "new_record_id"]
+__all__ = ["FIELD_LIMITS", "MAX_WITHHELD", "MAX_WITHHELD_CHARS", "AuditRecord", "AuditRecordInvalid", "new_record_id"]
 
 # "admin": a gateway's own administrative event (a policy change), not a side of an exchange.
-SIDES = frozenset({"client", "provider", "admin"})
+# "auditor": an auditor's read of the audit trail, recorded at the audit API's request
+# (audit.index.reads): who searched for what, who took which evidence.
+SIDES = frozenset({"client", "provider", "admin", "auditor"})
 DECISIONS = frozenset({"allow", "deny", ""})
+
+# What a text field of a record may hold, in characters (issue 12). Values that come from outside
+# (the caller's metadata, a peer's signed header, a provider's signed response) are bounded by
+# the gateway before they reach a record, so no record can outgrow NATS' message limit and stop
+# the trail behind it ("poison records"). Generous for real ids: member codes are <= 64 characters.
+FIELD_LIMITS: dict[str, int] = {
+    "message_id": 128,
+    "client": 512,
+    "service": 512,
+    "method": 512,
+    "user_id": 512,
+    "purpose": 1024,
+}
+MAX_WITHHELD = 256  # entries of withheld_fields (field paths of one response message)
+MAX_WITHHELD_CHARS = 256  # characters of one withheld field path
 
 
 def new_record_id() -> str:
@@ -67,7 +84,7 @@ class AuditRecord:
             raise AuditRecordInvalid("audit record has an empty record_id")
         if self.side not in SIDES:
             raise AuditRecordInvalid(
-                f"audit record {self.record_id}: side {self.side!r} is not client, provider or admin"
+                f"audit record {self.record_id}: side {self.side!r} is not client, provider, admin or auditor"
             )
         if self.decision not in DECISIONS:
             raise AuditRecordInvalid(f"audit record {self.record_id}: decision {self.decision!r} is not allow/deny/''")

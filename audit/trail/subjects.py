@@ -13,7 +13,14 @@ its own subject only (``crossway.natsauth``).
 
 from __future__ import annotations
 
-from crossway.backbone import AUDIT_PREFIX, CHECKPOINT_PREFIX, audit_subject, checkpoint_subject, gateway_from_tokens
+from crossway.backbone import (
+    AUDIT_PREFIX,
+    CHECKPOINT_PREFIX,
+    audit_subject,
+    checkpoint_subject,
+    cosignature_subject,
+    gateway_from_tokens,
+)
 from crossway.core.errors import InvalidIdentifier
 
 __all__ = [
@@ -22,13 +29,14 @@ __all__ = [
     "CHECKPOINT_SUBJECTS",
     "audit_subject",
     "checkpoint_subject",
+    "cosignature_subject",
     "gateway_from_subject",
 ]
 
 AUDIT_SUBJECT_PREFIX = AUDIT_PREFIX
 AUDIT_SUBJECTS = AUDIT_SUBJECT_PREFIX + ".>"
 # Checkpoints: crossway.checkpoint.signed.<gateway tokens> (by the gateway) and
-# crossway.checkpoint.cosigned.<gateway tokens> (by a cosigner), in their own stream.
+# crossway.checkpoint.cosigned.<gateway tokens>.<cosigner> (by each cosigner), in their own stream.
 CHECKPOINT_SUBJECT_PREFIX = CHECKPOINT_PREFIX
 CHECKPOINT_SUBJECTS = CHECKPOINT_SUBJECT_PREFIX + ".>"
 

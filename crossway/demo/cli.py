@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from crossway.core.errors import ConfigError
+from crossway.core.errors import ConfigError, CrosswayError
+from crossway.demo.console import ConsoleFederation, ConsoleStack
 from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
 from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
@@ -37,7 +38,10 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
     # The business register's SAP system first: its URL goes into that agency's gateway.
     async with (
         CapServer(echo=verbose, tools=tools, say=say) as sap,
-        Federation(workdir, echo=verbose, sap_service_url=sap.service_url, nats_nodes=nats_nodes) as fed,
+        # Kept up (make run): admin ports for the web console, which starts after the scenario.
+        (Federation if once else ConsoleFederation)(
+            workdir, echo=verbose, sap_service_url=sap.service_url, nats_nodes=nats_nodes
+        ) as fed,
     ):
         print(
             f"  NATS {fed.nats.url} · tax gateway client port {fed.tax.client_port} · "
@@ -56,16 +60,33 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
             (workdir / "tax" / "ca.pem").write_bytes(fed.ca_pem)
             print("\nThe federation stays up. From another terminal, call it with the backend's own stubs, e.g.:")
             print(f"  .venv/bin/python -m crossway.cli demo call --workdir {workdir} 38001010001")
+            console = await _start_console(fed, workdir / "console", verbose)
             print("Press Ctrl-C to stop.", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
+            if console is not None:
+                await console.aclose()
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     print(result.summary(), flush=True)
     return 0 if result.ok else 1
+
+
+async def _start_console(fed: Federation, directory: Path, verbose: bool) -> ConsoleStack | None:
+    """The audit API and the web console beside the federation; the demo goes on without them."""
+    assert isinstance(fed, ConsoleFederation)
+    stack = ConsoleStack(fed, directory, echo=verbose)
+    try:
+        await stack.start()
+    except CrosswayError as exc:
+        await stack.aclose()
+        print(f"\n(the web console did not start: {exc.message}; pip install 'crossway[console]')", flush=True)
+        return None
+    print("\n" + "\n".join(stack.sign_in_lines()), flush=True)
+    return stack
 
 
 async def _call(workdir: Path, national_id: str) -> int:

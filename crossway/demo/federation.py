@@ -29,9 +29,11 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import descriptor_pb2
 
 from audit.index import RegistryCosigner
+from crossway.backbone import short_hash
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.demo.business import (
     ARCHIVE_SERVICE,
@@ -101,6 +103,16 @@ class Agency:
         return f"127.0.0.1:{self.client_port}"
 
 
+def _witness_name(gateway: GatewayId) -> str:
+    """The key name of the witness an agency runs beside its gateway."""
+    return f"crossway.witness/{gateway}"
+
+
+def _witness_label(name: str) -> str:
+    """A witness's NATS identity name: its key name reduced to the label charset, made unique."""
+    return "w-" + short_hash(name)
+
+
 def _self_signed_client(directory: Path, subsystem: SubsystemId) -> tuple[Path, Path]:
     """An agency system's own TLS client certificate, pinned by the gateway (X-Road practice)."""
     key = generate_tls_key()
@@ -127,8 +139,17 @@ class Federation:
         auditor_keys: tuple[Path, ...] = (),
         nats_nodes: int = 1,
         shared_replay: bool = False,
+        unsafe_release_before_durable: bool = False,
+        witnesses: bool = False,
     ) -> None:
         self.workdir = workdir
+        # [audit] unsafe_release_before_durable on every gateway (the benchmark's "off" row).
+        self.unsafe_release_before_durable = unsafe_release_before_durable
+        # Witnesses besides the registry (issue 12): each agency runs one for the other's log, and an
+        # independent one (an audit office); the registry asks for a quorum of 2 of the 4.
+        self.witnesses = witnesses
+        self.witness_keys: dict[str, Path] = {}  # witness name → its key file
+        self.witness_processes: dict[str, ManagedProcess] = {}
         self.nats_nodes = nats_nodes
         # A member's gateways share their replay window in NATS KV (one bucket per member).
         self.shared_replay = shared_replay
@@ -189,6 +210,14 @@ class Federation:
         assert self._auditor is not None, "the federation has not been started"
         return self._auditor
 
+    @staticmethod
+    def nats_arguments(access: NatsAccess) -> tuple[str, ...]:
+        """The CLI options that connect a ``crossway`` command as ``access``'s identity."""
+        return (
+            *("--nats", access.url, "--nats-ca", str(access.ca_file)),
+            *("--nats-cert", str(access.cert_file), "--nats-key", str(access.key_file)),
+        )
+
     def gateway_nats(self, agency: Agency) -> NatsAccess:
         """The NATS access of ``agency``'s gateway (its key and certificate, as its config names them)."""
         keys = agency.directory / "keys"
@@ -218,6 +247,9 @@ class Federation:
         cosigner_access = nats.access(NatsIdentity(NatsRole.COSIGNER, "registry"), registry_dir / "cosigner-nats")
         self._index = nats.access(NatsIdentity(NatsRole.INDEX, "demo"), self.workdir / "index")
         self._auditor = nats.access(NatsIdentity(NatsRole.AUDITOR, "demo"), self.workdir / "auditor")
+        for name, key in self.witness_keys.items():
+            # Each witness connects as a cosigner of its own, its NATS key beside its witness key.
+            nats.access(NatsIdentity(NatsRole.COSIGNER, _witness_label(name)), key.parent / "witness-nats")
         await nats.start()
         self._index, self._auditor = (a.with_servers(nats.urls) for a in (self._index, self._auditor))
         sync = BackboneSync(backbone, nats.users_file, nats.reload)
@@ -233,6 +265,8 @@ class Federation:
         await self.registry.start()
         self.cosigner = RegistryCosigner(cosigner_access.with_servers(nats.urls), registry_dir)
         await self.cosigner.start()
+        for name in self.witness_keys:
+            await self.start_witness(name)
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -266,7 +300,23 @@ class Federation:
             )
         return serial
 
+    async def start_witness(self, name: str) -> None:
+        """Start (or restart) a member's witness process: ``crossway audit witness``."""
+        own = [a.gateway for a in self.agencies if name == _witness_name(a.gateway)]
+        identity = self.witness_keys[name].parent / "witness-nats"
+        nats = ("--nats", self.nats.url, "--nats-ca", str(self.workdir / "registry" / "nats-ca.pem"),
+                "--nats-cert", str(identity / "nats.crt"), "--nats-key", str(identity / "nats.key"))  # fmt: skip
+        argv = [sys.executable, "-m", "crossway.cli", "audit", "witness", *nats, "--anchor",
+                str(self.workdir / "registry" / "anchor.json"), "--key", str(self.witness_keys[name]), "--name", name,
+                *(arg for gateway in own for arg in ("--skip-gateway", str(gateway)))]  # fmt: skip
+        process = ManagedProcess(f"witness {name}", argv, echo=self.echo)
+        self.witness_processes[name] = process
+        await process.start()
+        await process.wait_for(r"cosigning audit checkpoints", 30)
+
     async def aclose(self) -> None:
+        for process in self.witness_processes.values():
+            await process.stop()
         for agency in self.agencies:
             if agency.process is not None:
                 await agency.process.stop()
@@ -330,9 +380,25 @@ class Federation:
             keys.signing_certificate.write_bytes(cert_to_pem(signing))
             authority.set_encryption_key(agency.member, keys.encryption_public.read_bytes())
         authority.add_service(POPULATION_SERVICE, population_descriptor_set(), self.require_encryption)
+        if self.witnesses:
+            self._admit_witnesses(authority)
         if self.business is not None:
             for service in (BUSINESS_SERVICE, ARCHIVE_SERVICE):
                 authority.add_service(service, business_descriptor_set(), self.require_encryption)
+
+    def _admit_witnesses(self, authority: RegistryAuthority) -> None:
+        runners: list[tuple[str, Path, MemberId | None]] = [
+            (_witness_name(a.gateway), a.directory / "keys" / "witness.key", a.member) for a in self.agencies
+        ]
+        runners.append(("crossway.witness/audit-office", self.workdir / "audit-office" / "witness.key", None))
+        for name, path, member in runners:
+            key = ed25519.Ed25519PrivateKey.generate()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_private_key(path, key)
+            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            authority.add_witness(name, raw, member)
+            self.witness_keys[name] = path
+        authority.set_witness_quorum(2)
 
     # -- gateways ----------------------------------------------------------------------------
 
@@ -368,6 +434,7 @@ encryption_key = "keys/encryption.key"
 
 [audit]
 strict = {"true" if self.strict_audit else "false"}
+{"unsafe_release_before_durable = true" if self.unsafe_release_before_durable else ""}
 {self._archive_config()}
 [tracing]
 export = "spans.jsonl"
@@ -486,8 +553,8 @@ address = "127.0.0.1:{self.backend_port}"
         agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
 
     async def restart_gateway(self, agency: Agency) -> None:
-        """Stop an agency's gateway (it drains) and start it again from the same files and data
-        directory; the registry publishes its new peer port."""
+        """Stop an agency's gateway (it drains; a killed one is reaped) and start it again from the
+        same files and data directory; the registry publishes its new peer port."""
         assert agency.process is not None and self.authority is not None
         await agency.process.stop()
         await self._start_gateway(agency)

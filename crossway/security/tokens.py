@@ -323,7 +323,7 @@ def mint_token(
     *,
     subject: str,
     issuer: str,
-    audience: str,
+    audience: str | list[str],
     ttl_s: int = 300,
     algorithm: str | None = None,
     extra: Mapping[str, object] | None = None,
@@ -332,7 +332,9 @@ def mint_token(
 ) -> str:
     """Sign a bearer token (for the demo, tests and agency tooling).
 
-    ``algorithm`` defaults to the key's own (ES256 for P-256, EdDSA for Ed25519). ``extra`` claims
+    ``audience`` may be a list (RFC 7519 §4.1.3): one token for several APIs, e.g. a console
+    user's token for the gateways' admin ports and the audit API. ``algorithm`` defaults to the
+    key's own (ES256 for P-256, EdDSA for Ed25519). ``extra`` claims
     may not override the registered ones set here. A random ``jti`` is added.
     """
     alg = algorithm if algorithm is not None else algorithm_for_key(private_key)

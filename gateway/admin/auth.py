@@ -19,15 +19,22 @@ __all__ = ["AdminAuthenticator", "AdminIdentity", "Permission", "ROLES"]
 
 
 class Permission(enum.Enum):
-    READ = "read"
-    APPLY = "apply"
+    READ = "read"  # policies, their history and diffs, access questions, the gateway's status
+    APPLY = "apply"  # apply and roll back policy versions
+    RECORD_READ = "record_read"  # have one's own audit reads recorded (the audit API asks, with the auditor's token)
 
 
 # Role → what it may do. Anything not listed here grants nothing.
 ROLES: dict[str, frozenset[Permission]] = {
     "policy-admin": frozenset({Permission.READ, Permission.APPLY}),
-    "auditor": frozenset({Permission.READ}),
+    "auditor": frozenset({Permission.READ, Permission.RECORD_READ}),
     "observer": frozenset({Permission.READ}),
+}
+
+_WHAT = {
+    Permission.READ: "read policies or status",
+    Permission.APPLY: "apply policies",
+    Permission.RECORD_READ: "have audit reads recorded",
 }
 
 
@@ -62,7 +69,7 @@ class AdminAuthenticator:
         if not any(need in ROLES.get(role, frozenset()) for role in roles):
             allowed = sorted(r for r, perms in ROLES.items() if need in perms)
             raise AdminForbidden(
-                f"{claims.subject} may not {need.value} policies: roles {sorted(roles) or '(none)'} "
+                f"{claims.subject} may not {_WHAT[need]}: roles {sorted(roles) or '(none)'} "
                 f"do not include {' or '.join(allowed)}"
             )
         return AdminIdentity(claims.subject, roles)

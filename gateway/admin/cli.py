@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from crossway.core.errors import ConfigError, CrosswayError, error_class_for_code
-from crossway.core.ids import MethodId, ServiceId, SubsystemId
+from crossway.core.errors import ConfigError, error_class_for_code
+from crossway.core.ids import MethodId, ServiceId
 from crossway.core.tomlkeys import check_keys
-from policies import AccessRequest, CedarDecisionPoint, Decision, PolicyBundle, format_policy_text
+from gateway.admin.questions import AccessQuestion, describe_decision
+from policies import AccessRequest, CedarDecisionPoint, PolicyBundle, format_policy_text
 from policies.bundle import POLICY_SUFFIX, read_policy_dir
 
 __all__ = ["add_commands"]
@@ -94,30 +95,19 @@ def _fmt(args: argparse.Namespace) -> int:
     return 1 if args.check and changed else 0
 
 
-def _describe(decision: Decision) -> str:
-    if decision.allowed:
-        return f"ALLOW  by {', '.join(decision.policy_ids)}"
-    if decision.no_permit:
-        return f"DENY   no permit matched{' (' + decision.reason + ')' if decision.errors else ''}"
-    return f"DENY   forbidden by {', '.join(decision.policy_ids)}"
-
-
 def _request(case: dict[str, Any], where: str) -> AccessRequest:
-    try:
-        claims = case.get("claims", {})
-        return AccessRequest(
-            client=SubsystemId.parse(str(case["client"])),
-            client_groups=frozenset(case.get("groups", ())),
-            method=MethodId.parse(str(case["method"])),
-            purpose=str(case.get("purpose", "")),
-            user_id=str(case.get("user_id", "")),
-            user_claims={str(k): v for k, v in claims.items()},
-            now_ms=int(case.get("time_ms", 0)),
-        )
-    except KeyError as exc:
-        raise ConfigError(f"{where}: missing {exc.args[0]!r}", hint="a case needs client and method") from exc
-    except CrosswayError as exc:
-        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
+    for key in ("client", "method"):
+        if key not in case:
+            raise ConfigError(f"{where}: missing {key!r}", hint="a case needs client and method")
+    return AccessQuestion(
+        client=str(case["client"]),
+        method=str(case["method"]),
+        purpose=str(case.get("purpose", "")),
+        user_id=str(case.get("user_id", "")),
+        claims={str(k): v for k, v in case.get("claims", {}).items()},
+        groups=case.get("groups", ()),
+        time_ms=int(case.get("time_ms", 0)),
+    ).request(where)
 
 
 # What a [[case]] of a policy test file may hold; anything else is a typo, never ignored.
@@ -161,7 +151,7 @@ def _test(args: argparse.Namespace) -> int:
     for n, (case, request) in enumerate(zip(cases, requests, strict=True)):
         decision = point.decide(request)
         denied += not decision.allowed
-        line = f"{_describe(decision)}   {request.client} -> {request.method}"
+        line = f"{describe_decision(decision)}   {request.client} -> {request.method}"
         if request.purpose:
             line += f" for {request.purpose!r}"
         expect = str(case.get("expect", "")).lower()

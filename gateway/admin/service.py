@@ -22,6 +22,7 @@ from crossway.security.signing import Signer
 from crossway.security.tokens import JwtVerifier
 from gateway.admin.auth import AdminAuthenticator
 from gateway.admin.server import AdminService
+from gateway.admin.status import StatusSource
 from gateway.admin.versions import KeyLookup, NatsPolicyVersions, PolicyVersion
 from gateway.provider.authorization import PolicyManager
 from gateway.shared.config import GatewayConfig
@@ -45,9 +46,11 @@ class PolicyAdministration:
         clock: Clock,
         tls_pair: tuple[bytes, bytes],
         also_serve: Callable[[grpc.aio.Server], None] | None = None,
+        status: StatusSource | None = None,
     ) -> None:
         self._config, self._ctx, self._policies = config, ctx, policies
         self._audit, self._clock, self._tls_pair = audit, clock, tls_pair
+        self._status = status  # the runtime's snapshot of the gateway, for GetStatus
         # More services on the admin port (the health check), unauthenticated: see README (operators).
         self._also_serve = also_serve
 
@@ -100,6 +103,8 @@ class PolicyAdministration:
             self.versions,
             self._audit,
             self._clock,
+            status=self._status,
+            groups_of=lambda client: self._ctx.config().groups_of(client),
         )
         server: Any = grpc.aio.server()
         admin_pb2_grpc.add_AdminServicer_to_server(service, server)  # type: ignore[no-untyped-call]

@@ -40,7 +40,7 @@ from nats.js.errors import BadRequestError
 
 from crossway.backbone import POLICY_PREFIX, POLICY_STREAM, policy_version_subject, policy_versions_subject
 from crossway.core.errors import AdminConflict, CrosswayError, SignatureInvalid
-from crossway.natsclient import NatsAccess, connect
+from crossway.natsclient import NatsAccess, connect, connection_state
 from crossway.security.signing import Signer, verify_signature
 from protos.crossway.v1 import admin_pb2 as pb
 from registry.source import read_mark, write_mark
@@ -194,6 +194,11 @@ class NatsPolicyVersions:
     @property
     def latest_number(self) -> int:
         return self._history[-1].number if self._history else 0
+
+    @property
+    def nats_state(self) -> tuple[str, str]:
+        """(state, server) of the versions' NATS connection, for the gateway's status."""
+        return connection_state(self._nc)
 
     async def start(self, *, wait_s: float = 5.0) -> None:
         async def reconnected() -> None:

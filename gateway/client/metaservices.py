@@ -6,9 +6,10 @@ verified configuration; ``AllowedMethods`` goes to the provider through the clie
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
-from crossway.core.errors import CrosswayError, Hop, MethodUnknown
+from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, MethodUnknown
 from gateway.client.callers import CallerAuthenticator
 from gateway.client.pipeline import ClientPipeline, OutgoingCall
 from gateway.shared.context import GatewayContext
@@ -40,9 +41,9 @@ class MetaServices:
             self._callers.authenticate(call.peer_cert_pem, call.authorization)
             view = find_service(self._ctx.config(), requested_service(body))
             return await self._pipeline.unary(replace(call, provider_hint=str(view.id)), b"")
-        return self._local(call, body)
+        return await self._local(call, body)
 
-    def _local(self, call: OutgoingCall, body: bytes) -> bytes:
+    async def _local(self, call: OutgoingCall, body: bytes) -> bytes:
         ctx = self._ctx
         rec = ctx.recorder("client")
         rec.received(call.message_id, call.user_id, call.purpose)
@@ -54,17 +55,22 @@ class MetaServices:
             rec.caller(self._callers.authenticate(call.peer_cert_pem, call.authorization).subsystem)
             if call.metadata_problem is not None:
                 raise call.metadata_problem
+            rec.check_bounds()
             ctx.check_audit_writable()
             # 2. answer from the verified configuration
             answer = self._answer(method, ctx.config(), body)
             rec.add_response(answer)
-            return answer
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
             rec.failed(exc)
+            # The error goes out as it is; a record that cannot be made durable then is the
+            # audit pipeline's to log, not a second error for the caller.
+            with contextlib.suppress(AuditUnavailable):
+                await ctx.audit_exchange(rec)
             raise
-        finally:
-            ctx.audit_exchange(rec)
+        # Durable before the answer leaves (issue 12).
+        await ctx.audit_exchange(rec)
+        return answer
 
     @staticmethod
     def _answer(method: str, config: VerifiedConfiguration, body: bytes) -> bytes:

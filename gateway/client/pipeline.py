@@ -13,7 +13,11 @@ Steps, in order, each failing closed with its own error code:
 6. send over a pooled mTLS channel, deadline = the caller's remaining time  → peer.*, deadline.*
 7. verify the provider's signed response, bound to the hash of our request  → message.*
 8. return the body (the transport adds ``crossway-message-id``)
-9. hand the audit record to the audit pipeline (never on the hot path, never lost)
+9. this side's audit record is durable (JetStream ack or fsync'd spool) *before* the answer is
+   returned — a stream's final status before the caller's stream ends (issue 12)
+
+The record's status is the status the caller gets: a provider's refusal, this side's error,
+a cancellation, and an unexpected exception (INTERNAL at the transport) are each recorded as such.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -29,6 +34,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from crossway.core.errors import (
+    AuditUnavailable,
     CrosswayError,
     Hop,
     MessageMalformed,
@@ -51,6 +57,7 @@ from registry.configuration import VerifiedConfiguration
 __all__ = ["ClientPipeline", "OutgoingCall"]
 
 _tracer = trace.get_tracer("crossway.gateway.client")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,8 @@ class ClientPipeline:
         rec.caller(caller.subsystem)
         if call.metadata_problem is not None:
             raise call.metadata_problem
+        # The caller's user id and purpose go into the signed header and both records: bounded.
+        rec.check_bounds()
         # 2. resolve
         config = ctx.config()
         route = self._router.resolve(config, call.grpc_path, call.provider_hint)
@@ -141,16 +150,36 @@ class ClientPipeline:
         # built from it directly — a context switch per call costs more than it gives.
         span = _tracer.start_span(f"crossway.client {call.grpc_path}", context=call.parent, kind=trace.SpanKind.SERVER)
         rec.traced(span.get_span_context().trace_id)
+        answered = False
         try:
-            return await self._unary(call, body, rec, span)
+            result = await self._unary(call, body, rec, span)
+            answered = True
+            return result
         except CrosswayError as exc:
             exc.at(Hop.CLIENT)
             rec.failed(exc)
             span.set_status(trace.StatusCode.ERROR, exc.code)
             raise
+        except asyncio.CancelledError:
+            rec.cancelled()
+            raise
+        except Exception:
+            rec.crashed()  # the transport answers INTERNAL; so does the record
+            raise
         finally:
             span.end()
-            self._ctx.audit_exchange(rec)
+            # 9. durable before the answer is returned (an error leaves as it is).
+            await self._audit(rec, answering=answered)
+
+    async def _audit(self, rec: ExchangeRecorder, *, answering: bool) -> None:
+        """Make this side's record durable; with no answer to hold back, a late record is logged
+        and the exchange's own error goes to the caller."""
+        try:
+            await self._ctx.audit_exchange(rec)
+        except AuditUnavailable as exc:
+            if answering:
+                raise
+            log.error("exchange %s: %s", rec.message_id, exc.message)
 
     async def _unary(self, call: OutgoingCall, body: bytes, rec: ExchangeRecorder, span: trace.Span) -> bytes:
         ctx = self._ctx
@@ -186,6 +215,7 @@ class ClientPipeline:
         # 7. verify
         response = self._verify_response_frame(config, response_env, route, request)
         rec.response_signed(response)
+        rec.check_bounds()  # the provider's list of withheld fields, before it reaches the record
         if response.header.kind != FrameKind.RESPONSE:
             raise StreamBroken(f"provider answered message {call.message_id} with a {response.header.kind.name} frame")
         status = response.header.status
@@ -214,6 +244,7 @@ class ClientPipeline:
         rec.traced(span.get_span_context().trace_id)
         peer: PeerStream | None = None
         pump: asyncio.Task[None] | None = None
+        ended = False
         try:
             config, route, header = self._begin(call, rec, span)
             session = ClientSession.start(route.encryption_key) if route.encryption_key is not None else None
@@ -253,6 +284,7 @@ class ClientPipeline:
                 if h.kind != FrameKind.RESPONSE or h.request_hash != request.header_hash:
                     raise StreamBroken(f"stream {call.message_id}: unexpected {h.kind.name} frame from the provider")
                 rec.response_signed(frame)
+                rec.check_bounds()
                 if h.status is not None and not h.status.ok:
                     raise error_from_status(h.status)
                 break
@@ -264,6 +296,7 @@ class ClientPipeline:
             caller_failure = _caller_failure(pump)
             if caller_failure is not None:
                 raise caller_failure
+            ended = True
         except CrosswayError as exc:
             # When the caller's side failed first (its stream broke, a message over the limit),
             # that is the exchange's error, not the provider's refusal of the half stream.
@@ -277,6 +310,9 @@ class ClientPipeline:
         except (asyncio.CancelledError, GeneratorExit):
             rec.cancelled()
             raise
+        except Exception:
+            rec.crashed()
+            raise
         finally:
             if pump is not None:
                 # Stopped if still running; its outcome (if any) was weighed above: collect it.
@@ -286,7 +322,8 @@ class ClientPipeline:
             if peer is not None:
                 peer.cancel()
             span.end()
-            self._ctx.audit_exchange(rec)
+            # 9. durable before the caller's stream ends with its status.
+            await self._audit(rec, answering=ended)
 
     async def _pump(
         self,

@@ -90,14 +90,19 @@ class GatewayHealth:
         """What a prober sees now (the last published snapshot)."""
         return {name: v.status for name, v in self._published.items()}
 
+    def verdicts(self) -> dict[str, Verdict]:
+        """The last published snapshot with its reasons (for the authenticated admin status)."""
+        return dict(self._published)
+
     def _assess(self) -> dict[str, Verdict]:
         return assess(
             current_configuration=self._configuration.current,
             audit_writable=self._audit.writable,
+            # The log's own alarm (a stream that went back, a record not ours) comes first.
+            audit_alarm=self._audit_alarm() or self._audit.alarm,
             # PolicyManager.version is -1 until a bundle is in force.
             policy_loaded=None if self._policies is None else self._policies.version >= 0,
             adapters={str(service): adapter.health() for service, adapter in self._adapters.items()},
-            audit_alarm=self._audit_alarm(),
         )
 
     async def _publish(self) -> None:

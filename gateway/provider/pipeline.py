@@ -12,7 +12,8 @@ Steps, in order, each failing closed with its own error code:
 4. call the backend through the service's adapter, with the remaining deadline → upstream.*
 5. remove the fields the permit does not grant (data minimization), then sign the response,
    bound to the request hash; encrypt when required
-6. audit record for this side, with the decision and the deciding policy ids
+6. audit record for this side, with the decision and the deciding policy ids — durable
+   *before* the signed response (a stream's signed final status) leaves (issue 12)
 
 Failures up to and including the signature check are answered with a plain gRPC error (we do
 not sign anything for a peer we could not authenticate). Every later failure is answered with a
@@ -22,6 +23,7 @@ not sign anything for a peer we could not authenticate). Every later failure is 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 
@@ -29,6 +31,7 @@ from opentelemetry import trace
 
 from adapters.base import Adapter, BackendCall
 from crossway.core.errors import (
+    AuditUnavailable,
     CrosswayError,
     DeadlineExceeded,
     DeadlineTooFar,
@@ -67,6 +70,7 @@ from registry.configuration import VerifiedConfiguration
 __all__ = ["ProviderPipeline"]
 
 _tracer = trace.get_tracer("crossway.gateway.provider")
+log = logging.getLogger(__name__)
 
 # An encrypted body is its plaintext plus AES-GCM's 16-byte tag: a request at the limit stays
 # acceptable once sealed.
@@ -178,6 +182,8 @@ class ProviderPipeline:
         request = open_envelope(env, peer.member, ctx.key_lookup(config))
         h = request.header
         rec.verified_request(request)
+        # Every field the record takes from the peer is bounded (issue 12: no poison records).
+        rec.check_bounds()
         if h.kind != FrameKind.REQUEST or not h.message_id:
             raise MessageMalformed(f"expected a REQUEST frame, got {h.kind.name}")
         client = SubsystemId.parse(h.client)
@@ -324,11 +330,21 @@ class ProviderPipeline:
         rec.withheld(tuple(withheld))
         return body
 
-    def _finish(self, rec: ExchangeRecorder, span: trace.Span | None) -> None:
-        """Step 6, whatever happened: close the span, audit this side of the exchange."""
+    async def _finish(self, rec: ExchangeRecorder, span: trace.Span | None, *, answering: bool) -> None:
+        """Step 6, whatever happened: close the span, and make this side's record durable.
+
+        ``answering``: a response is about to leave, and must not when the record is not
+        durable (``audit.unavailable`` instead). Otherwise an error is already on its way
+        out; a record that is late then is logged, and the error goes out as it is.
+        """
         if span is not None:
             span.end()
-        self._ctx.audit_exchange(rec)
+        try:
+            await self._ctx.audit_exchange(rec)
+        except AuditUnavailable as exc:
+            if answering:
+                raise
+            log.error("exchange %s: %s", rec.message_id or "-", exc.message)
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
         h = request.header
@@ -345,7 +361,7 @@ class ProviderPipeline:
 
     # -- what never became an exchange ---------------------------------------------------------
 
-    def refuse(self, error: CrosswayError, auth_context: AuthContext) -> CrosswayError:
+    async def refuse(self, error: CrosswayError, auth_context: AuthContext) -> CrosswayError:
         """Bytes that are not an envelope (or a Multiplex batch) reached the peer port: the error
         to answer with, audited once the peer is identified.
 
@@ -361,7 +377,7 @@ class ProviderPipeline:
             return exc.at(Hop.PROVIDER)
         error.at(Hop.PROVIDER)
         rec.failed(error)
-        self._ctx.audit_exchange(rec)
+        await self._finish(rec, None, answering=False)  # durable before the refusal leaves
         return error
 
     # -- unary -------------------------------------------------------------------------------
@@ -371,13 +387,15 @@ class ProviderPipeline:
         rec.received()
         request: SignedFrame | None = None
         span: trace.Span | None = None
+        answer: Envelope | None = None
         try:
             auth = self._authenticate(env, auth_context, rec)
             request = auth.request
             span = _start_span(request, rec)
             with trace.use_span(span, end_on_exit=False):
                 if request.header.method == ALLOWED_METHODS:
-                    return self._allowed_methods(auth, rec)
+                    answer = self._allowed_methods(auth, rec)
+                    return answer
                 verified = self._admit(auth, rec)
                 body = request.body
                 if verified.session is not None:
@@ -406,21 +424,28 @@ class ProviderPipeline:
                 if verified.session is not None:
                     nonce, result = verified.session.seal_response(result, frame_aad(rec.message_id, 0, "response"))
                     header = replace(header, encryption=Encryption(b"", b"", nonce))
-                out, frame = seal_frame(header, result, self._ctx.signer)
+                answer, frame = seal_frame(header, result, self._ctx.signer)
                 rec.response_signed(frame)
-                return out
+                return answer
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
                 raise  # unauthenticated peer: plain gRPC error from the transport
-            out, frame = seal_frame(
+            answer, frame = seal_frame(
                 replace(self._response_header(request, FrameKind.RESPONSE), status=status_from_error(exc)),
                 b"",
                 self._ctx.signer,
             )
             rec.response_signed(frame)
-            return out
+            return answer
+        except asyncio.CancelledError:
+            rec.cancelled()
+            raise
+        except Exception:
+            rec.crashed()  # the transport answers INTERNAL; so does the record
+            raise
         finally:
-            self._finish(rec, span)
+            # 6. durable before the signed answer is returned (an exception leaves as it is).
+            await self._finish(rec, span, answering=answer is not None)
 
     # -- streaming ---------------------------------------------------------------------------
 
@@ -431,9 +456,7 @@ class ProviderPipeline:
         writer: ChainWriter | None = None
         span: trace.Span | None = None
         broken: list[CrosswayError] = []
-        # Set once the signed final status is handed to the transport: a cancellation after that
-        # (the client closing a finished call) does not change what this exchange was.
-        answered = False
+        final: Envelope | None = None
         try:
             # The peer is identified from its TLS identity before its first frame is read, so
             # even a first frame that does not decode is recorded against the peer that sent it.
@@ -486,8 +509,6 @@ class ProviderPipeline:
                 b"",
             )
             rec.response_signed(frame)
-            answered = True
-            yield final
         except CrosswayError as exc:
             if not _note_failure(exc, rec, span, request) or request is None:
                 raise
@@ -496,11 +517,17 @@ class ProviderPipeline:
                 writer = ChainWriter(self._ctx.signer, header, request.header_hash, 1)
             final, frame = writer.seal(header, b"")
             rec.response_signed(frame)
-            answered = True
-            yield final
         except (asyncio.CancelledError, GeneratorExit):
-            if not answered:
-                rec.cancelled()
+            rec.cancelled()  # before its final status: after it, nothing here runs any more
+            raise
+        except Exception:
+            rec.crashed()
             raise
         finally:
-            self._finish(rec, span)
+            if final is None:  # leaving by an exception: audit it on the way out
+                await self._finish(rec, span, answering=False)
+        # 6. The record is decided and durable before the signed final status leaves: what the
+        # client is told is what this side recorded, whatever happens to the stream afterwards
+        # (a client that cancels once it has its answer no longer turns the record CANCELLED).
+        await self._finish(rec, span, answering=True)
+        yield final

@@ -61,7 +61,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "client_auth.certificates": ("subsystem", "certificate"),
     "audit": (
         *("spool_dir", "strict", "replicas", "stream", "checkpoint_interval_s"),
-        *("archive_payloads", "auditor_keys", "archive_spool_dir"),
+        *("archive_payloads", "auditor_keys", "archive_spool_dir", "unsafe_release_before_durable"),
     ),
     "tracing": ("export",),
     "security": ("max_clock_skew_s", "default_timeout_s"),
@@ -117,6 +117,8 @@ class AuditConfig:
     archive_payloads: bool = False
     auditor_keys: tuple[bytes, ...] = ()
     archive_spool_dir: Path | None = None
+    # Release answers before their record is durable (issue 12): a crash then loses records.
+    unsafe_release_before_durable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +355,7 @@ def _audit(audit: _Reader, data_dir: Path) -> AuditConfig:
             if archive
             else None
         ),
+        unsafe_release_before_durable=audit.flag("unsafe_release_before_durable", False),
     )
 
 

@@ -1,4 +1,12 @@
-"""What both pipelines share: identity, signer, configuration, clock, audit sink, limits."""
+"""What both pipelines share: identity, signer, configuration, clock, audit sink, limits.
+
+:meth:`GatewayContext.audit_exchange` is the pipelines' last step on every path, and by default
+it waits until the record is durable (JetStream ack or fsync'd spool) — the pipelines call it
+*before* the answer leaves: the client side before returning the response (or ending the
+caller's stream), the provider side before its signed response (or final frame) goes out
+(issue 12: no answer without its record). ``[audit] unsafe_release_before_durable = true`` only
+enqueues it, for operators who accept losing the records of a crash.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +56,10 @@ class GatewayContext:
     default_timeout_s: float = 30.0
     # Set when [audit] archive_payloads is on: bodies sealed to the auditors' keys (issue 4).
     archive: PayloadArchiver | None = None
+    # [audit] unsafe_release_before_durable: answers leave before their record is durable.
+    unsafe_release_before_durable: bool = False
+    # How long an answer waits for its record at most; then the caller gets audit.unavailable.
+    durable_timeout_s: float = 30.0
     # [limits]: message size, deadline and metadata bounds (issue 13).
     limits: Limits = field(default_factory=Limits)
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
@@ -88,8 +100,16 @@ class GatewayContext:
         bodies: tuple[list[bytes], list[bytes]] | None = None if self.archive is None else ([], [])
         return ExchangeRecorder(side, self.clock, bodies=bodies)
 
-    def audit_exchange(self, exchange: ExchangeRecorder) -> None:
+    async def audit_exchange(self, exchange: ExchangeRecorder) -> None:
+        """This side's record, durable before return unless the operator opted out.
+
+        Raises ``AuditUnavailable`` when the record could not be made durable in time; the
+        record stays queued (it is delivered when NATS or the disk come back).
+        """
         record = exchange.record(str(self.gateway_id))
-        self.audit.submit(record)
         if self.archive is not None and exchange.bodies is not None:
             self.archive.submit(record, *exchange.bodies)
+        if self.unsafe_release_before_durable:
+            self.audit.submit(record)
+        else:
+            await self.audit.commit(record, self.durable_timeout_s)

@@ -4,6 +4,14 @@ The pipelines' steps return values — the authenticated caller, the route, the 
 the policy decision, the signed frames, the error — and hand each to the recorder as it comes;
 the recorder alone decides which record field each value fills and when the four timestamps are
 taken. Bodies are counted and hashed as they pass (streams are never buffered for the record).
+
+Every text that comes from outside this gateway — the caller's metadata, a peer's signed header,
+the provider's signed list of withheld fields, an end user's token subject — is bounded here
+(``audit.trail.record.FIELD_LIMITS``): an over-long value is kept as a short prefix plus its
+length and SHA-256, and named in :attr:`ExchangeRecorder.oversized`; the pipelines then refuse
+the exchange with ``message.malformed`` (:meth:`ExchangeRecorder.check_bounds`). So a record
+never grows past what the audit stream accepts (issue 12: one 2 MiB purpose used to stop a
+gateway's whole trail).
 """
 
 from __future__ import annotations
@@ -16,9 +24,9 @@ from typing import Any
 
 import grpc
 
-from audit.trail.record import AuditRecord
+from audit.trail.record import FIELD_LIMITS, MAX_WITHHELD, MAX_WITHHELD_CHARS, AuditRecord
 from crossway.core.clock import Clock
-from crossway.core.errors import CrosswayError
+from crossway.core.errors import CrosswayError, InternalError, MessageMalformed
 from gateway.wire.frames import SignedFrame
 
 __all__ = ["ExchangeRecorder"]
@@ -26,6 +34,16 @@ __all__ = ["ExchangeRecorder"]
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode() if data else ""
+
+
+def _digest_note(text: str, count: int) -> str:
+    return f"[{count} chars, sha256 {hashlib.sha256(text.encode(errors='replace')).hexdigest()}]"
+
+
+def _clip(text: str, limit: int) -> str:
+    """An over-long value as its first 64 characters, its length and its digest (the signed
+    original can still be matched to the record)."""
+    return text[:64] + "…" + _digest_note(text, len(text)) if len(text) > limit else text
 
 
 @dataclass(slots=True)
@@ -61,13 +79,34 @@ class ExchangeRecorder:
     # (request parts, response parts) when payload archiving is on, else None: archiving off
     # costs one attribute test per body. The parts are references, sealed at audit time.
     bodies: tuple[list[bytes], list[bytes]] | None = None
+    # Names of the fields whose value from outside exceeded its limit (kept clipped).
+    oversized: list[str] = field(default_factory=list)
+
+    def _bounded(self, name: str, value: str) -> str:
+        if len(value) <= FIELD_LIMITS[name]:
+            return value
+        self.oversized.append(name)
+        return _clip(value, FIELD_LIMITS[name])
+
+    def check_bounds(self) -> None:
+        """Refuse the exchange when a value from outside was over its limit (``message.malformed``)."""
+        if self.oversized:
+            names = ", ".join(sorted(set(self.oversized)))
+            limits = ", ".join(f"{n} {FIELD_LIMITS.get(n, MAX_WITHHELD)}" for n in sorted(set(self.oversized)))
+            raise MessageMalformed(
+                f"message {self.message_id or '-'}: {names} exceed(s) the limit ({limits})",
+                hint="purpose, user and ids are short texts; withheld fields at most "
+                f"{MAX_WITHHELD} paths of {MAX_WITHHELD_CHARS} characters",
+            )
 
     # -- both sides --------------------------------------------------------------------------
 
     def received(self, message_id: str = "", user_id: str = "", purpose: str = "") -> None:
         """The request arrived (the caller's call, or the peer's first frame)."""
         self.request_in_ms = self.clock.now_ms()
-        self.message_id, self.user_id, self.purpose = message_id, user_id, purpose
+        self.message_id = self._bounded("message_id", message_id)
+        self.user_id = self._bounded("user_id", user_id)
+        self.purpose = self._bounded("purpose", purpose)
 
     def traced(self, trace_id: int) -> None:
         self.trace_id = format(trace_id, "032x")
@@ -96,6 +135,10 @@ class ExchangeRecorder:
     def failed(self, error: CrosswayError) -> None:
         self.status, self.error_code = error.status.name, error.code
 
+    def crashed(self) -> None:
+        """An unexpected exception: the transport answers INTERNAL, and so does the record."""
+        self.failed(InternalError("unexpected error"))
+
     def cancelled(self) -> None:
         self.status, self.error_code = grpc.StatusCode.CANCELLED.name, "client.cancelled"
 
@@ -110,7 +153,14 @@ class ExchangeRecorder:
             self.withheld(frame.header.withheld_fields)
 
     def withheld(self, fields: tuple[str, ...]) -> None:
-        self.withheld_fields = tuple(sorted(set(self.withheld_fields) | set(fields)))
+        merged = set(self.withheld_fields) | set(fields)
+        if len(merged) > MAX_WITHHELD or any(len(f) > MAX_WITHHELD_CHARS for f in merged):
+            # Bounded like any text from outside: a few paths, then a note of how many and their digest.
+            self.oversized.append("withheld_fields")
+            listed = sorted(merged)
+            note = _digest_note("\n".join(listed), sum(map(len, listed)))
+            merged = {_clip(f, MAX_WITHHELD_CHARS) for f in listed[:16]} | {f"…{len(listed)} paths {note}"}
+        self.withheld_fields = tuple(sorted(merged))
 
     # -- client side -------------------------------------------------------------------------
 
@@ -129,12 +179,16 @@ class ExchangeRecorder:
     def verified_request(self, frame: SignedFrame) -> None:
         """The peer's request passed its signature check: its signed ids are what is recorded."""
         h = frame.header
-        self.message_id, self.client, self.service, self.method = h.message_id, h.client, h.service, h.method
-        self.user_id, self.purpose = h.user_id, h.purpose
+        self.message_id = self._bounded("message_id", h.message_id)
+        self.client = self._bounded("client", h.client)
+        self.service = self._bounded("service", h.service)
+        self.method = self._bounded("method", h.method)
+        self.user_id = self._bounded("user_id", h.user_id)
+        self.purpose = self._bounded("purpose", h.purpose)
         self.request_signature = frame.signature.value
 
     def end_user(self, user_id: str) -> None:
-        self.user_id = user_id
+        self.user_id = self._bounded("user_id", user_id)
 
     def decided(self, allowed: bool, policy_ids: tuple[str, ...], policy_version: str) -> None:
         self.decision = "allow" if allowed else "deny"

@@ -224,3 +224,90 @@ async def test_a_gateway_id_with_dots_and_underscores_publishes_to_an_escaped_su
         sink.submit(sample_record(1, gateway=gateway))
     (stored,) = await fetch_records(auditor_nats)
     assert stored.gateway == gateway
+
+
+async def test_commit_returns_once_the_record_is_acked_and_many_commits_share_few_batches(
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
+) -> None:
+    async with make_sink(gateway_nats, tmp_path / "spool") as sink:
+        one = sample_record(0)
+        await sink.commit(one, 5.0)
+        assert sink.stats.acked == 1 and sink.stats.pending == 0
+        records = [sample_record(i) for i in range(1, 201)]
+        started = time.monotonic()
+        await asyncio.gather(*(sink.commit(r, 5.0) for r in records))
+        assert sink.stats.acked == 201
+        # Group commit: 200 concurrent commits cost a few round trips, not 200 linger periods.
+        assert time.monotonic() - started < 2.0
+    stored = {r.record_id for r in await fetch_records(auditor_nats)}
+    assert {r.record_id for r in [one, *records]} <= stored
+
+
+async def test_commit_while_nats_is_down_returns_once_the_record_is_fsynced_to_the_spool(
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    sink = make_sink(gateway_nats, spool)
+    await sink.start()
+    try:
+        await sink.commit(sample_record(0), 5.0)
+        await nats_server.stop()
+        record = sample_record(1)
+        await sink.commit(record, 10.0)
+        assert any(record.record_id.encode() in p.read_bytes() for p in spool.glob("*.jsonl"))
+        await nats_server.start()
+        assert await stream_count_reaches(auditor_nats, 2) == 2
+    finally:
+        await sink.aclose()
+
+
+async def test_commit_raises_audit_unavailable_when_neither_nats_nor_the_disk_takes_the_record(
+    gateway_nats: NatsAccess, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the spool should be")
+    nowhere = gateway_nats.with_servers(["tls://127.0.0.1:1"])  # nobody listens there
+    sink = make_sink(nowhere, blocked, connect_timeout=0.2, drain_timeout=0.5)
+    await sink.start()
+    with pytest.raises(AuditUnavailable):
+        await sink.commit(sample_record(0), 0.5)
+    with pytest.raises(AuditUnavailable):
+        await sink.aclose()  # the record is still held, and closing says so
+
+
+async def test_a_record_too_large_for_nats_is_quarantined_and_the_records_after_it_flow(
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    async with make_sink(gateway_nats, spool) as sink:
+        poison = sample_record(0, purpose="p" * (2 << 20))
+        others = [sample_record(i) for i in range(1, 51)]
+        await sink.commit(poison, 5.0)  # durable — in the quarantine — and never retried
+        await asyncio.gather(*(sink.commit(r, 5.0) for r in others))
+        assert sink.stats.quarantined == 1
+        assert "1 audit record(s) quarantined" in sink.alarm
+    assert await count_stream_records(auditor_nats) == 50
+    files = list((spool / "quarantine").glob("*.quarantined"))
+    assert len(files) == 1
+    note, data, _ = files[0].read_bytes().split(b"\n", 2)
+    assert poison.record_id.encode() in note and AuditRecord.from_json(data) == poison
+    assert list(spool.glob("*.jsonl")) == []
+    files[0].rename(tmp_path / "handled.quarantined")  # the operator moves it out: the alarm ends
+    await asyncio.sleep(1.1)
+    assert sink.alarm == ""
+
+
+async def test_a_poison_record_left_in_the_spool_by_an_older_version_does_not_stop_the_replay(
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    poison = sample_record(0, withheld_fields=tuple(f"field_{i:07d}" for i in range(150_000)))
+    later = [sample_record(i) for i in range(1, 21)]
+    (spool / "000000000001.jsonl").write_bytes(b"".join(r.to_json() + b"\n" for r in [poison, *later]))
+    async with make_sink(gateway_nats, spool) as sink:
+        assert await stream_count_reaches(auditor_nats, 20) == 20
+        await eventually(lambda: sink.stats.spooled == 0)
+        assert sink.stats.quarantined == 1 and sink.alarm
+    stored = await fetch_records(auditor_nats)
+    assert [r.record_id for r in stored] == [r.record_id for r in later]

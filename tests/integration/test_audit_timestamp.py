@@ -29,13 +29,20 @@ from audit.index import (
     verify_index,
     verify_timestamp,
 )
-from audit.trail import Checkpoint, EvidenceInvalid, MerkleTree, TimestampInvalid, cosign, sign_checkpoint
+from audit.trail import (
+    Checkpoint,
+    EvidenceInvalid,
+    MerkleTree,
+    TimestampInvalid,
+    cosign,
+    registry_witness_name,
+    sign_checkpoint,
+)
 from audit.trail.samples import sample_record
 from bench.audit_index import _signer
 from crossway.core.errors import ConfigError
 from crossway.security.keys import load_private_key
 from registry import RegistryAuthority, load_anchor
-from registry.anchor import registry_key_id
 from tests.integration.tsa import LocalTsa
 
 CLIENT, PROVIDER = "EE/GOV/70000001/gw1", "EE/GOV/70000002/gw1"
@@ -67,8 +74,7 @@ def _cosigner(work: Path, authority: TimestampAuthority, name: str = "c") -> Cos
     return Cosigner(
         "nats://127.0.0.1:1",  # never started: only its stamping step runs here
         key=key,
-        key_id=registry_key_id(key.public_key()),
-        name="registry EE",
+        name=registry_witness_name("EE"),
         state_path=work / f"{name}-state.json",
         registered=lambda member, key_id: True,
         timestamp=authority,
@@ -81,8 +87,10 @@ async def _index(work: Path, name: str, authority: TimestampAuthority | None) ->
     store = open_store(index)
     items = []
     for n in range(3):
-        for gateway, side in ((CLIENT, "client"), (PROVIDER, "provider")):
-            record = sample_record(n, gateway=gateway, client="EE/GOV/70000001/tax", service=SERVICE, side=side)
+        for gateway, side, peer in ((CLIENT, "client", PROVIDER), (PROVIDER, "provider", CLIENT)):
+            record = sample_record(
+                n, gateway=gateway, client="EE/GOV/70000001/tax", service=SERVICE, side=side, peer_gateway=peer
+            )
             items.append((len(items) + 1, gateway, record.to_json()))
     store.ingest("records", items, {})
     key = load_private_key(work / "registry" / "config.key")
@@ -92,7 +100,7 @@ async def _index(work: Path, name: str, authority: TimestampAuthority | None) ->
     for seq, gateway in enumerate((CLIENT, PROVIDER), start=1):
         tree = MerkleTree(bytes.fromhex(r.leaf_hash) for r in store.leaves(gateway))
         checkpoint = sign_checkpoint(signer, pem, gateway, tree.size, tree.root(), 1_700_000_000_000)
-        checkpoint = cosign(checkpoint, key, "registry EE", registry_key_id(key.public_key()), 1_700_000_000_100)
+        checkpoint = cosign(checkpoint, key, registry_witness_name("EE"), 1_700_000_000_100)
         if cosigner is not None:
             checkpoint = await cosigner._stamp(checkpoint)
             assert checkpoint.timestamp
@@ -148,9 +156,7 @@ async def test_a_token_from_an_untrusted_tsa_fails(work: Path, tsa: LocalTsa, ot
     # Without any TSA CA a present token cannot be checked: that fails too, it is not skipped.
     store = open_store(index)
     try:
-        report = verify_index(
-            store, {registry_key_id(load_anchor(Path(anchor)).public_key): load_anchor(Path(anchor)).public_key}
-        )
+        report = verify_index(store, {registry_witness_name("EE"): load_anchor(Path(anchor)).public_key})
     finally:
         store.close()
     assert not report.ok and all("no TSA CA is trusted" in f.detail for f in report.findings)
@@ -183,7 +189,7 @@ async def test_an_evidence_bundle_with_a_token_verifies_offline_and_fails_after_
 ) -> None:
     index = await _index(work, "evidence", _authority(tsa))
     anchor = load_anchor(work / "registry" / "anchor.json").public_key
-    cosigners = {registry_key_id(anchor): anchor}
+    cosigners = {registry_witness_name("EE"): anchor}
     store = open_store(index)
     try:
         data = build_evidence(store, "msg-00000001", cosigners, load_tsa_roots(tsa.ca_pem))
@@ -191,14 +197,14 @@ async def test_an_evidence_bundle_with_a_token_verifies_offline_and_fails_after_
         store.close()
     bundle = work / "evidence.json"
     bundle.write_bytes(data)
-    report = verify_evidence(data, anchor, require_timestamp=True)
+    report = verify_evidence(data, cosigners, require_timestamp=True)
     assert len(report.timestamps) == 2 and report.trusted_embedded_tsa
     result = _cli("verify-evidence", str(bundle), "--tsa-ca", str(tsa.ca_pem), "--require-timestamp")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "timestamped by the TSA at" in result.stdout
     # Pinning another TSA's CA refuses the bundle's token.
     with pytest.raises(EvidenceInvalid, match="trusted TSA CA"):
-        verify_evidence(data, anchor, tsa_roots=load_tsa_roots(other_tsa.ca_pem))
+        verify_evidence(data, cosigners, tsa_roots=load_tsa_roots(other_tsa.ca_pem))
     # One byte of the token changed (the bundle otherwise canonical): refused.
     doc = json.loads(data)
     token = bytearray(base64.b64decode(doc["entries"][0]["checkpoint"]["timestamp"]))
@@ -206,7 +212,7 @@ async def test_an_evidence_bundle_with_a_token_verifies_offline_and_fails_after_
     doc["entries"][0]["checkpoint"]["timestamp"] = base64.b64encode(bytes(token)).decode()
     altered = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
     with pytest.raises(EvidenceInvalid, match="entry 0: the timestamp token"):
-        verify_evidence(altered, anchor)
+        verify_evidence(altered, cosigners)
     bundle.write_bytes(altered)
     failed = _cli("verify-evidence", str(bundle), "--tsa-ca", str(tsa.ca_pem))
     assert failed.returncode != 0 and "audit.evidence_invalid" in failed.stdout + failed.stderr

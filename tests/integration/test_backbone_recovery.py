@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from audit.index import AuditIndexer, open_store, verify_index
+from audit.index.witnesses import registry_witnesses
 from crossway.backbone import AUDIT_STREAM, POLICY_STREAM, REGISTRY_BUCKET, kv_stream, policy_version_subject
 from crossway.demo.federation import Federation
 from crossway.natsclient import connect
@@ -26,7 +27,6 @@ from gateway.health import probe_health
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 from registry import load_anchor
-from registry.anchor import registry_key_id
 from tests.integration.test_audit_trail import _exchanges
 from tests.integration.test_policy_admin import BASE, SERVICE, AdminFederation, _cli, _code, _online, _policy_dir
 
@@ -79,7 +79,7 @@ async def test_a_stream_rewound_under_running_gateways_turns_audit_not_serving_a
     store = open_store(index)
     indexer = AuditIndexer(fed.index, store)
     anchor = load_anchor(fed.workdir / "registry" / "anchor.json")
-    cosigners = {registry_key_id(anchor.public_key): anchor.public_key}
+    cosigners = registry_witnesses(anchor).keys
 
     async def signed_and_indexed() -> bool:
         await indexer.catch_up()

@@ -16,7 +16,7 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
     output = tmp_path / "latest.json"
     await run_bench(BenchSettings.quick(output))
     doc = json.loads(output.read_text())
-    for path in ("direct", "proxy_chain", "crossway", "crossway_workers_2"):
+    for path in ("direct", "proxy_chain", "crossway", "crossway_release_before_durable", "crossway_workers_2"):
         assert {"calls_per_s", "p50_ms", "p99_ms", "cpu_us_per_call"} <= doc[path].keys()
         assert doc[path]["calls"] > 0
     assert {
@@ -32,7 +32,8 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
     budget = doc["cpu_budget"]
     assert budget["gateways_us_per_call"] > 0 and budget["proxies_us_per_call"] > 0
     assert doc["crossway"]["errors"] == 0
-    assert set(doc["latency_1_in_flight"]) == {"direct", "proxy_chain", "crossway"}
+    assert set(doc["latency_1_in_flight"]) == {"direct", "proxy_chain", "crossway", "crossway_release_before_durable"}
+    assert doc["durable_before_answer"]["calls_per_s_on"] > 0 and doc["durable_before_answer"]["calls_per_s_off"] > 0
     assert all(row["calls_per_s"] > 0 for row in doc["latency_1_in_flight"].values())
     assert doc["audit_count"]["lost"] == 0  # every exchange's two records are in JetStream
 

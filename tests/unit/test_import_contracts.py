@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("crossway", "gateway", "audit", "registry", "policies", "adapters", "bench", "protos")
+PACKAGES = ("crossway", "console", "gateway", "audit", "registry", "policies", "adapters", "bench", "protos")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
@@ -57,6 +57,7 @@ def test_the_tree_as_committed_keeps_every_contract(tmp_path: Path) -> None:
         ("audit.trail.record", "import audit.index.store", "never imports audit.index"),
         ("crossway.core.ids", "import gateway.wire.frames", "The product in layers"),
         ("gateway.wire.codec", "import gateway.shared.context", "The gateway's rooms"),
+        ("console.backends", "import audit.index.store", "over their APIs only"),
     ],
 )
 def test_an_import_across_a_layer_breaks_its_contract(tmp_path: Path, module: str, statement: str, broken: str) -> None:

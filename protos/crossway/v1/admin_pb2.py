@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/crossway/v1/admin.proto\x12\x0b\x63rossway.v1\"(\n\nPolicyFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xca\x01\n\rPolicyVersion\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12&\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\x12\x0e\n\x06\x61uthor\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\x12\x13\n\x0b\x64iff_digest\x18\x07 \x01(\t\x12\x13\n\x0brollback_of\x18\x08 \x01(\x04\x12\x0f\n\x07gateway\x18\t \x01(\t\"\\\n\x13SignedPolicyVersion\x12\x0f\n\x07version\x18\x01 \x01(\x0c\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"5\n\x12GetPoliciesRequest\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x08\"=\n\x13\x44iffPoliciesRequest\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\"F\n\x14\x44iffPoliciesResponse\x12\x0f\n\x07\x63urrent\x18\x01 \x01(\x04\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x0c\n\x04\x64iff\x18\x03 \x01(\t\"O\n\x14\x41pplyPoliciesRequest\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\x12\x0f\n\x07summary\x18\x02 \x01(\t\"\x1b\n\x19ListPolicyVersionsRequest\"[\n\x1aListPolicyVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.crossway.v1.PolicyVersion\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x04\":\n\x17RollbackPoliciesRequest\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0f\n\x07summary\x18\x02 \x01(\t2\xb5\x03\n\x05\x41\x64min\x12J\n\x0bGetPolicies\x12\x1f.crossway.v1.GetPoliciesRequest\x1a\x1a.crossway.v1.PolicyVersion\x12S\n\x0c\x44iffPolicies\x12 .crossway.v1.DiffPoliciesRequest\x1a!.crossway.v1.DiffPoliciesResponse\x12N\n\rApplyPolicies\x12!.crossway.v1.ApplyPoliciesRequest\x1a\x1a.crossway.v1.PolicyVersion\x12\x65\n\x12ListPolicyVersions\x12&.crossway.v1.ListPolicyVersionsRequest\x1a\'.crossway.v1.ListPolicyVersionsResponse\x12T\n\x10RollbackPolicies\x12$.crossway.v1.RollbackPoliciesRequest\x1a\x1a.crossway.v1.PolicyVersionB\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/crossway/v1/admin.proto\x12\x0b\x63rossway.v1\"(\n\nPolicyFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xca\x01\n\rPolicyVersion\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12&\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\x12\x0e\n\x06\x61uthor\x18\x03 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x04 \x01(\x03\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\x12\x13\n\x0b\x64iff_digest\x18\x07 \x01(\t\x12\x13\n\x0brollback_of\x18\x08 \x01(\x04\x12\x0f\n\x07gateway\x18\t \x01(\t\"\\\n\x13SignedPolicyVersion\x12\x0f\n\x07version\x18\x01 \x01(\x0c\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"5\n\x12GetPoliciesRequest\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x08\"=\n\x13\x44iffPoliciesRequest\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\"F\n\x14\x44iffPoliciesResponse\x12\x0f\n\x07\x63urrent\x18\x01 \x01(\x04\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x0c\n\x04\x64iff\x18\x03 \x01(\t\"\x9a\x01\n\x14\x41pplyPoliciesRequest\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x12\x1d\n\x10\x65xpected_current\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_current\"\x1b\n\x19ListPolicyVersionsRequest\"[\n\x1aListPolicyVersionsResponse\x12,\n\x08versions\x18\x01 \x03(\x0b\x32\x1a.crossway.v1.PolicyVersion\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x04\"n\n\x17RollbackPoliciesRequest\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_current\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_current\"\x89\x02\n\x11TestAccessRequest\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12:\n\x06\x63laims\x18\x05 \x03(\x0b\x32*.crossway.v1.TestAccessRequest.ClaimsEntry\x12\x0e\n\x06groups\x18\x06 \x03(\t\x12\x0f\n\x07time_ms\x18\x07 \x01(\x03\x12&\n\x05\x66iles\x18\x08 \x03(\x0b\x32\x17.crossway.v1.PolicyFile\x1a-\n\x0b\x43laimsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x01\n\x12TestAccessResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x12\n\npolicy_ids\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x0e\n\x06\x66ields\x18\x07 \x03(\t\x12\x12\n\nall_fields\x18\x08 \x01(\x08\x12\x0e\n\x06quotas\x18\t \x03(\t\x12\x0e\n\x06groups\x18\n \x03(\t\"\x12\n\x10GetStatusRequest\";\n\x0bHealthEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"]\n\x11\x43\x65rtificateStatus\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x14\n\x0cnot_after_ms\x18\x03 \x01(\x03\x12\x13\n\x0b\x66ingerprint\x18\x04 \x01(\t\"=\n\x0eNatsConnection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\"\x9e\x03\n\rGatewayStatus\x12\x0f\n\x07gateway\x18\x01 \x01(\t\x12\x0e\n\x06now_ms\x18\x02 \x01(\x03\x12(\n\x06health\x18\x03 \x03(\x0b\x32\x18.crossway.v1.HealthEntry\x12\x17\n\x0fregistry_serial\x18\x04 \x01(\x04\x12\x1d\n\x15registry_issued_at_ms\x18\x05 \x01(\x03\x12\x1e\n\x16registry_expires_at_ms\x18\x06 \x01(\x03\x12\x16\n\x0epolicy_version\x18\x07 \x01(\x03\x12\x15\n\raudit_spooled\x18\x08 \x01(\x04\x12\x15\n\raudit_pending\x18\t \x01(\x04\x12\x10\n\x08log_size\x18\n \x01(\x04\x12\x17\n\x0f\x63heckpoint_size\x18\x0b \x01(\x04\x12\x18\n\x10\x63heckpoint_at_ms\x18\x0c \x01(\x03\x12\x34\n\x0c\x63\x65rtificates\x18\r \x03(\x0b\x32\x1e.crossway.v1.CertificateStatus\x12)\n\x04nats\x18\x0e \x03(\x0b\x32\x1b.crossway.v1.NatsConnection\"a\n\x16RecordAuditReadRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x17\n\x0fresponse_sha256\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"@\n\x17RecordAuditReadResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t2\xaa\x05\n\x05\x41\x64min\x12J\n\x0bGetPolicies\x12\x1f.crossway.v1.GetPoliciesRequest\x1a\x1a.crossway.v1.PolicyVersion\x12S\n\x0c\x44iffPolicies\x12 .crossway.v1.DiffPoliciesRequest\x1a!.crossway.v1.DiffPoliciesResponse\x12N\n\rApplyPolicies\x12!.crossway.v1.ApplyPoliciesRequest\x1a\x1a.crossway.v1.PolicyVersion\x12\x65\n\x12ListPolicyVersions\x12&.crossway.v1.ListPolicyVersionsRequest\x1a\'.crossway.v1.ListPolicyVersionsResponse\x12T\n\x10RollbackPolicies\x12$.crossway.v1.RollbackPoliciesRequest\x1a\x1a.crossway.v1.PolicyVersion\x12M\n\nTestAccess\x12\x1e.crossway.v1.TestAccessRequest\x1a\x1f.crossway.v1.TestAccessResponse\x12\x46\n\tGetStatus\x12\x1d.crossway.v1.GetStatusRequest\x1a\x1a.crossway.v1.GatewayStatus\x12\\\n\x0fRecordAuditRead\x12#.crossway.v1.RecordAuditReadRequest\x1a$.crossway.v1.RecordAuditReadResponseB\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,6 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.crossway.v1.admin_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017org.crossway.v1'
+  _globals['_TESTACCESSREQUEST_CLAIMSENTRY']._loaded_options = None
+  _globals['_TESTACCESSREQUEST_CLAIMSENTRY']._serialized_options = b'8\001'
   _globals['_POLICYFILE']._serialized_start=47
   _globals['_POLICYFILE']._serialized_end=87
   _globals['_POLICYVERSION']._serialized_start=90
@@ -44,14 +46,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIFFPOLICIESREQUEST']._serialized_end=504
   _globals['_DIFFPOLICIESRESPONSE']._serialized_start=506
   _globals['_DIFFPOLICIESRESPONSE']._serialized_end=576
-  _globals['_APPLYPOLICIESREQUEST']._serialized_start=578
-  _globals['_APPLYPOLICIESREQUEST']._serialized_end=657
-  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_start=659
-  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_end=686
-  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=688
-  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=779
-  _globals['_ROLLBACKPOLICIESREQUEST']._serialized_start=781
-  _globals['_ROLLBACKPOLICIESREQUEST']._serialized_end=839
-  _globals['_ADMIN']._serialized_start=842
-  _globals['_ADMIN']._serialized_end=1279
+  _globals['_APPLYPOLICIESREQUEST']._serialized_start=579
+  _globals['_APPLYPOLICIESREQUEST']._serialized_end=733
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_start=735
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_end=762
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=764
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=855
+  _globals['_ROLLBACKPOLICIESREQUEST']._serialized_start=857
+  _globals['_ROLLBACKPOLICIESREQUEST']._serialized_end=967
+  _globals['_TESTACCESSREQUEST']._serialized_start=970
+  _globals['_TESTACCESSREQUEST']._serialized_end=1235
+  _globals['_TESTACCESSREQUEST_CLAIMSENTRY']._serialized_start=1190
+  _globals['_TESTACCESSREQUEST_CLAIMSENTRY']._serialized_end=1235
+  _globals['_TESTACCESSRESPONSE']._serialized_start=1238
+  _globals['_TESTACCESSRESPONSE']._serialized_end=1436
+  _globals['_GETSTATUSREQUEST']._serialized_start=1438
+  _globals['_GETSTATUSREQUEST']._serialized_end=1456
+  _globals['_HEALTHENTRY']._serialized_start=1458
+  _globals['_HEALTHENTRY']._serialized_end=1517
+  _globals['_CERTIFICATESTATUS']._serialized_start=1519
+  _globals['_CERTIFICATESTATUS']._serialized_end=1612
+  _globals['_NATSCONNECTION']._serialized_start=1614
+  _globals['_NATSCONNECTION']._serialized_end=1675
+  _globals['_GATEWAYSTATUS']._serialized_start=1678
+  _globals['_GATEWAYSTATUS']._serialized_end=2092
+  _globals['_RECORDAUDITREADREQUEST']._serialized_start=2094
+  _globals['_RECORDAUDITREADREQUEST']._serialized_end=2191
+  _globals['_RECORDAUDITREADRESPONSE']._serialized_start=2193
+  _globals['_RECORDAUDITREADRESPONSE']._serialized_end=2257
+  _globals['_ADMIN']._serialized_start=2260
+  _globals['_ADMIN']._serialized_end=2942
 # @@protoc_insertion_point(module_scope)

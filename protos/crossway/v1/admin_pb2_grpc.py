@@ -59,6 +59,21 @@ class AdminStub:
                 request_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.RollbackPoliciesRequest.SerializeToString,
                 response_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
                 _registered_method=True)
+        self.TestAccess = channel.unary_unary(
+                '/crossway.v1.Admin/TestAccess',
+                request_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.TestAccessRequest.SerializeToString,
+                response_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.TestAccessResponse.FromString,
+                _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/crossway.v1.Admin/GetStatus',
+                request_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.GatewayStatus.FromString,
+                _registered_method=True)
+        self.RecordAuditRead = channel.unary_unary(
+                '/crossway.v1.Admin/RecordAuditRead',
+                request_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.RecordAuditReadRequest.SerializeToString,
+                response_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.RecordAuditReadResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -94,6 +109,24 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TestAccess(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAuditRead(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +154,21 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RollbackPolicies,
                     request_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.RollbackPoliciesRequest.FromString,
                     response_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.PolicyVersion.SerializeToString,
+            ),
+            'TestAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestAccess,
+                    request_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.TestAccessRequest.FromString,
+                    response_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.TestAccessResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.GetStatusRequest.FromString,
+                    response_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.GatewayStatus.SerializeToString,
+            ),
+            'RecordAuditRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAuditRead,
+                    request_deserializer=protos_dot_crossway_dot_v1_dot_admin__pb2.RecordAuditReadRequest.FromString,
+                    response_serializer=protos_dot_crossway_dot_v1_dot_admin__pb2.RecordAuditReadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +306,87 @@ class Admin:
             '/crossway.v1.Admin/RollbackPolicies',
             protos_dot_crossway_dot_v1_dot_admin__pb2.RollbackPoliciesRequest.SerializeToString,
             protos_dot_crossway_dot_v1_dot_admin__pb2.PolicyVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossway.v1.Admin/TestAccess',
+            protos_dot_crossway_dot_v1_dot_admin__pb2.TestAccessRequest.SerializeToString,
+            protos_dot_crossway_dot_v1_dot_admin__pb2.TestAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossway.v1.Admin/GetStatus',
+            protos_dot_crossway_dot_v1_dot_admin__pb2.GetStatusRequest.SerializeToString,
+            protos_dot_crossway_dot_v1_dot_admin__pb2.GatewayStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAuditRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crossway.v1.Admin/RecordAuditRead',
+            protos_dot_crossway_dot_v1_dot_admin__pb2.RecordAuditReadRequest.SerializeToString,
+            protos_dot_crossway_dot_v1_dot_admin__pb2.RecordAuditReadResponse.FromString,
             options,
             channel_credentials,
             insecure,

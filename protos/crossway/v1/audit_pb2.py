@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/crossway/v1/audit.proto\x12\x0b\x63rossway.v1\"\xaa\x01\n\x0c\x41uditFilters\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\x12\x10\n\x08until_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x08 \x01(\t\x12\x12\n\nmessage_id\x18\t \x01(\t\"N\n\x11\x41uditQueryRequest\x12*\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x19.crossway.v1.AuditFilters\x12\r\n\x05limit\x18\x02 \x01(\r\"F\n\nAuditEntry\x12\x0f\n\x07gateway\x18\x01 \x01(\t\x12\x12\n\nleaf_index\x18\x02 \x01(\x04\x12\x13\n\x0brecord_json\x18\x03 \x01(\t\"(\n\x12GetExchangeRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xb6\x01\n\rAuditExchange\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\'\n\x06\x63lient\x18\x02 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\x12)\n\x08provider\x18\x03 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\x12\x15\n\rdisagreements\x18\x04 \x03(\t\x12&\n\x05\x61\x64min\x18\x05 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\"\x14\n\x12\x41uditVerifyRequest\"x\n\x0c\x41uditFinding\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x12\n\nleaf_index\x18\x05 \x01(\x03\x12\x12\n\nmessage_id\x18\x06 \x01(\t\"\xb6\x01\n\x12\x41uditVerifySummary\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x0f\n\x07records\x18\x02 \x01(\x04\x12\x10\n\x08\x66indings\x18\x03 \x01(\r\x12=\n\x07\x63overed\x18\x04 \x03(\x0b\x32,.crossway.v1.AuditVerifySummary.CoveredEntry\x1a.\n\x0c\x43overedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"}\n\x10\x41uditVerifyEvent\x12,\n\x07\x66inding\x18\x01 \x01(\x0b\x32\x19.crossway.v1.AuditFindingH\x00\x12\x32\n\x07summary\x18\x02 \x01(\x0b\x32\x1f.crossway.v1.AuditVerifySummaryH\x00\x42\x07\n\x05\x65vent\"*\n\x14\x41uditEvidenceRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"3\n\rAuditEvidence\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62undle\x18\x02 \x01(\x0c\x32\xae\x02\n\x05\x41udit\x12\x42\n\x05Query\x12\x1e.crossway.v1.AuditQueryRequest\x1a\x17.crossway.v1.AuditEntry0\x01\x12J\n\x0bGetExchange\x12\x1f.crossway.v1.GetExchangeRequest\x1a\x1a.crossway.v1.AuditExchange\x12J\n\x06Verify\x12\x1f.crossway.v1.AuditVerifyRequest\x1a\x1d.crossway.v1.AuditVerifyEvent0\x01\x12I\n\x08\x45vidence\x12!.crossway.v1.AuditEvidenceRequest\x1a\x1a.crossway.v1.AuditEvidenceB\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/crossway/v1/audit.proto\x12\x0b\x63rossway.v1\"\xaa\x01\n\x0c\x41uditFilters\x12\x10\n\x08since_ms\x18\x01 \x01(\x03\x12\x10\n\x08until_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x08 \x01(\t\x12\x12\n\nmessage_id\x18\t \x01(\t\"b\n\x11\x41uditQueryRequest\x12*\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x19.crossway.v1.AuditFilters\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\nAuditEntry\x12\x0f\n\x07gateway\x18\x01 \x01(\t\x12\x12\n\nleaf_index\x18\x02 \x01(\x04\x12\x13\n\x0brecord_json\x18\x03 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"(\n\x12GetExchangeRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\x91\x02\n\rAuditExchange\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\'\n\x06\x63lient\x18\x02 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\x12)\n\x08provider\x18\x03 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\x12\x15\n\rdisagreements\x18\x04 \x03(\t\x12&\n\x05\x61\x64min\x18\x05 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\x12/\n\ninclusions\x18\x06 \x03(\x0b\x32\x1b.crossway.v1.AuditInclusion\x12(\n\x07\x61uditor\x18\x07 \x01(\x0b\x32\x17.crossway.v1.AuditEntry\"\xae\x01\n\x0e\x41uditInclusion\x12\x0c\n\x04side\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x12\n\nleaf_index\x18\x03 \x01(\x04\x12\x17\n\x0f\x63heckpoint_size\x18\x04 \x01(\x04\x12\x1a\n\x12\x63heckpoint_time_ms\x18\x05 \x01(\x03\x12\x11\n\tcosigners\x18\x06 \x03(\t\x12\x10\n\x08verified\x18\x07 \x01(\x08\x12\x0f\n\x07problem\x18\x08 \x01(\t\"\x14\n\x12\x41uditVerifyRequest\"x\n\x0c\x41uditFinding\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x12\n\nleaf_index\x18\x05 \x01(\x03\x12\x12\n\nmessage_id\x18\x06 \x01(\t\"\xb6\x01\n\x12\x41uditVerifySummary\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x0f\n\x07records\x18\x02 \x01(\x04\x12\x10\n\x08\x66indings\x18\x03 \x01(\r\x12=\n\x07\x63overed\x18\x04 \x03(\x0b\x32,.crossway.v1.AuditVerifySummary.CoveredEntry\x1a.\n\x0c\x43overedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"}\n\x10\x41uditVerifyEvent\x12,\n\x07\x66inding\x18\x01 \x01(\x0b\x32\x19.crossway.v1.AuditFindingH\x00\x12\x32\n\x07summary\x18\x02 \x01(\x0b\x32\x1f.crossway.v1.AuditVerifySummaryH\x00\x42\x07\n\x05\x65vent\"*\n\x14\x41uditEvidenceRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"3\n\rAuditEvidence\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62undle\x18\x02 \x01(\x0c\x32\xae\x02\n\x05\x41udit\x12\x42\n\x05Query\x12\x1e.crossway.v1.AuditQueryRequest\x1a\x17.crossway.v1.AuditEntry0\x01\x12J\n\x0bGetExchange\x12\x1f.crossway.v1.GetExchangeRequest\x1a\x1a.crossway.v1.AuditExchange\x12J\n\x06Verify\x12\x1f.crossway.v1.AuditVerifyRequest\x1a\x1d.crossway.v1.AuditVerifyEvent0\x01\x12I\n\x08\x45vidence\x12!.crossway.v1.AuditEvidenceRequest\x1a\x1a.crossway.v1.AuditEvidenceB\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,27 +37,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITFILTERS']._serialized_start=48
   _globals['_AUDITFILTERS']._serialized_end=218
   _globals['_AUDITQUERYREQUEST']._serialized_start=220
-  _globals['_AUDITQUERYREQUEST']._serialized_end=298
-  _globals['_AUDITENTRY']._serialized_start=300
-  _globals['_AUDITENTRY']._serialized_end=370
-  _globals['_GETEXCHANGEREQUEST']._serialized_start=372
-  _globals['_GETEXCHANGEREQUEST']._serialized_end=412
-  _globals['_AUDITEXCHANGE']._serialized_start=415
-  _globals['_AUDITEXCHANGE']._serialized_end=597
-  _globals['_AUDITVERIFYREQUEST']._serialized_start=599
-  _globals['_AUDITVERIFYREQUEST']._serialized_end=619
-  _globals['_AUDITFINDING']._serialized_start=621
-  _globals['_AUDITFINDING']._serialized_end=741
-  _globals['_AUDITVERIFYSUMMARY']._serialized_start=744
-  _globals['_AUDITVERIFYSUMMARY']._serialized_end=926
-  _globals['_AUDITVERIFYSUMMARY_COVEREDENTRY']._serialized_start=880
-  _globals['_AUDITVERIFYSUMMARY_COVEREDENTRY']._serialized_end=926
-  _globals['_AUDITVERIFYEVENT']._serialized_start=928
-  _globals['_AUDITVERIFYEVENT']._serialized_end=1053
-  _globals['_AUDITEVIDENCEREQUEST']._serialized_start=1055
-  _globals['_AUDITEVIDENCEREQUEST']._serialized_end=1097
-  _globals['_AUDITEVIDENCE']._serialized_start=1099
-  _globals['_AUDITEVIDENCE']._serialized_end=1150
-  _globals['_AUDIT']._serialized_start=1153
-  _globals['_AUDIT']._serialized_end=1455
+  _globals['_AUDITQUERYREQUEST']._serialized_end=318
+  _globals['_AUDITENTRY']._serialized_start=320
+  _globals['_AUDITENTRY']._serialized_end=415
+  _globals['_GETEXCHANGEREQUEST']._serialized_start=417
+  _globals['_GETEXCHANGEREQUEST']._serialized_end=457
+  _globals['_AUDITEXCHANGE']._serialized_start=460
+  _globals['_AUDITEXCHANGE']._serialized_end=733
+  _globals['_AUDITINCLUSION']._serialized_start=736
+  _globals['_AUDITINCLUSION']._serialized_end=910
+  _globals['_AUDITVERIFYREQUEST']._serialized_start=912
+  _globals['_AUDITVERIFYREQUEST']._serialized_end=932
+  _globals['_AUDITFINDING']._serialized_start=934
+  _globals['_AUDITFINDING']._serialized_end=1054
+  _globals['_AUDITVERIFYSUMMARY']._serialized_start=1057
+  _globals['_AUDITVERIFYSUMMARY']._serialized_end=1239
+  _globals['_AUDITVERIFYSUMMARY_COVEREDENTRY']._serialized_start=1193
+  _globals['_AUDITVERIFYSUMMARY_COVEREDENTRY']._serialized_end=1239
+  _globals['_AUDITVERIFYEVENT']._serialized_start=1241
+  _globals['_AUDITVERIFYEVENT']._serialized_end=1366
+  _globals['_AUDITEVIDENCEREQUEST']._serialized_start=1368
+  _globals['_AUDITEVIDENCEREQUEST']._serialized_end=1410
+  _globals['_AUDITEVIDENCE']._serialized_start=1412
+  _globals['_AUDITEVIDENCE']._serialized_end=1463
+  _globals['_AUDIT']._serialized_start=1466
+  _globals['_AUDIT']._serialized_end=1768
 # @@protoc_insertion_point(module_scope)

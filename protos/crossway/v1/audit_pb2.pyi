@@ -29,22 +29,26 @@ class AuditFilters(_message.Message):
     def __init__(self, since_ms: _Optional[int] = ..., until_ms: _Optional[int] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[str] = ..., decision: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class AuditQueryRequest(_message.Message):
-    __slots__ = ("filters", "limit")
+    __slots__ = ("filters", "limit", "page_token")
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     filters: AuditFilters
     limit: int
-    def __init__(self, filters: _Optional[_Union[AuditFilters, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    def __init__(self, filters: _Optional[_Union[AuditFilters, _Mapping]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
-    __slots__ = ("gateway", "leaf_index", "record_json")
+    __slots__ = ("gateway", "leaf_index", "record_json", "next_page_token")
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     RECORD_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     gateway: str
     leaf_index: int
     record_json: str
-    def __init__(self, gateway: _Optional[str] = ..., leaf_index: _Optional[int] = ..., record_json: _Optional[str] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, gateway: _Optional[str] = ..., leaf_index: _Optional[int] = ..., record_json: _Optional[str] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetExchangeRequest(_message.Message):
     __slots__ = ("message_id",)
@@ -53,18 +57,42 @@ class GetExchangeRequest(_message.Message):
     def __init__(self, message_id: _Optional[str] = ...) -> None: ...
 
 class AuditExchange(_message.Message):
-    __slots__ = ("message_id", "client", "provider", "disagreements", "admin")
+    __slots__ = ("message_id", "client", "provider", "disagreements", "admin", "inclusions", "auditor")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     DISAGREEMENTS_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
+    INCLUSIONS_FIELD_NUMBER: _ClassVar[int]
+    AUDITOR_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     client: AuditEntry
     provider: AuditEntry
     disagreements: _containers.RepeatedScalarFieldContainer[str]
     admin: AuditEntry
-    def __init__(self, message_id: _Optional[str] = ..., client: _Optional[_Union[AuditEntry, _Mapping]] = ..., provider: _Optional[_Union[AuditEntry, _Mapping]] = ..., disagreements: _Optional[_Iterable[str]] = ..., admin: _Optional[_Union[AuditEntry, _Mapping]] = ...) -> None: ...
+    inclusions: _containers.RepeatedCompositeFieldContainer[AuditInclusion]
+    auditor: AuditEntry
+    def __init__(self, message_id: _Optional[str] = ..., client: _Optional[_Union[AuditEntry, _Mapping]] = ..., provider: _Optional[_Union[AuditEntry, _Mapping]] = ..., disagreements: _Optional[_Iterable[str]] = ..., admin: _Optional[_Union[AuditEntry, _Mapping]] = ..., inclusions: _Optional[_Iterable[_Union[AuditInclusion, _Mapping]]] = ..., auditor: _Optional[_Union[AuditEntry, _Mapping]] = ...) -> None: ...
+
+class AuditInclusion(_message.Message):
+    __slots__ = ("side", "gateway", "leaf_index", "checkpoint_size", "checkpoint_time_ms", "cosigners", "verified", "problem")
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    COSIGNERS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    side: str
+    gateway: str
+    leaf_index: int
+    checkpoint_size: int
+    checkpoint_time_ms: int
+    cosigners: _containers.RepeatedScalarFieldContainer[str]
+    verified: bool
+    problem: str
+    def __init__(self, side: _Optional[str] = ..., gateway: _Optional[str] = ..., leaf_index: _Optional[int] = ..., checkpoint_size: _Optional[int] = ..., checkpoint_time_ms: _Optional[int] = ..., cosigners: _Optional[_Iterable[str]] = ..., verified: _Optional[bool] = ..., problem: _Optional[str] = ...) -> None: ...
 
 class AuditVerifyRequest(_message.Message):
     __slots__ = ()

@@ -60,8 +60,18 @@ class GroupInfo(_message.Message):
     members: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class WitnessInfo(_message.Message):
+    __slots__ = ("name", "public_key", "member")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    public_key: bytes
+    member: str
+    def __init__(self, name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., member: _Optional[str] = ...) -> None: ...
+
 class ConfigurationDocument(_message.Message):
-    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials")
+    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials", "witnesses", "witness_quorum")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +82,8 @@ class ConfigurationDocument(_message.Message):
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     REVOKED_SERIALS_FIELD_NUMBER: _ClassVar[int]
+    WITNESSES_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_QUORUM_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     instance: str
     serial: int
@@ -82,7 +94,9 @@ class ConfigurationDocument(_message.Message):
     services: _containers.RepeatedCompositeFieldContainer[ServiceInfo]
     groups: _containers.RepeatedCompositeFieldContainer[GroupInfo]
     revoked_serials: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ...) -> None: ...
+    witnesses: _containers.RepeatedCompositeFieldContainer[WitnessInfo]
+    witness_quorum: int
+    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ..., witnesses: _Optional[_Iterable[_Union[WitnessInfo, _Mapping]]] = ..., witness_quorum: _Optional[int] = ...) -> None: ...
 
 class SignedConfiguration(_message.Message):
     __slots__ = ("document", "signature", "key_id")

@@ -9,15 +9,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from audit.trail import Checkpoint, CheckpointInvalid, cosign, sign_checkpoint, verify_checkpoint
 from bench.audit_index import _signer
-from registry.anchor import registry_key_id
 
 
 def _cosigned() -> tuple[Checkpoint, dict[str, ed25519.Ed25519PublicKey]]:
     signer, pem = _signer()
     registry = ed25519.Ed25519PrivateKey.generate()
-    key_id = registry_key_id(registry.public_key())
     checkpoint = sign_checkpoint(signer, pem, "EE/GOV/70000001/gw1", 42, b"\x01" * 32, 1_700_000_000_000)
-    return cosign(checkpoint, registry, "registry EE", key_id, 1_700_000_000_500), {key_id: registry.public_key()}
+    name = "crossway.registry/EE"
+    return cosign(checkpoint, registry, name, 1_700_000_000_500), {name: registry.public_key()}
 
 
 def test_a_cosigned_checkpoint_verifies_and_survives_json() -> None:

@@ -112,7 +112,7 @@ async def _provide(surface: _Surface, data: bytes) -> bytes | None:
     try:
         env = decode_envelope(data)
     except CrosswayError as exc:
-        _coded(surface.pair.provider.refuse(exc, surface.auth))
+        _coded(await surface.pair.provider.refuse(exc, surface.auth))
         return None
     try:
         answer = await surface.pair.provider.call(env, surface.auth)

@@ -58,3 +58,16 @@ def test_a_backend_down_is_its_service_not_serving_but_not_the_gateway() -> None
     )
     assert verdicts[SERVICE].status is HealthStatus.NOT_SERVING
     assert verdicts[OVERALL].status is HealthStatus.SERVING
+
+
+def test_stuck_audit_records_turn_the_audit_entry_not_serving_but_not_the_gateway() -> None:
+    verdicts = assess(
+        current_configuration=_fresh,
+        audit_writable=True,
+        policy_loaded=True,
+        adapters={},
+        audit_alarm="1 audit record(s) quarantined in /x/quarantine",
+    )
+    assert verdicts[AUDIT].status is HealthStatus.NOT_SERVING
+    assert verdicts[AUDIT].reason.startswith("audit.stuck: 1 audit record(s) quarantined")
+    assert verdicts[OVERALL].status is HealthStatus.SERVING
