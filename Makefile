@@ -63,6 +63,19 @@ test-unit: $(STAMP) ## run the unit tests only (no network, no processes; ~10 s)
 compat: ## on another Python, in its own .venv-X.Y: unit tests and the demo once (make compat PYTHON=python3.13)
 	$(MAKE) --no-print-directory VENV=.venv-$(basename $(PYVER)) test-unit demo
 
+.PHONY: wheel-check
+wheel-check: $(STAMP) ## build the wheel, install it in a fresh venv, run the demo once from another folder
+	rm -rf build/wheel-check && mkdir -p build/wheel-check
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w build/wheel-check .
+	$(PY) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/python -m pip install --quiet -c constraints.txt build/wheel-check/crossway-*.whl
+	@# Nothing of the checkout may be needed: run from an empty folder, and nothing may land in site-packages.
+	mkdir -p build/wheel-check/elsewhere && cd build/wheel-check/elsewhere && ../venv/bin/crossway demo --once --workdir demo
+	@site=$$(build/wheel-check/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  if [ -e "$$site/.tools" ] || [ -n "$$(find $$site -name node_modules -print -quit)" ]; then \
+	    echo "wheel-check: runtime tools were written into $$site" >&2; exit 1; fi; \
+	  echo "wheel-check: the installed wheel ran the demo; nothing was written into site-packages"
+
 .PHONY: bench
 bench: $(STAMP) ## measure direct vs proxy chain vs crossway; writes bench/results/latest.json (~3 min)
 	$(BIN)/python -m bench

@@ -61,6 +61,7 @@ __all__ = [
     "kv_subject",
     "policy_version_subject",
     "policy_versions_subject",
+    "registry_log_gateway",
     "replay_bucket",
     "short_hash",
 ]
@@ -138,6 +139,12 @@ def policy_version_subject(gateway_id: str, number: int) -> str:
     if number < 1:
         raise ValueError(f"policy versions are numbered from 1, not {number}")
     return f"{POLICY_PREFIX}.{gateway_tokens(gateway_id)}.{number}"
+
+
+def registry_log_gateway(instance: str) -> str:
+    """The gateway id the registry's change log carries in the audit trail (its class REGISTRY is
+    reserved, so no member holds it); the same as ``registry.changes.registry_log_id``."""
+    return f"{instance}/REGISTRY/registry/registry"
 
 
 def kv_stream(bucket: str) -> str:

@@ -12,7 +12,8 @@ by the server (notes/nats-security.md §2–§4 checked what each JetStream call
   replies only on its own inbox prefix. Nothing on any other gateway's subjects.
 - **registry**: writes the configuration bucket, and may *create* (never update, purge or delete)
   the buckets it owns — the configuration and the members' replay windows — when they vanish;
-  ``registry serve`` also cosigns, so it holds the cosigner's grant too.
+  ``registry serve`` also cosigns, so it holds the cosigner's grant too; and it writes its change
+  log into the audit trail like a gateway writes its own (``INSTANCE/REGISTRY/registry/registry``).
 - **cosigner** (the registry's, or a member's witness): reads signed checkpoints through its own
   consumer, publishes cosignatures (under any cosigner's subject: a cosignature is verified by its
   witness key, so one published under another's subject is refused by every reader, not believed).
@@ -45,6 +46,7 @@ from crossway.backbone import (
     kv_stream,
     kv_subject,
     policy_versions_subject,
+    registry_log_gateway,
     replay_bucket,
 )
 from crossway.core.ids import GatewayId
@@ -118,7 +120,20 @@ def _registry(identity: NatsIdentity, members: Sequence[str]) -> Grant:
         # INFO to notice a bucket is gone, CREATE to put it back (CREATE never alters an existing one).
         publish += [f"{_API}.STREAM.INFO.{kv_stream(bucket)}", f"{_API}.STREAM.CREATE.{kv_stream(bucket)}"]
     publish += _cosigning(identity)
+    publish += _registry_log(identity.name)
     return Grant(tuple(dict.fromkeys(publish)), (f"{identity.inbox_prefix}.>", *config_sub))
+
+
+def _registry_log(instance: str) -> list[str]:
+    """The registry's change log is an audit log like a gateway's, written by the registry."""
+    log_id = registry_log_gateway(instance)
+    own_audit = audit_subject(log_id)
+    return [
+        own_audit,
+        checkpoint_subject(log_id, "signed"),
+        *_consumer(AUDIT_STREAM, NatsIdentity.gateway(log_id).consumer("ck"), own_audit),
+        f"{_API}.DIRECT.GET.{CHECKPOINT_STREAM}.{checkpoint_subject(log_id, 'cosigned')}.*",
+    ]
 
 
 def _cosigning(identity: NatsIdentity) -> list[str]:

@@ -9,13 +9,20 @@ Spans go through the SDK's ``BatchSpanProcessor`` (~12-16 µs per span on the ba
 export off the hot path). :class:`JsonLinesSpanExporter` writes finished spans as JSON lines, which
 the integration tests read to prove that one trace id spans all processes; it is also a simple
 local sink for operators without a collector.
+
+OTLP (issue 17): when the standard OpenTelemetry variables ask for it, spans and metrics also go
+to a collector over OTLP/gRPC. :func:`otlp_signals` decides which signals are on — the one place
+Crossway reads ``OTEL_*`` itself; everything else (endpoint, headers, certificates, timeouts,
+``OTEL_BSP_*``, ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``)
+is read by the OpenTelemetry SDK and exporters, as their specification says.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -30,8 +37,12 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+
+from crossway.core.errors import ConfigError
 
 __all__ = [
+    "OTLP_SIGNALS",
     "JsonLinesSpanExporter",
     "TRACEPARENT",
     "TRACESTATE",
@@ -39,7 +50,10 @@ __all__ = [
     "extract_context",
     "get_tracer",
     "inject_metadata",
+    "otlp_signals",
+    "setup_otlp_metrics",
     "setup_tracing",
+    "shutdown_otlp_metrics",
     "shutdown_tracing",
     "trace_id_hex",
     "traceparent_of",
@@ -54,6 +68,44 @@ _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_meter_provider: Any = None
+
+OTLP_SIGNALS: Final = ("traces", "metrics")
+
+
+def otlp_signals(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The signals ("traces", "metrics") to export over OTLP, from the standard variables.
+
+    A signal is on when ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` lists ``otlp``, or
+    when that variable is unset and an OTLP endpoint is (``OTEL_EXPORTER_OTLP_ENDPOINT`` or the
+    signal's own). Unlike the specification's default (``otlp``), nothing is exported when
+    nothing is set: a gateway must not start sending to ``localhost:4317`` on its own.
+    ``OTEL_SDK_DISABLED=true`` turns everything off. Only OTLP over gRPC is built in.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return frozenset()
+    on = set()
+    for signal in OTLP_SIGNALS:
+        names = {n.strip() for n in env.get(f"OTEL_{signal.upper()}_EXPORTER", "").split(",") if n.strip()}
+        endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+        if "otlp" in names or (not names and endpoint):
+            on.add(signal)
+    if on:
+        protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc").strip() or "grpc"
+        if protocol != "grpc":
+            raise ConfigError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported",
+                hint="Crossway exports OTLP over gRPC: unset it or set it to grpc (port 4317 of a collector)",
+            )
+    return frozenset(on)
+
+
+def _resource(service_name: str, attributes: Mapping[str, AttributeValue] | None) -> Resource:
+    # Resource.create adds OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME (the SDK reads them);
+    # service.instance.id tells the processes of one gateway apart, so a collector adds them up.
+    base: dict[str, AttributeValue] = {SERVICE_NAME: service_name, "service.instance.id": f"{os.getpid()}"}
+    return Resource.create({**base, **(attributes or {})})
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -127,17 +179,29 @@ def _span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
-def setup_tracing(service_name: str, *, export_path: Path | None = None, console: bool = False) -> TracerProvider:
+def setup_tracing(
+    service_name: str,
+    *,
+    export_path: Path | None = None,
+    console: bool = False,
+    otlp: bool = False,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> TracerProvider:
     """Create this process's tracer provider; call once at start-up, before serving.
 
     The first provider also becomes OpenTelemetry's global one (the API allows setting it only
     once per process); :func:`get_tracer` always uses the latest provider, so tests can set up
-    again with another file.
+    again with another file. ``otlp``: also export to the collector the ``OTEL_EXPORTER_OTLP_*``
+    variables name (see :func:`otlp_signals`).
     """
     global _provider
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    provider = TracerProvider(resource=_resource(service_name, attributes))
     if export_path is not None:
         provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(export_path)))
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     if console:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(service_name=service_name)))
     with _lock:
@@ -154,6 +218,35 @@ def shutdown_tracing() -> None:
     global _provider
     with _lock:
         provider, _provider = _provider, None
+    if provider is not None:
+        provider.force_flush()
+        provider.shutdown()
+
+
+def setup_otlp_metrics(service_name: str, *, attributes: Mapping[str, AttributeValue] | None = None) -> Any:
+    """A meter whose instruments are exported over OTLP every ``OTEL_METRIC_EXPORT_INTERVAL`` ms
+    (60 s by default); the exporter reads its endpoint and the rest from the environment."""
+    global _meter_provider
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    provider = MeterProvider(
+        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())],
+        resource=_resource(service_name, attributes),
+    )
+    with _lock:
+        previous, _meter_provider = _meter_provider, provider
+    if previous is not None:
+        previous.shutdown()
+    return provider.get_meter("crossway")
+
+
+def shutdown_otlp_metrics() -> None:
+    """Export what is pending, then stop (call on shutdown; safe to call twice)."""
+    global _meter_provider
+    with _lock:
+        provider, _meter_provider = _meter_provider, None
     if provider is not None:
         provider.force_flush()
         provider.shutdown()

@@ -11,12 +11,15 @@ import logging
 import re
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from crossway import eventloop
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId
+from crossway.logs import LOG_FORMATS, json_handler
+from gateway.backup import add_backup_commands
 from gateway.provisioning import provision_gateway
 from gateway.runtime import Gateway
 from gateway.shared.config import GatewayConfig, load_config
@@ -38,10 +41,14 @@ class _OneLine(logging.Filter):
         return True
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging(
+    verbose: bool = False, log_format: str = "text", static: dict[str, str | int] | None = None
+) -> None:
+    # "json" (issue 17): one object per line, with the exchange's message and trace ids (crossway.logs).
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[json_handler(static)] if log_format == "json" else None,
     )
     # grpc and nats are chatty at INFO about reconnects; keep their warnings.
     for noisy in ("nats", "grpc"):
@@ -115,6 +122,7 @@ async def _serve(config_path: Path, config: GatewayConfig, role: WorkerRole | No
         on_configuration=lambda serial: print(f"configuration serial {serial}", flush=True),
         client_mtls_port=role.client_mtls_port if role is not None else 0,
         audit_checkpoints=role is None,
+        worker=role.index if role is not None else 0,
     )
     pool: WorkerPool | None = None
     stop = asyncio.Event()
@@ -135,7 +143,8 @@ async def _serve(config_path: Path, config: GatewayConfig, role: WorkerRole | No
         peer_host = config.peer_listen.rpartition(":")[0] or "127.0.0.1"
         print(
             f"gateway {config.gateway_id} ready: client={host}:{gateway.client_port} "
-            f"client_mtls={host}:{gateway.client_mtls_port} peer={peer_host}:{gateway.peer_port}",
+            f"client_mtls={host}:{gateway.client_mtls_port} peer={peer_host}:{gateway.peer_port}"
+            + (f" metrics={gateway.observability.metrics_url}" if gateway.observability.metrics_url else ""),
             flush=True,
         )
         await stop.wait()
@@ -207,11 +216,14 @@ _M_MMAP_THRESHOLD = -3  # <malloc.h>
 
 
 def _run(args: argparse.Namespace) -> int:
-    configure_logging(args.verbose)
     _return_large_buffers_to_the_os()
     role = WorkerRole.parse(args.worker) if args.worker else None
     config_path = Path(args.config)
     config = load_config(config_path)
+    if args.log_format:  # the flag wins over the file, and the primary hands it to its workers
+        config = replace(config, log_format=args.log_format)
+    static: dict[str, str | int] = {"gateway": str(config.gateway_id), "worker": role.index if role else 0}
+    configure_logging(args.verbose, config.log_format, static)
     return eventloop.run(_serve(config_path, config, role), config.event_loop)
 
 
@@ -239,6 +251,9 @@ def add_commands(sub: Any) -> None:
     p = leaves.add_parser("run", help="run a gateway from its TOML configuration")
     p.add_argument("--config", required=True, help="gateway.toml")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument(
+        "--log-format", choices=LOG_FORMATS, help='log lines as "text" or "json" (default: [logging] format, else text)'
+    )
     # Internal: how a primary starts its worker processes ([gateway] workers).
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run)
@@ -254,3 +269,4 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     p.add_argument("--server-name", default="", help="TLS name to expect when HOST is not in the certificate")
     p.set_defaults(handler=_health)
+    add_backup_commands(leaves)  # backup | restore | backup-key (issue 17)

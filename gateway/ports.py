@@ -25,6 +25,7 @@ from crossway.telemetry import extract_context
 from gateway.client.metadata import MD_PURPOSE, MD_SERVICE, MD_USER, MD_USER_TOKEN, metadata_problem
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline, OutgoingCall
+from gateway.client.reflection import REFLECTION_PREFIXES, Reflection
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.shared.config import Limits
 from gateway.shared.metaservice import META_PREFIX
@@ -120,16 +121,20 @@ class ClientPortHandler(_GenericHandler):
         is_streaming: Callable[[str, str], bool],
         meta: MetaServices | None = None,
         limits: Limits | None = None,
+        reflection: Reflection | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._is_streaming = is_streaming
         self._meta = meta
+        self._reflection = reflection  # grpc.reflection.v1 and v1alpha (issue 17)
         self._limits = limits if limits is not None else Limits()
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         path: str = handler_call_details.method
         if self._meta is not None and path.startswith(META_PREFIX):
             return grpc.unary_unary_rpc_method_handler(self._unary_handler(path, self._meta.unary))
+        if self._reflection is not None and path.startswith(REFLECTION_PREFIXES):
+            return grpc.stream_stream_rpc_method_handler(self._stream_handler(path, self._reflection.stream))
         hint = metadata_text(handler_call_details.invocation_metadata).get(MD_SERVICE, "")
         if self._is_streaming(path, hint):
             return grpc.stream_stream_rpc_method_handler(self._stream_handler(path))
@@ -159,15 +164,17 @@ class ClientPortHandler(_GenericHandler):
 
         return handle
 
-    def _stream_handler(self, path: str) -> Callable[..., Any]:
-        pipeline = self._pipeline
+    def _stream_handler(
+        self, path: str, stream: Callable[[OutgoingCall, AsyncIterator[bytes]], AsyncIterator[bytes]] | None = None
+    ) -> Callable[..., Any]:
+        run = stream if stream is not None else self._pipeline.stream
 
         async def handle(
             requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
         ) -> AsyncIterator[bytes]:
             call = self._outgoing(path, context)
             try:
-                async for message in pipeline.stream(call, _caller_requests(requests)):
+                async for message in run(call, _caller_requests(requests)):
                     yield message
             except CrosswayError as exc:
                 await abort_with(context, exc, call.message_id)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography.hazmat.primitives import serialization
 
 from adapters import Adapter, AdapterHealth, build_adapter
 from audit.trail import (
@@ -25,34 +24,35 @@ from audit.trail import (
     PayloadArchiver,
     archive_subject,
 )
-from crossway.backbone import replay_bucket
+from crossway.backbone import NatsIdentity, replay_bucket
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
 from crossway.natsclient import NatsAccess, wait_for_nats
 from crossway.natslocal import LocalBackbone
 from crossway.natsreplay import NatsReplayGuard
-from crossway.security.keys import load_certificate, load_private_key, load_public_key
-from crossway.security.natspki import NatsIdentity
+from crossway.security.keys import load_certificate, load_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.replay import ReplayGuard
 from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
-from crossway.security.tokens import JwtVerifier
-from crossway.telemetry import setup_tracing, shutdown_tracing
 from gateway.admin import PolicyAdministration
 from gateway.admin.status import CertificateInfo, GatewayStatusSnapshot, HealthInfo, NatsInfo
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
+from gateway.client.reflection import Reflection
 from gateway.client.routing import Router
 from gateway.health import GatewayHealth
+from gateway.observability import GatewayObservability, VitalSources
 from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
-from gateway.shared.config import GatewayConfig, Limits
+from gateway.serving import _cert_subject, _pem_private, _server_options
+from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
+from gateway.shared.verifiers import TokenVerifiers
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
@@ -63,42 +63,6 @@ __all__ = ["Gateway"]
 log = logging.getLogger(__name__)
 
 
-def _server_options(limits: Limits, *, metadata: bool = False) -> list[tuple[str, Any]]:
-    """Options of the client and peer ports' servers: gRPC's message cap from [limits] (memory
-    per call is proportional to it), and on the client port room for metadata over the limit to
-    be refused with a reason instead of by gRPC without one."""
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", limits.grpc_message_bytes),
-        ("grpc.max_receive_message_length", limits.grpc_message_bytes),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-    ]
-    if metadata:
-        options += [
-            ("grpc.max_metadata_size", limits.grpc_metadata_bytes),
-            ("grpc.absolute_max_metadata_size", limits.grpc_metadata_bytes),
-        ]
-    return options
-
-
-def _pem_private(key: Any) -> bytes:
-    return bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-
-
-def _cert_subject(cert: Any) -> str:
-    """The Crossway identity in the certificate (its URI SAN), else its subject DN."""
-    from cryptography import x509
-
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    except x509.ExtensionNotFound:
-        uris = []
-    return str(uris[0]) if uris else str(cert.subject.rfc4514_string())
-
-
 class Gateway:
     def __init__(
         self,
@@ -107,6 +71,7 @@ class Gateway:
         on_configuration: Callable[[int], None] | None = None,
         client_mtls_port: int = 0,
         audit_checkpoints: bool = True,
+        worker: int = 0,
     ) -> None:
         self.config = config
         # A worker process binds the mTLS client port its primary got (SO_REUSEPORT); 0 = any.
@@ -137,12 +102,14 @@ class Gateway:
         self.nats_url = ""
         self.nats: NatsAccess | None = None
         self._shared_replay: NatsReplayGuard | None = None
+        # Metrics, OTLP export and vital signs (issue 17); worker 0 is the primary.
+        self.observability = GatewayObservability(config, self._clock, worker=worker)
+        self._verifiers = TokenVerifiers()  # owns the JWKS key sources of caller tokens
 
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if cfg.tracing_export is not None:
-            setup_tracing(f"crossway-gateway {cfg.gateway_id}", export_path=cfg.tracing_export)
+        self.observability.start_telemetry()  # before anything records a span or a metric
         # NATS: the configured servers as our identity, or our own embedded server.
         nats = self.nats = await self._nats_access()
         self.nats_url = nats.url
@@ -229,6 +196,7 @@ class Gateway:
             default_timeout_s=cfg.default_timeout_s,
             limits=cfg.limits,
         )
+        ctx.metrics = self.observability.exchange_metrics
         tls_key_pem, tls_cert_pem = _pem_private(tls_key), cert_to_pem(tls_cert)
         self._channels = PeerChannels(
             tls_key_pem,
@@ -238,6 +206,7 @@ class Gateway:
             max_message_bytes=cfg.limits.grpc_message_bytes,
         )
         callers = self._callers(source)
+        await self._verifiers.start()
         client = ClientPipeline(ctx, GrpcPeerLink(self._channels), callers)
         for binding in cfg.services:
             self._adapters[binding.service] = build_adapter(
@@ -291,7 +260,10 @@ class Gateway:
         self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
         meta = MetaServices(ctx, client, callers)
-        self._client_server.add_generic_rpc_handlers([ClientPortHandler(client, is_streaming, meta, cfg.limits)])
+        reflection = Reflection(ctx, callers)  # grpc.reflection from the registry's descriptors (issue 17)
+        self._client_server.add_generic_rpc_handlers(
+            [ClientPortHandler(client, is_streaming, meta, cfg.limits, reflection)]
+        )
         server_pair = [(tls_key_pem, tls_cert_pem)]
         host = cfg.client_listen.rpartition(":")[0]
         self.client_port = self._client_server.add_secure_port(
@@ -310,6 +282,7 @@ class Gateway:
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
         )
+        await self._start_observability(policies if cfg.services else None)
         await self._peer_server.start()
         await self._client_server.start()
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
@@ -355,6 +328,23 @@ class Gateway:
             await guard.start()
             self._shared_replay = guard
             return guard
+        return self._disk_replay_guard()
+
+    async def _start_observability(self, policies: PolicyManager | None) -> None:
+        cfg, audit, checkpointer = self.config, self._audit, self._checkpointer
+        assert audit is not None and self._source is not None
+        await self.observability.start(
+            VitalSources(
+                audit_stats=lambda: audit.stats,
+                nats_connected=lambda: audit.nats_state[0] == "connected",
+                configuration=self._source,
+                checkpoint_lag=(lambda: checkpointer.size - checkpointer.published_size) if checkpointer else None,
+                policy_version=(lambda: policies.version) if policies is not None else None,
+                certificates={"tls": cfg.tls_certificate, "signing": cfg.signing_certificate},
+            )
+        )
+
+    def _disk_replay_guard(self) -> ReplayGuard:
         # On disk, always: the window must survive a restart (a captured envelope replayed just
         # after one was accepted when it lived in memory), and worker processes share the peer
         # port, so a replayed message may reach any of them — they share the one file.
@@ -374,11 +364,13 @@ class Gateway:
             pinned[pem_sha256(entry.certificate.read_bytes())] = entry.subsystem
         jwt = None
         if cfg.jwt is not None:
-            jwt = JwtVerifier(
+            # PEM files and/or the identity provider's JWKS, fetched in the background (issue 17).
+            jwt = self._verifiers.build(
                 issuer=cfg.jwt.issuer,
                 audience=cfg.jwt.audience,
-                public_keys=[load_public_key(p) for p in cfg.jwt.public_keys],  # type: ignore[misc]
+                public_keys=cfg.jwt.public_keys,
                 algorithms=cfg.jwt.algorithms,
+                jwks=cfg.jwt.jwks,
             )
 
         def registered(subsystem: SubsystemId) -> bool:
@@ -484,5 +476,5 @@ class Gateway:
             await self._shared_replay.aclose()
         if self._backbone is not None:
             await self._backbone.aclose()
-        if self.config.tracing_export is not None:
-            shutdown_tracing()
+        await self._verifiers.aclose()
+        await self.observability.aclose()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from crossway.core.errors import ConfigError
+from crossway.metrics import mark_process_dead
 from gateway.shared.config import ENV_NATS_URL, GatewayConfig
 
 __all__ = ["WorkerPool", "WorkerRole"]
@@ -97,6 +98,8 @@ class WorkerPool:
                 str(self._config_path),
                 "--worker",
                 role.format(),
+                "--log-format",
+                self._config.log_format,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -119,7 +122,8 @@ class WorkerPool:
         assert proc.stdout is not None
         async for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip()
-            print(f"[worker {index}] {line}", flush=True)
+            # A JSON log line names its worker itself, and must stay one JSON object.
+            print(line if line.startswith("{") else f"[worker {index}] {line}", flush=True)
             if not ready.done() and line.startswith(f"worker {index} ready"):
                 ready.set_result(None)
         code = await proc.wait()
@@ -139,6 +143,7 @@ class WorkerPool:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+            mark_process_dead(proc.pid)  # its live gauges leave /metrics; its counts stay
         for relay in self._relays:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(relay, 5)

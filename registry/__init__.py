@@ -6,6 +6,14 @@ Gateways use :func:`verify_configuration`, :class:`VerifiedConfiguration` and a
 
 from registry.anchor import Anchor, load_anchor
 from registry.authority import RegistryAuthority
+from registry.changes import (
+    REGISTRY_LOG_CERTIFICATE,
+    RegistryChange,
+    read_changes,
+    registry_log_id,
+    registry_log_key_id,
+    verify_changes,
+)
 from registry.configuration import (
     GatewayView,
     MemberView,
@@ -28,6 +36,7 @@ from registry.source import (
 )
 
 __all__ = [
+    "REGISTRY_LOG_CERTIFICATE",
     "KV_BUCKET",
     "KV_KEY",
     "Anchor",
@@ -40,11 +49,16 @@ __all__ = [
     "MethodShape",
     "NatsConfigurationSource",
     "RegistryAuthority",
+    "RegistryChange",
     "RegistryServer",
     "ServiceView",
     "StaticConfigurationSource",
     "VerifiedConfiguration",
     "describe_service",
     "load_anchor",
+    "read_changes",
+    "registry_log_id",
+    "registry_log_key_id",
     "verify_configuration",
+    "verify_changes",
 ]

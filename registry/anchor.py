@@ -33,6 +33,15 @@ class Anchor:
     key_id: str
     public_key: ed25519.Ed25519PublicKey
     ca_sha256: str
+    # Keys the registry signed with before a rotation (registry.keyrotation, issue 17): auditors
+    # verify older cosignatures and change-log entries with them; gateways never accept them.
+    previous_keys: tuple[ed25519.Ed25519PublicKey, ...] = ()
+
+    def audit_keys(self) -> dict[str, ed25519.Ed25519PublicKey]:
+        """key id → key of every key the registry cosigned or signed its log with, current first."""
+        keys = {self.key_id: self.public_key}
+        keys.update((registry_key_id(k), k) for k in self.previous_keys)
+        return keys
 
     @classmethod
     def from_json(cls, data: bytes | str, *, source: str = "anchor") -> Anchor:
@@ -40,7 +49,11 @@ class Anchor:
             obj = json.loads(data)
             raw = base64.b64decode(obj["public_key"], validate=True)
             public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
-            anchor = cls(str(obj["instance"]), str(obj["key_id"]), public, str(obj["ca_sha256"]).lower())
+            previous = tuple(
+                ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(k, validate=True))
+                for k in obj.get("previous_keys", [])
+            )
+            anchor = cls(str(obj["instance"]), str(obj["key_id"]), public, str(obj["ca_sha256"]).lower(), previous)
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise ConfigError(
                 f"{source} is not a valid registry anchor ({type(exc).__name__})",
@@ -53,12 +66,17 @@ class Anchor:
 
     def to_json(self) -> str:
         raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        obj = {
+        obj: dict[str, object] = {
             "instance": self.instance,
             "key_id": self.key_id,
             "public_key": base64.b64encode(raw).decode("ascii"),
             "ca_sha256": self.ca_sha256,
         }
+        if self.previous_keys:
+            obj["previous_keys"] = [
+                base64.b64encode(k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+                for k in self.previous_keys
+            ]
         return json.dumps(obj, indent=2) + "\n"
 
 

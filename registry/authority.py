@@ -44,9 +44,13 @@ from crossway.security.pki import (
     issue_certificate,
 )
 from crossway.security.tokens import jwk_thumbprint
-from registry.anchor import Anchor, registry_key_id
+from protos.crossway.v1.registry_pb2 import SignedConfiguration
+from registry.anchor import Anchor, load_anchor, registry_key_id
+from registry.changes import ChangeLog
 from registry.configuration import describe_service
 from registry.document import build_document, sign_document
+from registry.keyrotation import NEXT_KEY, endorse, load_endorsements, save_endorsements
+from registry.lifecycle import Lifecycle
 from registry.store import CertificateRecord, RegistryStore
 
 __all__ = ["PASSPHRASE_ENV", "RegistryAuthority", "passphrase_from_env"]
@@ -125,6 +129,12 @@ class RegistryAuthority:
         if instance is None:
             raise ConfigError(f"registry database in {str(directory)!r} has no instance", hint="run `registry init`")
         self.instance = instance
+        # Issue 17: every change is signed into the change log in its own transaction, and what
+        # the operator removed or disabled is applied on top of the store when publishing.
+        key_id = registry_key_id(config_key.public_key())
+        self.changes = ChangeLog(directory / _DB, config_key.sign, key_id, clock.now_ms)
+        store.on_change = self.changes.append_in
+        self.lifecycle = Lifecycle(directory / _DB, store, clock.now_ms, self.changes.append_in)
 
     # -- lifecycle --------------------------------------------------------------------------------
     @classmethod
@@ -178,7 +188,12 @@ class RegistryAuthority:
         )
 
     def close(self) -> None:
+        self.lifecycle.close()
+        self.changes.close()
         self.store.close()
+
+    def clock_now_ms(self) -> int:
+        return self._clock.now_ms()
 
     @property
     def ca_certificate(self) -> x509.Certificate:
@@ -191,7 +206,9 @@ class RegistryAuthority:
     @property
     def anchor(self) -> Anchor:
         public = self._config_key.public_key()
-        return Anchor(self.instance, registry_key_id(public), public, cert_fingerprint(self._ca_cert))
+        # The keys retired by rotations are listed in anchor.json (registry.keyrotation).
+        previous = load_anchor(self.anchor_path).previous_keys if self.anchor_path.exists() else ()
+        return Anchor(self.instance, registry_key_id(public), public, cert_fingerprint(self._ca_cert), previous)
 
     # -- admission --------------------------------------------------------------------------------
     def _own(self, member: MemberId) -> None:
@@ -329,7 +346,7 @@ class RegistryAuthority:
 
     # -- configuration ----------------------------------------------------------------------------
     def _document(self, serial: int, issued_at_ms: int, expires_at_ms: int) -> bytes:
-        return build_document(
+        document = build_document(
             self.store,
             instance=self.instance,
             serial=serial,
@@ -337,6 +354,7 @@ class RegistryAuthority:
             expires_at_ms=expires_at_ms,
             ca_pems=[cert_to_pem(self._ca_cert)],
         )
+        return self.lifecycle.apply(document)
 
     def state_digest(self) -> str:
         """A digest of the content alone (no serial, no times): changes iff a publication is due."""
@@ -348,4 +366,45 @@ class RegistryAuthority:
             raise ConfigError(f"configuration validity must be positive, got {validity_s}s")
         now = self._clock.now_ms() if now_ms is None else now_ms
         serial = self.store.next_configuration_serial()
-        return sign_document(self._document(serial, now, now + validity_s * 1000), self._config_key)
+        signed = sign_document(self._document(serial, now, now + validity_s * 1000), self._config_key)
+        endorsements = load_endorsements(self.directory)
+        if not endorsements:
+            return signed
+        # The key history goes beside the signed document (issue 17): gateways pinning an older
+        # key follow it to this one.
+        envelope = SignedConfiguration.FromString(signed)
+        envelope.key_endorsements.extend(endorsements)
+        return envelope.SerializeToString()
+
+    # -- configuration key rotation without a flag day (issue 17, registry.keyrotation) ------------
+    def announce_next_key(self, passphrase: bytes | None = None) -> str:
+        """Make the next configuration key and endorse it with the current one; returns its id."""
+        if (self.directory / NEXT_KEY).exists():
+            raise ConfigError("a next configuration key is already announced", hint="`registry key rotate` to it")
+        successor = ed25519.Ed25519PrivateKey.generate()
+        save_private_key(self.directory / NEXT_KEY, successor, passphrase)
+        endorsement = endorse(self._config_key, self.instance, successor.public_key())
+        save_endorsements(self.directory, [*load_endorsements(self.directory), endorsement])
+        key_id = registry_key_id(successor.public_key())
+        self.changes.append(f"announce the next configuration key {key_id}")
+        return key_id
+
+    def rotate_key(self, passphrase: bytes | None = None) -> str:
+        """Sign with the announced key from now on; the old one is retired (kept, listed in the anchor)."""
+        if not (self.directory / NEXT_KEY).exists():
+            raise ConfigError("no next configuration key was announced", hint="`registry key announce` first")
+        successor = _load_key(self.directory / NEXT_KEY, passphrase)
+        if not isinstance(successor, ed25519.Ed25519PrivateKey):
+            raise ConfigError(f"{self.directory / NEXT_KEY} is not an Ed25519 key")
+        retired, old_id = self._config_key, registry_key_id(self._config_key.public_key())
+        previous = (*self.anchor.previous_keys, retired.public_key())
+        os.replace(self.directory / _CONFIG_KEY, self.directory / f"config-retired-{old_id[:16]}.key")
+        os.replace(self.directory / NEXT_KEY, self.directory / _CONFIG_KEY)
+        self._config_key = successor
+        new_id = registry_key_id(successor.public_key())
+        public = successor.public_key()
+        anchor = Anchor(self.instance, new_id, public, cert_fingerprint(self._ca_cert), previous)
+        (self.directory / _ANCHOR).write_text(anchor.to_json(), encoding="utf-8")
+        self.changes.use_key(successor.sign, new_id)
+        self.changes.append(f"rotate the configuration key {old_id} to {new_id}")
+        return new_id

@@ -396,7 +396,8 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p.add_argument("--remove", metavar="KEY_ID", help="withdraw the key with this id (see `registry list`)")
     p.add_argument("--issuer", help="the tokens' iss when it is not the member id")
 
-    p = _leaf(_group(reg, "subsystem", "manage subsystems"), "add", _subsystem_add, "add a subsystem")
+    subsystems = _group(reg, "subsystem", "manage subsystems")
+    p = _leaf(subsystems, "add", _subsystem_add, "add a subsystem")
     p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM")
 
     gateways = _group(reg, "gateway", "manage gateways")
@@ -407,7 +408,8 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p.add_argument("id", help="INSTANCE/CLASS/CODE/NAME")
     p.add_argument("--address", required=True, help="HOST:PORT of the gateway's peer listener")
 
-    p = _leaf(_group(reg, "service", "manage services"), "add", _service_add, "register a gRPC service")
+    services = _group(reg, "service", "manage services")
+    p = _leaf(services, "add", _service_add, "register a gRPC service")
     p.add_argument("id", help="INSTANCE/CLASS/CODE/SUBSYSTEM/package.Service")
     p.add_argument("--descriptor-set", required=True, help="FileDescriptorSet file (protoc --descriptor_set_out)")
     p.add_argument("--require-encryption", action="store_true", help="bodies must be encrypted end to end")
@@ -419,7 +421,8 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p = _leaf(witnesses, "quorum", _witness_quorum, "how many distinct witnesses must cosign (registry counted)")
     p.add_argument("quorum", type=int)
 
-    p = _leaf(_group(reg, "group", "manage global groups"), "add", _group_add, "add subsystems to a group")
+    groups = _group(reg, "group", "manage global groups")
+    p = _leaf(groups, "add", _group_add, "add subsystems to a group")
     p.add_argument("code")
     p.add_argument("subsystems", nargs="+", metavar="SUBSYSTEM")
 
@@ -459,6 +462,12 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p.add_argument("-o", "--output", required=True)
 
     _leaf(reg, "list", _list, "list members, services, groups and certificates")
+
+    # Operators' kit (issue 17): disable/enable/remove, the change log (registry/opscli.py).
+    from registry.opscli import add_lifecycle_commands
+
+    lifecycle = {"member": members, "subsystem": subsystems, "gateway": gateways, "service": services, "group": groups}
+    add_lifecycle_commands(lifecycle, reg, _leaf, _open)
 
     p = _leaf(
         reg,

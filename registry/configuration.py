@@ -20,12 +20,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
-from crossway.core.errors import CrosswayError, RegistryStale, RegistryUntrusted
+from crossway.core.errors import (
+    ClientDisabled,
+    CrosswayError,
+    PeerDisabled,
+    RegistryStale,
+    RegistryUntrusted,
+    ServiceDisabled,
+)
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 from crossway.security.pki import CertificateInfo, cert_fingerprint, inspect_certificate
 from crossway.security.tokens import jwk_thumbprint
 from protos.crossway.v1 import registry_pb2
 from registry.anchor import Anchor, load_anchor
+from registry.keyrotation import trusted_keys
 
 __all__ = [
     "FORMAT_VERSION",
@@ -131,6 +139,7 @@ class VerifiedConfiguration:
 
     __slots__ = (
         "_by_tls",
+        "_disabled",
         "_groups",
         "_members",
         "_providers",
@@ -156,6 +165,8 @@ class VerifiedConfiguration:
         )
         self.ca_pem: bytes = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.ca_certificates)
         self._revoked: frozenset[str] = frozenset(doc.revoked_serials)
+        # "KIND:ID" of what the registry operator disabled (issue 17; registry.lifecycle).
+        self._disabled: frozenset[str] = frozenset(doc.disabled)
         members: dict[MemberId, MemberView] = {}
         by_tls: dict[str, GatewayView] = {}
         for m in doc.members:
@@ -193,7 +204,9 @@ class VerifiedConfiguration:
         for g in doc.groups:
             for s_text in g.members:
                 groups.setdefault(SubsystemId.parse(s_text), set()).add(g.id)
-        self._groups = MappingProxyType({k: frozenset(v) for k, v in groups.items()})
+        self._groups = MappingProxyType(
+            {k: frozenset(g for g in v if f"group:{g}" not in self._disabled) for k, v in groups.items()}
+        )
         # Witnesses of the audit logs besides the registry (C2SP key name → Ed25519 key), and how
         # many distinct ones, the registry counted, must cosign a checkpoint (issue 12).
         self.witnesses: Mapping[str, ed25519.Ed25519PublicKey] = MappingProxyType(
@@ -233,6 +246,36 @@ class VerifiedConfiguration:
     def groups_of(self, subsystem: SubsystemId) -> frozenset[str]:
         return self._groups.get(subsystem, frozenset())
 
+    # -- what the registry operator disabled (issue 17) ---------------------------------------
+
+    def is_disabled(self, kind: str, ident: object) -> bool:
+        return f"{kind}:{ident}" in self._disabled
+
+    def check_client_enabled(self, client: SubsystemId) -> None:
+        """Raise ``client.disabled`` when the subsystem or its member is disabled."""
+        if self._disabled:
+            for kind, ident in (("subsystem", client), ("member", client.member)):
+                if self.is_disabled(kind, ident):
+                    raise ClientDisabled(f"the registry disabled {kind} {ident}; {client} may not call")
+
+    def check_service_enabled(self, service: ServiceId) -> None:
+        """Raise ``service.disabled`` when the service, its subsystem or its member is disabled."""
+        if self._disabled:
+            for kind, ident in (
+                ("service", service),
+                ("subsystem", service.subsystem),
+                ("member", service.subsystem.member),
+            ):
+                if self.is_disabled(kind, ident):
+                    raise ServiceDisabled(f"the registry disabled {kind} {ident}; {service} is not served")
+
+    def check_gateway_enabled(self, gateway: GatewayId) -> None:
+        """Raise ``peer.disabled`` when the gateway or its member is disabled."""
+        if self._disabled:
+            for kind, ident in (("gateway", gateway), ("member", gateway.member)):
+                if self.is_disabled(kind, ident):
+                    raise PeerDisabled(f"the registry disabled {kind} {ident}")
+
     def check_fresh(self, now_ms: int) -> None:
         """Raise RegistryStale once the document has expired: stale trust data means deny."""
         if now_ms >= self.expires_at_ms:
@@ -251,14 +294,19 @@ def verify_configuration(signed: bytes, anchor: Anchor, now_ms: int) -> Verified
         raise RegistryUntrusted("the registry configuration is not a SignedConfiguration") from exc
     if not envelope.document or not envelope.signature:
         raise RegistryUntrusted("the registry configuration has no document or no signature")
-    # Step 2: it claims the key we pinned (a different key is not "maybe fine").
-    if envelope.key_id != anchor.key_id:
+    # Step 2: it claims the key we pinned, or a successor the pinned key endorsed (a rotation,
+    # registry.keyrotation); any other key is not "maybe fine".
+    key = anchor.public_key if envelope.key_id == anchor.key_id else None
+    if key is None and envelope.key_endorsements:
+        key = trusted_keys(anchor, envelope.key_endorsements).get(envelope.key_id)
+    if key is None:
         raise RegistryUntrusted(
-            f"the configuration is signed by key {envelope.key_id[:16]}…, the anchor pins {anchor.key_id[:16]}…"
+            f"the configuration is signed by key {envelope.key_id[:16]}…, the anchor pins {anchor.key_id[:16]}… "
+            "and no endorsement from it names that key"
         )
     # Step 3: the Ed25519 signature over exactly the document bytes verifies; parse only after.
     try:
-        anchor.public_key.verify(envelope.signature, envelope.document)
+        key.verify(envelope.signature, envelope.document)
     except InvalidSignature as exc:
         raise RegistryUntrusted("the registry configuration's signature does not verify") from exc
     doc = registry_pb2.ConfigurationDocument()

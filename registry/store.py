@@ -7,7 +7,7 @@ must be easy to back up and inspect. Rows come back as frozen dataclasses; SQL s
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,15 +130,20 @@ class RegistryStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)
+        # Called with the open transaction and its description before each change commits
+        # (registry.changes: the signed change log, issue 17); None records nothing.
+        self.on_change: Callable[[sqlite3.Connection, str], object] | None = None
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
-    def _tx(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _tx(self, what: str, *, change: bool = True) -> Iterator[sqlite3.Connection]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             yield self._db
+            if change and self.on_change is not None:
+                self.on_change(self._db, what)
             self._db.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             self._db.execute("ROLLBACK")
@@ -158,7 +163,7 @@ class RegistryStore:
 
     def next_configuration_serial(self) -> int:
         """Increment and return the configuration serial, atomically."""
-        with self._tx("increment the configuration serial") as db:
+        with self._tx("increment the configuration serial", change=False) as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'configuration_serial'").fetchone()
             serial = (int(row[0]) if row else 0) + 1
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('configuration_serial', ?)", (str(serial),))

@@ -25,6 +25,7 @@ from audit.index.cosigner import Cosigner, RegistryCosigner
 from audit.index.evidence import EvidenceReport, build_evidence, verify_evidence
 from audit.index.indexer import AuditIndexer
 from audit.index.payloads import open_exchange_payloads
+from audit.index.registry_log import RegistryChangePublisher
 from audit.index.server import AuditApi, AuditServer
 from audit.index.store import Filters, IndexStore, Row, open_store
 from audit.index.timestamp import (
@@ -48,6 +49,7 @@ __all__ = [
     "Filters",
     "Finding",
     "IndexStore",
+    "RegistryChangePublisher",
     "RegistryCosigner",
     "Row",
     "TimestampAuthority",

@@ -11,28 +11,20 @@ import asyncio
 import csv
 import datetime as dt
 import json
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from audit.index.evidence import build_evidence, verify_evidence
 from audit.index.payloads import add_payload_commands
+from audit.index.registry_log import add_registry_log_command
 from audit.index.store import Filters, IndexStore, open_store
-from audit.index.timestamp import load_tsa_roots
-from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS, refine_with_stream, verify_index
-from audit.index.witnesses import (
-    TrustedWitnesses,
-    configured_witnesses,
-    load_configuration,
-    read_configuration,
-    registry_witnesses,
-)
+from audit.index.verify import DEFAULT_GRACE_MS, SHARED_FIELDS, STATUS_FIELDS
+from audit.index.verify_cli import _evidence, _progress, _verify, _verify_evidence, _witnesses
+from audit.index.witness_cli import _witness, _witness_key
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
 from crossway.natsclient import access_from_arguments, add_nats_arguments
-from registry import load_anchor
 
 __all__ = ["add_commands"]
 
@@ -71,76 +63,6 @@ def _filters(args: argparse.Namespace) -> Filters:
     )
 
 
-def _witnesses(args: argparse.Namespace) -> TrustedWitnesses:
-    """The registry (its anchor) and the witnesses its configuration names, with their quorum:
-    from ``--configuration FILE``, else from NATS when ``--nats`` is given, else the registry alone."""
-    anchor = load_anchor(Path(args.anchor))
-    if getattr(args, "configuration", ""):
-        return configured_witnesses(anchor, load_configuration(Path(args.configuration), anchor))
-    nats = access_from_arguments(args) if getattr(args, "nats", "") else None
-    if nats is not None:
-        return configured_witnesses(anchor, asyncio.run(read_configuration(nats, anchor)))
-    return registry_witnesses(anchor)
-
-
-def _witness_key(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from audit.trail import Witness
-    from crossway.security.keys import save_private_key
-
-    path = Path(args.output)
-    if path.exists():
-        raise ConfigError(f"{path} exists; a witness key is never overwritten", hint="choose another path")
-    key = ed25519.Ed25519PrivateKey.generate()
-    save_private_key(path, key)
-    witness = Witness(args.name, key.public_key())
-    print(f"witness key written to {path}; its verifier key, for `crossway registry witness add`:")
-    print(witness.vkey)
-    return 0
-
-
-def _witness(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from audit.index.cosigner import WitnessService
-    from crossway.security.keys import load_private_key
-
-    key = load_private_key(Path(args.key))
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ConfigError(f"{args.key} is not an Ed25519 key", hint="make one with `crossway audit witness-key`")
-    state = Path(args.state) if args.state else Path(args.key).with_suffix(".state.json")
-    nats = access_from_arguments(args)
-    assert nats is not None  # --nats is required
-    service = WitnessService(
-        nats,
-        load_anchor(Path(args.anchor)),
-        key=key,
-        name=args.name,
-        state_path=state,
-        skip_gateways=frozenset(args.skip_gateway),
-    )
-
-    async def run() -> None:
-        await service.start()
-        print(f"witness {args.name} cosigning audit checkpoints", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await service.aclose()
-
-    asyncio.run(run())
-    return 0
-
-
-def _tsa_roots(path: str) -> tuple[Any, ...]:
-    return load_tsa_roots(Path(path)) if path else ()
-
-
 def _row(record: AuditRecord) -> tuple[str, ...]:
     method = record.method.rsplit("/", 1)[-1]
     return (
@@ -161,16 +83,6 @@ def _print_table(rows: list[tuple[str, ...]], out: TextIO = sys.stdout) -> None:
     print("  ".join(h.upper().ljust(w) for h, w in zip(_TABLE, widths, strict=True)), file=out)
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)), file=out)
-
-
-def _progress(label: str) -> Any:
-    def show(done: int, total: int) -> None:
-        if sys.stderr.isatty() or done == total:
-            pct = 100 * done // total if total else 100
-            bar = "#" * (pct // 4)
-            print(f"\r{label} [{bar:<25}] {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
-
-    return show
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -315,78 +227,6 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from audit.index.backbone import read_backbone, read_stream_messages
-
-    nats = access_from_arguments(args)
-    backbone = asyncio.run(read_backbone(nats)) if nats is not None else None
-    witnesses = _witnesses(args)
-    store = open_store(args.index)
-    try:
-        report = verify_index(
-            store,
-            witnesses.keys,
-            None if args.quiet else _progress("verify"),
-            tsa_roots=_tsa_roots(args.tsa_ca),
-            require_timestamp=args.require_timestamp,
-            signed_only=args.signed_only,
-            grace_ms=int(args.grace * 1000),
-            backbone=backbone,
-            quorum=witnesses.quorum,
-        )
-    finally:
-        store.close()
-    if nats is not None and report.suspects:
-        logged = asyncio.run(read_stream_messages(nats, (s.stream_seq for s in report.suspects)))
-        report = refine_with_stream(report, logged)
-    for finding in report.findings:
-        print(finding.line())
-    for n, (first, second) in enumerate(report.forks, 1):
-        # The proof, as the C2SP signed notes transparency-log tools read.
-        print(f"  fork {n}, first checkpoint:\n" + _indent(first.note()))
-        print(f"  fork {n}, second checkpoint:\n" + _indent(second.note()))
-        if args.fork_evidence:
-            directory = Path(args.fork_evidence)
-            directory.mkdir(parents=True, exist_ok=True)
-            name = f"fork-{first.gateway.replace('/', '_')}-{first.size}.json"
-            proof = {"first": first.to_dict(), "second": second.to_dict(), "notes": [first.note(), second.note()]}
-            (directory / name).write_text(json.dumps(proof, indent=2, sort_keys=True) + "\n")
-            print(f"  fork {n} written to {directory / name}")
-    for gateway, count in sorted(report.pending.items()):
-        print(f"  {gateway}: {count} record(s) newer than its latest cosigned checkpoint: not yet provable")
-    if any(f.kind == "extra" for f in report.findings):
-        print(
-            "  hint: EXTRA records are not in any cosigned log. On a running system the newest records wait "
-            "for the next checkpoint (about a second): run again, or pass --signed-only to verify what is signed "
-            "and count the rest as pending"
-        )
-    if any(f.kind == "uncovered" for f in report.findings):
-        print(
-            "  hint: records older than the grace period must be cosigned by now; check that `crossway registry "
-            "serve --nats` runs and its log for refused checkpoints"
-        )
-    for gateway, when in sorted(report.timestamped.items()):
-        print(f"  {gateway}: checkpoint timestamped by the TSA at {when.isoformat()}")
-    if report.status_differs:
-        print(
-            f"  {report.status_differs} exchange(s) whose two sides recorded different statuses (audit show marks them)"
-        )
-    if report.unanswered:
-        print(f"  {report.unanswered} exchange(s) never reached a provider (no signed answer): no provider record due")
-    if len(witnesses.keys) > 1:
-        print(f"  witnesses: {', '.join(sorted(witnesses.keys))}; each checkpoint needs {witnesses.quorum} of them")
-    sizes = ", ".join(f"{g} {n}" for g, n in sorted(report.covered.items())) or "none"
-    if report.ok:
-        print(f"audit verify: intact — {report.records} records; cosigned checkpoints: {sizes}")
-        return 0
-    print(f"audit verify: FAILED — {len(report.findings)} finding(s) over {report.records} records")
-    return 1
-
-
-def _indent(text: str) -> str:
-    return "".join(f"    {line}\n" for line in text.splitlines())
-
-
 def _export(args: argparse.Namespace) -> int:
     store = open_store(args.index)
     filters = _filters(args)
@@ -430,39 +270,6 @@ def _pages(store: IndexStore, filters: Filters, page: int = 10_000) -> Iterator[
         if len(rows) < page:
             return
         after = rows[-1].position
-
-
-def _evidence(args: argparse.Namespace) -> int:
-    store = open_store(args.index)
-    try:
-        witnesses = _witnesses(args)
-        data = build_evidence(store, args.message_id, witnesses.keys, _tsa_roots(args.tsa_ca), quorum=witnesses.quorum)
-    finally:
-        store.close()
-    Path(args.output).write_bytes(data)
-    print(f"evidence for message {args.message_id} written to {args.output} ({len(data)} bytes)")
-    return 0
-
-
-def _verify_evidence(args: argparse.Namespace) -> int:
-    witnesses = _witnesses(args) if args.anchor else None
-    roots = _tsa_roots(args.tsa_ca) if args.tsa_ca else None
-    report = verify_evidence(
-        Path(args.file).read_bytes(),
-        None if witnesses is None else witnesses.keys,
-        quorum=1 if witnesses is None else witnesses.quorum,
-        tsa_roots=roots,
-        require_timestamp=args.require_timestamp,
-    )
-    sides = ", ".join(sorted(f"{r.side} ({r.gateway})" for r in report.records))
-    print(f"evidence intact: message {report.message_id}: {sides}")
-    for when in sorted(set(report.timestamps)):
-        print(f"  checkpoint timestamped by the TSA at {when.isoformat()}")
-    if report.trusted_embedded_keys:
-        print("  note: no --anchor given; the cosigner keys inside the bundle were trusted")
-    if report.trusted_embedded_tsa:
-        print("  note: no --tsa-ca given; the TSA CA inside the bundle was trusted")
-    return 0
 
 
 # -- registration --------------------------------------------------------------------------
@@ -585,6 +392,7 @@ def add_commands(sub: Any) -> None:
         "--skip-gateway", action="append", default=[], help="a gateway whose log it does not witness (its own); repeat"
     )
     p.set_defaults(handler=_witness)
+    add_registry_log_command(cmds)  # the registry's change log into the audit trail (issue 17)
     p = cmds.add_parser("verify-evidence", help="check an evidence bundle offline")
     p.add_argument("file")
     p.add_argument("--anchor", default="", help="pin the registry anchor instead of trusting the bundle's key")

@@ -244,9 +244,12 @@ class WitnessService:
         state_path: Path,
         timestamp: TimestampAuthority | None = None,
         skip_gateways: frozenset[str] = frozenset(),
+        registry_dir: Path | None = None,
     ) -> None:
+        """``registry_dir``: the registry's own cosigner also accepts the registry's change log,
+        signed with the log key kept there (issue 17); other witnesses do not witness that log."""
         from crossway.core.clock import SystemClock
-        from registry import NatsConfigurationSource
+        from registry import NatsConfigurationSource, registry_log_id, registry_log_key_id
 
         self._source = NatsConfigurationSource(nats, anchor, SystemClock())
         self.name = name
@@ -254,6 +257,9 @@ class WitnessService:
         def registered(member: str, key_id: str) -> bool:
             from crossway.core.ids import MemberId
 
+            # The registry's own change log (issue 17) is signed with its log key, nobody else's.
+            if member == str(registry_log_id(anchor.instance).member):
+                return registry_dir is not None and key_id == registry_log_key_id(registry_dir)
             return self._source.current().signing_key(MemberId.parse(member), key_id) is not None
 
         self.cosigner = Cosigner(
@@ -305,4 +311,5 @@ class RegistryCosigner(WitnessService):
             name=registry_witness_name(anchor.instance),
             state_path=registry_dir / "cosigner-state.json",
             timestamp=timestamp,
+            registry_dir=registry_dir,
         )

@@ -41,14 +41,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import nats
-import nats.errors
-import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from audit.trail.publish import publish_batch
 from audit.trail.quarantine import Quarantine
 from audit.trail.record import AuditRecord
 from audit.trail.sink import AuditStats
@@ -427,73 +424,24 @@ class JetStreamAuditSink:
         (refused records are quarantined, not returned). ``fresh``: never sent before (not a
         spool replay), so a duplicate ack cannot be our own earlier copy."""
         self._in_flight = len(batch)
-        futures: list[asyncio.Future[Any]] = []
-        sent: list[SpoolEntry] = []
-        refused: list[tuple[SpoolEntry, bytes, str]] = []
-        unsent: list[SpoolEntry] = []
         try:
-            for index, (record, data) in enumerate(batch):
-                try:
-                    fut = await js.publish_async(
-                        self._subject,
-                        data,
-                        # No wait_stall: with a timeout, asyncio.wait_for yields to the loop on every
-                        # call and the client flushes one socket write per record (~4x slower). The
-                        # in-flight cap is twice our batch size, so acquiring it never waits.
-                        wait_stall=None,
-                        stream=self._stream,
-                        headers={"Nats-Msg-Id": record.record_id},
-                    )
-                except nats.errors.MaxPayloadError:
-                    # This record alone is too large for the server (its limit may be below ours).
-                    refused.append((record, data, f"{len(data)} bytes, above the server's max_payload"))
-                    continue
-                except (nats.errors.Error, OSError) as exc:
-                    # Connection lost mid-batch (or outbound buffer full): the rest is unacked.
-                    log.warning("audit publish failed at record %s: %r", record.record_id, exc)
-                    unsent = [r for r, _ in batch[index:]]
-                    break
-                futures.append(fut)
-                sent.append(record)
-            if futures:
-                _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
-                for fut in pending:
-                    fut.cancel()  # frees nats-py's in-flight slot; the record goes to the spool
-        except BaseException:
-            for fut in futures:
-                fut.cancel()  # the caller re-queues the whole batch
-            raise
+            outcome = await publish_batch(js, self._subject, self._stream, batch, self._ack_timeout)
         finally:
             self._in_flight = 0
-        unacked = list(unsent)
-        acked: list[SpoolEntry] = []
-        rejected: list[tuple[SpoolEntry, BaseException]] = []
-        for record, fut in zip(sent, futures, strict=True):
-            if fut.cancelled():
-                unacked.append(record)
-            elif (failure := fut.exception()) is not None:
-                rejected.append((record, failure))
-            else:
-                acked.append(record)
-                self._acked += 1
-                duplicate = bool(fut.result().duplicate)
-                self._duplicates += duplicate
-                if duplicate and fresh:
-                    self.foreign_duplicates += 1
-                    log.error("audit ALARM: record %s was acked as a duplicate on its first publish: another "
-                              "publisher used its id in %s; it may not be stored", record.record_id, self._stream)  # fmt: skip
-        for record, failure in rejected:
-            # A 400 for this record while the stream took others: the record is the problem.
-            if isinstance(failure, nats.js.errors.BadRequestError) and acked:
-                data = next(d for r, d in batch if r is record)
-                refused.append((record, data, f"refused by JetStream: {failure!r}"[:300]))
-            else:
-                unacked.append(record)
-        self._settle(acked)
-        for record, data, reason in refused:
+        self._acked += len(outcome.acked)
+        self._duplicates += outcome.duplicates
+        if fresh and outcome.duplicated:
+            # First publishes acked as duplicates: another publisher used these ids (they are random).
+            self.foreign_duplicates += len(outcome.duplicated)
+            log.error("audit ALARM: %d record(s), first %s, acked as duplicates on their first publish: another "
+                      "publisher used their ids in %s; they may not be stored", len(outcome.duplicated),
+                      outcome.duplicated[0].record_id, self._stream)  # fmt: skip
+        self._settle(outcome.acked)
+        for record, data, reason in outcome.refused:
             await self._to_quarantine(record, data, reason)
+        unacked = outcome.unacked
         if unacked:
-            first = next((f for _, f in rejected), None)
+            first = outcome.first_failure
             reason = repr(first) if first is not None else "no ack in time / not sent"
             log.warning("audit: %d of %d record(s) unacked (%s); first %s", len(unacked), len(batch), reason,
                         unacked[0].record_id)  # fmt: skip

@@ -11,13 +11,15 @@ the provider gateway or the backend — and becomes the prefix of the gRPC detai
     ├── ClientAuthError
     │   ├── Unauthenticated         client.unauthenticated     UNAUTHENTICATED
     │   ├── TokenInvalid            client.token_invalid       UNAUTHENTICATED
-    │   └── ClientUnknown           client.unknown             PERMISSION_DENIED
+    │   ├── ClientUnknown           client.unknown             PERMISSION_DENIED
+    │   └── ClientDisabled          client.disabled            PERMISSION_DENIED
     ├── ClientMetadataInvalid       client.metadata_invalid    INVALID_ARGUMENT
     ├── RoutingError
     │   ├── ServiceUnknown          service.unknown            NOT_FOUND
     │   ├── ServiceAmbiguous        service.ambiguous          FAILED_PRECONDITION
     │   ├── MethodUnknown           method.unknown             UNIMPLEMENTED
-    │   └── ProviderUnreachable     peer.unavailable           UNAVAILABLE
+    │   ├── ProviderUnreachable     peer.unavailable           UNAVAILABLE
+    │   └── ServiceDisabled         service.disabled           FAILED_PRECONDITION
     ├── RegistryError
     │   ├── RegistryStale           registry.stale             UNAVAILABLE
     │   ├── RegistryUntrusted       registry.untrusted         UNAVAILABLE
@@ -34,7 +36,8 @@ the provider gateway or the backend — and becomes the prefix of the gRPC detai
     │   └── DecryptionFailed        message.decryption_failed  INVALID_ARGUMENT
     ├── PeerError
     │   ├── PeerUntrusted           peer.untrusted             UNAUTHENTICATED
-    │   └── PeerRevoked             peer.revoked               UNAUTHENTICATED
+    │   ├── PeerRevoked             peer.revoked               UNAUTHENTICATED
+    │   └── PeerDisabled            peer.disabled              PERMISSION_DENIED
     ├── PolicyError
     │   ├── PolicyDenied            policy.denied              PERMISSION_DENIED
     │   ├── PolicyUnavailable       policy.unavailable         UNAVAILABLE
@@ -70,6 +73,7 @@ __all__ = [
     "AdminUnauthenticated",
     "AuditUnavailable",
     "ClientAuthError",
+    "ClientDisabled",
     "ClientMetadataInvalid",
     "ClientUnknown",
     "ConfigError",
@@ -88,6 +92,7 @@ __all__ = [
     "MessageTampered",
     "MessageTooLarge",
     "MethodUnknown",
+    "PeerDisabled",
     "PeerError",
     "PeerRevoked",
     "PeerUntrusted",
@@ -102,6 +107,7 @@ __all__ = [
     "RegistryUntrusted",
     "RoutingError",
     "ServiceAmbiguous",
+    "ServiceDisabled",
     "ServiceUnknown",
     "SignatureInvalid",
     "StreamBroken",
@@ -205,6 +211,14 @@ class ClientMetadataInvalid(CrosswayError):
     default_hint = "send each crossway-* metadata key at most once, with a short printable value, and few other entries"
 
 
+class ClientDisabled(ClientAuthError):
+    """The registry operator disabled the calling subsystem or its member (issue 17)."""
+
+    code = "client.disabled"
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    default_hint = "the registry operator disabled this client; ask them to enable it (crossway registry … enable)"
+
+
 class RoutingError(CrosswayError):
     code = "service.unknown"
     grpc_status = grpc.StatusCode.NOT_FOUND
@@ -231,6 +245,14 @@ class ProviderUnreachable(RoutingError):
     code = "peer.unavailable"
     grpc_status = grpc.StatusCode.UNAVAILABLE
     default_hint = "the provider's gateway did not answer; retry later or ask its operator"
+
+
+class ServiceDisabled(RoutingError):
+    """The registry operator disabled the service, its subsystem or its member (issue 17)."""
+
+    code = "service.disabled"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    default_hint = "the registry operator disabled this service; ask its provider or the registry operator"
 
 
 class RegistryError(CrosswayError):
@@ -325,6 +347,14 @@ class PeerUntrusted(PeerError):
 class PeerRevoked(PeerError):
     code = "peer.revoked"
     default_hint = "the certificate was revoked by the registry; the member must get a new one"
+
+
+class PeerDisabled(PeerError):
+    """The registry operator disabled the gateway (or its member) at the other end (issue 17)."""
+
+    code = "peer.disabled"
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    default_hint = "the registry operator disabled that gateway; ask them, or use another gateway of the member"
 
 
 class PolicyError(CrosswayError):

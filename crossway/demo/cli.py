@@ -49,6 +49,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
             f"SAP OData {sap.service_url}",
             flush=True,
         )
+        for agency in fed.agencies:
+            print(f"  metrics of gateway {agency.gateway}: {agency.metrics_url}", flush=True)
         # Nobody gets in anonymously: really knock, and show how the backbone answered.
         refusals = await try_anonymous(fed.nats.url)
         print(f"  NATS {fed.nats.url} refused an anonymous client ({'; '.join(refusals)})", flush=True)
@@ -146,7 +148,7 @@ def add_commands(sub: Any) -> None:
         "--tools-dir",
         type=Path,
         default=DEFAULT_TOOLS,
-        help="where Node 22 and the SAP CAP project are installed on first use (default: .tools of the checkout)",
+        help="where Node 22 and the SAP CAP project are installed on first use (default: ~/.cache/crossway/tools)",
     )
     group.add_argument(
         "--nats-cluster",

@@ -20,21 +20,19 @@ credential provisions the streams once at start and is used by no running compon
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import os
 import shutil
 import socket
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from google.protobuf import descriptor_pb2
 
-from audit.index import RegistryCosigner
+from audit.index import RegistryChangePublisher, RegistryCosigner
 from crossway.backbone import short_hash
-from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
+from crossway.core.ids import MemberId, SubsystemId
 from crossway.demo.business import (
     ARCHIVE_SERVICE,
     BUSINESS,
@@ -43,85 +41,51 @@ from crossway.demo.business import (
     business_descriptor_set,
     business_services_toml,
 )
+from crossway.demo.members import (
+    DEMO_POLICY,
+    INSTANCE,
+    MARKETING_SUBSYSTEM,
+    POPULATION,
+    POPULATION_SERVICE,
+    TAX,
+    TAX_SUBSYSTEM,
+    Agency,
+    _self_signed_client,
+    _witness_name,
+    population_descriptor_set,
+)
 from crossway.demo.processes import ManagedProcess
 from crossway.natsclient import NatsAccess
 from crossway.natslocal import LocalBackbone
-from crossway.security.keys import generate_signing_key, generate_tls_key, save_pem, save_private_key
+from crossway.security.keys import generate_signing_key, save_pem, save_private_key
 from crossway.security.natspki import NatsIdentity, NatsRole
-from crossway.security.pki import CertKind, cert_to_pem, self_signed
+from crossway.security.pki import CertKind, cert_to_pem
 from crossway.security.tokens import mint_token
 from gateway.provisioning import provision_gateway
-from protos.demo.population.v1 import population_pb2
 from registry import RegistryAuthority, RegistryServer
 from registry.backbone import BackboneSync, RegistryBackbone
 
-__all__ = ["POPULATION_SERVICE", "Agency", "Federation", "population_descriptor_set"]
+__all__ = [
+    # Re-exported from crossway.demo.members, where they live, for the tests and tools that name them here.
+    "DEMO_POLICY",
+    "INSTANCE",
+    "MARKETING_SUBSYSTEM",
+    "POPULATION",
+    "POPULATION_SERVICE",
+    "TAX",
+    "TAX_SUBSYSTEM",
+    "Agency",
+    "Federation",
+    "population_descriptor_set",
+]
 
-INSTANCE = "EE"
 # The shared replay buckets keep an id this long: twice the gateways' clock skew allowance (60 s).
 REPLAY_WINDOW_S = 120.0
-TAX = MemberId(INSTANCE, "GOV", "70000001")
-POPULATION = MemberId(INSTANCE, "GOV", "70000002")
-POPULATION_SERVICE = ServiceId(SubsystemId(POPULATION, "population"), "population.v1.PersonRegistry")
-TAX_SUBSYSTEM = SubsystemId(TAX, "tax")
-MARKETING_SUBSYSTEM = SubsystemId(TAX, "marketing")
-
-DEMO_POLICY = """\
-// Who may use the population register (provider EE/GOV/70000002/population).
-// Deny by default: the marketing subsystem has no permit, so its calls are refused.
-
-@id("tax-uses-population-register")
-permit (
-  principal == Crossway::Subsystem::"EE/GOV/70000001/tax",
-  action in Crossway::Action::"population.v1.PersonRegistry/*",
-  resource == Crossway::Service::"EE/GOV/70000002/population/population.v1.PersonRegistry"
-);
-"""
-
-
-def population_descriptor_set() -> bytes:
-    """The FileDescriptorSet the registry publishes for the sample service (what `protoc
-    --include_imports --descriptor_set_out` would write)."""
-    fds = descriptor_pb2.FileDescriptorSet()
-    population_pb2.DESCRIPTOR.CopyToProto(fds.file.add())
-    return fds.SerializeToString()
-
-
-@dataclass(slots=True)
-class Agency:
-    member: MemberId
-    gateway: GatewayId
-    directory: Path
-    process: ManagedProcess | None = None
-    client_port: int = 0
-    client_mtls_port: int = 0
-    peer_port: int = 0
-    config_path: Path | None = None
-
-    @property
-    def client_address(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-
-def _witness_name(gateway: GatewayId) -> str:
-    """The key name of the witness an agency runs beside its gateway."""
-    return f"crossway.witness/{gateway}"
 
 
 def _witness_label(name: str) -> str:
     """A witness's NATS identity name: its key name reduced to the label charset, made unique."""
     return "w-" + short_hash(name)
-
-
-def _self_signed_client(directory: Path, subsystem: SubsystemId) -> tuple[Path, Path]:
-    """An agency system's own TLS client certificate, pinned by the gateway (X-Road practice)."""
-    key = generate_tls_key()
-    # Its own trust anchor: the gateway pins it as the only root for this subsystem.
-    cert = self_signed(key, str(subsystem), valid_for=dt.timedelta(days=365), anchor=True)
-    key_path, cert_path = directory / f"{subsystem.name}.key", directory / f"{subsystem.name}.crt"
-    save_private_key(key_path, key)
-    save_pem(cert_path, cert)
-    return key_path, cert_path
 
 
 class Federation:
@@ -141,6 +105,9 @@ class Federation:
         shared_replay: bool = False,
         unsafe_release_before_durable: bool = False,
         witnesses: bool = False,
+        gateway_env: dict[str, str] | None = None,
+        gateway_toml: str = "",
+        registry_log: bool = False,
     ) -> None:
         self.workdir = workdir
         # [audit] unsafe_release_before_durable on every gateway (the benchmark's "off" row).
@@ -153,6 +120,11 @@ class Federation:
         self.nats_nodes = nats_nodes
         # A member's gateways share their replay window in NATS KV (one bucket per member).
         self.shared_replay = shared_replay
+        # Operators' tests (issue 17): more environment (OTEL_*) and TOML tables for every gateway.
+        self._gateway_env = dict(gateway_env or {})
+        self._gateway_toml = gateway_toml
+        # Publish the registry's change log into the audit trail (off: the scenario counts records).
+        self._registry_log = registry_log
         # Auditor X25519 public keys (PEM): when given, every gateway archives payloads to them.
         self.auditor_keys = auditor_keys
         # With an SAP OData service URL, a third agency (the business register) joins, its
@@ -177,6 +149,9 @@ class Federation:
         self.authority: RegistryAuthority | None = None
         self.registry: RegistryServer | None = None
         self.cosigner: RegistryCosigner | None = None  # the registry cosigns audit checkpoints
+        self.registry_log: RegistryChangePublisher | None = None
+        self.registry_nats: NatsAccess | None = None
+        self.cosigner_nats: NatsAccess | None = None
         self.backend: ManagedProcess | None = None
         self.backend_port = 0
         self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
@@ -252,6 +227,9 @@ class Federation:
             nats.access(NatsIdentity(NatsRole.COSIGNER, _witness_label(name)), key.parent / "witness-nats")
         await nats.start()
         self._index, self._auditor = (a.with_servers(nats.urls) for a in (self._index, self._auditor))
+        # The registry's own identities, for tests that stop and start its parts themselves.
+        self.registry_nats = registry_access.with_servers(nats.urls)
+        self.cosigner_nats = cosigner_access.with_servers(nats.urls)
         sync = BackboneSync(backbone, nats.users_file, nats.reload)
         self.registry = RegistryServer(
             authority,
@@ -267,6 +245,10 @@ class Federation:
         await self.cosigner.start()
         for name in self.witness_keys:
             await self.start_witness(name)
+        if self._registry_log:  # the registry's signed change log into the audit trail (issue 17)
+            # As the registry: its NATS identity may write the registry log's subjects.
+            self.registry_log = RegistryChangePublisher(registry_access.with_servers(nats.urls), registry_dir)
+            await self.registry_log.start()
         self.backend = ManagedProcess(
             "backend",
             [sys.executable, "-m", "crossway.cli", "demo", "backend", "--calls-log", str(self.calls_log)],
@@ -322,6 +304,8 @@ class Federation:
                 await agency.process.stop()
         if self.backend is not None:
             await self.backend.stop()
+        if self.registry_log is not None:
+            await self.registry_log.aclose()
         if self.cosigner is not None:
             await self.cosigner.aclose()
         if self.registry is not None:
@@ -438,7 +422,10 @@ strict = {"true" if self.strict_audit else "false"}
 {self._archive_config()}
 [tracing]
 export = "spans.jsonl"
-"""
+
+[metrics]
+listen = "127.0.0.1:0"
+{self._gateway_toml}"""
 
     def _archive_config(self) -> str:
         if not self.auditor_keys:
@@ -543,14 +530,17 @@ address = "127.0.0.1:{self.backend_port}"
             f"gateway {agency.member.code}",
             [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(agency.config_path)],
             echo=self.echo,
-            env=self._child_env,
+            env={**(self._child_env or os.environ), **self._gateway_env} if self._gateway_env else self._child_env,
         )
         await agency.process.start()
         match = await agency.process.wait_for(
-            r"gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)",
+            # ^: the primary's line, not a worker's (relayed as "[worker N] gateway … ready: …")
+            r"^gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)"
+            r"(?: metrics=(\S+))?",
             30,
         )
-        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups())
+        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups()[:3])
+        agency.metrics_url = match.group(4) or ""
 
     async def restart_gateway(self, agency: Agency) -> None:
         """Stop an agency's gateway (it drains; a killed one is reaped) and start it again from the

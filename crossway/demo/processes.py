@@ -125,6 +125,11 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(sig)
 
+    async def wait(self) -> int:
+        """Until the process exits by itself; its exit code."""
+        assert self._proc is not None
+        return await self._proc.wait()
+
     async def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM (the process drains), then SIGKILL after ``timeout``."""
         if self._proc is None:

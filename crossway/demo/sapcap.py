@@ -2,11 +2,13 @@
 
 The CAP project ships with this package in ``crossway/demo/sap_cap`` (package.json, the committed
 package-lock.json, server.js, the CDS model and its seed data — never node_modules). It is
-installed at run time into a tools folder, by default ``.tools/`` of the checkout (gitignored):
+installed at run time into a tools folder in the user's cache, by default
+``$XDG_CACHE_HOME/crossway/tools`` (``~/.cache/crossway/tools``) — never inside the installed
+package, so ``pip uninstall`` leaves nothing behind in site-packages:
 
-    .tools/node22/    Node 22 from the npm registry (``npm install node@22``): @sap/cds 10 needs
-                      Node 22, and machines often have an older one (see shared/notes/sap-cap-…)
-    .tools/sap_cap/   a copy of the CAP project with its packages (``npm ci`` on the lock file)
+    tools/node22/     Node 22 from the npm registry (``npm install node@22``): @sap/cds 10 needs
+                      Node 22, and machines often have an older one
+    tools/sap_cap/    a copy of the CAP project with its packages (``npm ci`` on the lock file)
 
 Each step runs only when needed — Node when it is missing, ``npm ci`` when the lock file's hash
 differs from the one recorded after the last install — so every later start costs a few file
@@ -46,7 +48,15 @@ __all__ = [
 ]
 
 CAP_PROJECT = Path(__file__).resolve().parent / "sap_cap"
-DEFAULT_TOOLS = Path(__file__).resolve().parents[2] / ".tools"
+
+
+def _user_cache() -> Path:
+    # XDG Base Directory: $XDG_CACHE_HOME when set to an absolute path, else ~/.cache.
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) if xdg.startswith("/") else Path.home() / ".cache"
+
+
+DEFAULT_TOOLS = _user_cache() / "crossway" / "tools"
 NODE_PACKAGE = "node@22"
 _NPM_FLAGS = ("--no-audit", "--no-fund", "--loglevel=error")
 _LOCK_STAMP = ".crossway-lock.sha256"  # inside node_modules: gone whenever node_modules is

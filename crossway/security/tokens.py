@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -34,11 +34,34 @@ from crossway.security.signing import PrivateSigningKey, algorithm_for_key
 __all__ = [
     "JwtVerifier",
     "TokenClaims",
+    "TokenKeySource",
     "jwk_thumbprint",
     "mint_token",
 ]
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+
+
+class TokenKeySource(Protocol):
+    """Where a verifier finds keys beyond its configured files (``kid`` → public key): an identity
+    provider's JWKS (``crossway.security.jwks``), or its in-memory twin."""
+
+    @property
+    def ready(self) -> bool:
+        """True once a key set was obtained; until then tokens no configured file verifies are refused."""
+        ...
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the key set changes."""
+        ...
+
+    def keys(self) -> Mapping[str, PublicKey]: ...
+
+    def request_refresh(self) -> None:
+        """A token named an unknown key: fetch again soon (never blocks, may be ignored)."""
+        ...
+
 
 # Asymmetric algorithms pyjwt implements with `cryptography`; anything else ("none", HS*) can never
 # be configured. Each maps to the key type it needs, checked before a key is tried.
@@ -178,6 +201,11 @@ class JwtVerifier:
     a mapping, a token's ``kid`` header must name one of them. With a sequence, each key's ``kid``
     is its RFC 7638 thumbprint; a token whose ``kid`` matches none is tried against every key
     (identity providers name keys their own way), and must still verify with one of them.
+
+    ``key_source`` adds the keys of an identity provider's JWKS (``crossway.security.jwks``),
+    looked up by ``kid`` without waiting on the network: until it has fetched a set, tokens
+    that no configured file verifies are refused; a ``kid`` it does not hold asks it to fetch
+    again and is refused meanwhile. ``public_keys`` may then be empty.
     """
 
     __slots__ = (
@@ -190,6 +218,7 @@ class JwtVerifier:
         "_kids_strict",
         "_leeway",
         "_pyjwt",
+        "_source",
     )
 
     def __init__(
@@ -201,6 +230,7 @@ class JwtVerifier:
         algorithms: Sequence[str] = ("ES256", "EdDSA"),
         leeway_s: int = 30,
         clock: Clock | None = None,
+        key_source: TokenKeySource | None = None,
     ) -> None:
         audiences = (audience,) if isinstance(audience, str) else tuple(audience)
         if not issuer or not audiences or not all(audiences):
@@ -221,8 +251,9 @@ class JwtVerifier:
             for n, entry in enumerate(public_keys):
                 key = _load_key(entry, f"token key #{n + 1}")
                 keys.append((jwk_thumbprint(key), key))
-        if not keys:
+        if not keys and key_source is None:
             raise ConfigError("token verifier has no public keys", hint="configure the issuer's public key(s)")
+        self._source = key_source
         self._issuer = issuer
         self._audience = audiences
         self._algorithms = frozenset(algorithms)
@@ -253,6 +284,8 @@ class JwtVerifier:
             raise TokenInvalid("token header 'kid' is not a string")
         if kid is not None and kid in self._by_kid:
             candidates: Sequence[PublicKey] = self._by_kid[kid]
+        elif self._source is not None:
+            candidates = self._fetched_candidates(kid)
         elif kid is not None and self._kids_strict:
             raise TokenInvalid(f"token key id {kid!r} is not one of the configured keys")
         else:
@@ -271,6 +304,33 @@ class JwtVerifier:
             expires_at_s=int(payload["exp"]),
             claims=MappingProxyType(dict(payload)),
         )
+
+    @property
+    def key_generation(self) -> int:
+        """Changes when the keys change (a JWKS rotation): caches of verified tokens start over."""
+        return self._source.generation if self._source is not None else 0
+
+    def _fetched_candidates(self, kid: str | None) -> Sequence[PublicKey]:
+        """Step 3 with a key source: the fetched key ``kid`` names, else fail closed or try all."""
+        source = self._source
+        assert source is not None
+        fetched = source.keys()
+        if kid is not None and kid in fetched:
+            return (fetched[kid],)
+        if not source.ready and not self._keys:
+            raise TokenInvalid(
+                "the identity provider's keys (JWKS) have not been fetched yet",
+                hint="retry shortly; the gateway's log says why its JWKS URL does not answer",
+            )
+        if kid is not None:
+            source.request_refresh()
+            if not self._keys:
+                raise TokenInvalid(
+                    f"token key id {kid!r} is not in the identity provider's key set; the set is being fetched again",
+                    hint="retry in a few seconds; a key the identity provider no longer publishes stays refused",
+                )
+        # No kid (or one only a configured file may hold): every key, as for configured files.
+        return [*(key for _, key in self._keys), *fetched.values()]
 
     def _decode(self, token: str, alg: str, candidates: Sequence[PublicKey], kid: str | None) -> dict[str, Any]:
         for key in candidates:

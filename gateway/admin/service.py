@@ -17,9 +17,7 @@ from audit.trail import AuditSink
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError
 from crossway.natsclient import NatsAccess
-from crossway.security.keys import load_public_key
 from crossway.security.signing import Signer
-from crossway.security.tokens import JwtVerifier
 from gateway.admin.auth import AdminAuthenticator
 from gateway.admin.server import AdminService
 from gateway.admin.status import StatusSource
@@ -27,6 +25,7 @@ from gateway.admin.versions import KeyLookup, NatsPolicyVersions, PolicyVersion
 from gateway.provider.authorization import PolicyManager
 from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
+from gateway.shared.verifiers import TokenVerifiers
 from protos.crossway.v1 import admin_pb2_grpc
 
 __all__ = ["PolicyAdministration"]
@@ -70,6 +69,7 @@ class PolicyAdministration:
             on_rollback=policies.block,
         )
         self._server: grpc.aio.Server | None = None
+        self._verifiers = TokenVerifiers()
         self.port = 0
 
     async def _install(self, version: PolicyVersion) -> None:
@@ -90,12 +90,15 @@ class PolicyAdministration:
         admin = self._config.admin
         if admin is None:
             return
-        verifier = JwtVerifier(
+        # PEM files and/or the admins' identity provider's JWKS (issue 17).
+        verifier = self._verifiers.build(
             issuer=admin.issuer,
             audience=admin.audience,
-            public_keys=[load_public_key(p) for p in admin.public_keys],  # type: ignore[misc]
+            public_keys=admin.public_keys,
             algorithms=admin.algorithms,
+            jwks=admin.jwks,
         )
+        await self._verifiers.start()
         service = AdminService(
             str(self._config.gateway_id),
             AdminAuthenticator(verifier, admin.roles_claim),
@@ -120,3 +123,4 @@ class PolicyAdministration:
         if self._server is not None:
             await self._server.stop(grace_s)
         await self.versions.aclose()
+        await self._verifiers.aclose()

@@ -5,6 +5,7 @@ from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metadata import metadata_problem
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline, OutgoingCall
+from gateway.client.reflection import REFLECTION_PREFIXES, Reflection
 from gateway.client.routing import Route, Router
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "ClientPipeline",
     "MetaServices",
     "OutgoingCall",
+    "REFLECTION_PREFIXES",
+    "Reflection",
     "Route",
     "Router",
     "metadata_problem",

@@ -50,6 +50,7 @@ class CallerAuthenticator:
         self._now_s = now_s
         # Verified tokens, until they expire: a JWT verify costs ~70 µs, a dict hit ~0.1 µs.
         self._tokens: dict[str, tuple[SubsystemId, float]] = {}
+        self._key_generation = jwt.key_generation if jwt is not None else 0
         self._pem_cache: dict[bytes, str] = {}
 
     def authenticate(self, peer_cert_pem: bytes | None, authorization: str | None) -> Caller:
@@ -78,6 +79,10 @@ class CallerAuthenticator:
         if scheme.lower() != "bearer" or not token:
             raise TokenInvalid("the authorization metadata is not `Bearer <token>`")
         now = self._now_s()
+        if self._jwt is not None and self._jwt.key_generation != self._key_generation:
+            # The identity provider's key set changed (JWKS): a token of a dropped key must go.
+            self._tokens.clear()
+            self._key_generation = self._jwt.key_generation
         cached = self._tokens.get(token)
         if cached is not None and cached[1] > now:
             return self._checked(cached[0], "jwt")

@@ -106,6 +106,7 @@ class ClientPipeline:
         rec.check_bounds()
         # 2. resolve
         config = ctx.config()
+        config.check_client_enabled(caller.subsystem)  # client.disabled (issue 17)
         route = self._router.resolve(config, call.grpc_path, call.provider_hint)
         rec.routed(route.service, route.method)
         ctx.check_audit_writable()

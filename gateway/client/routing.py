@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from crossway.core.errors import (
     CrosswayError,
     MethodUnknown,
+    PeerDisabled,
     ProviderUnreachable,
     ServiceAmbiguous,
     ServiceUnknown,
@@ -94,6 +95,7 @@ class Router:
             names = ", ".join(str(s.id.subsystem) for s in candidates)
             raise ServiceAmbiguous(f"{grpc_service} is offered by several subsystems: {names}")
         view = candidates[0]
+        config.check_service_enabled(view.id)  # service.disabled: the registry operator's (issue 17)
         shape = view.methods.get(method)
         if shape is None:
             raise MethodUnknown(f"service {view.id} has no method {method}")
@@ -119,7 +121,11 @@ class Router:
 
 def _gateways(config: VerifiedConfiguration, provider: MemberId) -> tuple[MemberView | None, tuple[GatewayView, ...]]:
     member = config.member(provider)
-    gateways = tuple(g for g in (member.gateways if member else ()) if g.peer_address)
+    listed = tuple(g for g in (member.gateways if member else ()) if g.peer_address)
+    # A gateway the registry operator disabled is not tried (issue 17).
+    gateways = tuple(g for g in listed if not config.is_disabled("gateway", g.id))
+    if listed and not gateways:
+        raise PeerDisabled(f"every gateway of {provider} is disabled in the registry configuration")
     if not gateways:
         raise ProviderUnreachable(f"member {provider} has no gateway in the registry configuration")
     return member, gateways
@@ -138,6 +144,7 @@ def _allowed_methods_route(config: VerifiedConfiguration, service_id: str) -> Ro
     view = config.service(ServiceId.parse(service_id))
     if view is None:
         raise ServiceUnknown(f"the registry lists no service {service_id}")
+    config.check_service_enabled(view.id)
     provider = view.id.subsystem.member
     _, gateways = _gateways(config, provider)
     return Route(

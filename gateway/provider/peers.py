@@ -59,6 +59,7 @@ class PeerVerifier:
         gateway = config.gateway_by_tls_sha256(info.sha256)
         if gateway is None:
             raise PeerUntrusted(f"TLS certificate {info.sha256[:16]}… is not registered for any gateway")
+        config.check_gateway_enabled(gateway.id)  # peer.disabled (issue 17)
         identity = PeerIdentity(str(gateway.id.member), str(gateway.id), info.sha256)
         if len(self._cache) < 4096:
             self._cache[pem] = identity

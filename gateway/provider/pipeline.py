@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from opentelemetry import trace
 
@@ -34,12 +34,9 @@ from crossway.core.errors import (
     AuditUnavailable,
     CrosswayError,
     DeadlineExceeded,
-    DeadlineTooFar,
     DecryptionFailed,
     Hop,
-    MessageExpired,
     MessageMalformed,
-    MessageReplayed,
     MessageTooLarge,
     PeerError,
     PolicyDenied,
@@ -47,16 +44,17 @@ from crossway.core.errors import (
     ServiceUnknown,
     SignatureInvalid,
 )
-from crossway.core.ids import MethodId, ServiceId, SubsystemId
+from crossway.core.ids import ServiceId, SubsystemId
 from crossway.security.encryption import ProviderSession
 from crossway.security.replay import ReplayGuard
-from crossway.telemetry import extract_context, traceparent_of
+from crossway.telemetry import traceparent_of
 from gateway.provider.authorization import PolicyManager
 from gateway.provider.endusers import EndUserVerifier
 from gateway.provider.inbound import verified_request_bodies
 from gateway.provider.minimization import ResponseMinimizer
 from gateway.provider.peers import PeerIdentity, PeerVerifier
 from gateway.provider.quotas import QuotaLimiter, Quotas
+from gateway.provider.steps import _Authenticated, _note_failure, _start_span, _Verified, check_window, response_header
 from gateway.shared.context import GatewayContext, status_from_error
 from gateway.shared.metaservice import ALLOWED_METHODS, encode_allowed_methods
 from gateway.shared.recorder import ExchangeRecorder
@@ -75,57 +73,6 @@ log = logging.getLogger(__name__)
 # An encrypted body is its plaintext plus AES-GCM's 16-byte tag: a request at the limit stays
 # acceptable once sealed.
 _SEALING_ALLOWANCE = 1024
-
-
-def _note_failure(
-    exc: CrosswayError, rec: ExchangeRecorder, span: trace.Span | None, request: SignedFrame | None
-) -> bool:
-    """Record a refusal on the exchange and its span; True when it can be answered with a signed
-    response (the request was authenticated), False when only a plain gRPC error may go back."""
-    exc.at(Hop.PROVIDER)
-    rec.failed(exc)
-    if span is not None:
-        span.set_status(trace.StatusCode.ERROR, exc.code)
-    return request is not None and not isinstance(exc, SignatureInvalid)
-
-
-def _start_span(request: SignedFrame, rec: ExchangeRecorder) -> trace.Span:
-    """The provider span, child of the client gateway's span named in the signed header."""
-    h = request.header
-    span = _tracer.start_span(
-        f"crossway.provider /{h.service.rsplit('/', 1)[-1]}/{h.method}",
-        context=extract_context([("traceparent", h.traceparent)]),
-        kind=trace.SpanKind.SERVER,
-    )
-    rec.traced(span.get_span_context().trace_id)
-    return span
-
-
-@dataclass(frozen=True, slots=True)
-class _Authenticated:
-    """A request that passed steps 1–2a: its peer and signature, its ids parsed once, and the
-    configuration snapshot every later step of this exchange uses."""
-
-    config: VerifiedConfiguration
-    request: SignedFrame
-    peer: PeerIdentity
-    client: SubsystemId
-    service: ServiceId
-
-
-@dataclass(slots=True)
-class _Verified:
-    """A request that passed steps 1–3."""
-
-    config: VerifiedConfiguration
-    request: SignedFrame
-    peer: PeerIdentity
-    service: ServiceId
-    method: MethodId
-    adapter: Adapter
-    session: ProviderSession | None
-    call: BackendCall
-    fields: frozenset[str] | None = None  # data minimization: None = every field
 
 
 class ProviderPipeline:
@@ -192,26 +139,8 @@ class ProviderPipeline:
         return _Authenticated(config, request, peer, client, ServiceId.parse(h.service))
 
     def _check_window(self, h: Header, peer: PeerIdentity, now: int) -> None:
-        max_skew_ms = self._ctx.max_skew_ms
-        # 2b. time window and deadline
-        if abs(now - h.issued_at_ms) > max_skew_ms:
-            raise MessageExpired(
-                f"message {h.message_id} was issued {(now - h.issued_at_ms) / 1000:.0f} s from now; "
-                f"the window is ±{max_skew_ms // 1000} s"
-            )
-        if h.deadline_ms and h.deadline_ms <= now:
-            raise MessageExpired(f"the deadline of message {h.message_id} has passed")
-        # 2b'. a deadline far ahead would hold this gateway's and the backend's resources for as
-        # long: the time asked for (deadline - issued-at, both in the client's clock) is bounded.
-        max_deadline_ms = int(self._ctx.limits.max_deadline_s * 1000)
-        if h.deadline_ms and h.deadline_ms - h.issued_at_ms > max_deadline_ms:
-            raise DeadlineTooFar(
-                f"message {h.message_id} asks for {(h.deadline_ms - h.issued_at_ms) / 1000:.0f} s; "
-                f"this provider gateway allows at most {max_deadline_ms // 1000} s"
-            )
-        # 2c. replay: ids are namespaced by the signing member, remembered for the whole window
-        if self._replay.seen_before(f"{peer.member}|{h.message_id}", h.issued_at_ms + max_skew_ms, now):
-            raise MessageReplayed(f"message id {h.message_id} from {peer.member} was already seen")
+        # 2b–2c, with this gateway's window, deadline bound and replay memory
+        check_window(h, peer.member, now, self._ctx.max_skew_ms, self._ctx.limits.max_deadline_s, self._replay)
 
     def _admit(self, auth: _Authenticated, rec: ExchangeRecorder) -> _Verified:
         ctx = self._ctx
@@ -240,6 +169,8 @@ class ProviderPipeline:
         ctx.check_audit_writable()
         # 2d. the end user: a token is verified against the client member's keys before policy
         client = auth.client
+        config.check_client_enabled(client)  # client.disabled / service.disabled (issue 17)
+        config.check_service_enabled(service)
         user = self._endusers.end_user(config, client, service, h.user_id, h.user_token)
         rec.end_user(user.user_id)
         # 3. authorize, deny by default
@@ -347,17 +278,7 @@ class ProviderPipeline:
             log.error("exchange %s: %s", rec.message_id or "-", exc.message)
 
     def _response_header(self, request: SignedFrame, kind: FrameKind) -> Header:
-        h = request.header
-        return Header(
-            message_id=h.message_id,
-            kind=kind,
-            client=h.client,
-            service=h.service,
-            method=h.method,
-            issued_at_ms=self._ctx.clock.now_ms(),
-            request_hash=request.header_hash,
-            signer=self._ctx.member,
-        )
+        return response_header(request, kind, self._ctx.clock.now_ms(), self._ctx.member)
 
     # -- what never became an exchange ---------------------------------------------------------
 

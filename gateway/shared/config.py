@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,30 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from adapters.settings import RestSettings, SapSettings, load_adapter_settings
+from adapters.settings import load_adapter_settings
 from crossway.core.errors import ConfigError, CrosswayError
 from crossway.core.ids import GatewayId, ServiceId, SubsystemId
 from crossway.core.tomlkeys import check_keys
 from crossway.eventloop import EVENT_LOOPS
+from crossway.logs import LOG_FORMATS
+from gateway.shared.config_values import (
+    _MIB,
+    AdminConfig,
+    AuditConfig,
+    ClientCertificate,
+    GatewayConfig,
+    JwksConfig,
+    JwtConfig,
+    Limits,
+    ServiceBinding,
+)
 
 __all__ = [
     "AdminConfig",
     "AuditConfig",
     "ClientCertificate",
     "GatewayConfig",
+    "JwksConfig",
     "JwtConfig",
     "Limits",
     "ServiceBinding",
@@ -50,6 +62,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "top": (
         *("gateway", "listen", "nats", "registry", "keys", "client_auth", "audit", "tracing"),
         *("security", "limits", "policies", "services", "admin"),
+        *("metrics", "logging"),
     ),
     "gateway": ("id", "data_dir", "workers", "event_loop", "peer_multiplex", "peer_connections"),
     "listen": ("client", "peer"),
@@ -57,7 +70,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "registry": ("anchor", "source"),
     "keys": ("tls_key", "tls_certificate", "signing_key", "signing_certificate", "encryption_key", "passphrase_env"),
     "client_auth": ("jwt", "certificates"),
-    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms"),
+    "client_auth.jwt": ("issuer", "audience", "public_keys", "algorithms", *("jwks_url", "jwks_ca", "jwks_refresh_s")),
     "client_auth.certificates": ("subsystem", "certificate"),
     "audit": (
         *("spool_dir", "strict", "replicas", "stream", "checkpoint_interval_s"),
@@ -69,153 +82,17 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "policies": ("dir",),
     # [services.rest] / [services.sap] are checked by adapters.settings, which owns their keys.
     "services": ("id", "adapter", "address", "timeout_s", "rest", "sap"),
-    "admin": ("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+    "admin": (
+        *("listen", "issuer", "audience", "public_keys", "algorithms", "roles_claim"),
+        *("jwks_url", "jwks_ca", "jwks_refresh_s"),
+    ),
+    # Operators (issue 17): /metrics, and the log format.
+    "metrics": ("listen",),
+    "logging": ("format",),
 }
-
-_MIB = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCertificate:
-    """A local agency system authenticated by the client certificate it presents (pinned)."""
-
-    subsystem: SubsystemId
-    certificate: Path
-
-
-@dataclass(frozen=True, slots=True)
-class JwtConfig:
-    issuer: str
-    audience: str
-    public_keys: tuple[Path, ...]
-    algorithms: tuple[str, ...] = ("ES256", "EdDSA")
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceBinding:
-    """A service this gateway provides, and how it reaches the backend."""
-
-    service: ServiceId
-    adapter: str  # "grpc" | "rest" | "sap_odata"
-    address: str
-    timeout_s: float = 30.0
-    # The adapter's own table ([services.rest] / [services.sap]); None for gRPC.
-    settings: RestSettings | SapSettings | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditConfig:
-    spool_dir: Path
-    strict: bool = False
-    # Read but no longer used by the gateway: the streams are the operator's, provisioned at the
-    # replicas the backbone has (crossway nats provision --replicas); gateways create no stream.
-    replicas: int = 1
-    stream: str = "CROSSWAY_AUDIT"
-    # Seconds between signed Merkle checkpoints of this gateway's audit log; 0 turns them off.
-    checkpoint_interval_s: float = 1.0
-    # Payload archiving (off by default): bodies sealed to these auditors' raw X25519 public keys.
-    archive_payloads: bool = False
-    auditor_keys: tuple[bytes, ...] = ()
-    archive_spool_dir: Path | None = None
-    # Release answers before their record is durable (issue 12): a crash then loses records.
-    unsafe_release_before_durable: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AdminConfig:
-    """The admin port (policies): TLS with the gateway's certificate, JWT with a roles claim."""
-
-    listen: str
-    issuer: str
-    audience: str
-    public_keys: tuple[Path, ...]
-    algorithms: tuple[str, ...] = ("ES256", "EdDSA")
-    roles_claim: str = "roles"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What a caller or a peer gateway may ask of this gateway; ``[limits]`` (docs/limits-and-input.md).
-
-    ``max_message_bytes`` bounds one message of a call — a unary request or response, one message
-    of a stream — on the client port, and one envelope's body on the peer port. gRPC's own default
-    (4 MiB) is the default: large payloads go through streaming methods, which carry them in
-    signed chunks and never hold them whole. Memory per call is proportional to this bound.
-    """
-
-    max_message_bytes: int = 4 * _MIB
-    # The longest deadline a caller's call may carry out (the client gateway shortens longer ones)
-    # and a peer's signed header may ask for (the provider gateway refuses longer ones).
-    max_deadline_s: float = 600.0
-    # The caller's gRPC metadata on the client port: entries and total bytes of keys and values.
-    max_metadata_entries: int = 64
-    max_metadata_bytes: int = 8 * 1024
-
-    @property
-    def grpc_message_bytes(self) -> int:
-        """gRPC's own cap on one message, on every port and peer channel: the limit plus 1 MiB.
-
-        Up to the margin over the limit a message still reaches Crossway, which refuses it with
-        ``message.too_large`` and records it; beyond the margin gRPC refuses it before reading it
-        (``RESOURCE_EXHAUSTED``, in gRPC's words) — that is what bounds memory per message.
-        """
-        return self.max_message_bytes + _MIB
-
-    @property
-    def grpc_metadata_bytes(self) -> int:
-        """gRPC's cap on a call's metadata at the client port: well above ``max_metadata_bytes``,
-        so that metadata over the limit reaches Crossway and is refused with a reason."""
-        return max(64 * 1024, 4 * self.max_metadata_bytes)
 
 
 _DEFAULT_LIMITS = Limits()
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayConfig:
-    source: Path
-    gateway_id: GatewayId
-    data_dir: Path
-    client_listen: str
-    peer_listen: str
-    nats_url: str  # "" → start an embedded nats-server in data_dir; several URLs comma-separated
-    registry_anchor: Path
-    registry_source: str  # "nats" | "file:PATH" | "grpc:HOST:PORT"
-    tls_key: Path
-    tls_certificate: Path
-    signing_key: Path
-    signing_certificate: Path
-    encryption_key: Path | None
-    # Read from the environment variable the file names; never printed (repr=False).
-    key_passphrase: bytes | None = field(repr=False)
-    client_certificates: tuple[ClientCertificate, ...]
-    jwt: JwtConfig | None
-    services: tuple[ServiceBinding, ...]
-    policy_dir: Path | None
-    audit: AuditConfig
-    tracing_export: Path | None
-    max_clock_skew_s: int = 60
-    default_timeout_s: float = 30.0
-    admin: AdminConfig | None = None
-    # Processes serving the same ports (SO_REUSEPORT), so one gateway can use every core.
-    workers: int = 1
-    # "uvloop" (default) or "asyncio": the event loop the gateway's processes run on.
-    event_loop: str = "uvloop"
-    # Unary exchanges to provider gateways over one Multiplex stream per peer (else one Call each).
-    peer_multiplex: bool = True
-    # Connections per provider gateway address (spreads exchanges over a provider's workers).
-    peer_connections: int = 1
-    limits: Limits = Limits()
-    # The gateway's NATS identity (required with nats_url): the servers' CA, its certificate and key.
-    nats_ca: Path | None = None
-    nats_certificate: Path | None = None
-    nats_key: Path | None = None
-    # The replay window in NATS KV, shared with the member's other gateways (else per host).
-    shared_replay: bool = False
-
-    @property
-    def member(self) -> str:
-        return str(self.gateway_id.member)
 
 
 class _Reader:
@@ -300,9 +177,12 @@ def _passphrase(keys: _Reader, environ: Mapping[str, str]) -> bytes | None:
 def _admin(section: _Reader) -> AdminConfig | None:
     if not section.table:
         return None
+    jwks = _jwks(section)
     keys_raw = section.table.get("public_keys", [])
-    if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
-        raise section._fail("public_keys", "must list at least one PEM file", 'public_keys = ["admin-idp.pem"]')
+    if not isinstance(keys_raw, list) or not (keys_raw or jwks) or not all(isinstance(k, str) for k in keys_raw):
+        raise section._fail(
+            "public_keys", "must list at least one PEM file (or set jwks_url)", 'public_keys = ["admin-idp.pem"]'
+        )
     return AdminConfig(
         listen=section.text("listen", "127.0.0.1:0"),
         issuer=section.text("issuer"),
@@ -310,7 +190,18 @@ def _admin(section: _Reader) -> AdminConfig | None:
         public_keys=tuple((section.source.parent / k).resolve() for k in keys_raw),
         algorithms=_algorithms(section),
         roles_claim=section.text("roles_claim", "roles"),
+        jwks=jwks,
     )
+
+
+def _jwks(section: _Reader) -> JwksConfig | None:
+    """``jwks_url`` (https://, or http:// on loopback), ``jwks_ca``, ``jwks_refresh_s`` of a token table."""
+    url = section.text("jwks_url", "")
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")):
+        raise section._fail("jwks_url", f"must be an https:// URL, got {url!r}", 'jwks_url = "https://idp/jwks.json"')
+    return JwksConfig(url, section.optional_path("jwks_ca"), section.number("jwks_refresh_s", 300.0))
 
 
 def _auditor_keys(audit: _Reader) -> tuple[bytes, ...]:
@@ -456,6 +347,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     limits = top.sub("limits", required=False).only("limits")
     policies = top.sub("policies", required=False).only("policies")
     admin = top.sub("admin", required=False).only("admin")
+    metrics = top.sub("metrics", required=False).only("metrics")
+    logs = top.sub("logging", required=False).only("logging")
     top.only("top")  # after the required tables: a renamed [gateway] is reported as missing
     data_dir = gw.path("data_dir")
     default_timeout_s = security.number("default_timeout_s", 30.0)
@@ -465,14 +358,18 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     jwt = None
     if "jwt" in client_auth.table:
         j = client_auth.sub("jwt").only("client_auth.jwt")
+        jwks = _jwks(j)
         keys_raw = j.table.get("public_keys", [])
-        if not keys_raw or not all(isinstance(k, str) for k in keys_raw):
-            raise j._fail("public_keys", "must list at least one PEM file", 'public_keys = ["idp.pem"]')
+        if not isinstance(keys_raw, list) or not (keys_raw or jwks) or not all(isinstance(k, str) for k in keys_raw):
+            raise j._fail(
+                "public_keys", "must list at least one PEM file (or set jwks_url)", 'public_keys = ["idp.pem"]'
+            )
         jwt = JwtConfig(
             issuer=j.text("issuer"),
             audience=j.text("audience"),
             public_keys=tuple((source.parent / k).resolve() for k in keys_raw),
             algorithms=_algorithms(j),
+            jwks=jwks,
         )
     services = tuple(
         ServiceBinding(
@@ -522,4 +419,21 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         peer_multiplex=gw.flag("peer_multiplex", True),
         peer_connections=_count(gw, "peer_connections", 1, 64, "peer_connections = 2 (one per provider worker)"),
         limits=_limits(limits, default_timeout_s),
+        metrics_listen=_metrics_listen(metrics),
+        log_format=_log_format(logs),
     )
+
+
+def _metrics_listen(metrics: _Reader) -> str:
+    listen = metrics.text("listen", "")
+    _, sep, port = listen.rpartition(":")
+    if listen and (not sep or not port.isdigit() or int(port) > 65535):
+        raise metrics._fail("listen", f"must be HOST:PORT, got {listen!r}", 'e.g. listen = "127.0.0.1:9464"')
+    return listen
+
+
+def _log_format(logs: _Reader) -> str:
+    value = logs.text("format", "text")
+    if value not in LOG_FORMATS:
+        raise logs._fail("format", f"must be one of {', '.join(LOG_FORMATS)}, got {value!r}", 'e.g. format = "json"')
+    return value

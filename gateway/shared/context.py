@@ -22,6 +22,7 @@ from crossway.core.errors import AuditUnavailable, CrosswayError, Hop, error_cla
 from crossway.core.ids import GatewayId, MemberId
 from crossway.security.signing import Signer
 from gateway.shared.config import Limits
+from gateway.shared.metrics import NO_METRICS, ExchangeMetrics
 from gateway.shared.recorder import ExchangeRecorder
 from gateway.wire.frames import ExchangeStatus
 from registry.configuration import VerifiedConfiguration
@@ -63,6 +64,9 @@ class GatewayContext:
     # [limits]: message size, deadline and metadata bounds (issue 13).
     limits: Limits = field(default_factory=Limits)
     _key_cache: dict[tuple[int, str, str], Any] = field(default_factory=dict)
+
+    # Exchanges counted for /metrics and OTLP, from each side's record (issue 17); off by default.
+    metrics: ExchangeMetrics = NO_METRICS
 
     @property
     def member(self) -> str:
@@ -107,6 +111,7 @@ class GatewayContext:
         record stays queued (it is delivered when NATS or the disk come back).
         """
         record = exchange.record(str(self.gateway_id))
+        self.metrics.exchange(record)  # every side of every exchange passes here: counted once
         if self.archive is not None and exchange.bodies is not None:
             self.archive.submit(record, *exchange.bodies)
         if self.unsafe_release_before_durable:

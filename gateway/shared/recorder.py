@@ -27,6 +27,7 @@ import grpc
 from audit.trail.record import FIELD_LIMITS, MAX_WITHHELD, MAX_WITHHELD_CHARS, AuditRecord
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError, InternalError, MessageMalformed
+from crossway.logs import bind_exchange
 from gateway.wire.frames import SignedFrame
 
 __all__ = ["ExchangeRecorder"]
@@ -107,9 +108,11 @@ class ExchangeRecorder:
         self.message_id = self._bounded("message_id", message_id)
         self.user_id = self._bounded("user_id", user_id)
         self.purpose = self._bounded("purpose", purpose)
+        bind_exchange(message_id=self.message_id)  # the task's log lines carry it from here on
 
     def traced(self, trace_id: int) -> None:
         self.trace_id = format(trace_id, "032x")
+        bind_exchange(trace_id=self.trace_id)
 
     def add_request(self, body: bytes) -> None:
         self.request_size += len(body)
@@ -186,6 +189,7 @@ class ExchangeRecorder:
         self.user_id = self._bounded("user_id", h.user_id)
         self.purpose = self._bounded("purpose", h.purpose)
         self.request_signature = frame.signature.value
+        bind_exchange(message_id=h.message_id)
 
     def end_user(self, user_id: str) -> None:
         self.user_id = self._bounded("user_id", user_id)

@@ -78,3 +78,12 @@ def test_a_weakened_evidence_stream_is_named_field_by_field() -> None:
     for what in ("deny_purge is off", "roll-ups", "max_age", "replica"):
         assert what in found
     assert weaknesses(wanted, wanted) == []
+
+
+def test_the_registry_log_id_is_the_one_the_registry_uses() -> None:
+    from crossway.backbone import registry_log_gateway
+    from registry.changes import registry_log_id
+
+    assert registry_log_gateway("EE") == str(registry_log_id("EE"))
+    grant = grant_for(NatsIdentity(NatsRole.REGISTRY, "EE"))
+    assert audit_subject(registry_log_gateway("EE")) in grant.publish

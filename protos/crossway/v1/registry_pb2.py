@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/crossway/v1/registry.proto\x12\x0b\x63rossway.v1\"O\n\x0bGatewayInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cpeer_address\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x03(\t\"\x1b\n\rSubsystemInfo\x12\n\n\x02id\x18\x01 \x01(\t\"\xfa\x01\n\nMemberInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nsubsystems\x18\x03 \x03(\x0b\x32\x1a.crossway.v1.SubsystemInfo\x12*\n\x08gateways\x18\x04 \x03(\x0b\x32\x18.crossway.v1.GatewayInfo\x12\x1c\n\x14signing_certificates\x18\x05 \x03(\x0c\x12\x1d\n\x15\x65ncryption_public_key\x18\x06 \x01(\x0c\x12\x1e\n\x16user_token_public_keys\x18\x07 \x03(\x0c\x12\x19\n\x11user_token_issuer\x18\x08 \x01(\t\"R\n\x0bServiceInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x02 \x01(\x0c\x12\x1a\n\x12require_encryption\x18\x03 \x01(\x08\"(\n\tGroupInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"?\n\x0bWitnessInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06member\x18\x03 \x01(\t\"\xf3\x02\n\x15\x43onfigurationDocument\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\x04\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x05 \x01(\x03\x12\x17\n\x0f\x63\x61_certificates\x18\x06 \x03(\x0c\x12(\n\x07members\x18\x07 \x03(\x0b\x32\x17.crossway.v1.MemberInfo\x12*\n\x08services\x18\x08 \x03(\x0b\x32\x18.crossway.v1.ServiceInfo\x12&\n\x06groups\x18\t \x03(\x0b\x32\x16.crossway.v1.GroupInfo\x12\x17\n\x0frevoked_serials\x18\n \x03(\t\x12+\n\twitnesses\x18\x0b \x03(\x0b\x32\x18.crossway.v1.WitnessInfo\x12\x16\n\x0ewitness_quorum\x18\x0c \x01(\r\"J\n\x13SignedConfiguration\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\"/\n\x17GetConfigurationRequest\x12\x14\n\x0cknown_serial\x18\x01 \x01(\x04\x32\x66\n\x08Registry\x12Z\n\x10GetConfiguration\x12$.crossway.v1.GetConfigurationRequest\x1a .crossway.v1.SignedConfigurationB\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/crossway/v1/registry.proto\x12\x0b\x63rossway.v1\"O\n\x0bGatewayInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cpeer_address\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x03(\t\"\x1b\n\rSubsystemInfo\x12\n\n\x02id\x18\x01 \x01(\t\"\xfa\x01\n\nMemberInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nsubsystems\x18\x03 \x03(\x0b\x32\x1a.crossway.v1.SubsystemInfo\x12*\n\x08gateways\x18\x04 \x03(\x0b\x32\x18.crossway.v1.GatewayInfo\x12\x1c\n\x14signing_certificates\x18\x05 \x03(\x0c\x12\x1d\n\x15\x65ncryption_public_key\x18\x06 \x01(\x0c\x12\x1e\n\x16user_token_public_keys\x18\x07 \x03(\x0c\x12\x19\n\x11user_token_issuer\x18\x08 \x01(\t\"R\n\x0bServiceInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x02 \x01(\x0c\x12\x1a\n\x12require_encryption\x18\x03 \x01(\x08\"(\n\tGroupInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"?\n\x0bWitnessInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06member\x18\x03 \x01(\t\"\x85\x03\n\x15\x43onfigurationDocument\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\x04\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x05 \x01(\x03\x12\x17\n\x0f\x63\x61_certificates\x18\x06 \x03(\x0c\x12(\n\x07members\x18\x07 \x03(\x0b\x32\x17.crossway.v1.MemberInfo\x12*\n\x08services\x18\x08 \x03(\x0b\x32\x18.crossway.v1.ServiceInfo\x12&\n\x06groups\x18\t \x03(\x0b\x32\x16.crossway.v1.GroupInfo\x12\x17\n\x0frevoked_serials\x18\n \x03(\t\x12+\n\twitnesses\x18\x0b \x03(\x0b\x32\x18.crossway.v1.WitnessInfo\x12\x16\n\x0ewitness_quorum\x18\x0c \x01(\r\x12\x10\n\x08\x64isabled\x18\x14 \x03(\t\"\x81\x01\n\x13SignedConfiguration\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x35\n\x10key_endorsements\x18\x14 \x03(\x0b\x32\x1b.crossway.v1.KeyEndorsement\"7\n\x0eKeyEndorsement\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\x17GetConfigurationRequest\x12\x14\n\x0cknown_serial\x18\x01 \x01(\x04\x32\x66\n\x08Registry\x12Z\n\x10GetConfiguration\x12$.crossway.v1.GetConfigurationRequest\x1a .crossway.v1.SignedConfigurationB\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,11 +45,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WITNESSINFO']._serialized_start=539
   _globals['_WITNESSINFO']._serialized_end=602
   _globals['_CONFIGURATIONDOCUMENT']._serialized_start=605
-  _globals['_CONFIGURATIONDOCUMENT']._serialized_end=976
-  _globals['_SIGNEDCONFIGURATION']._serialized_start=978
-  _globals['_SIGNEDCONFIGURATION']._serialized_end=1052
-  _globals['_GETCONFIGURATIONREQUEST']._serialized_start=1054
-  _globals['_GETCONFIGURATIONREQUEST']._serialized_end=1101
-  _globals['_REGISTRY']._serialized_start=1103
-  _globals['_REGISTRY']._serialized_end=1205
+  _globals['_CONFIGURATIONDOCUMENT']._serialized_end=994
+  _globals['_SIGNEDCONFIGURATION']._serialized_start=997
+  _globals['_SIGNEDCONFIGURATION']._serialized_end=1126
+  _globals['_KEYENDORSEMENT']._serialized_start=1128
+  _globals['_KEYENDORSEMENT']._serialized_end=1183
+  _globals['_GETCONFIGURATIONREQUEST']._serialized_start=1185
+  _globals['_GETCONFIGURATIONREQUEST']._serialized_end=1232
+  _globals['_REGISTRY']._serialized_start=1234
+  _globals['_REGISTRY']._serialized_end=1336
 # @@protoc_insertion_point(module_scope)

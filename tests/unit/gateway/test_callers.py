@@ -32,6 +32,10 @@ class CountingVerifier:
         self.calls += 1
         return self.inner.verify(token)
 
+    @property
+    def key_generation(self) -> int:
+        return self.inner.key_generation
+
 
 @pytest.fixture(scope="module")
 def idp_key() -> Any:
