@@ -99,7 +99,7 @@ def _code(exc: grpc.aio.AioRpcError) -> str:
 async def _records_until(fed: Federation, found: Callable[[list[AuditRecord]], bool]) -> list[AuditRecord]:
     """The stream's records once ``found`` holds (records reach JetStream a moment after submit)."""
     for _ in range(50):
-        records = await fetch_records(fed.nats.url)
+        records = await fetch_records(fed.auditor)
         if found(records):
             return records
         await asyncio.sleep(0.1)
