@@ -17,8 +17,8 @@ from audit.trail import MemoryAuditSink
 from crossway.demo.federation import Agency, Federation
 from crossway.demo.inprocess import ShiftedClock
 from crossway.natslocal import LocalBackbone
-from crossway.security.natspki import NatsIdentity
 from crossway.security.keys import load_certificate, load_private_key
+from crossway.security.natspki import NatsIdentity
 from crossway.security.pki import cert_fingerprint
 from crossway.security.signing import Signer
 from gateway.delivery import DeliveryConfig, DeliveryService
