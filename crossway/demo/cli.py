@@ -78,6 +78,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
             print("or send registered mail as the court, and receive it as the business register:")
             print(f"  .venv/bin/crossway mail --profile {workdir}/court/profile send {MAILBOX} --id s-1 --text hello")
             print(f"  .venv/bin/crossway mail --profile {workdir}/business/profile receive")
+            print("or index the audit trail, as the audit index's NATS identity (nobody reads NATS anonymously):")
+            print(f"  .venv/bin/crossway audit index {' '.join(fed.nats_arguments(fed.index))} --once")
             console = await _start_console(fed, workdir / "console", verbose)
             print("Press Ctrl-C to stop.", flush=True)
             stop = asyncio.Event()

@@ -21,7 +21,6 @@ import pytest
 import gateway.shared.config as config_module
 from adapters import settings as adapter_settings
 from adapters.settings import RestSettings, SapSettings
-from crossway.core.errors import ConfigError
 from gateway.shared.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +28,6 @@ REFERENCE = ROOT / "docs" / "gateway.toml"
 # The environment the reference names (password_env); a stand-in value, never a real secret.
 ENVIRON = {"SAP_PASSWORD": "stand-in"}
 FILE_SUFFIXES = (".pem", ".crt", ".key", ".pub")
-# Issue 11: a [nats] url needs the gateway's NATS identity (ca, certificate, key) and the loader reads
-# urls and shared_replay too; docs/gateway.toml (owned by the docs work) does not show them yet. Remove
-# this marker once its [nats] table has them (the snippet is in the backbone branch's hand-over).
-NATS_IDENTITY_NOT_YET_DOCUMENTED = pytest.mark.xfail(
-    reason="docs/gateway.toml [nats] lacks ca/certificate/key (issue 11)", raises=ConfigError, strict=False
-)
 
 
 class _Recording(dict[str, Any]):
@@ -144,7 +137,6 @@ def _tables_opened_by(modules: Iterable[Any]) -> set[str]:
     return names
 
 
-@NATS_IDENTITY_NOT_YET_DOCUMENTED
 def test_the_reference_gateway_toml_loads_with_the_real_loader(reference: Path) -> None:
     config = load_config(reference, environ=ENVIRON)
     assert str(config.gateway_id) == "EE/GOV/70000002/gw1"
@@ -165,7 +157,6 @@ def test_the_reference_gateway_toml_loads_with_the_real_loader(reference: Path) 
     }
 
 
-@NATS_IDENTITY_NOT_YET_DOCUMENTED
 def test_every_key_set_in_the_reference_is_one_the_loader_reads(
     reference: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,7 +166,6 @@ def test_every_key_set_in_the_reference_is_one_the_loader_reads(
     assert sorted(set(_paths(document)) - asked) == []
 
 
-@NATS_IDENTITY_NOT_YET_DOCUMENTED
 def test_every_key_the_loader_reads_is_set_or_shown_in_the_reference(
     reference: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
