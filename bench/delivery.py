@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from crossway.bus import Names
 from crossway.core.ids import SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
 from crossway.natsclient import NatsAccess, connect_when_up
@@ -187,14 +188,19 @@ class _Crossway:
 
 
 class _JetStream:
-    """Bare JetStream: publish (acked), a pull consumer fetches and acks, the publisher is told."""
+    """Bare JetStream: publish (acked), a pull consumer fetches and acks, the publisher is told.
 
-    def __init__(self, access: NatsAccess, payload: bytes) -> None:
+    On the same secured backbone, as the sender gateway's own NATS identity (TLS, its permissions):
+    a subject of its own on its member's chunk stream, which no worker consumes."""
+
+    def __init__(self, access: NatsAccess, names: Names, payload: bytes) -> None:
         self._access, self._payload = access, payload
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._nc: Any = None
-        self._stream = f"BENCH_BASELINE_{os.urandom(3).hex().upper()}"
+        self._tag = f"bench-{os.urandom(4).hex()}"
+        self._stream = names.chunks_stream
+        self._subject = names.chunks(self._tag)
 
     async def start(self) -> None:
         async def quiet(*_: object) -> None:
@@ -210,9 +216,8 @@ class _JetStream:
             on_reconnected=quiet,
         )
         js = self._nc.jetstream(timeout=30)
-        await js.add_stream(name=self._stream, subjects=[f"bench.{self._stream}"])
         self._js = js
-        self._sub = await js.pull_subscribe(f"bench.{self._stream}", durable="baseline", stream=self._stream)
+        self._sub = await js.pull_subscribe(self._subject, durable=self._tag, stream=self._stream)
         self._task = asyncio.create_task(self._consume())
 
     async def _consume(self) -> None:
@@ -233,10 +238,10 @@ class _JetStream:
             await asyncio.gather(*(ack(m) for m in msgs))
 
     async def one(self, n: int) -> None:
-        key = f"m-{n}"
+        key = f"{self._tag}-{n}"
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
-        await self._js.publish(f"bench.{self._stream}", self._payload, headers={"Nats-Msg-Id": key})
+        await self._js.publish(self._subject, self._payload, headers={"Nats-Msg-Id": key})
         await asyncio.wait_for(future, 60)
 
     async def aclose(self) -> None:
@@ -245,7 +250,7 @@ class _JetStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await self._js.delete_stream(self._stream)
+            await self._js.delete_consumer(self._stream, self._tag)
         with contextlib.suppress(Exception):
             await self._nc.close()
 
@@ -266,7 +271,7 @@ async def measure(
         workdir, require_encryption=False, customize_registry=_registry, customize_gateway=_gateway
     ) as fed:
         crossway = _Crossway(fed, payload)
-        baseline = _JetStream(fed.nats.admin_access(), payload)  # the same TLS backbone
+        baseline = _JetStream(fed.gateway_nats(fed.tax), Names(fed.tax.gateway), payload)
         crossway.start()
         await baseline.start()
         try:
