@@ -41,7 +41,7 @@ from crossway.security.keys import (
     save_pem,
     save_private_key,
 )
-from crossway.security.pki import CertificateRequestInvalid, create_ca
+from crossway.security.pki import CertificateRequestInvalid, create_ca, key_usage
 
 __all__ = [
     "NATS_URI_SCHEME",
@@ -92,20 +92,6 @@ def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
     return csr
 
 
-def _usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 class NatsCA:
     """The CA of NATS identities: ``nats-ca.pem`` and ``nats-ca.key`` in one directory."""
 
@@ -145,7 +131,7 @@ class NatsCA:
             .not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(), critical=True)
+            .add_extension(key_usage(digital_signature=True, content_commitment=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         )
 

@@ -33,6 +33,7 @@ from crossway.security.keys import PrivateKey
 
 __all__ = [
     "GATEWAY_URI_SCHEME",
+    "key_usage",
     "CertKind",
     "CertificateInfo",
     "CertificateRequestInvalid",
@@ -177,7 +178,7 @@ def build_csr(
     )
 
 
-def _key_usage(*, digital_signature: bool, content_commitment: bool) -> x509.KeyUsage:
+def key_usage(*, digital_signature: bool, content_commitment: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=content_commitment,
@@ -285,14 +286,14 @@ def issue_certificate(
     )
     if kind is CertKind.TLS:
         builder = builder.add_extension(
-            _key_usage(digital_signature=True, content_commitment=False), critical=True
+            key_usage(digital_signature=True, content_commitment=False), critical=True
         ).add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
         names += _csr_host_names(csr)
     else:
         # Non-repudiation (content_commitment): signatures made with this key are evidence.
-        builder = builder.add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
+        builder = builder.add_extension(key_usage(digital_signature=True, content_commitment=True), critical=True)
     builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(signer, _hash_for(signer))
 
