@@ -1,0 +1,199 @@
+"""The topics room's NATS plumbing, on the delivery room's connection: two streams, one KV bucket,
+and the records kept in it (a subscription at the publisher's gateway, and at the subscriber's).
+
+Records change only by compare-and-set (``update``), so the fan-out worker, Subscribe, Receive
+and Ack never overwrite one another's changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypeVar
+
+import nats.js.errors
+from nats.js.api import KeyValueConfig, StorageType, StreamConfig
+from nats.js.kv import KeyValue
+
+from gateway.delivery.errors import DeliveryBusy
+from gateway.delivery.store import DeliveryStore
+from gateway.topics.subjects import EVENTS_STREAM, INBOX_STREAM, STATE_BUCKET
+
+__all__ = ["Mine", "Subscription", "TopicStore"]
+
+_STREAMS = (
+    (EVENTS_STREAM, "crossway.topics.events.>", "Crossway topics: signed events as published"),
+    (INBOX_STREAM, "crossway.topics.inbox.>", "Crossway topics: events accepted for a subscriber"),
+)
+_CAS_ATTEMPTS = 50
+
+R = TypeVar("R", "Subscription", "Mine")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """At the publisher's gateway: who subscribed, and how far its delivery got."""
+
+    id: str
+    topic: str
+    subscriber: str
+    purpose: str
+    start: int
+    created_ms: int
+    state: str = "active"  # | "refused" | "failed"
+    relayed: int = 0  # last sequence the subscriber's gateway accepted
+    handed_over: int = 0  # last sequence it reported handed over
+    failures: int = 0  # relay attempts that failed (retried)
+    refusals: int = 0
+    stopped_at: int = 0  # the sequence refused (nothing from it on is delivered)
+    reason: str = ""
+    policy_version: str = ""
+    stream_start: int = 0  # the events stream sequence its fan-out consumer starts at (0: the first)
+    notified: bool = False  # the subscriber's gateway holds the refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Mine:
+    """At the subscriber's gateway: a subscription its system asked for."""
+
+    id: str
+    topic: str
+    publisher: str
+    subscriber: str
+    purpose: str
+    start: int
+    next: int  # the sequence expected next
+    last_hash: str = ""  # hex SHA-256 of the last accepted event's header
+    handed_over: int = 0
+    state: str = "active"
+    stopped_at: int = 0
+    reason: str = ""
+
+
+class TopicStore:
+    def __init__(self, delivery: DeliveryStore, retention_s: float) -> None:
+        self.delivery = delivery
+        self._retention_s = retention_s
+        self.kv: KeyValue | None = None
+
+    @property
+    def js(self) -> Any:
+        assert self.delivery.js is not None
+        return self.delivery.js
+
+    async def ensure(self) -> None:
+        js = self.js
+        for name, subjects, description in _STREAMS:
+            try:
+                await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                config = StreamConfig(
+                    name=name,
+                    subjects=[subjects],
+                    description=description,
+                    storage=StorageType.FILE,
+                    max_age=self._retention_s,
+                    duplicate_window=min(3600.0, self._retention_s),
+                    deny_delete=True,
+                    deny_purge=True,
+                )
+                with contextlib.suppress(nats.js.errors.BadRequestError):
+                    await js.add_stream(config)
+        try:
+            self.kv = await js.key_value(STATE_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            try:
+                self.kv = await js.create_key_value(
+                    KeyValueConfig(
+                        bucket=STATE_BUCKET,
+                        description="Crossway topics: subscriptions and key heads",
+                        history=1,
+                        storage=StorageType.FILE,
+                    )
+                )
+            except nats.js.errors.BadRequestError:
+                self.kv = await js.key_value(STATE_BUCKET)
+
+    async def get(self, key: str, cls: type[R]) -> tuple[R, int] | None:
+        assert self.kv is not None
+        try:
+            entry = await self.kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        return cls(**json.loads(entry.value)), int(entry.revision or 0)
+
+    async def create(self, key: str, record: Subscription | Mine) -> bool:
+        assert self.kv is not None
+        try:
+            await self.kv.create(key, json.dumps(asdict(record)).encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def update(self, key: str, cls: type[R], change: Callable[[R], R | None]) -> R | None:
+        """Apply ``change`` by compare-and-set; None when the record is gone or ``change`` declined."""
+        assert self.kv is not None
+        for _ in range(_CAS_ATTEMPTS):
+            current = await self.get(key, cls)
+            if current is None:
+                return None
+            record, revision = current
+            after = change(record)
+            if after is None or after == record:
+                return record if after is not None else None
+            try:
+                await self.kv.update(key, json.dumps(asdict(after)).encode(), last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            return after
+        raise DeliveryBusy(f"topic record {key} keeps changing; retry")
+
+    async def index(self, key: str) -> list[str]:
+        """An id list kept in one key (listing keys would need an unnamed consumer: not granted)."""
+        assert self.kv is not None
+        try:
+            entry = await self.kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return []
+        return list(json.loads(entry.value or b"[]"))
+
+    async def add_to_index(self, key: str, item: str) -> None:
+        assert self.kv is not None
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                entry = await self.kv.get(key)
+                items, revision = list(json.loads(entry.value or b"[]")), int(entry.revision or 0)
+            except nats.js.errors.KeyNotFoundError:
+                items, revision = [], 0
+            if item in items:
+                return
+            data = json.dumps([*items, item]).encode()
+            try:
+                if revision:
+                    await self.kv.update(key, data, last=revision)
+                else:
+                    await self.kv.create(key, data)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            return
+        raise DeliveryBusy(f"topic index {key} keeps changing; retry")
+
+    async def counter(self, key: str) -> int:
+        assert self.kv is not None
+        try:
+            entry = await self.kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return 0
+        return int(entry.value or b"0")
+
+    async def set_counter(self, key: str, value: int) -> None:
+        assert self.kv is not None
+        await self.kv.put(key, str(value).encode())
+
+
+def stopped(record: R, sequence: int, reason: str, state: str = "refused") -> R:
+    return replace(record, state=state, stopped_at=sequence, reason=reason[:300])
