@@ -101,6 +101,7 @@ class SubscriberDesk:
             purpose,
             int(info.start_sequence),
             int(info.start_sequence),
+            handed_over=int(info.start_sequence) - 1,  # nothing before the start is ever offered
         )
         if await self._store.create(self._names.mine_key(mine.id), mine):
             await self._store.add_to_index(self._names.mine_index, mine.id)
