@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.audit_publish --records 50000
 
-Starts a private nats-server (port 0, temporary data dir), submits records as fast as the
-request path would, and reports the submit() cost and end-to-end acked records per second,
-counted from the stream itself.
+Starts a private nats-server (port 0, temporary data dir) secured as in production — TLS 1.3,
+the gateway connecting with its certificate-mapped identity and least-privilege permissions —
+submits records as fast as the request path would, and reports the submit() cost and end-to-end
+acked records per second, counted from the stream itself (by an auditor identity).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 from audit.trail.count import count_stream_records
 from audit.trail.jetstream import JetStreamAuditSink
 from audit.trail.samples import sample_record
-from crossway.natsbox import EmbeddedNats
+from crossway.natslocal import LocalBackbone
+from crossway.security.natspki import NatsIdentity, NatsRole
 
 __all__ = ["AuditBench", "main", "measure"]
 
@@ -37,10 +39,13 @@ class AuditBench:
 async def measure(records: int = 50_000, max_in_flight: int = 1024) -> AuditBench:
     """Publish ``records`` through a real sink into a private nats-server (used by ``make bench``)."""
     with tempfile.TemporaryDirectory(prefix="crossway-audit-bench-") as tmp:
-        async with EmbeddedNats(Path(tmp) / "nats") as server:
+        async with LocalBackbone(Path(tmp) / "nats") as server:
+            gateway = "EE/GOV/70000001/gw1"
+            access = await server.grant(NatsIdentity.gateway(gateway))
+            auditor = await server.grant(NatsIdentity(NatsRole.AUDITOR, "bench"))
             batch = [sample_record(i) for i in range(records)]
             sink = JetStreamAuditSink(
-                server.url, gateway_id="EE/GOV/70000001/gw1", spool_dir=Path(tmp) / "spool", max_in_flight=max_in_flight
+                access, gateway_id=gateway, spool_dir=Path(tmp) / "spool", max_in_flight=max_in_flight
             )
             await sink.start()
             t0 = time.perf_counter()
@@ -49,7 +54,7 @@ async def measure(records: int = 50_000, max_in_flight: int = 1024) -> AuditBenc
             t_submit = time.perf_counter() - t0
             await sink.aclose()  # drains: returns once every record is acked (or spooled, reported below)
             t_acked = time.perf_counter() - t0
-            stored = await count_stream_records(server.url)
+            stored = await count_stream_records(auditor)
     stats = sink.stats
     return AuditBench(records, t_submit / records * 1e6, records / t_acked, stored, stats.acked, stats.spooled)
 

@@ -30,7 +30,7 @@ import grpc
 
 from crossway.core.ids import SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
-from crossway.natsclient import connect_when_up
+from crossway.natsclient import NatsAccess, connect_when_up
 from crossway.security.keys import save_pem
 from crossway.security.tokens import mint_token
 from protos.crossway.v1 import delivery_pb2 as dpb
@@ -189,8 +189,8 @@ class _Crossway:
 class _JetStream:
     """Bare JetStream: publish (acked), a pull consumer fetches and acks, the publisher is told."""
 
-    def __init__(self, url: str, payload: bytes) -> None:
-        self._url, self._payload = url, payload
+    def __init__(self, access: NatsAccess, payload: bytes) -> None:
+        self._access, self._payload = access, payload
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._nc: Any = None
@@ -201,7 +201,7 @@ class _JetStream:
             return None
 
         self._nc, _ = await connect_when_up(
-            self._url,
+            self._access,
             name="bench-baseline",
             connect_timeout=2,
             retry_interval=0.2,
@@ -266,7 +266,7 @@ async def measure(
         workdir, require_encryption=False, customize_registry=_registry, customize_gateway=_gateway
     ) as fed:
         crossway = _Crossway(fed, payload)
-        baseline = _JetStream(fed.nats.url, payload)
+        baseline = _JetStream(fed.nats.admin_access(), payload)  # the same TLS backbone
         crossway.start()
         await baseline.start()
         try:

@@ -77,7 +77,7 @@ async def _expected_records(fed: Federation, expected: int, settle_s: float = 30
     deadline = time.monotonic() + settle_s
     counted, stable_since = -1, time.monotonic()
     while True:
-        now = await count_stream_records(fed.nats.url)
+        now = await count_stream_records(fed.auditor)
         if now != counted:
             counted, stable_since = now, time.monotonic()
         if counted >= expected or time.monotonic() - stable_since > 5 or time.monotonic() > deadline:

@@ -32,8 +32,12 @@ def _registry_cosigner(args: argparse.Namespace) -> object | None:
     from pathlib import Path
 
     from audit.index.cosigner import RegistryCosigner
+    from crossway.natsclient import access_from_arguments
 
-    return RegistryCosigner(args.nats, Path(args.dir))
+    access = access_from_arguments(args)
+    assert access is not None
+    # The registry's identity may cosign (crossway.natsauth): one identity for the one process.
+    return RegistryCosigner(access, Path(args.dir))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -47,6 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from audit.index.cli import add_commands as add_audit
     from console.cli import add_commands as add_console
     from crossway.demo.cli import add_commands as add_demo
+    from crossway.natscli import add_commands as add_nats
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
     from gateway.delivery.cli import add_commands as add_mail
@@ -61,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_console(sub)
     add_mail(sub)
     add_topic(sub)
+    add_nats(sub)
     return parser
 
 

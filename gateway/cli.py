@@ -100,11 +100,15 @@ def _init(args: argparse.Namespace) -> int:
     )
     print(f"keys and certificate requests for {args.id} written to {paths.directory}")
     print(f"  the TLS request names {', '.join((*dns_names, *ip_addresses))}")
-    print(f"  send {paths.tls_csr.name} and {paths.signing_csr.name} to the registry operator:")
+    print(f"  send {paths.tls_csr.name}, {paths.signing_csr.name} and {paths.nats_csr.name} to the registry operator:")
     print(f"    crossway registry cert issue --csr {paths.tls_csr} --kind tls --gateway {args.id} -o tls.crt")
     print(
         f"    crossway registry cert issue --csr {paths.signing_csr} --kind sign --member "
         f"{GatewayId.parse(args.id).member} -o signing.crt"
+    )
+    print(
+        f"    crossway registry nats issue --csr {paths.nats_csr} --role gateway --name {args.id} -o nats.crt"
+        "   (its identity on NATS)"
     )
     print(f"  and register {paths.encryption_public.name} with `crossway registry member encryption-key`")
     return 0

@@ -5,9 +5,11 @@
     tls.key / tls.csr          the gateway's TLS (authentication) key and its request
     signing.key / signing.csr  the member's message-signing key and its request
     encryption.key / encryption.pub   X25519 key for end-to-end body encryption (raw public)
+    nats.key / nats.csr        the gateway's identity on the NATS backbone
 
 The registry operator issues ``tls.crt`` and ``signing.crt`` from the CSRs (``crossway
-registry cert issue``); they are placed beside the keys.
+registry cert issue``) and ``nats.crt`` (``crossway registry nats issue``); they are placed
+beside the keys.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from crossway.security.keys import (
     save_private_key,
     x25519_public_raw,
 )
+from crossway.security.natspki import request_identity
 from crossway.security.pki import build_csr, gateway_uri
 
 __all__ = ["GatewayKeyPaths", "provision_gateway"]
@@ -57,6 +60,18 @@ class GatewayKeyPaths:
     @property
     def signing_certificate(self) -> Path:
         return self.directory / "signing.crt"
+
+    @property
+    def nats_key(self) -> Path:
+        return self.directory / "nats.key"
+
+    @property
+    def nats_csr(self) -> Path:
+        return self.directory / "nats.csr"
+
+    @property
+    def nats_certificate(self) -> Path:
+        return self.directory / "nats.crt"
 
     @property
     def encryption_key(self) -> Path:
@@ -93,4 +108,5 @@ def provision_gateway(
     encryption_key = generate_x25519_key()
     save_private_key(paths.encryption_key, encryption_key, passphrase)
     paths.encryption_public.write_bytes(x25519_public_raw(encryption_key))
+    request_identity(directory, "nats", passphrase)
     return paths

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,18 +18,19 @@ import grpc
 from adapters import Adapter, AdapterHealth, build_adapter
 from audit.trail import (
     ARCHIVE_STREAM,
-    ARCHIVE_SUBJECTS,
     ArchivedPayload,
     AuditCheckpointer,
     JetStreamAuditSink,
     PayloadArchiver,
     archive_subject,
 )
+from crossway.backbone import NatsIdentity, replay_bucket
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
-from crossway.natsbox import EmbeddedNats
-from crossway.natsclient import wait_for_nats
+from crossway.natsclient import NatsAccess, wait_for_nats
+from crossway.natslocal import LocalBackbone
+from crossway.natsreplay import NatsReplayGuard
 from crossway.security.keys import load_certificate, load_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.replay import ReplayGuard
@@ -79,7 +81,7 @@ class Gateway:
         self._client_mtls_bind = client_mtls_port
         self._on_configuration = on_configuration
         self._clock = SystemClock()
-        self._nats: EmbeddedNats | None = None
+        self._backbone: LocalBackbone | None = None
         self._source: ConfigurationSource | None = None
         self._audit: JetStreamAuditSink | None = None
         self._checkpointer: AuditCheckpointer | None = None
@@ -103,6 +105,8 @@ class Gateway:
         self._delivery: DeliveryService | None = None
         self._topics: TopicService | None = None
         self.nats_url = ""
+        self.nats: NatsAccess | None = None
+        self._shared_replay: NatsReplayGuard | None = None
         # Metrics, OTLP export and vital signs (issue 17); worker 0 is the primary.
         self.observability = GatewayObservability(config, self._clock, worker=worker)
         self._verifiers = TokenVerifiers()  # owns the JWKS key sources of caller tokens
@@ -111,13 +115,10 @@ class Gateway:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.observability.start_telemetry()  # before anything records a span or a metric
-        # NATS: the configured URL, or our own embedded server.
-        self.nats_url = cfg.nats_url
-        if not self.nats_url:
-            self._nats = EmbeddedNats(cfg.data_dir / "nats")
-            await self._nats.start()
-            self.nats_url = self._nats.url
-        else:
+        # NATS: the configured servers as our identity, or our own embedded server.
+        nats = self.nats = await self._nats_access()
+        self.nats_url = nats.url
+        if cfg.nats_url:
             # Wait here, one log line per try and cancellable, rather than inside the first
             # connects of the components below (nats-py retries those forever, with a traceback
             # per try, and a stop signal could not end the wait).
@@ -136,9 +137,11 @@ class Gateway:
         anchor = load_anchor(cfg.registry_anchor)
         source: ConfigurationSource
         if cfg.registry_source.startswith("file:"):
-            source = FileConfigurationSource(cfg.source.parent / cfg.registry_source[5:], anchor, self._clock)
+            source = FileConfigurationSource(
+                cfg.source.parent / cfg.registry_source[5:], anchor, self._clock, mark=self._serial_mark
+            )
         elif cfg.registry_source == "nats":
-            source = NatsConfigurationSource(self.nats_url, anchor, self._clock)
+            source = NatsConfigurationSource(nats, anchor, self._clock, mark=self._serial_mark)
         else:
             raise ConfigError(
                 f"{cfg.source}: [registry] source: unknown {cfg.registry_source!r}", hint='use "nats" or "file:PATH"'
@@ -154,11 +157,7 @@ class Gateway:
                 cfg.gateway_id,
             )
         self._audit = JetStreamAuditSink(
-            self.nats_url,
-            gateway_id=str(cfg.gateway_id),
-            spool_dir=cfg.audit.spool_dir,
-            stream=cfg.audit.stream,
-            replicas=cfg.audit.replicas,
+            nats, gateway_id=str(cfg.gateway_id), spool_dir=cfg.audit.spool_dir, stream=cfg.audit.stream
         )
         await self._audit.start()
         archiver = None
@@ -167,14 +166,11 @@ class Gateway:
             archiver = PayloadArchiver(
                 cfg.audit.auditor_keys,
                 JetStreamAuditSink(
-                    self.nats_url,
+                    nats,
                     gateway_id=str(cfg.gateway_id),
                     spool_dir=cfg.audit.archive_spool_dir,
                     stream=ARCHIVE_STREAM,
-                    replicas=cfg.audit.replicas,
                     subject=archive_subject(str(cfg.gateway_id)),
-                    stream_subjects=ARCHIVE_SUBJECTS,
-                    description="Crossway archived payloads (encrypted to the auditors)",
                     decode=ArchivedPayload.from_json,
                 ),
             )
@@ -183,13 +179,12 @@ class Gateway:
         if cfg.audit.checkpoint_interval_s > 0 and self._audit_checkpoints:
             # Signed Merkle checkpoints of this gateway's log (issue 4); off the request path.
             self._checkpointer = AuditCheckpointer(
-                self.nats_url,
+                nats,
                 gateway_id=str(cfg.gateway_id),
                 signer=signer,
                 certificate_pem=cert_to_pem(signing_cert).decode(),
                 state_dir=cfg.data_dir / "audit-log",
                 stream=cfg.audit.stream,
-                replicas=cfg.audit.replicas,
                 interval_s=cfg.audit.checkpoint_interval_s,
             )
             await self._checkpointer.start()
@@ -229,17 +224,23 @@ class Gateway:
             )
         policies = self._policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
         provider = ProviderPipeline(
-            ctx, self._replay_guard(), policies, self._adapters, encryption_key, quotas=self._quotas()
+            ctx, await self._replay_guard(nats), policies, self._adapters, encryption_key, quotas=self._quotas()
         )
         # grpc.health.v1 on the client and admin ports (not the peer port: mTLS, for gateways only).
+        checkpointer = self._checkpointer
         health = self._health = GatewayHealth(
-            str(cfg.gateway_id), source, self._audit, policies if cfg.services else None, self._adapters
+            str(cfg.gateway_id),
+            source,
+            self._audit,
+            policies if cfg.services else None,
+            self._adapters,
+            audit_alarm=lambda: checkpointer.alarm if checkpointer is not None else None,
         )
         await health.start()
         # Policy versions pushed over NATS (every replica) and the admin port (when configured).
         self._admin = PolicyAdministration(
             cfg,
-            self.nats_url,
+            nats,
             ctx,
             signer,
             policies,
@@ -305,10 +306,11 @@ class Gateway:
         config = load_delivery_config(self.config.source)
         if not config.enabled:
             return None
+        assert self.nats is not None, "NATS access comes first"
         service = DeliveryService(
             ctx,
             config,
-            self.nats_url,
+            self.nats,
             callers=callers,
             peers=PeerVerifier(),
             encryption_key=encryption_key,
@@ -317,6 +319,49 @@ class Gateway:
         )
         await service.start()
         return service
+
+    @property
+    def _serial_mark(self) -> Path:
+        # The newest registry configuration serial applied here: survives restarts (no rollback).
+        return self.config.data_dir / "registry-serial.mark"
+
+    async def _nats_access(self) -> NatsAccess:
+        """Who this gateway is on NATS: its configured identity, or an embedded server's.
+
+        Embedded (no URL): a private backbone in the data dir — its own CA, server and users, the
+        streams provisioned once; worker processes are handed the primary's URL and use the
+        identity the primary was issued there.
+        """
+        cfg = self.config
+        identity = NatsIdentity.gateway(cfg.gateway_id)
+        embedded = cfg.data_dir / "nats"
+        if not cfg.nats_url:
+            self._backbone = LocalBackbone(embedded, members=(str(cfg.gateway_id.member),))
+            await self._backbone.start()
+            return await self._backbone.grant(identity)
+        if cfg.nats_ca is not None and cfg.nats_certificate is not None and cfg.nats_key is not None:
+            return NatsAccess.load(
+                cfg.nats_url,
+                ca_file=cfg.nats_ca,
+                cert_file=cfg.nats_certificate,
+                key_file=cfg.nats_key,
+                key_passphrase=cfg.key_passphrase,
+            )
+        if (embedded / "pki").is_dir():  # a worker of a primary that runs the embedded server
+            return LocalBackbone.existing_access(embedded, identity, cfg.nats_url)
+        raise ConfigError(
+            f"{cfg.source}: [nats] url is set but the gateway has no NATS identity (ca, certificate, key)",
+            hint="nobody connects to NATS anonymously: request a certificate from the registry",
+        )
+
+    async def _replay_guard(self, nats: NatsAccess) -> ReplayGuard:
+        # A member's gateways on separate hosts share one window in NATS KV (issue 11).
+        if self.config.shared_replay:
+            guard = NatsReplayGuard(nats, replay_bucket(self.config.gateway_id.member))
+            await guard.start()
+            self._shared_replay = guard
+            return guard
+        return self._disk_replay_guard()
 
     async def _start_observability(self, policies: PolicyManager | None) -> None:
         cfg, audit, checkpointer = self.config, self._audit, self._checkpointer
@@ -332,7 +377,7 @@ class Gateway:
             )
         )
 
-    def _replay_guard(self) -> ReplayGuard:
+    def _disk_replay_guard(self) -> ReplayGuard:
         # On disk, always: the window must survive a restart (a captured envelope replayed just
         # after one was accepted when it lived in memory), and worker processes share the peer
         # port, so a replayed message may reach any of them — they share the one file.
@@ -464,7 +509,9 @@ class Gateway:
             await self._checkpointer.aclose()  # a last checkpoint covering what was stored
         if self._source is not None:
             await self._source.aclose()
-        if self._nats is not None:
-            await self._nats.aclose()
+        if self._shared_replay is not None:
+            await self._shared_replay.aclose()
+        if self._backbone is not None:
+            await self._backbone.aclose()
         await self._verifiers.aclose()
         await self.observability.aclose()

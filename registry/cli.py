@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
+from crossway.natsclient import access_from_arguments, add_nats_arguments
 from crossway.security.keys import load_public_key, save_pem, x25519_public_raw
 from crossway.security.pki import CertKind
 
@@ -191,12 +192,13 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     authority = _open(args)
-    output = Path(args.output) if args.output else (None if args.nats else Path(args.dir) / "configuration.bin")
-    if args.nats:
+    nats = access_from_arguments(args)
+    output = Path(args.output) if args.output else (None if nats else Path(args.dir) / "configuration.bin")
+    if nats is not None:
         from registry.publisher import ConfigurationPublisher
 
         async def push() -> bytes:
-            publisher = ConfigurationPublisher(authority, args.nats, args.validity)
+            publisher = ConfigurationPublisher(authority, nats, args.validity)
             await publisher.start()
             await publisher.aclose()
             assert publisher.latest is not None
@@ -235,7 +237,68 @@ def _list(args: argparse.Namespace) -> int:
     for cert in store.certificates():
         state = f"revoked: {cert.revoke_reason}" if cert.revoked else "valid"
         print(f"cert {cert.serial}  {cert.kind}  {cert.gateway or cert.member}  {state}")
+    for nats_cert in store.nats_certificates():
+        state = f"revoked: {nats_cert.revoke_reason}" if nats_cert.revoked else "valid"
+        print(f"cert {nats_cert.serial}  nats  {nats_cert.role} {nats_cert.name}  {state}")
     return 0
+
+
+def _nats_issue(args: argparse.Namespace) -> int:
+    from crossway.security.natspki import NatsIdentity, NatsRole
+    from registry.backbone import RegistryBackbone
+
+    authority = _open(args)
+    backbone = RegistryBackbone(authority, passphrase=_passphrase())
+    identity = NatsIdentity(NatsRole(args.role), args.name)
+    cert = backbone.issue_identity(_read(args.csr, "CSR"), identity, days=args.days)
+    save_pem(args.output, cert)
+    print(f"NATS identity {identity} issued: serial {cert.serial_number}, written to {args.output}")
+    print(f"  the NATS servers' CA is {backbone.ca_file}; run `registry nats users` (or serve) to admit it")
+    return 0
+
+
+def _nats_server_cert(args: argparse.Namespace) -> int:
+    from crossway.security.natspki import NatsIdentity, NatsRole
+    from registry.backbone import RegistryBackbone
+
+    backbone = RegistryBackbone(_open(args), passphrase=_passphrase())
+    route = NatsIdentity(NatsRole.ROUTE, args.cluster) if args.cluster else None
+    cert = backbone.issue_server(
+        _read(args.csr, "CSR"), name=args.name, route=route, dns_names=tuple(args.dns), ip_addresses=tuple(args.ip)
+    )
+    save_pem(args.output, cert)
+    print(f"NATS server certificate for {args.name} written to {args.output}")
+    return 0
+
+
+def _nats_users(args: argparse.Namespace) -> int:
+    from crossway.security.keys import write_text_atomically
+    from registry.backbone import RegistryBackbone
+
+    text = RegistryBackbone(_open(args), passphrase=_passphrase()).authorization()
+    write_text_atomically(args.output, text)
+    print(f"NATS users ({text.count('user:') - 1} identities) written to {args.output}")
+    return 0
+
+
+def _passphrase() -> bytes | None:
+    from registry.authority import passphrase_from_env
+
+    return passphrase_from_env()
+
+
+def _signal_reload(pid_files: list[str]) -> Any:
+    """Reload the NATS servers whose pid files are given: check nothing here (the server keeps
+    its old users when the file is bad, and says so in its log)."""
+
+    def send() -> None:
+        for pid_file in pid_files:
+            os.kill(int(Path(pid_file).read_text().strip()), signal.SIGHUP)
+
+    async def reload() -> None:
+        await asyncio.to_thread(send)
+
+    return reload
 
 
 # What runs beside `registry serve` but lives in a higher layer (the audit checkpoint cosigner is in
@@ -248,7 +311,24 @@ def _serve(args: argparse.Namespace) -> int:
     from registry.server import RegistryServer
 
     async def run() -> None:
-        server = RegistryServer(_open(args), args.listen, args.nats, validity_s=args.validity)
+        authority = _open(args)
+        backbone = None
+        if args.nats_users:
+            from registry.backbone import BackboneSync, RegistryBackbone
+
+            backbone = BackboneSync(
+                RegistryBackbone(authority, passphrase=_passphrase()),
+                Path(args.nats_users),
+                _signal_reload(args.nats_pid_file),
+            )
+        server = RegistryServer(
+            authority,
+            args.listen,
+            access_from_arguments(args),
+            validity_s=args.validity,
+            replicas=args.replicas,
+            backbone=backbone,
+        )
         await server.start()
         print(f"registry listening on {server.address}", flush=True)
         started: list[Any] = []
@@ -362,7 +442,24 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p = _leaf(reg, "publish", _publish, "sign and publish a configuration")
     p.add_argument("--validity", type=int, default=600, help="seconds the configuration stays valid")
     p.add_argument("-o", "--output", help="write the signed configuration here (default: DIR/configuration.bin)")
-    p.add_argument("--nats", help="also put it into JetStream KV at this NATS URL")
+    add_nats_arguments(p, what="also put it into JetStream KV at this")
+
+    nats = _group(reg, "nats", "identities on the NATS backbone and the servers' users")
+    p = _leaf(nats, "issue", _nats_issue, "issue a NATS identity certificate from a CSR (crossway nats request)")
+    p.add_argument("--csr", required=True, help="PEM or DER PKCS#10 request")
+    p.add_argument("--role", required=True, choices=["gateway", "registry", "index", "cosigner", "auditor", "admin"])
+    p.add_argument("--name", required=True, help="the gateway id, the registry's instance, or a label")
+    p.add_argument("-o", "--output", required=True, help="where to write the PEM certificate")
+    p.add_argument("--days", type=int, default=365)
+    p = _leaf(nats, "server-cert", _nats_server_cert, "issue a NATS server node's certificate from a CSR")
+    p.add_argument("--csr", required=True)
+    p.add_argument("--name", required=True, help="the node's name (n1, n2, …)")
+    p.add_argument("--cluster", default="", help="the cluster's name: adds the route identity")
+    p.add_argument("--dns", action="append", default=["localhost"], help="DNS name clients use")
+    p.add_argument("--ip", action="append", default=["127.0.0.1"], help="IP address clients use")
+    p.add_argument("-o", "--output", required=True)
+    p = _leaf(nats, "users", _nats_users, "write the NATS servers' users file (include it in nats-server.conf)")
+    p.add_argument("-o", "--output", required=True)
 
     _leaf(reg, "list", _list, "list members, services, groups and certificates")
 
@@ -384,8 +481,13 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
         "serve GetConfiguration, keep the configuration published and (with --nats) cosign audit checkpoints",
     )
     p.add_argument("--listen", default="127.0.0.1:7400", help="HOST:PORT (default: %(default)s)")
-    p.add_argument("--nats", help="publish to JetStream KV at this NATS URL")
+    add_nats_arguments(p, what="publish to JetStream KV at this")
     p.add_argument("--validity", type=int, default=600)
+    p.add_argument("--replicas", type=int, default=1, help="replicas of the bucket when it must be recreated")
+    p.add_argument("--nats-users", default="", help="keep this NATS users file current (regenerated on change)")
+    p.add_argument(
+        "--nats-pid-file", action="append", default=[], help="a NATS server's pid file: SIGHUP it after a change"
+    )
     p.add_argument(
         "--no-cosign",
         action="store_true",

@@ -11,8 +11,10 @@ import logging
 import grpc
 
 from crossway.core.errors import RegistryUnavailable
+from crossway.natsclient import NatsAccess
 from protos.crossway.v1 import registry_pb2, registry_pb2_grpc
 from registry.authority import RegistryAuthority
+from registry.backbone import BackboneSync
 from registry.publisher import ConfigurationPublisher
 
 __all__ = ["RegistryServer"]
@@ -40,23 +42,32 @@ class _RegistryService(registry_pb2_grpc.RegistryServicer):
 
 
 class RegistryServer:
-    """The registry's gRPC listener plus its publisher (NATS when ``nats_url`` is given)."""
+    """The registry's gRPC listener plus its publisher (NATS when ``nats`` is given) and, when the
+    registry manages the NATS servers' users, the job that keeps them current (``backbone``)."""
 
     def __init__(
         self,
         authority: RegistryAuthority,
         listen: str = "127.0.0.1:0",
-        nats_url: str | None = None,
+        nats: NatsAccess | None = None,
         *,
         validity_s: int = 600,
         republish_every_s: float | None = None,
+        replicas: int = 1,
+        backbone: BackboneSync | None = None,
+        replay_window_s: float = 0.0,
     ) -> None:
         self._listen = listen
-        self.publisher = ConfigurationPublisher(authority, nats_url, validity_s, republish_every_s)
+        self.backbone = backbone
+        self.publisher = ConfigurationPublisher(
+            authority, nats, validity_s, republish_every_s, replicas=replicas, replay_window_s=replay_window_s
+        )
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
     async def start(self) -> None:
+        if self.backbone is not None:
+            await self.backbone.start()
         await self.publisher.start()
         server = grpc.aio.server()
         registry_pb2_grpc.add_RegistryServicer_to_server(_RegistryService(self.publisher), server)  # type: ignore[no-untyped-call]
@@ -83,3 +94,5 @@ class RegistryServer:
             await self._server.stop(grace_s)
             self._server = None
         await self.publisher.aclose()
+        if self.backbone is not None:
+            await self.backbone.aclose()

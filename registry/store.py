@@ -17,6 +17,7 @@ from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
 
 __all__ = [
     "CertificateRecord",
+    "NatsCertificateRecord",
     "GatewayRecord",
     "MailboxRecord",
     "MemberRecord",
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS user_token_keys (
     PRIMARY KEY (member, key_id));
 CREATE TABLE IF NOT EXISTS user_token_issuers (
     member TEXT PRIMARY KEY REFERENCES members(id), issuer TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nats_certificates (
+    serial TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
+    der BLOB NOT NULL, issued_at_ms INTEGER NOT NULL, not_after_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER, revoke_reason TEXT);
 CREATE TABLE IF NOT EXISTS witnesses (
     id TEXT PRIMARY KEY, public_key BLOB NOT NULL UNIQUE, member TEXT);
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -110,6 +115,24 @@ class CertificateRecord:
     sha256: str
     der: bytes
     issued_at_ms: int
+    revoked_at_ms: int | None
+    revoke_reason: str | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at_ms is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NatsCertificateRecord:
+    """A certificate of the NATS CA: one identity (role + name) on the backbone."""
+
+    serial: str
+    role: str
+    name: str
+    sha256: str
+    issued_at_ms: int
+    not_after_ms: int
     revoked_at_ms: int | None
     revoke_reason: str | None
 
@@ -373,16 +396,43 @@ class RegistryStore:
             )
 
     def revoke(self, serial: str, reason: str, at_ms: int) -> None:
-        row = self._db.execute("SELECT revoked_at_ms FROM certificates WHERE serial = ?", (serial,)).fetchone()
-        if row is None:
-            raise ConfigError(f"no certificate with serial {serial} was issued here", hint="`registry list` shows them")
-        if row[0] is not None:
-            return  # revoking twice is a no-op; the first time and reason stand
-        with self._tx(f"revoke {serial}") as db:
+        # Either table: a gateway's TLS or signing certificate, or a NATS identity certificate.
+        for table in ("certificates", "nats_certificates"):
+            row = self._db.execute(f"SELECT revoked_at_ms FROM {table} WHERE serial = ?", (serial,)).fetchone()  # noqa: S608 (constant names)
+            if row is None:
+                continue
+            if row[0] is not None:
+                return  # revoking twice is a no-op; the first time and reason stand
+            with self._tx(f"revoke {serial}") as db:
+                db.execute(
+                    f"UPDATE {table} SET revoked_at_ms = ?, revoke_reason = ? WHERE serial = ?",  # noqa: S608
+                    (at_ms, reason, serial),
+                )
+            return
+        raise ConfigError(f"no certificate with serial {serial} was issued here", hint="`registry list` shows them")
+
+    def record_nats_certificate(self, record: NatsCertificateRecord, der: bytes) -> None:
+        with self._tx(f"record NATS certificate {record.serial}") as db:
             db.execute(
-                "UPDATE certificates SET revoked_at_ms = ?, revoke_reason = ? WHERE serial = ?",
-                (at_ms, reason, serial),
+                "INSERT INTO nats_certificates (serial, role, name, sha256, der, issued_at_ms, not_after_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.serial,
+                    record.role,
+                    record.name,
+                    record.sha256,
+                    der,
+                    record.issued_at_ms,
+                    record.not_after_ms,
+                ),
             )
+
+    def nats_certificates(self) -> list[NatsCertificateRecord]:
+        rows = self._db.execute(
+            "SELECT serial, role, name, sha256, issued_at_ms, not_after_ms, revoked_at_ms, revoke_reason"
+            " FROM nats_certificates ORDER BY issued_at_ms, serial"
+        ).fetchall()
+        return [NatsCertificateRecord(*row) for row in rows]
 
     def certificates(self) -> list[CertificateRecord]:
         rows = self._db.execute(

@@ -16,11 +16,10 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
-import nats
-import nats.errors
 import nats.js.errors
 
 from audit.trail import CHECKPOINT_STREAM, DEFAULT_STREAM, Checkpoint, CheckpointInvalid
+from crossway.natsclient import NatsAccess, connect
 
 __all__ = ["read_backbone", "read_stream_messages"]
 
@@ -29,9 +28,12 @@ log = logging.getLogger(__name__)
 _COSIGNED = "crossway.checkpoint.cosigned.>"
 
 
-async def read_backbone(nats_url: str, *, timeout: float = 5.0) -> dict[str, Checkpoint]:
-    """Each gateway's largest cosigned checkpoint among the last ones per cosigned subject."""
-    nc = await nats.connect(nats_url, connect_timeout=max(1, round(timeout)), allow_reconnect=False)
+async def read_backbone(access: NatsAccess, *, timeout: float = 5.0) -> dict[str, Checkpoint]:
+    """Each gateway's largest cosigned checkpoint among the last ones per cosigned subject (as a
+    reader identity: stream info and reads by subject or sequence)."""
+    nc = await connect(
+        access, name="crossway-audit-verify", connect_timeout=max(1, round(timeout)), allow_reconnect=False
+    )
     try:
         js = nc.jetstream(timeout=timeout)
         try:
@@ -55,11 +57,13 @@ async def read_backbone(nats_url: str, *, timeout: float = 5.0) -> dict[str, Che
 
 
 async def read_stream_messages(
-    nats_url: str, sequences: Iterable[int], *, stream: str = DEFAULT_STREAM, timeout: float = 5.0
+    access: NatsAccess, sequences: Iterable[int], *, stream: str = DEFAULT_STREAM, timeout: float = 5.0
 ) -> dict[int, bytes | None]:
     """The audit stream's messages at these sequences (None where the stream holds none)."""
     found: dict[int, bytes | None] = {}
-    nc = await nats.connect(nats_url, connect_timeout=max(1, round(timeout)), allow_reconnect=False)
+    nc = await connect(
+        access, name="crossway-audit-verify", connect_timeout=max(1, round(timeout)), allow_reconnect=False
+    )
     try:
         js = nc.jetstream(timeout=timeout)
         for seq in sorted(set(sequences)):

@@ -24,6 +24,7 @@ from audit.index.verify_cli import _evidence, _progress, _verify, _verify_eviden
 from audit.index.witness_cli import _witness, _witness_key
 from audit.trail import AuditRecord
 from crossway.core.errors import ConfigError
+from crossway.natsclient import access_from_arguments, add_nats_arguments
 
 __all__ = ["add_commands"]
 
@@ -90,10 +91,12 @@ def _print_table(rows: list[tuple[str, ...]], out: TextIO = sys.stdout) -> None:
 def _index(args: argparse.Namespace) -> int:
     from audit.index.indexer import AuditIndexer
 
+    nats = access_from_arguments(args)
+    assert nats is not None  # --nats is required
     store = open_store(args.index)
 
     async def run() -> int:
-        indexer = AuditIndexer(args.nats, store, stream=args.stream)
+        indexer = AuditIndexer(nats, store, stream=args.stream)
         if args.once:
             return await indexer.catch_up()
         await indexer.start()
@@ -153,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
             Path(args.tls_cert).read_bytes(),
             auth,
             witnesses.keys,
-            nats_url=args.nats,
+            nats=access_from_arguments(args),
             reads=reads,
             ready=ready,
             quorum=witnesses.quorum,
@@ -304,7 +307,7 @@ def add_commands(sub: Any) -> None:
         return p
 
     p = command("index", "consume the audit streams into the index (durable; catches up)", _index)
-    p.add_argument("--nats", required=True, help="NATS URL")
+    add_nats_arguments(p, required=True)
     p.add_argument("--stream", default="CROSSWAY_AUDIT")
     p.add_argument("--once", action="store_true", help="catch up and exit")
     p = command("serve", "the audit gRPC API (crossway.v1.Audit) over TLS, for auditor JWTs", _serve)
@@ -315,7 +318,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--audience", required=True, help="this API's audience (token aud)")
     p.add_argument("--public-key", action="append", required=True, help="identity provider key (PEM); repeat")
     p.add_argument("--anchor", required=True, help="the registry anchor.json (trusted cosigner key)")
-    p.add_argument("--nats", default="", help="also consume the audit streams into the index")
+    add_nats_arguments(p, what="also consume the audit streams into the index: NATS")
     p.add_argument("--roles-claim", default="roles")
     p.add_argument("--member-claim", default="member", help="claim naming the agency a token is scoped to")
     p.add_argument(
@@ -353,11 +356,10 @@ def add_commands(sub: Any) -> None:
         help="seconds a record may wait for its cosigned checkpoint and for its other side (default %(default)s)",
     )
     p.add_argument("--fork-evidence", default="", help="write each fork's two signed checkpoints to this directory")
-    p.add_argument(
-        "--nats",
-        default="",
-        help="also compare with what NATS holds: each gateway's latest cosigned checkpoint, and the audit stream "
-        "(names a record rewritten together with its leaf hash; catches an index truncated with its checkpoints)",
+    add_nats_arguments(
+        p,
+        what="also compare with what NATS holds: each gateway's latest cosigned checkpoint, and the audit stream "
+        "(names a record rewritten together with its leaf hash; catches an index truncated with its checkpoints):",
     )
     _add_timestamp_options(p)
     p.add_argument(
@@ -374,14 +376,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--anchor", required=True, help="the registry anchor.json (its key goes into the bundle)")
     p.add_argument("--tsa-ca", default="", help="the RFC 3161 TSA's CA (PEM); it goes into the bundle")
     p.add_argument("--configuration", default="", help="a signed registry configuration naming the witnesses")
-    p.add_argument("--nats", default="", help="read the witnesses and their quorum from the registry in NATS")
+    add_nats_arguments(p, what="read the witnesses and their quorum from the registry in this")
     add_payload_commands(command)
     p = cmds.add_parser("witness-key", help="make a witness's Ed25519 key and print its verifier key (vkey)")
     p.add_argument("--name", required=True, help="the witness's key name, e.g. witness.tax.example/w1")
     p.add_argument("-o", "--output", required=True, help="where to write the private key (0600)")
     p.set_defaults(handler=_witness_key)
     p = cmds.add_parser("witness", help="cosign the gateways' audit checkpoints as a witness the registry names")
-    p.add_argument("--nats", required=True, help="NATS URL")
+    add_nats_arguments(p, required=True)
     p.add_argument("--anchor", required=True, help="the registry anchor.json")
     p.add_argument("--key", required=True, help="the witness's Ed25519 key (crossway audit witness-key)")
     p.add_argument("--name", required=True, help="the witness's key name, as registered")

@@ -32,7 +32,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import nats
 import nats.errors
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from nats.aio.client import Client as NATS
@@ -47,14 +46,13 @@ from audit.trail import (
     TimestampUnavailable,
     cosign,
     cosignature_subject,
-    ensure_checkpoint_stream,
     note_key_id,
     registry_witness_name,
     verify_checkpoint,
     verify_consistency,
 )
 from crossway.core.ids import GatewayId
-from crossway.natsclient import close_owner
+from crossway.natsclient import NatsAccess, close_owner, connect
 from registry import Anchor
 
 __all__ = ["Cosigner", "RegistryCosigner", "WitnessService"]
@@ -65,7 +63,7 @@ log = logging.getLogger(__name__)
 class Cosigner:
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         *,
         key: ed25519.Ed25519PrivateKey,
         name: str,
@@ -76,7 +74,7 @@ class Cosigner:
     ) -> None:
         # Logs this witness does not cosign: its own gateway's (a log does not witness itself).
         self._skip = skip_gateways
-        self._url = nats_url
+        self._nats = nats
         self._key = key
         # The witness's C2SP key ID (hex): names its consumer, its subject and its de-duplication ids.
         self._key_id = note_key_id(name, key.public_key(), COSIGNATURE_TYPE).hex()
@@ -94,7 +92,9 @@ class Cosigner:
         self.stamped = 0
 
     async def start(self) -> None:
-        self._nc = await nats.connect(self._url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._nc = await connect(
+            self._nats, name="crossway-cosigner", connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+        )
         self._task = asyncio.create_task(self._run(), name="audit-cosigner")
 
     async def aclose(self) -> None:
@@ -103,20 +103,23 @@ class Cosigner:
             await self._timestamper.aclose()
 
     async def _run(self) -> None:
-        durable = "crossway-cosigner-" + self._key_id[:16]
+        # The one durable consumer this identity's permissions name (crossway.natsauth); its acks
+        # survive restarts, so each checkpoint is considered once.
+        durable = self._nats.identity.consumer("cs")
         subject = "crossway.checkpoint.signed.>"
         while True:
             try:
                 assert self._nc is not None
-                await ensure_checkpoint_stream(self._nc)
                 js = self._nc.jetstream(timeout=5.0)
                 config = ConsumerConfig(
+                    name=durable,
                     durable_name=durable,
                     ack_policy=AckPolicy.EXPLICIT,
                     deliver_policy=DeliverPolicy.ALL,
                     filter_subject=subject,
                 )
-                sub = await js.pull_subscribe(subject, durable=durable, stream=CHECKPOINT_STREAM, config=config)
+                await js.add_consumer(CHECKPOINT_STREAM, config)
+                sub = await js.pull_subscribe_bind(consumer=durable, stream=CHECKPOINT_STREAM)
                 while True:
                     try:
                         msgs = await sub.fetch(batch=50, timeout=1.0)
@@ -233,7 +236,7 @@ class WitnessService:
 
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         anchor: Anchor,
         *,
         key: ed25519.Ed25519PrivateKey,
@@ -248,7 +251,7 @@ class WitnessService:
         from crossway.core.clock import SystemClock
         from registry import NatsConfigurationSource, registry_log_id, registry_log_key_id
 
-        self._source = NatsConfigurationSource(nats_url, anchor, SystemClock())
+        self._source = NatsConfigurationSource(nats, anchor, SystemClock())
         self.name = name
 
         def registered(member: str, key_id: str) -> bool:
@@ -260,7 +263,7 @@ class WitnessService:
             return self._source.current().signing_key(MemberId.parse(member), key_id) is not None
 
         self.cosigner = Cosigner(
-            nats_url,
+            nats,
             key=key,
             name=name,
             state_path=state_path,
@@ -289,7 +292,7 @@ class RegistryCosigner(WitnessService):
     ``timestamp.toml`` (``[timestamp] url``, ``ca_file``, ``timeout_s``); the demo has neither.
     """
 
-    def __init__(self, nats_url: str, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
+    def __init__(self, nats: NatsAccess, registry_dir: Path, timestamp: TimestampAuthority | None = None) -> None:
         from crossway.security.keys import load_private_key
         from registry import load_anchor
         from registry.authority import passphrase_from_env
@@ -302,7 +305,7 @@ class RegistryCosigner(WitnessService):
             raise CheckpointInvalid(f"{registry_dir / 'config.key'} is not an Ed25519 key")
         anchor = load_anchor(registry_dir / "anchor.json")
         super().__init__(
-            nats_url,
+            nats,
             anchor,
             key=key,
             name=registry_witness_name(anchor.instance),

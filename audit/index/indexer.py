@@ -12,19 +12,22 @@ tests/integration/test_audit_outages.py caught). Now:
 3. a delivery lost in flight → the next batch does not start at the expected sequence, the
    consumer is dropped and re-created from the cursor (a gap is never written);
 4. the first message of a fresh consumer may lie beyond cursor + 1 only when the stream no longer
-   holds the records in between (limits); that is logged, and ``audit verify`` names them.
+   holds the records in between (limits); that is logged, and ``audit verify`` names them;
+5. a stream that went back — deleted and created again (its creation time changed), or ending
+   below the cursor — is never skipped silently: the gap is recorded in the index (``audit verify``
+   names it), logged as critical, and the new stream is read from its start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+import time
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -38,10 +41,9 @@ from audit.trail import (
     CHECKPOINT_STREAM,
     DEFAULT_STREAM,
     Checkpoint,
-    ensure_checkpoint_stream,
     gateway_from_subject,
 )
-from crossway.natsclient import close_owner
+from crossway.natsclient import NatsAccess, close_owner, connect
 
 __all__ = ["AuditIndexer"]
 
@@ -54,20 +56,52 @@ _ARCHIVE_CURSOR = "archive"
 _INACTIVE_S = 30.0
 
 
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds") if ms else "unknown"
+
+
 class _Feed:
     """One stream, read in sequence order from the index's cursor + 1; re-created on any gap."""
 
-    def __init__(self, js: JetStreamContext, stream: str, cursor: Callable[[], int]) -> None:
+    def __init__(self, js: JetStreamContext, stream: str, store: IndexStore, cursor_name: str, name: str) -> None:
         self._js = js
         self._stream = stream
-        self._cursor = cursor
+        self._store = store
+        self._cursor_name = cursor_name
+        self._empty = 0
         self._sub: Any = None
+        # The one consumer name this reader's permissions allow for this purpose (crossway.natsauth).
+        self._consumer = name
         self._name = ""
         self._expected = 0  # the next stream sequence; 0 right after (re)creation
 
+    def _cursor(self) -> int:
+        return self._store.cursor(self._cursor_name)
+
+    async def _check_epoch(self) -> None:
+        """5. The stream is the one the cursor was read from (same creation time, not shorter)."""
+        info = await self._js.stream_info(self._stream)
+        created = int(info.created.timestamp() * 1000) if info.created is not None else 0
+        known, cursor = self._store.stream_created(self._cursor_name), self._cursor()
+        if (known and created and created != known) or (info.state.last_seq or 0) < cursor:
+            detail = (
+                f"stream {self._stream} went back: it was created again at {_iso(created)} (the index had read the "
+                f"one created at {_iso(known)} up to sequence {cursor}) and now ends at sequence {info.state.last_seq}; "
+                f"what the old stream held after sequence {cursor} was never indexed, and records stored since are "
+                "not in the gateways' signed logs"
+            )
+            log.critical("audit index: GAP: %s", detail)
+            self._store.record_gap(self._cursor_name, self._stream, detail, int(time.time() * 1000), created)
+        elif created and created != known:
+            self._store.set_stream_created(self._cursor_name, created)
+
     async def _open(self) -> None:
+        await self._check_epoch()
         # No filter: the stream holds only audit subjects, so its sequences are contiguous.
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._js.delete_consumer(self._stream, self._consumer)  # a predecessor's, left behind
         config = ConsumerConfig(
+            name=self._consumer,
             ack_policy=AckPolicy.NONE,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=self._cursor() + 1,
@@ -95,9 +129,15 @@ class _Feed:
             try:
                 msgs: list[Msg] = await self._sub.fetch(batch=batch, timeout=timeout)
             except (nats.errors.TimeoutError, TimeoutError):
-                return []
+                msgs = []
             if not msgs:
+                # Idle: now and then make sure the stream is still the one we read (a deleted
+                # stream takes our consumer with it, and a fetch from it just stays empty).
+                self._empty += 1
+                if self._empty % 10 == 0:
+                    await self.close()
                 return []
+            self._empty = 0
             first = msgs[0].metadata.sequence.stream
             if self._expected == 0 and first > self._cursor() + 1:
                 # 4. the stream no longer holds what lies between (limits or a purge)
@@ -121,8 +161,8 @@ class _Feed:
 
 
 class AuditIndexer:
-    def __init__(self, nats_url: str, store: IndexStore, *, stream: str = DEFAULT_STREAM, batch: int = 1000) -> None:
-        self._url = nats_url
+    def __init__(self, nats: NatsAccess, store: IndexStore, *, stream: str = DEFAULT_STREAM, batch: int = 1000) -> None:
+        self._nats = nats
         self._store = store
         self._stream = stream
         self._batch = batch
@@ -133,7 +173,13 @@ class AuditIndexer:
 
     async def start(self) -> None:
         self._next_leaf = self._store.next_leaf()
-        self._nc = await nats.connect(self._url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._nc = await connect(
+            self._nats,
+            name="crossway-audit-index",
+            connect_timeout=2,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
         self._task = asyncio.create_task(self._run(), name="audit-indexer")
 
     async def aclose(self) -> None:
@@ -141,44 +187,46 @@ class AuditIndexer:
 
     async def catch_up(self, timeout: float = 30.0) -> int:
         """Run until both streams are drained (for ``--once`` and tests); returns records indexed."""
-        nc = await nats.connect(self._url, connect_timeout=2, allow_reconnect=False)
+        nc = await connect(self._nats, name="crossway-audit-index", connect_timeout=2, allow_reconnect=False)
         self._next_leaf = self._store.next_leaf()
         before = self.indexed
         try:
             js = nc.jetstream(timeout=5.0)
-            await asyncio.wait_for(self._drain(js), timeout)
+            # Its own consumers ("fetch"), so a catch-up never disturbs a running indexer's ("feed").
+            await asyncio.wait_for(self._drain(js, "fetch"), timeout)
         finally:
             await nc.close()
         return self.indexed - before
 
-    def _feeds(self, js: JetStreamContext) -> tuple[_Feed, _Feed]:
+    def _feeds(self, js: JetStreamContext, purpose: str) -> tuple[_Feed, _Feed]:
+        name = self._nats.identity.consumer(purpose)
         return (
-            _Feed(js, self._stream, lambda: self._store.cursor(_RECORDS_CURSOR)),
-            _Feed(js, CHECKPOINT_STREAM, lambda: self._store.cursor(_CHECKPOINTS_CURSOR)),
+            _Feed(js, self._stream, self._store, _RECORDS_CURSOR, name),
+            _Feed(js, CHECKPOINT_STREAM, self._store, _CHECKPOINTS_CURSOR, name),
         )
 
-    async def _archive_feed(self, js: JetStreamContext) -> _Feed | None:
-        """The archive stream's feed, or None while no gateway archives payloads (no stream yet)."""
+    async def _archive_feed(self, js: JetStreamContext, purpose: str) -> _Feed | None:
+        """The archive stream's feed, or None while there is no archive stream."""
         try:
             await js.stream_info(ARCHIVE_STREAM)
         except nats.js.errors.NotFoundError:
             return None
-        return _Feed(js, ARCHIVE_STREAM, lambda: self._store.cursor(_ARCHIVE_CURSOR))
+        name = self._nats.identity.consumer(purpose)
+        return _Feed(js, ARCHIVE_STREAM, self._store, _ARCHIVE_CURSOR, name)
 
     async def _run(self) -> None:
         while True:
             assert self._nc is not None
             js = self._nc.jetstream(timeout=5.0)
-            records, checkpoints = self._feeds(js)
+            records, checkpoints = self._feeds(js, "feed")
             archive: _Feed | None = None
             try:
-                await ensure_checkpoint_stream(self._nc)
                 rounds = 0
                 while True:
                     got = await self._records_step(records, 0.5)
                     got += await self._checkpoints_step(checkpoints, 0.05 if got else 0.5)
                     if archive is None and rounds % 20 == 0:
-                        archive = await self._archive_feed(js)  # looked for again every ~20 rounds
+                        archive = await self._archive_feed(js, "feed")  # looked for again every ~20 rounds
                     if archive is not None:
                         await self._archive_step(archive, 0.05)
                     rounds += 1
@@ -193,8 +241,8 @@ class AuditIndexer:
                 if archive is not None:
                     await archive.close()
 
-    async def _drain(self, js: JetStreamContext) -> None:
-        records, checkpoints = self._feeds(js)
+    async def _drain(self, js: JetStreamContext, purpose: str) -> None:
+        records, checkpoints = self._feeds(js, purpose)
         try:
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.stream_info(CHECKPOINT_STREAM)
@@ -202,7 +250,7 @@ class AuditIndexer:
                     pass
             while await self._records_step(records, 0.5):
                 pass
-            archive = await self._archive_feed(js)
+            archive = await self._archive_feed(js, purpose)
             if archive is not None:
                 try:
                     while await self._archive_step(archive, 0.5):

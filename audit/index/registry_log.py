@@ -18,7 +18,8 @@ publisher makes that log one of the federation's audit logs, like a gateway's:
    ``crossway audit query --gateway INSTANCE/REGISTRY/registry/registry`` lists the changes.
 
 Runs beside the registry's cosigner (it needs the registry directory and NATS), in the demo and
-with ``crossway audit registry-log``.
+with ``crossway audit registry-log``, connected as the registry's NATS identity (whose grant
+covers this log's subjects and consumer, ``crossway.natsauth``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 
 from audit.trail import DEFAULT_STREAM, AuditCheckpointer, AuditRecord, JetStreamAuditSink
 from crossway.core.errors import ConfigError
+from crossway.natsclient import NatsAccess, access_from_arguments, add_nats_arguments
 from crossway.security.keys import generate_signing_key, load_certificate, load_private_key, save_pem, save_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem, self_signed
 from crossway.security.signing import Signer
@@ -95,7 +97,7 @@ def change_record(instance: str, change: RegistryChange) -> AuditRecord:
 class RegistryChangePublisher:
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         registry_dir: Path,
         *,
         stream: str = DEFAULT_STREAM,
@@ -110,10 +112,10 @@ class RegistryChangePublisher:
         log_id = str(registry_log_id(self._instance))
         signer, certificate_pem = _log_identity(registry_dir, self._instance)
         self._sink = JetStreamAuditSink(
-            nats_url, gateway_id=log_id, spool_dir=registry_dir / "registry-log" / "spool", stream=stream
+            nats, gateway_id=log_id, spool_dir=registry_dir / "registry-log" / "spool", stream=stream
         )
         self._checkpointer = AuditCheckpointer(
-            nats_url,
+            nats,
             gateway_id=log_id,
             signer=signer,
             certificate_pem=certificate_pem,
@@ -177,8 +179,10 @@ def _run_cli(args: argparse.Namespace) -> int:
     from audit.index.cosigner import RegistryCosigner
 
     async def run() -> None:
-        publisher = RegistryChangePublisher(args.nats, Path(args.dir))
-        cosigner = RegistryCosigner(args.nats, Path(args.dir)) if args.cosign else None
+        nats = access_from_arguments(args)
+        assert nats is not None  # --nats is required
+        publisher = RegistryChangePublisher(nats, Path(args.dir))
+        cosigner = RegistryCosigner(nats, Path(args.dir)) if args.cosign else None
         await publisher.start()
         if cosigner is not None:
             await cosigner.start()
@@ -205,6 +209,6 @@ def add_registry_log_command(commands: Any) -> None:
         help="publish the registry's signed change log into the audit trail (and, with --cosign, cosign checkpoints)",
     )
     p.add_argument("--dir", default="var/registry", help="the registry directory (default: %(default)s)")
-    p.add_argument("--nats", required=True, help="NATS URL")
+    add_nats_arguments(p, required=True, what="the registry's identity on")
     p.add_argument("--cosign", action="store_true", help="also cosign every gateway's audit checkpoints")
     p.set_defaults(handler=_run_cli)

@@ -37,6 +37,7 @@ from audit.index.store import Filters, IndexStore, Position, Row, open_store
 from audit.index.verify import compare_sides, verify_index
 from audit.trail import AuditForbidden, AuditNotFound
 from crossway.core.errors import CrosswayError
+from crossway.natsclient import NatsAccess
 from protos.crossway.v1 import audit_pb2 as pb
 from protos.crossway.v1 import audit_pb2_grpc
 
@@ -298,12 +299,12 @@ async def serve(
     auth: AuditAuthenticator,
     cosigners: Mapping[str, ed25519.Ed25519PublicKey],
     *,
-    nats_url: str = "",
+    nats: NatsAccess | None = None,
     reads: ReadRecorder | None = None,
     ready: Callable[[int], None] = lambda port: None,
     quorum: int = 1,
 ) -> None:
-    """``crossway audit serve``: the API (and, with ``nats_url``, the indexer) until SIGTERM/SIGINT."""
+    """``crossway audit serve``: the API (and, with ``nats``, the indexer) until SIGTERM/SIGINT."""
     import signal
 
     from audit.index.indexer import AuditIndexer
@@ -312,8 +313,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    indexer_store = open_store(index_url) if nats_url else None
-    indexer = AuditIndexer(nats_url, indexer_store) if indexer_store is not None else None
+    indexer_store = open_store(index_url) if nats is not None else None
+    indexer = AuditIndexer(nats, indexer_store) if nats is not None and indexer_store is not None else None
     server = AuditServer(AuditApi(index_url, auth, cosigners, quorum, reads=reads), listen, tls_key_pem, tls_cert_pem)
     try:
         if indexer is not None:

@@ -55,6 +55,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS archives (
         record_id TEXT PRIMARY KEY, message_id TEXT NOT NULL, body TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS archives_message ON archives (message_id)",
+    # Streams found recreated or rewound under the index: what it could not read (audit verify names it).
+    "CREATE TABLE IF NOT EXISTS stream_gaps (at_ms BIGINT NOT NULL, stream TEXT NOT NULL, detail TEXT NOT NULL)",
 ]
 _COLUMNS = "gateway, leaf_index, stream_seq, record_id, side, message_id, client, service, method, user_id, status, decision, request_in_ms, body, leaf_hash"
 
@@ -187,6 +189,26 @@ class IndexStore:
             "INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
             (name, seq),
         )
+
+    def stream_created(self, cursor_name: str) -> int:
+        """When the stream this cursor reads was created (epoch ms; 0 while unknown)."""
+        return self.cursor(f"{cursor_name}@created")
+
+    def set_stream_created(self, cursor_name: str, created_ms: int) -> None:
+        self._set_cursor(f"{cursor_name}@created", created_ms)
+        self._conn.commit()
+
+    def record_gap(self, cursor_name: str, stream: str, detail: str, at_ms: int, created_ms: int) -> None:
+        """A stream went back under the index: note it, and read the new stream from its start."""
+        self._exec("INSERT INTO stream_gaps (at_ms, stream, detail) VALUES (?, ?, ?)", (at_ms, stream, detail))
+        self._set_cursor(cursor_name, 0)
+        self._set_cursor(f"{cursor_name}@created", created_ms)
+        self._conn.commit()
+
+    def gaps(self) -> list[tuple[int, str, str]]:
+        """(when, stream, what) of every stream found recreated or rewound, oldest first."""
+        rows = self._exec("SELECT at_ms, stream, detail FROM stream_gaps ORDER BY at_ms").fetchall()
+        return [(int(a), str(s), str(d)) for a, s, d in rows]
 
     def add_checkpoint(self, cursor_name: str, seq: int, checkpoint: Checkpoint) -> None:
         """Store a checkpoint; each witness publishes its own cosignature, so copies of one

@@ -36,7 +36,9 @@ then, across gateways:
    when its checkpoint rows were truncated with it;
 7. no gateway signed two checkpoints of one size with different roots (kept by the index as
    they arrived, whichever witness cosigned them): such a pair is a *fork*, reported with both
-   signed checkpoints as the proof.
+   signed checkpoints as the proof;
+8. every stream the indexer found recreated or rewound under it is a *gap* (what the old stream
+   held beyond the index's cursor was never read; records after it are in no signed log).
 
 Step 1 takes, per gateway, the largest checkpoint cosigned by ``quorum`` distinct trusted
 witnesses (``cosigners``: key name → Ed25519 key — the registry and the witnesses its
@@ -153,6 +155,9 @@ def verify_index(
     walk.vanished()
     walk.stream_extent(backbone)
     forks = walk.forks()
+    # 8. Streams that went back under the indexer (recreated, rewound): named, never skipped.
+    for _at_ms, stream, detail in store.gaps():
+        walk.findings.append(Finding("gap", stream, detail))
     if progress is not None:
         progress(walk.done, walk.total)
     return VerifyReport(

@@ -22,6 +22,7 @@ from audit.index.witnesses import (
     read_configuration,
     registry_witnesses,
 )
+from crossway.natsclient import access_from_arguments
 from registry import load_anchor
 
 
@@ -42,7 +43,9 @@ def _witnesses(args: argparse.Namespace) -> TrustedWitnesses:
     if getattr(args, "configuration", ""):
         return configured_witnesses(anchor, load_configuration(Path(args.configuration), anchor))
     if getattr(args, "nats", ""):
-        return configured_witnesses(anchor, asyncio.run(read_configuration(args.nats, anchor)))
+        access = access_from_arguments(args)
+        assert access is not None
+        return configured_witnesses(anchor, asyncio.run(read_configuration(access, anchor)))
     return registry_witnesses(anchor)
 
 
@@ -53,7 +56,8 @@ def _tsa_roots(path: str) -> tuple[Any, ...]:
 def _verify(args: argparse.Namespace) -> int:
     from audit.index.backbone import read_backbone, read_stream_messages
 
-    backbone = asyncio.run(read_backbone(args.nats)) if args.nats else None
+    nats = access_from_arguments(args)
+    backbone = asyncio.run(read_backbone(nats)) if nats is not None else None
     witnesses = _witnesses(args)
     store = open_store(args.index)
     try:
@@ -70,8 +74,8 @@ def _verify(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    if args.nats and report.suspects:
-        logged = asyncio.run(read_stream_messages(args.nats, (s.stream_seq for s in report.suspects)))
+    if nats is not None and report.suspects:
+        logged = asyncio.run(read_stream_messages(nats, (s.stream_seq for s in report.suspects)))
         report = refine_with_stream(report, logged)
     for finding in report.findings:
         print(finding.line())

@@ -52,7 +52,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # altered | missing | extra | uncovered | checkpoint | disagreement | fork
+    kind: str  # altered | missing | extra | uncovered | checkpoint | disagreement | fork | gap
     gateway: str
     detail: str
     record_id: str = ""

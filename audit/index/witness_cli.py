@@ -32,14 +32,17 @@ def _witness(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from audit.index.cosigner import WitnessService
+    from crossway.natsclient import access_from_arguments
     from crossway.security.keys import load_private_key
 
     key = load_private_key(Path(args.key))
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise ConfigError(f"{args.key} is not an Ed25519 key", hint="make one with `crossway audit witness-key`")
     state = Path(args.state) if args.state else Path(args.key).with_suffix(".state.json")
+    nats = access_from_arguments(args)
+    assert nats is not None  # --nats is required
     service = WitnessService(
-        args.nats,
+        nats,
         load_anchor(Path(args.anchor)),
         key=key,
         name=args.name,

@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import nats
 import nats.js.errors
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from audit.trail import registry_witness_name
+from crossway.backbone import kv_stream, kv_subject
 from crossway.core.errors import RegistryUnavailable
+from crossway.natsclient import NatsAccess, connect
 from registry import Anchor, verify_configuration
 from registry.configuration import VerifiedConfiguration
 from registry.source import KV_BUCKET, KV_KEY
@@ -52,14 +53,18 @@ def load_configuration(path: Path, anchor: Anchor) -> VerifiedConfiguration:
     return verify_configuration(path.read_bytes(), anchor, 0)
 
 
-async def read_configuration(nats_url: str, anchor: Anchor, *, timeout: float = 5.0) -> VerifiedConfiguration:
-    """The configuration the registry last published to NATS, checked against the anchor."""
-    nc = await nats.connect(nats_url, connect_timeout=max(1, round(timeout)), allow_reconnect=False)
+async def read_configuration(access: NatsAccess, anchor: Anchor, *, timeout: float = 5.0) -> VerifiedConfiguration:
+    """The configuration the registry last published to NATS, checked against the anchor (read by
+    direct get of its one subject, as any identity of the backbone may)."""
+    nc = await connect(
+        access, name="crossway-audit-witnesses", connect_timeout=max(1, round(timeout)), allow_reconnect=False
+    )
     try:
-        kv = await nc.jetstream(timeout=timeout).key_value(KV_BUCKET)
-        entry = await kv.get(KV_KEY)
+        msg = await nc.jetstream(timeout=timeout).get_last_msg(
+            kv_stream(KV_BUCKET), kv_subject(KV_BUCKET, KV_KEY), direct=True
+        )
     except nats.js.errors.NotFoundError as exc:
         raise RegistryUnavailable("NATS holds no registry configuration", hint="is `registry serve` running?") from exc
     finally:
         await nc.close()
-    return verify_configuration(entry.value or b"", anchor, 0)
+    return verify_configuration(msg.data or b"", anchor, 0)

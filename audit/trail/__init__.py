@@ -33,7 +33,7 @@ from audit.trail.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer, ensure_checkpoint_stream
+from audit.trail.checkpointer import CHECKPOINT_STREAM, AuditCheckpointer
 from audit.trail.count import count_stream_records, fetch_records
 from audit.trail.delivery_bundle import (
     TIMELINE_FORMAT,
@@ -151,7 +151,6 @@ __all__ = [
     "checkpoint_subject",
     "cosign",
     "cosignature_subject",
-    "ensure_checkpoint_stream",
     "count_stream_records",
     "fetch_records",
     "gateway_from_subject",

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from audit.trail.errors import PayloadArchiveInvalid
 from audit.trail.record import AuditRecord
-from audit.trail.subjects import audit_subject
+from crossway import backbone
 
 __all__ = [
     "ARCHIVE_STREAM",
@@ -54,8 +54,8 @@ __all__ = [
     "seal_payload",
 ]
 
-ARCHIVE_STREAM: Final = "CROSSWAY_AUDIT_ARCHIVE"
-ARCHIVE_SUBJECT_PREFIX: Final = "crossway.archive"
+ARCHIVE_STREAM: Final = backbone.ARCHIVE_STREAM
+ARCHIVE_SUBJECT_PREFIX: Final = backbone.ARCHIVE_PREFIX
 ARCHIVE_SUBJECTS: Final = ARCHIVE_SUBJECT_PREFIX + ".>"
 _KEY_INFO: Final = b"crossway/v1 archive key"
 _NONCE: Final = 12
@@ -64,7 +64,7 @@ _FRAME = struct.Struct(">I")
 
 def archive_subject(gateway_id: str) -> str:
     """``crossway.archive.<the gateway's audit subject tokens>``."""
-    return ARCHIVE_SUBJECT_PREFIX + audit_subject(gateway_id)[len("crossway.audit") :]
+    return backbone.archive_subject(gateway_id)
 
 
 def _b64(data: bytes) -> str:

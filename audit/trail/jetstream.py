@@ -21,6 +21,13 @@ Flow (one background task, the *pump*, owns the connection's publishing and the 
    reaches the spool, never retried, and never holds up the records behind it; ``alarm`` says so
    until an operator has handled it, and also when the spool stops draining while NATS is up.
 
+The sink creates no stream: the gateway's NATS user may publish its own subject and nothing of
+the JetStream API (``crossway.natsauth``); streams are provisioned by the operator, checked for
+their protections (``crossway.natsstreams``). A missing stream means no ack: records go to the
+spool until it is back. An ack saying ``duplicate`` for a record's *first* publish means another
+publisher used its id inside the de-duplication window (which would silently drop ours; notes
+§2) — ids are random, so that is logged as an alarm and counted, never ignored.
+
 Logs carry record ids and counts, never record contents beyond ids.
 """
 
@@ -35,11 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-import nats
-import nats.errors
-import nats.js.errors
 from nats.aio.client import Client as NATS
-from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
 from audit.trail.publish import publish_batch
@@ -47,17 +50,16 @@ from audit.trail.quarantine import Quarantine
 from audit.trail.record import AuditRecord
 from audit.trail.sink import AuditStats
 from audit.trail.spool import Spool, SpoolEntry
-from audit.trail.subjects import AUDIT_SUBJECTS, audit_subject
+from audit.trail.subjects import audit_subject
+from crossway.backbone import AUDIT_STREAM, DUPLICATE_WINDOW_S
 from crossway.core.errors import AuditUnavailable
-from crossway.natsclient import connect_when_up, connection_state
+from crossway.natsclient import NatsAccess, connect_when_up, connection_state
 
 __all__ = ["DEFAULT_STREAM", "DUPLICATE_WINDOW_S", "JetStreamAuditSink"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STREAM = "CROSSWAY_AUDIT"
-# Must cover the longest expected gap between a lost ack and the spool replay of that record.
-DUPLICATE_WINDOW_S = 3600.0
+DEFAULT_STREAM = AUDIT_STREAM
 
 
 _LINGER_S = 0.02
@@ -75,31 +77,25 @@ class JetStreamAuditSink:
 
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         *,
         gateway_id: str,
         spool_dir: Path,
         stream: str = DEFAULT_STREAM,
-        replicas: int = 1,
         max_in_flight: int = 1024,
         ack_timeout: float = 5.0,
         connect_timeout: float = 2.0,
         retry_interval: float = 0.5,
         drain_timeout: float = 30.0,
         subject: str | None = None,
-        stream_subjects: str = AUDIT_SUBJECTS,
-        description: str = "Crossway audit records",
         decode: Callable[[bytes], SpoolEntry] = AuditRecord.from_json,
     ) -> None:
-        # subject/stream_subjects/description/decode let the same acked, spooled delivery carry
-        # archived payloads (audit.trail.archive) to their own stream.
-        self._url = nats_url
+        # subject/stream/decode let the same acked, spooled delivery carry archived payloads
+        # (audit.trail.archive) to their own stream.
+        self._nats = nats
         self._gateway_id = gateway_id
         self._subject = subject or audit_subject(gateway_id)  # validates the id early
-        self._stream_subjects = stream_subjects
-        self._description = description
         self._stream = stream
-        self._replicas = replicas
         self._max_in_flight = max(1, max_in_flight)
         self._ack_timeout = ack_timeout
         self._connect_timeout = connect_timeout
@@ -130,6 +126,7 @@ class JetStreamAuditSink:
         self._submitted = 0
         self._acked = 0
         self._duplicates = 0
+        self.foreign_duplicates = 0  # first publishes acked as duplicates: someone else used the id
         self._in_flight = 0
 
     # -- the request path ------------------------------------------------------------------
@@ -286,7 +283,7 @@ class JetStreamAuditSink:
         """Connect when NATS answers (see crossway.natsclient: a first connect that never hangs a
         shutdown), then reconnect forever; the pump publishes once this returns."""
         nc, attempts = await connect_when_up(
-            self._url,
+            self._nats,
             name=f"crossway-audit {self._gateway_id}",
             connect_timeout=self._connect_timeout,
             retry_interval=self._retry_interval,
@@ -331,41 +328,13 @@ class JetStreamAuditSink:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), self._connect_timeout + self._ack_timeout)
 
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        try:
-            info = await js.stream_info(self._stream)
-        except nats.js.errors.NotFoundError:
-            config = StreamConfig(
-                name=self._stream,
-                subjects=[self._stream_subjects],
-                storage=StorageType.FILE,
-                num_replicas=self._replicas,
-                duplicate_window=DUPLICATE_WINDOW_S,
-                description=self._description,
-            )
-            try:
-                await js.add_stream(config)
-                log.info("created audit stream %s (replicas %d)", self._stream, self._replicas)
-                return
-            except nats.js.errors.BadRequestError:
-                info = await js.stream_info(self._stream)  # another gateway created it first
-        subjects = info.config.subjects or []
-        if self._stream_subjects not in subjects and self._subject not in subjects:
-            log.warning("audit stream %s does not list %s; publishes may fail", self._stream, self._subject)
-
     async def _online(self) -> JetStreamContext | None:
         """The JetStream context when publishing should be tried now, else None."""
         nc, js = self._nc, self._js
         if nc is None or js is None or not nc.is_connected or time.monotonic() < self._retry_at:
             return None
-        if not self._stream_ready:
-            try:
-                await self._ensure_stream(js)
-            except (nats.errors.Error, TimeoutError, OSError) as exc:
-                log.warning("audit stream %s not available yet: %r", self._stream, exc)
-                self._retry_at = time.monotonic() + self._retry_interval
-                return None
-            self._stream_ready = True
+        # The stream is the operator's (provisioned); an ack proves it is there, a missing one spools.
+        self._stream_ready = True
         return js
 
     # -- the pump ------------------------------------------------------------------------------
@@ -411,7 +380,7 @@ class JetStreamAuditSink:
         try:
             # Poison first: a record the store can never take must not reach the spool either.
             encoded = await self._sendable(batch)
-            unacked = await self._publish(js, encoded) if js is not None else [r for r, _ in encoded]
+            unacked = await self._publish(js, encoded, fresh=True) if js is not None else [r for r, _ in encoded]
             spooled = await self._to_spool(unacked) if unacked else True
         except BaseException:
             # Cancelled (drain timeout) or a bug: the batch goes back to the queue, never lost.
@@ -448,9 +417,12 @@ class JetStreamAuditSink:
             return
         self._settle([record])
 
-    async def _publish(self, js: JetStreamContext, batch: list[tuple[SpoolEntry, bytes]]) -> list[SpoolEntry]:
+    async def _publish(
+        self, js: JetStreamContext, batch: list[tuple[SpoolEntry, bytes]], *, fresh: bool = False
+    ) -> list[SpoolEntry]:
         """Publish a batch pipelined and await its acks; returns the records not acknowledged
-        (refused records are quarantined, not returned)."""
+        (refused records are quarantined, not returned). ``fresh``: never sent before (not a
+        spool replay), so a duplicate ack cannot be our own earlier copy."""
         self._in_flight = len(batch)
         try:
             outcome = await publish_batch(js, self._subject, self._stream, batch, self._ack_timeout)
@@ -458,6 +430,12 @@ class JetStreamAuditSink:
             self._in_flight = 0
         self._acked += len(outcome.acked)
         self._duplicates += outcome.duplicates
+        if fresh and outcome.duplicated:
+            # First publishes acked as duplicates: another publisher used these ids (they are random).
+            self.foreign_duplicates += len(outcome.duplicated)
+            log.error("audit ALARM: %d record(s), first %s, acked as duplicates on their first publish: another "
+                      "publisher used their ids in %s; they may not be stored", len(outcome.duplicated),
+                      outcome.duplicated[0].record_id, self._stream)  # fmt: skip
         self._settle(outcome.acked)
         for record, data, reason in outcome.refused:
             await self._to_quarantine(record, data, reason)

@@ -31,6 +31,7 @@ class BatchOutcome:
     unacked: list[SpoolEntry] = field(default_factory=list)
     refused: list[tuple[SpoolEntry, bytes, str]] = field(default_factory=list)  # record, bytes, why
     duplicates: int = 0
+    duplicated: list[SpoolEntry] = field(default_factory=list)  # acked as duplicates of a stored id
     first_failure: BaseException | None = None
 
 
@@ -80,7 +81,9 @@ async def publish_batch(
             rejected.append((record, failure))
         else:
             out.acked.append(record)
-            out.duplicates += bool(fut.result().duplicate)
+            if fut.result().duplicate:
+                out.duplicates += 1
+                out.duplicated.append(record)
     for record, failure in rejected:
         # A 400 for this record while the stream took others: the record is the problem.
         if isinstance(failure, nats.js.errors.BadRequestError) and out.acked:

@@ -18,6 +18,7 @@ from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
 from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
 from crossway.demo.scenario import run_scenario
+from crossway.natsclient import try_anonymous
 
 __all__ = ["add_commands"]
 
@@ -27,9 +28,12 @@ def _fresh(workdir: Path) -> None:
         shutil.rmtree(workdir)  # demo state only: every run starts a fresh federation
 
 
-async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
+async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_nodes: int = 1) -> int:
     _fresh(workdir)
-    print(f"Starting a demo federation in {workdir} (NATS, registry, 4 gateways, a gRPC backend, SAP CAP)…", flush=True)
+    nats = "NATS" if nats_nodes == 1 else f"a {nats_nodes}-node NATS cluster"
+    print(
+        f"Starting a demo federation in {workdir} ({nats}, registry, 4 gateways, a gRPC backend, SAP CAP)…", flush=True
+    )
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -46,6 +50,7 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             extra_agencies=(COURT_AGENCY,),
             customize_registry=delivery_registry,
             customize_gateway=delivery_gateway,
+            nats_nodes=nats_nodes,
         ) as fed,
     ):
         print(
@@ -56,6 +61,9 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
         )
         for agency in fed.agencies:
             print(f"  metrics of gateway {agency.gateway}: {agency.metrics_url}", flush=True)
+        # Nobody gets in anonymously: really knock, and show how the backbone answered.
+        refusals = await try_anonymous(fed.nats.url)
+        print(f"  NATS {fed.nats.url} refused an anonymous client ({'; '.join(refusals)})", flush=True)
         result = await run_scenario(fed, lambda line: print(line, flush=True))
         delivery = await run_delivery_scenario(fed, fed.extra[0], lambda line: print(line, flush=True))
         result.failures.extend(delivery.failures)
@@ -70,6 +78,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path) -> int:
             print("or send registered mail as the court, and receive it as the business register:")
             print(f"  .venv/bin/crossway mail --profile {workdir}/court/profile send {MAILBOX} --id s-1 --text hello")
             print(f"  .venv/bin/crossway mail --profile {workdir}/business/profile receive")
+            print("or index the audit trail, as the audit index's NATS identity (nobody reads NATS anonymously):")
+            print(f"  .venv/bin/crossway audit index {' '.join(fed.nats_arguments(fed.index))} --once")
             console = await _start_console(fed, workdir / "console", verbose)
             print("Press Ctrl-C to stop.", flush=True)
             stop = asyncio.Event()
@@ -159,7 +169,16 @@ def add_commands(sub: Any) -> None:
         default=DEFAULT_TOOLS,
         help="where Node 22 and the SAP CAP project are installed on first use (default: ~/.cache/crossway/tools)",
     )
-    group.set_defaults(handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir)))
+    group.add_argument(
+        "--nats-cluster",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run NATS as a cluster of N nodes (routes over TLS, streams at up to 3 replicas); default 1",
+    )
+    group.set_defaults(
+        handler=lambda a: asyncio.run(_demo(Path(a.workdir), a.once, a.verbose, a.tools_dir, a.nats_cluster))
+    )
     leaves = group.add_subparsers(dest="demo_command", metavar="COMMAND")
     p = leaves.add_parser("backend", help="run the sample population-register backend")
     p.add_argument("--listen", default="127.0.0.1:0")

@@ -91,7 +91,9 @@ class ConsoleStack:
             "audit api",
             [
                 *(sys.executable, "-m", "crossway.cli", "audit", "serve", "--index", str(self.index)),
-                *("--nats", self.fed.nats.url, "--listen", "127.0.0.1:0"),
+                # It indexes as the federation's audit index identity (reads only; crossway.natsauth).
+                *self.fed.nats_arguments(self.fed.index),
+                *("--listen", "127.0.0.1:0"),
                 *("--tls-key", str(d / "audit-api.key"), "--tls-cert", str(d / "audit-api.crt")),
                 *("--issuer", DEMO_ISSUER, "--audience", AUDIT_AUDIENCE, "--public-key", str(d / "demo-idp.pub")),
                 *("--anchor", str(self.fed.workdir / "registry" / "anchor.json")),

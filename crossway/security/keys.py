@@ -35,6 +35,7 @@ __all__ = [
     "load_x25519_public_raw",
     "save_pem",
     "save_private_key",
+    "write_text_atomically",
     "x25519_public_raw",
 ]
 
@@ -83,6 +84,11 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomically(path: Path | str, text: str, mode: int = 0o600) -> None:
+    """Replace a file's content at once (readers never see half a file), created with ``mode``."""
+    _write_atomically(Path(path), text.encode(), mode)
 
 
 def save_private_key(path: Path | str, key: PrivateKey, passphrase: bytes | None = None) -> None:

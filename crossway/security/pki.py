@@ -89,10 +89,12 @@ def _signing_capable(key: PrivateKey) -> ec.EllipticCurvePrivateKey | ed25519.Ed
     return key
 
 
-def create_ca(instance: str, key: PrivateKey, *, days: int = 3650, now_ms: int | None = None) -> x509.Certificate:
+def create_ca(
+    instance: str, key: PrivateKey, *, days: int = 3650, now_ms: int | None = None, common_name: str | None = None
+) -> x509.Certificate:
     """A self-signed CA for one instance; pathlen 0 because it only ever signs leaf certificates."""
     signer = _signing_capable(key)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Crossway {instance} CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or f"Crossway {instance} CA")])
     start = _now(now_ms) - _BACKDATE
     public = signer.public_key()
     return (

@@ -1,4 +1,5 @@
 """The replay window on disk: survives restarts, shared by a gateway's worker processes (one SQLite file).
+(A member's gateways on separate hosts share theirs in NATS KV: ``crossway.natsreplay``.)
 
 Every gateway keeps its window here (issue 13): an in-process window forgets every id when the
 gateway restarts, so a captured envelope replayed a second after a restart was accepted and the

@@ -16,6 +16,7 @@ import grpc
 from audit.trail import AuditSink
 from crossway.core.clock import Clock
 from crossway.core.errors import CrosswayError
+from crossway.natsclient import NatsAccess
 from crossway.security.signing import Signer
 from gateway.admin.auth import AdminAuthenticator
 from gateway.admin.server import AdminService
@@ -36,7 +37,7 @@ class PolicyAdministration:
     def __init__(
         self,
         config: GatewayConfig,
-        nats_url: str,
+        nats: NatsAccess,
         ctx: GatewayContext,
         signer: Signer,
         policies: PolicyManager,
@@ -56,7 +57,17 @@ class PolicyAdministration:
             lookup: KeyLookup = ctx.key_lookup(ctx.config())
             return lookup
 
-        self.versions = NatsPolicyVersions(nats_url, str(config.gateway_id), config.member, signer, keys, self._install)
+        # The newest version number ever applied is kept in the data dir (no rollback by replay).
+        self.versions = NatsPolicyVersions(
+            nats,
+            str(config.gateway_id),
+            config.member,
+            signer,
+            keys,
+            self._install,
+            mark=config.data_dir / "policy-version.mark",
+            on_rollback=policies.block,
+        )
         self._server: grpc.aio.Server | None = None
         self._verifiers = TokenVerifiers()
         self.port = 0

@@ -11,19 +11,14 @@ chained per message, logged in that gateway's Merkle audit log and sent to the o
 both hold the whole timeline. See docs/delivery.md.
 
 Public API: :class:`DeliveryService` (built by the runtime), :class:`DeliveryConfig` and
-:func:`load_delivery_config`, the stream and bucket names (:mod:`gateway.delivery.subjects`).
+:func:`load_delivery_config`, the stream and bucket names (:mod:`crossway.bus`).
 """
 
+from crossway.bus import Names
 from gateway.delivery.config import DeliveryConfig, PushTarget, load_delivery_config
 from gateway.delivery.service import DeliveryService
-from gateway.delivery.subjects import CHUNKS_STREAM, FORWARD_STREAM, INBOX_STREAM, OUTBOX_STREAM, STATE_BUCKET, Names
 
 __all__ = [
-    "CHUNKS_STREAM",
-    "FORWARD_STREAM",
-    "INBOX_STREAM",
-    "OUTBOX_STREAM",
-    "STATE_BUCKET",
     "DeliveryConfig",
     "DeliveryService",
     "Names",

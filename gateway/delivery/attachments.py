@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import nats.js.errors
 
+from crossway.bus import Names, tokens
 from crossway.core.errors import MessageTampered, MessageTooLarge
 from crossway.core.ids import SubsystemId
 from gateway.delivery.errors import AttachmentUnknown
 from gateway.delivery.message import AttachmentInfo
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import CHUNKS_STREAM, Names, tokens
 
 __all__ = ["AttachmentStore", "StoredAttachment"]
 
@@ -91,7 +91,7 @@ class AttachmentStore:
         buffer = bytearray()
 
         async def flush(piece: bytes) -> None:
-            ack = await js.publish(subject, piece, stream=CHUNKS_STREAM)
+            ack = await js.publish(subject, piece, stream=self._names.chunks_stream)
             digests.append(hashlib.sha256(piece).digest())
             sequences.append(ack.seq)
 
@@ -122,7 +122,7 @@ class AttachmentStore:
                 raise MessageTampered(
                     f"chunk {n} of attachment {expected.attachment_id} is not the one the sender signed"
                 )
-            ack = await js.publish(subject, data, stream=CHUNKS_STREAM)
+            ack = await js.publish(subject, data, stream=self._names.chunks_stream)
             sequences.append(ack.seq)
             size += len(data)
         if len(sequences) != len(expected.chunk_sha256) or size != expected.size:
@@ -156,7 +156,7 @@ class AttachmentStore:
         js = self._store.js
         assert js is not None
         for n, seq in enumerate(stored.sequences):
-            msg = await js.get_msg(CHUNKS_STREAM, seq)
+            msg = await js.get_msg(self._names.chunks_stream, seq)
             data = msg.data or b""
             if hashlib.sha256(data).digest() != stored.info.chunk_sha256[n]:
                 raise MessageTampered(f"chunk {n} of attachment {stored.info.attachment_id} changed in storage")

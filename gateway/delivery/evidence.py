@@ -26,11 +26,11 @@ from audit.trail import (
     new_record_id,
     sign_event,
 )
+from crossway.bus import Names
 from crossway.core.errors import CrosswayError, SignatureInvalid
 from crossway.core.ids import GatewayId
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import FORWARD_STREAM, Names
 from gateway.shared.context import GatewayContext
 from registry.configuration import VerifiedConfiguration
 
@@ -123,7 +123,7 @@ class EvidenceBook:
             # Queued first: the forwarder sends the state's events once this id is among them.
             job = json.dumps({"key": key, "evidence_id": evidence_id, "at_ms": self._ctx.clock.now_ms()}).encode()
             # ``key`` is the state key: the forwarder reads the timeline from it
-            await self._store.publish(self._names.forward, job, f"fwd:{evidence_id}", FORWARD_STREAM)
+            await self._store.publish(self._names.forward, job, f"fwd:{evidence_id}", self._names.forward_stream)
         state, signed = await states.append(key, evidence_id, decide, self.sign, **facts)
         if signed is not None and signed.event.evidence_id == evidence_id and signed.event.issuer == self.issuer:
             self.log(signed)

@@ -14,13 +14,13 @@ import logging
 
 from nats.aio.msg import Msg
 
+from crossway.bus import Names
 from crossway.core.errors import CrosswayError
 from crossway.core.ids import SubsystemId
 from gateway.delivery.config import DeliveryConfig
 from gateway.delivery.peerlink import DeliveryLink
 from gateway.delivery.relay import PERMANENT
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import FORWARD_STREAM, Names
 from gateway.delivery.worker import PullWorker, backoff_delay
 from gateway.shared.context import GatewayContext
 
@@ -43,7 +43,7 @@ class EvidenceForwarder:
         self.worker = PullWorker(
             "forward",
             store,
-            FORWARD_STREAM,
+            self._names.forward_stream,
             names.forward_consumer,
             names.forward,
             self.handle,

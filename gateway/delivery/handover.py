@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 
 from audit.trail import EvidenceEvent, SignedEvent
+from crossway.bus import Names
 from crossway.core.errors import CrosswayError
 from crossway.core.ids import SubsystemId
 from gateway.delivery.config import DeliveryConfig
@@ -34,7 +35,6 @@ from gateway.delivery.evidence import EvidenceBook, unsigned_event
 from gateway.delivery.message import AttachmentInfo, StoredHeaders, delivery_key, open_content
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import INBOX_STREAM, Names
 from gateway.delivery.worker import PullWorker, fetch_some
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import decode_envelope, open_envelope
@@ -103,7 +103,7 @@ class Mailboxes:
             if known is not None and known[0] == generation:
                 return known[1]
             sub = await self._store.consumer(
-                INBOX_STREAM,
+                self._names.inbox_stream,
                 self._names.mailbox_consumer(mailbox),
                 self._names.inbox(mailbox),
                 ack_wait_s=self._config.handover_ack_wait_s,
@@ -263,7 +263,7 @@ class ExpiryWorker:
         self.worker = PullWorker(
             "expiry",
             store,
-            INBOX_STREAM,
+            self._names.inbox_stream,
             names.expiry_consumer,
             names.inbox_all,
             self.handle,

@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from adapters import Adapter, build_adapter
 from adapters.base import BackendCall
 from audit.trail import EvidenceEvent
+from crossway.bus import Names
 from crossway.core.errors import CrosswayError
 from crossway.core.ids import SubsystemId
 from gateway.delivery.config import DeliveryConfig, PushTarget
@@ -26,7 +27,6 @@ from gateway.delivery.evidence import EvidenceBook, unsigned_event
 from gateway.delivery.message import StoredHeaders, delivery_key, open_content
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import INBOX_STREAM, Names
 from gateway.delivery.worker import PullWorker, backoff_delay
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import decode_envelope, open_envelope
@@ -63,7 +63,7 @@ class PushWorker:
         self.worker = PullWorker(
             f"push {target.mailbox}",
             store,
-            INBOX_STREAM,
+            self._names.inbox_stream,
             names.push_consumer(target.mailbox),
             names.inbox(target.mailbox),
             self.handle,

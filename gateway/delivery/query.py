@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from audit.trail import SignedEvent, build_timeline_bundle
+from crossway.bus import Names
 from crossway.core.ids import SubsystemId
 from crossway.security.pki import cert_to_pem
 from gateway.delivery.errors import DeliveryUnknown
 from gateway.delivery.message import delivery_key
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import Names
 from gateway.shared.context import GatewayContext
 
 __all__ = ["Queries", "ReportRow"]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from audit.trail import EvidenceEvent, EvidenceInvalid, SignedEvent
+from crossway.bus import Names
 from crossway.core.errors import (
     CrosswayError,
     DecryptionFailed,
@@ -56,7 +57,6 @@ from gateway.delivery.policies import PolicyHolder
 from gateway.delivery.sender import CLAIM_STALE_MS
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import INBOX_STREAM, Names
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import encode_envelope, open_envelope
 from gateway.wire.frames import Envelope, FrameKind, SignedFrame
@@ -230,7 +230,7 @@ class RelayDesk:
                 self._names.inbox(t.recipient),
                 encode_envelope_of(t),
                 t.frame.header_hash.hex(),
-                INBOX_STREAM,
+                self._names.inbox_stream,
                 stored_headers(t.frame),
             )
             name, code, reason = "RelayAcceptance", "", ""

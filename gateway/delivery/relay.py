@@ -25,6 +25,7 @@ import grpc
 from nats.aio.msg import Msg
 
 from audit.trail import EvidenceEvent, EvidenceInvalid, SignedEvent
+from crossway.bus import Names
 from crossway.core.errors import CrosswayError, RegistryError
 from crossway.core.ids import SubsystemId
 from gateway.delivery.attachments import AttachmentStore
@@ -36,7 +37,6 @@ from gateway.delivery.peerlink import DeliveryLink
 from gateway.delivery.sender import CLAIM_STALE_MS
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import OUTBOX_STREAM, Names
 from gateway.delivery.worker import PullWorker, backoff_delay
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import decode_envelope, open_envelope
@@ -82,7 +82,7 @@ class RelayWorker:
         self.worker = PullWorker(
             "relay",
             store,
-            OUTBOX_STREAM,
+            self._names.outbox_stream,
             names.relay_consumer,
             names.outbox,
             self.handle,

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, replace
 
 from audit.trail import EvidenceEvent, SignedEvent
+from crossway.bus import Names
 from crossway.core.errors import CrosswayError, MessageMalformed, MessageTooLarge
 from crossway.core.ids import SubsystemId
 from gateway.delivery.attachments import AttachmentStore
@@ -37,7 +38,6 @@ from gateway.delivery.evidence import EvidenceBook, unsigned_event
 from gateway.delivery.message import MessageContent, check_message_id, delivery_key, seal_message, stored_headers
 from gateway.delivery.state import MessageState
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import OUTBOX_STREAM, Names
 from gateway.shared.context import GatewayContext
 from gateway.wire.codec import encode_envelope
 from registry import AcceptanceMode
@@ -148,7 +148,11 @@ class SubmissionDesk:
         # 5. durable in the outbox before any evidence says so (the id de-duplicates a retry whose
         # ack was lost; a taken-over claim signs anew, so its id differs)
         await self._store.publish(
-            self._names.outbox, encode_envelope(envelope), message_hash, OUTBOX_STREAM, stored_headers(frame)
+            self._names.outbox,
+            encode_envelope(envelope),
+            message_hash,
+            self._names.outbox_stream,
+            stored_headers(frame),
         )
 
         # 6. SubmissionAcceptance

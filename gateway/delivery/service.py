@@ -14,7 +14,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from crossway.bus import Names
 from crossway.core.ids import SubsystemId
+from crossway.natsclient import NatsAccess
 from crossway.security.replay import MemoryReplayGuard
 from gateway.delivery.attachments import AttachmentStore
 from gateway.delivery.config import DeliveryConfig
@@ -32,7 +34,6 @@ from gateway.delivery.recipient import PeerCheck, RelayDesk
 from gateway.delivery.relay import RelayWorker
 from gateway.delivery.sender import SubmissionDesk
 from gateway.delivery.store import DeliveryStore
-from gateway.delivery.subjects import Names
 from gateway.shared.context import GatewayContext
 
 __all__ = ["DeliveryService"]
@@ -47,7 +48,7 @@ class DeliveryService:
         self,
         ctx: GatewayContext,
         config: DeliveryConfig,
-        nats_url: str,
+        nats: NatsAccess,
         *,
         callers: CallerCheck,
         peers: PeerCheck,
@@ -59,7 +60,7 @@ class DeliveryService:
         self.ctx = ctx
         self.config = config
         self.names = names = Names(ctx.gateway_id)
-        self.store = store = DeliveryStore(nats_url, str(ctx.gateway_id), config.retention_s)
+        self.store = store = DeliveryStore(nats, names, config.retention_s)
         self.book = book = EvidenceBook(ctx, store, names)
         self.attachments = AttachmentStore(store, names, config.chunk_bytes, config.max_attachment_bytes)
         self._own_link = link is None

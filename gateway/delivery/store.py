@@ -1,9 +1,10 @@
 """The delivery room's NATS plumbing: one connection, the streams, the state bucket, consumers.
 
-Connects only through ``crossway.natsclient`` (a first connect that never hangs a shutdown, then
-reconnecting forever). Streams are created when missing (file storage, the retention period as
-their age limit, a duplicate window for ``Nats-Msg-Id`` that covers any retry); the names and who
-may use them are in :mod:`gateway.delivery.subjects`.
+Connects only through ``crossway.natsclient``, as the gateway's own NATS identity (a first
+connect that never hangs a shutdown, then reconnecting forever). The gateway creates no stream:
+its member's streams and state bucket are provisioned on the backbone (by the registry for every
+member, or by ``crossway nats provision``); it waits for them, saying so, and fails with a hint
+when they do not come. The names and who may use them are in :mod:`crossway.bus`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from crossway.natsclient import close_owner, connect_when_up
+from crossway.bus import Names
+from crossway.core.errors import ConfigError
+from crossway.natsclient import NatsAccess, close_owner, connect_when_up
 from gateway.delivery.state import StateStore
-from gateway.delivery.subjects import CHUNKS_STREAM, FORWARD_STREAM, INBOX_STREAM, OUTBOX_STREAM, STATE_BUCKET
 
 __all__ = ["NATS_ERRORS", "DeliveryStore"]
 
@@ -37,20 +39,15 @@ NATS_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-_STREAMS = (
-    (OUTBOX_STREAM, "crossway.delivery.outbox.>", "Crossway delivery: signed messages awaiting relay"),
-    (INBOX_STREAM, "crossway.delivery.inbox.>", "Crossway delivery: relayed messages awaiting handover"),
-    (FORWARD_STREAM, "crossway.delivery.forward.>", "Crossway delivery: evidence to send to the other side"),
-    (CHUNKS_STREAM, "crossway.delivery.chunks.>", "Crossway delivery: attachment chunks"),
-)
-# Must exceed the longest retry of a publish whose acknowledgement was lost (NATS restarts).
-_DUPLICATE_WINDOW_S = 3600.0
+# How long a starting gateway waits for its member's streams to be provisioned.
+_PROVISION_WAIT_S = 60.0
 
 
 class DeliveryStore:
-    def __init__(self, url: str, gateway: str, retention_s: float, *, timeout_s: float = 5.0) -> None:
-        self._url = url
-        self._gateway = gateway
+    def __init__(self, access: NatsAccess, names: Names, retention_s: float, *, timeout_s: float = 5.0) -> None:
+        self._access = access
+        self._names = names
+        self._gateway = str(names.gateway)
         self._retention_s = retention_s
         self._timeout_s = timeout_s
         self._nc: NATS | None = None
@@ -62,9 +59,9 @@ class DeliveryStore:
         self.generation = 0
 
     async def start(self) -> None:
-        """Connect (retrying until NATS answers) and make sure the streams and bucket exist."""
+        """Connect (retrying until NATS answers) and wait for the member's streams and bucket."""
         nc, _ = await connect_when_up(
-            self._url,
+            self._access,
             name=f"crossway-delivery {self._gateway}",
             connect_timeout=2.0,
             retry_interval=0.5,
@@ -74,10 +71,20 @@ class DeliveryStore:
         )
         self._nc = nc
         self.js = nc.jetstream(timeout=self._timeout_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _PROVISION_WAIT_S
         while True:
             try:
                 await self._ensure()
                 break
+            except (nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError) as exc:
+                if loop.time() > deadline:
+                    raise ConfigError(
+                        f"the delivery streams of {self._names.gateway.member} are not on the backbone ({exc})",
+                        hint="the registry creates them for every member; or run crossway nats provision",
+                    ) from None
+                log.warning("delivery: waiting for the member's streams to be provisioned")
+                await asyncio.sleep(1.0)
             except NATS_ERRORS as exc:
                 log.warning("delivery: streams not ready yet (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(0.5)
@@ -86,36 +93,9 @@ class DeliveryStore:
     async def _ensure(self) -> None:
         js = self.js
         assert js is not None
-        for name, subjects, description in _STREAMS:
-            try:
-                await js.stream_info(name)
-            except nats.js.errors.NotFoundError:
-                config = StreamConfig(
-                    name=name,
-                    subjects=[subjects],
-                    description=description,
-                    storage=StorageType.FILE,
-                    max_age=self._retention_s,
-                    duplicate_window=min(_DUPLICATE_WINDOW_S, self._retention_s),
-                )
-                with contextlib.suppress(nats.js.errors.BadRequestError):  # created meanwhile by another gateway
-                    await js.add_stream(config)
-        try:
-            kv = await js.key_value(STATE_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            try:
-                kv = await js.create_key_value(
-                    KeyValueConfig(
-                        bucket=STATE_BUCKET,
-                        description="Crossway delivery: message states and their evidence",
-                        history=1,
-                        ttl=self._retention_s,
-                        storage=StorageType.FILE,
-                    )
-                )
-            except nats.js.errors.BadRequestError:
-                kv = await js.key_value(STATE_BUCKET)
-        self.states = StateStore(kv, self._retention_s)
+        for name in self._names.streams:
+            await js.stream_info(name)
+        self.states = StateStore(await js.key_value(self._names.state_bucket), self._retention_s)
 
     async def consumer(
         self,

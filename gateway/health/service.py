@@ -67,12 +67,14 @@ class GatewayHealth:
         adapters: Mapping[Any, Adapter],
         *,
         interval_s: float = 0.5,
+        audit_alarm: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._gateway = gateway_id
         self._configuration = configuration
         self._audit = audit
         self._policies = policies  # None: this gateway provides no service, so needs no bundle
         self._adapters = adapters
+        self._audit_alarm = audit_alarm
         self._interval_s = interval_s
         self._published: dict[str, Verdict] = {}
         self._servicer = _Servicer(lambda: {name: v.status for name, v in self._published.items()})
@@ -96,7 +98,8 @@ class GatewayHealth:
         return assess(
             current_configuration=self._configuration.current,
             audit_writable=self._audit.writable,
-            audit_alarm=self._audit.alarm,
+            # The log's own alarm (a stream that went back, a record not ours) comes first.
+            audit_alarm=self._audit_alarm() or self._audit.alarm,
             # PolicyManager.version is -1 until a bundle is in force.
             policy_loaded=None if self._policies is None else self._policies.version >= 0,
             adapters={str(service): adapter.health() for service, adapter in self._adapters.items()},

@@ -10,8 +10,9 @@ The entries (grpc.health.v1 service names):
 - ``crossway.registry``, ``crossway.audit`` and, on a provider, ``crossway.policy`` — each check
   on its own, so an operator sees *why* the gateway is NOT_SERVING. ``crossway.audit`` is also
   NOT_SERVING while audit records are stuck (quarantined, or a spool that does not drain: the
-  sink's ``alarm``, issue 12) — without taking the gateway out of service: its trail is still
-  written, and one record a peer made unsendable must not become an outage.
+  sink's ``alarm``, issue 12), and while its log is not being signed (the checkpointer's alarm: a
+  stream that went back, a record the gateway did not produce; issue 11) — without taking the
+  gateway out of service: its trail is still written, and must not become an outage.
 - one entry per provided service id — that service's adapter, as its traffic last saw the
   backend (``adapters.health``: passive, UNKNOWN until the first call), published unchanged.
 

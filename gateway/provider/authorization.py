@@ -38,6 +38,8 @@ class PolicyManager:
         # The files of the newest applied version and its number; None → the directory.
         self._files: Mapping[str, str] | None = None
         self._version = 0
+        # Why no policy may be served (a refused rollback); None while policies may load.
+        self._blocked: str | None = None
 
     @property
     def methods(self) -> frozenset[MethodId]:
@@ -60,8 +62,19 @@ class PolicyManager:
         """Validate ``files`` for the served methods; raises ``PolicyInvalid`` naming file:line."""
         return PolicyBundle.from_texts(files, self._methods, version=f"v{version}")
 
+    def block(self, reason: str) -> None:
+        """Serve no policy at all — every call is denied — until a version is installed again.
+
+        For a refused rollback (gateway.admin.versions): neither an older version nor the
+        directory's files may stand in for the newest version applied here before.
+        """
+        self._blocked = reason
+        self._point = None
+        log.critical("policies blocked: %s", reason)
+
     def install(self, bundle: PolicyBundle, files: Mapping[str, str], version: int) -> None:
         """Put a built bundle in force (atomic swap); later method changes rebuild from ``files``."""
+        self._blocked = None
         self._files, self._version = files, version
         if self._point is None:
             self._point = CedarDecisionPoint(bundle)
@@ -82,6 +95,9 @@ class PolicyManager:
         )
         if methods == self._methods and self._point is not None:
             return
+        if self._blocked is not None:
+            self._methods = methods  # what a version installed later is built for; nothing served now
+            return
         if self._dir is None and self._files is None:
             log.warning("no policy directory configured: every call will be denied")
             return
@@ -101,5 +117,7 @@ class PolicyManager:
 
     def decide(self, request: AccessRequest) -> Decision:
         if self._point is None:
+            if self._blocked is not None:
+                raise PolicyUnavailable("policies are blocked on this gateway: an older policy version was replayed")
             raise PolicyUnavailable("no valid policy set is loaded on this gateway")
         return self._point.decide(request)

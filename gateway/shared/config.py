@@ -3,6 +3,13 @@
 Paths in the file are relative to the file's directory. The only environment override is
 ``CROSSWAY_NATS_URL`` (read here and nowhere else), so an operator can point every process of a
 host at a NATS cluster without editing files.
+
+``[nats]``: ``url`` — one URL, or several comma-separated, or ``urls = [...]`` (a cluster) — and
+the gateway's NATS identity: ``ca`` (the NATS servers' CA), ``certificate`` and ``key`` (issued by
+the registry from a CSR made here). A URL without an identity is refused: nobody connects to
+NATS anonymously. No URL starts an embedded nats-server with a private PKI in the data directory.
+``shared_replay = true``: the member's gateways share one replay window in NATS KV (gateways of one
+member on separate hosts: a message replayed to another of them is still refused).
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     ),
     "gateway": ("id", "data_dir", "workers", "event_loop", "peer_multiplex", "peer_connections"),
     "listen": ("client", "peer"),
-    "nats": ("url",),
+    "nats": ("url", "urls", "ca", "certificate", "key", "shared_replay"),
     "registry": ("anchor", "source"),
     "keys": ("tls_key", "tls_certificate", "signing_key", "signing_certificate", "encryption_key", "passphrase_env"),
     "client_auth": ("jwt", "certificates"),
@@ -297,6 +304,27 @@ def _event_loop(gw: _Reader) -> str:
     return value
 
 
+def _nats_urls(nats: _Reader) -> str:
+    urls = nats.table.get("urls")
+    if urls is None:
+        return nats.text("url", "")
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise nats._fail("urls", "must list the NATS servers' URLs", 'urls = ["tls://n1:4222", "tls://n2:4222"]')
+    return ",".join(urls)
+
+
+def _nats_identity(nats: _Reader, url: str) -> tuple[Path | None, Path | None, Path | None]:
+    paths = tuple(nats.optional_path(k) for k in ("ca", "certificate", "key"))
+    if url and not all(paths):
+        missing = ", ".join(k for k, v in zip(("ca", "certificate", "key"), paths, strict=True) if v is None)
+        raise nats._fail(
+            missing.split(", ")[0],
+            f"a NATS URL needs the gateway's NATS identity ({missing} missing): nobody connects anonymously",
+            "request one with `crossway nats request` and have the registry issue it",
+        )
+    return paths[0], paths[1], paths[2]
+
+
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate a gateway's TOML file; a bad file fails here with the file and key named."""
     environ = os.environ if environ is None else environ
@@ -325,6 +353,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
     top.only("top")  # after the required tables: a renamed [gateway] is reported as missing
     data_dir = gw.path("data_dir")
     default_timeout_s = security.number("default_timeout_s", 30.0)
+    nats_url = environ.get(ENV_NATS_URL) or _nats_urls(nats)
+    nats_ca, nats_certificate, nats_key = _nats_identity(nats, "" if environ.get(ENV_NATS_URL) else nats_url)
 
     jwt = None
     if "jwt" in client_auth.table:
@@ -360,7 +390,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Gateway
         data_dir=data_dir,
         client_listen=listen.text("client", "127.0.0.1:0"),
         peer_listen=listen.text("peer", "127.0.0.1:0"),
-        nats_url=environ.get(ENV_NATS_URL) or nats.text("url", ""),
+        nats_url=nats_url,
+        nats_ca=nats_ca,
+        nats_certificate=nats_certificate,
+        nats_key=nats_key,
+        shared_replay=nats.flag("shared_replay", False),
         registry_anchor=registry.path("anchor"),
         registry_source=registry.text("source", "nats"),
         tls_key=keys.path("tls_key"),

@@ -53,6 +53,8 @@ class ServiceBinding:
 class AuditConfig:
     spool_dir: Path
     strict: bool = False
+    # Read but no longer used by the gateway: the streams are the operator's, provisioned at the
+    # replicas the backbone has (crossway nats provision --replicas); gateways create no stream.
     replicas: int = 1
     stream: str = "CROSSWAY_AUDIT"
     # Seconds between signed Merkle checkpoints of this gateway's audit log; 0 turns them off.
@@ -120,7 +122,7 @@ class GatewayConfig:
     data_dir: Path
     client_listen: str
     peer_listen: str
-    nats_url: str  # "" → start an embedded nats-server in data_dir
+    nats_url: str  # "" → start an embedded nats-server in data_dir; several URLs comma-separated
     registry_anchor: Path
     registry_source: str  # "nats" | "file:PATH" | "grpc:HOST:PORT"
     tls_key: Path
@@ -152,6 +154,12 @@ class GatewayConfig:
     metrics_listen: str = ""
     # [logging] format: "text" (default) or "json" (one object per line, with ids).
     log_format: str = "text"
+    # The gateway's NATS identity (required with nats_url): the servers' CA, its certificate and key.
+    nats_ca: Path | None = None
+    nats_certificate: Path | None = None
+    nats_key: Path | None = None
+    # The replay window in NATS KV, shared with the member's other gateways (else per host).
+    shared_replay: bool = False
 
     @property
     def member(self) -> str:

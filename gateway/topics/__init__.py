@@ -11,12 +11,12 @@ stream) and answers with RelayAcceptance; its system receives and acknowledges
 (ContentHandover). Every step is signed evidence in both gateways' audit logs. See docs/topics.md.
 
 Public API: :class:`TopicService` (built by the runtime), :func:`verify_range` (the completeness
-check of a replayed range), the stream and bucket names.
+check of a replayed range), the record keys (:class:`TopicNames`; the NATS names are ``crossway.bus``'s).
 """
 
 from gateway.topics.event import ReceivedEvent, verify_range
 from gateway.topics.service import TopicService
-from gateway.topics.subjects import EVENTS_STREAM, INBOX_STREAM, STATE_BUCKET, TopicNames
+from gateway.topics.subjects import TopicNames
 
 __all__ = [
     "EVENTS_STREAM",

@@ -42,7 +42,7 @@ from gateway.topics.event import copy_message_id, seal_copy
 from gateway.topics.peerlink import TopicLink
 from gateway.topics.policies import TopicPolicyHolder
 from gateway.topics.store import Subscription, TopicStore, stopped
-from gateway.topics.subjects import EVENTS_STREAM, TopicNames
+from gateway.topics.subjects import TopicNames
 from gateway.wire.codec import decode_envelope, open_envelope
 from gateway.wire.frames import Envelope, SignedFrame
 from policies import TopicRequest
@@ -83,7 +83,7 @@ class FanOut:
         worker = PullWorker(
             f"fan-out {sub.id}",
             self._delivery.store,
-            EVENTS_STREAM,
+            self._names.events_stream,
             self._names.fan_consumer(sub.id),
             self._names.events(sub.topic),
             lambda msg: self.handle(sub.id, msg),

@@ -38,7 +38,7 @@ from gateway.topics.errors import SubscriptionStopped, SubscriptionUnknown, Topi
 from gateway.topics.event import ReceivedEvent, copy_message_id, open_received
 from gateway.topics.peerlink import TopicLink, signed_event_pb
 from gateway.topics.store import Mine, TopicStore, stopped
-from gateway.topics.subjects import INBOX_STREAM, TopicNames
+from gateway.topics.subjects import TopicNames
 from gateway.wire.codec import envelope_from_pb
 from gateway.wire.frames import Envelope
 from gateway.wire.link import AuthContext
@@ -200,7 +200,9 @@ class SubscriberDesk:
             # 6. stored, then the evidence
             if "RelayAcceptance" not in state.names:
                 data = signed_event_pb(event, copy).SerializeToString()
-                await self._delivery.store.publish(self._names.inbox(sub_id, n), data, f"{sub_id}:{n}", INBOX_STREAM)
+                await self._delivery.store.publish(
+                    self._names.inbox(sub_id, n), data, f"{sub_id}:{n}", self._names.inbox_stream
+                )
                 book = self._delivery.book
 
                 def decide(s: MessageState) -> EvidenceEvent | None:
@@ -318,7 +320,7 @@ class SubscriberDesk:
 
     async def _stored(self, mine: Mine, n: int) -> Stored:
         try:
-            raw = await self._store.js.get_last_msg(INBOX_STREAM, self._names.inbox(mine.id, n))
+            raw = await self._store.js.get_last_msg(self._names.inbox_stream, self._names.inbox(mine.id, n))
         except nats.js.errors.NotFoundError as exc:
             raise TopicGap(f"event {n} of subscription {mine.id} is not in this gateway's inbox") from exc
         item = tpb.SignedTopicEvent.FromString(raw.data or b"")

@@ -28,7 +28,7 @@ from gateway.shared.context import GatewayContext
 from gateway.topics.errors import EventInvalid, TopicNotOwner, TopicUnknown
 from gateway.topics.event import seal_event
 from gateway.topics.store import TopicStore
-from gateway.topics.subjects import EVENTS_STREAM, TopicNames
+from gateway.topics.subjects import TopicNames
 from gateway.wire.codec import decode_envelope, encode_envelope, open_envelope
 from registry import TopicView
 
@@ -120,7 +120,10 @@ class PublishDesk:
                 headers["Nats-Expected-Last-Subject-Sequence"] = str(head.stream_seq)
             try:
                 ack = await self._store.js.publish(
-                    self._names.events(topic), encode_envelope(envelope), stream=EVENTS_STREAM, headers=headers
+                    self._names.events(topic),
+                    encode_envelope(envelope),
+                    stream=self._names.events_stream,
+                    headers=headers,
                 )
             except nats.js.errors.APIError:
                 self._heads.pop(topic, None)
@@ -137,7 +140,7 @@ class PublishDesk:
         if head is not None:
             return head
         try:
-            raw = await self._store.js.get_last_msg(EVENTS_STREAM, self._names.events(topic))
+            raw = await self._store.js.get_last_msg(self._names.events_stream, self._names.events(topic))
         except nats.js.errors.NotFoundError:
             head = Head(0, 0, b"")
         else:

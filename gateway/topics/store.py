@@ -1,32 +1,27 @@
-"""The topics room's NATS plumbing, on the delivery room's connection: two streams, one KV bucket,
-and the records kept in it (a subscription at the publisher's gateway, and at the subscriber's).
+"""The topics room's NATS plumbing, on the delivery room's connection and its member's state bucket,
+and the records kept there (a subscription at the publisher's gateway, and at the subscriber's).
 
-Records change only by compare-and-set (``update``), so the fan-out worker, Subscribe, Receive
-and Ack never overwrite one another's changes.
+The gateway creates nothing: the member's topic streams are provisioned with its delivery streams
+(``crossway.bus``, ``crossway.natsstreams``). Records change only by compare-and-set (``update``),
+so the fan-out worker, Subscribe, Receive and Ack never overwrite one another's changes. The
+bucket keeps a key for the retention period after its last write (delivery's TTL).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import nats.js.errors
-from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from nats.js.kv import KeyValue
 
 from gateway.delivery.errors import DeliveryBusy
 from gateway.delivery.store import DeliveryStore
-from gateway.topics.subjects import EVENTS_STREAM, INBOX_STREAM, STATE_BUCKET
 
 __all__ = ["Mine", "Subscription", "TopicStore"]
 
-_STREAMS = (
-    (EVENTS_STREAM, "crossway.topics.events.>", "Crossway topics: signed events as published"),
-    (INBOX_STREAM, "crossway.topics.inbox.>", "Crossway topics: events accepted for a subscriber"),
-)
 _CAS_ATTEMPTS = 50
 
 R = TypeVar("R", "Subscription", "Mine")
@@ -84,37 +79,10 @@ class TopicStore:
         return self.delivery.js
 
     async def ensure(self) -> None:
-        js = self.js
-        for name, subjects, description in _STREAMS:
-            try:
-                await js.stream_info(name)
-            except nats.js.errors.NotFoundError:
-                config = StreamConfig(
-                    name=name,
-                    subjects=[subjects],
-                    description=description,
-                    storage=StorageType.FILE,
-                    max_age=self._retention_s,
-                    duplicate_window=min(3600.0, self._retention_s),
-                    deny_delete=True,
-                    deny_purge=True,
-                )
-                with contextlib.suppress(nats.js.errors.BadRequestError):
-                    await js.add_stream(config)
-        try:
-            self.kv = await js.key_value(STATE_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            try:
-                self.kv = await js.create_key_value(
-                    KeyValueConfig(
-                        bucket=STATE_BUCKET,
-                        description="Crossway topics: subscriptions and key heads",
-                        history=1,
-                        storage=StorageType.FILE,
-                    )
-                )
-            except nats.js.errors.BadRequestError:
-                self.kv = await js.key_value(STATE_BUCKET)
+        """Once delivery's store is ready: its member's bucket holds the topic records too."""
+        states = self.delivery.states
+        assert states is not None
+        self.kv = states.kv
 
     async def get(self, key: str, cls: type[R]) -> tuple[R, int] | None:
         assert self.kv is not None

@@ -1,39 +1,25 @@
-"""Every NATS name the topics room uses, beside delivery's (``gateway.delivery.subjects``).
+"""The keys the topics room keeps, beside the NATS names it shares with delivery (``crossway.bus``).
 
-======================  ==============================================  ============================
-name                    subjects / keys                                 used by
-======================  ==============================================  ============================
-CROSSWAY_TOPICS_EVENTS  ``crossway.topics.events.<gw>.<topic>``         the publisher's gateway:
-(stream)                                                                Publish; fan-out consumers
-                                                                        ``fan-<h>-<s>`` (one per
-                                                                        subscription, named, durable)
-CROSSWAY_TOPICS_INBOX   ``crossway.topics.inbox.<gw>.<s>.<seq>``        the subscriber's gateway:
-(stream)                                                                accepted events, read back
-                                                                        by subject (Receive, Replay)
-crossway_topics_state   ``<gw>.sub.<s>`` (publisher: a subscription     that gateway only
-(KV bucket)             and its progress), ``<gw>.mine.<s>``
-                        (subscriber), ``<gw>.key.<t>.<k>`` (key heads),
-                        ``<gw>.subs``/``<gw>.mines`` (id lists)
-======================  ==============================================  ============================
+Streams, subjects and consumers are the message bus's own (``crossway.bus.Names``: the member's
+``CROSSWAY_TOPICS_EVENTS_<m>`` and ``CROSSWAY_TOPICS_INBOX_<m>`` streams, provisioned with the
+delivery streams and granted to the member's gateways by the same generator, and the named
+durable ``fan-<h>-<s>`` consumers). Records live in the member's delivery state bucket, under this
+gateway's own ``<gw>`` key prefix, which its gateways alone may write:
 
-``<s>`` is a subscription id, ``<t>``/``<k>`` short hashes of a topic and a key. A gateway uses
-only names under its own ``<gw>`` tokens. The evidence of each event's delivery to each
-subscriber is delivery's: its state bucket and FORWARD stream, and the audit stream.
+    <gw>.sub.<s>          a subscription, at the publisher's gateway (with its progress)
+    <gw>.mine.<s>         a subscription, at the subscriber's gateway
+    <gw>.key.<t>.<k>      the last key sequence of a topic's key (publisher)
+    <gw>.subs, <gw>.mines the id lists (listing keys would need an unnamed consumer: not granted)
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from crossway.bus import Names, tokens
 from crossway.core.ids import GatewayId
-from gateway.delivery.subjects import tokens
 
-__all__ = ["EVENTS_STREAM", "INBOX_STREAM", "STATE_BUCKET", "TopicNames", "short"]
-
-EVENTS_STREAM = "CROSSWAY_TOPICS_EVENTS"
-INBOX_STREAM = "CROSSWAY_TOPICS_INBOX"
-STATE_BUCKET = "crossway_topics_state"
-_PREFIX = "crossway.topics"
+__all__ = ["TopicNames", "short"]
 
 
 def short(text: str, n: int = 16) -> str:
@@ -43,17 +29,19 @@ def short(text: str, n: int = 16) -> str:
 class TopicNames:
     def __init__(self, gateway: GatewayId) -> None:
         self.gateway = gateway
+        self.bus = bus = Names(gateway)
+        self.events_stream = bus.topic_stream
+        self.inbox_stream = bus.topicbox_stream
         self._gw = tokens(gateway)
-        self._h = short(str(gateway))
 
     def events(self, topic: str) -> str:
-        return f"{_PREFIX}.events.{self._gw}.{tokens(topic)}"
+        return self.bus.topic_events(topic)
 
     def inbox(self, subscription: str, sequence: int) -> str:
-        return f"{_PREFIX}.inbox.{self._gw}.{subscription}.{sequence}"
+        return self.bus.topicbox(subscription, sequence)
 
     def fan_consumer(self, subscription: str) -> str:
-        return f"fan-{self._h}-{subscription}"
+        return self.bus.fan_consumer(subscription)
 
     def sub_key(self, subscription: str) -> str:
         return f"{self._gw}.sub.{subscription}"

@@ -100,15 +100,15 @@ async def test_kill_9_of_nats_under_load_then_every_record_is_cosigned_within_a_
     index = str(tmp_path / "audit.sqlite")
     anchor = str(federation.workdir / "registry" / "anchor.json")
     store = open_store(index)
-    indexer = AuditIndexer(federation.nats.url, store)
+    indexer = AuditIndexer(federation.index, store)
     try:
         while True:
             await indexer.catch_up()
-            stored = await count_stream_records(federation.nats.url)
+            stored = await count_stream_records(federation.auditor)
             counts = {g: store.count(g) for g in store.gateways()}
             # --nats: the witnesses and quorum of the registry's configuration; no --signed-only:
             # every record of the index must be under a checkpoint with that quorum.
-            result = _verify(index, anchor, "--nats", federation.nats.url)
+            result = _verify(index, anchor, *federation.nats_arguments(federation.index))
             if store.count() == stored and sum(counts.values()) >= 2 * load.answered and result.returncode == 0:
                 break
             assert time.monotonic() - recovered < 60, f"not covered a minute after recovery: {result.stdout}"
@@ -118,7 +118,8 @@ async def test_kill_9_of_nats_under_load_then_every_record_is_cosigned_within_a_
     covered_after = time.monotonic() - recovered
     print(f"{load.answered} answered ({load.failed} failed); all {sum(counts.values())} records under "
           f"quorum-cosigned checkpoints {covered_after:.1f} s after NATS came back")  # fmt: skip
-    for extra in (("--nats", federation.nats.url), ("--nats", federation.nats.url, "--signed-only")):
+    nats = federation.nats_arguments(federation.index)
+    for extra in (nats, (*nats, "--signed-only")):
         result = _verify(index, anchor, *extra)
         assert result.returncode == 0, result.stdout
         assert "intact" in result.stdout

@@ -76,7 +76,7 @@ async def _records_of(fed: Federation, ids: set[str], within: float = 60.0) -> l
     """The stream's records once every answered exchange has both sides there (or time is up)."""
     deadline = time.monotonic() + within
     while True:
-        records = await fetch_records(fed.nats.url)
+        records = await fetch_records(fed.auditor)
         present = {(r.message_id, r.side) for r in records}
         if all((m, s) in present for m in ids for s in ("client", "provider")) or time.monotonic() > deadline:
             return records

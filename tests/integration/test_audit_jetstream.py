@@ -14,16 +14,18 @@ import pytest
 from audit.trail import AuditRecord, JetStreamAuditSink, count_stream_records, fetch_records
 from audit.trail.samples import sample_record
 from crossway.core.errors import AuditUnavailable
-from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import NatsAccess
+from crossway.natslocal import LocalBackbone
+from crossway.security.natspki import NatsIdentity
 
 GATEWAY = "EE/GOV/70000001/gw1"
 
 
 def make_sink(
-    url: str, spool: Path, *, connect_timeout: float = 2.0, drain_timeout: float = 30.0
+    nats: NatsAccess, spool: Path, *, connect_timeout: float = 2.0, drain_timeout: float = 30.0
 ) -> JetStreamAuditSink:
     return JetStreamAuditSink(
-        url,
+        nats,
         gateway_id=GATEWAY,
         spool_dir=spool,
         ack_timeout=2.0,
@@ -40,12 +42,12 @@ async def eventually(check: Callable[[], bool], within: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def stream_count_reaches(url: str, n: int, within: float = 20.0) -> int:
+async def stream_count_reaches(reader: NatsAccess, n: int, within: float = 20.0) -> int:
     """The stream's count once it reaches n (or the deadline passes); 0 while the sink has not created it."""
     deadline = time.monotonic() + within
     while True:
         try:
-            count = await count_stream_records(url)
+            count = await count_stream_records(reader)
         except nats.js.errors.NotFoundError:
             count = 0
         if count >= n or time.monotonic() > deadline:
@@ -54,25 +56,25 @@ async def stream_count_reaches(url: str, n: int, within: float = 20.0) -> int:
 
 
 async def test_two_thousand_records_land_in_the_stream_exactly_once_each(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     records = [sample_record(i) for i in range(2000)]
-    async with make_sink(nats_server.url, tmp_path / "spool") as sink:
+    async with make_sink(gateway_nats, tmp_path / "spool") as sink:
         for r in records:
             sink.submit(r)
     assert sink.stats.acked == 2000
-    assert await count_stream_records(nats_server.url) == 2000
-    stored = await fetch_records(nats_server.url)
+    assert await count_stream_records(auditor_nats) == 2000
+    stored = await fetch_records(auditor_nats)
     assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in records)
     assert stored == records  # one publisher, one ordered pipeline: stream order is submit order
     assert list((tmp_path / "spool").glob("*.jsonl")) == []
 
 
 async def test_records_submitted_while_nats_is_stopped_go_to_the_spool_and_arrive_after_restart(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    sink = make_sink(nats_server.url, spool)
+    sink = make_sink(gateway_nats, spool)
     await sink.start()
     try:
         before = [sample_record(i) for i in range(100)]
@@ -92,22 +94,22 @@ async def test_records_submitted_while_nats_is_stopped_go_to_the_spool_and_arriv
         after = [sample_record(i) for i in range(400, 450)]
         for r in after:
             sink.submit(r)
-        assert await stream_count_reaches(nats_server.url, 450) == 450
+        assert await stream_count_reaches(auditor_nats, 450) == 450
         await eventually(lambda: sink.stats.spooled == 0)
     finally:
         await sink.aclose()
-    stored = await fetch_records(nats_server.url)
+    stored = await fetch_records(auditor_nats)
     assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in before + during + after)
     assert list(spool.glob("*.jsonl")) == []
 
 
 async def test_a_sink_closed_with_a_full_spool_replays_it_when_reopened(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
     await nats_server.stop()
     records = [sample_record(i) for i in range(250)]
-    sink = make_sink(nats_server.url, spool, connect_timeout=1.0)
+    sink = make_sink(gateway_nats, spool, connect_timeout=1.0)
     await sink.start()
     for r in records:
         sink.submit(r)
@@ -115,37 +117,37 @@ async def test_a_sink_closed_with_a_full_spool_replays_it_when_reopened(
     assert sink.stats.spooled == 250
 
     await nats_server.start()
-    async with make_sink(nats_server.url, spool) as reopened:
-        assert await stream_count_reaches(nats_server.url, 250) == 250
+    async with make_sink(gateway_nats, spool) as reopened:
+        assert await stream_count_reaches(auditor_nats, 250) == 250
         await eventually(lambda: reopened.stats.spooled == 0)
-    stored = await fetch_records(nats_server.url)
+    stored = await fetch_records(auditor_nats)
     assert [r.record_id for r in stored] == [r.record_id for r in records]
 
 
 async def test_replaying_records_that_were_already_stored_does_not_store_them_twice(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     records = [sample_record(i) for i in range(50)]
-    async with make_sink(nats_server.url, tmp_path / "first") as sink:
+    async with make_sink(gateway_nats, tmp_path / "first") as sink:
         for r in records:
             sink.submit(r)
     # As if the acks had been lost: the same records sit in another spool and get replayed.
     spool = tmp_path / "second"
     spool.mkdir()
     (spool / "000000000001.jsonl").write_bytes(b"".join(r.to_json() + b"\n" for r in records))
-    async with make_sink(nats_server.url, spool) as replayer:
+    async with make_sink(gateway_nats, spool) as replayer:
         await eventually(lambda: replayer.stats.spooled == 0)
     assert replayer.stats.acked == 50
-    assert await count_stream_records(nats_server.url) == 50
+    assert await count_stream_records(auditor_nats) == 50
 
 
 async def test_the_sink_is_not_writable_when_the_spool_is_unusable_and_nats_is_down(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the spool directory should be")
     await nats_server.stop()
-    sink = make_sink(nats_server.url, blocker / "spool", connect_timeout=1.0, drain_timeout=2.0)
+    sink = make_sink(gateway_nats, blocker / "spool", connect_timeout=1.0, drain_timeout=2.0)
     await sink.start()
     assert not sink.writable
     record = sample_record(1)
@@ -155,18 +157,18 @@ async def test_the_sink_is_not_writable_when_the_spool_is_unusable_and_nats_is_d
 
     await nats_server.start()
     await eventually(lambda: sink.writable)
-    assert await stream_count_reaches(nats_server.url, 1) == 1
+    assert await stream_count_reaches(auditor_nats, 1) == 1
     await sink.aclose()
-    assert [r.record_id for r in await fetch_records(nats_server.url)] == [record.record_id]
+    assert [r.record_id for r in await fetch_records(auditor_nats)] == [record.record_id]
 
 
 async def test_closing_with_records_that_nowhere_can_take_raises_audit_unavailable(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory")
     await nats_server.stop()
-    sink = make_sink(nats_server.url, blocker / "spool", connect_timeout=1.0, drain_timeout=1.0)
+    sink = make_sink(gateway_nats, blocker / "spool", connect_timeout=1.0, drain_timeout=1.0)
     await sink.start()
     sink.submit(sample_record(1))
     with pytest.raises(AuditUnavailable, match="could not be published or spooled"):
@@ -176,10 +178,10 @@ async def test_closing_with_records_that_nowhere_can_take_raises_audit_unavailab
 
 
 async def test_a_sink_started_while_nats_is_down_spools_then_delivers(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     await nats_server.stop()
-    sink = make_sink(nats_server.url, tmp_path / "spool", connect_timeout=1.0)
+    sink = make_sink(gateway_nats, tmp_path / "spool", connect_timeout=1.0)
     await sink.start()
     try:
         assert sink.writable
@@ -187,20 +189,22 @@ async def test_a_sink_started_while_nats_is_down_spools_then_delivers(
             sink.submit(sample_record(i))
         await eventually(lambda: sink.stats.spooled == 20)
         await nats_server.start()
-        assert await stream_count_reaches(nats_server.url, 20) == 20
+        assert await stream_count_reaches(auditor_nats, 20) == 20
     finally:
         await sink.aclose()
-    assert await count_stream_records(nats_server.url) == 20
+    assert await count_stream_records(auditor_nats) == 20
 
 
-async def test_records_submitted_from_other_threads_all_arrive(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_records_submitted_from_other_threads_all_arrive(
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
+) -> None:
     # A sync gRPC server calls submit() from its worker threads; the sink must wake and deliver.
     records = [sample_record(i) for i in range(400)]
-    async with make_sink(nats_server.url, tmp_path / "spool") as sink:
+    async with make_sink(gateway_nats, tmp_path / "spool") as sink:
         await asyncio.gather(*(asyncio.to_thread(_submit_all, sink, records[i::4]) for i in range(4)))
         await eventually(lambda: sink.stats.acked == 400)
         assert sink.stats.submitted == 400
-    stored = await fetch_records(nats_server.url)
+    stored = await fetch_records(auditor_nats)
     assert Counter(r.record_id for r in stored) == Counter(r.record_id for r in records)
 
 
@@ -210,21 +214,22 @@ def _submit_all(sink: JetStreamAuditSink, records: list[AuditRecord]) -> None:
 
 
 async def test_a_gateway_id_with_dots_and_underscores_publishes_to_an_escaped_subject(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     gateway = "EE/GOV/700.01/gw_1.a"
-    sink = JetStreamAuditSink(nats_server.url, gateway_id=gateway, spool_dir=tmp_path / "spool")
+    access = await nats_server.grant(NatsIdentity.gateway(gateway))
+    sink = JetStreamAuditSink(access, gateway_id=gateway, spool_dir=tmp_path / "spool")
     assert sink.subject == "crossway.audit.EE.GOV.700_2E01.gw_5F1_2Ea"
     async with sink:
         sink.submit(sample_record(1, gateway=gateway))
-    (stored,) = await fetch_records(nats_server.url)
+    (stored,) = await fetch_records(auditor_nats)
     assert stored.gateway == gateway
 
 
 async def test_commit_returns_once_the_record_is_acked_and_many_commits_share_few_batches(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
-    async with make_sink(nats_server.url, tmp_path / "spool") as sink:
+    async with make_sink(gateway_nats, tmp_path / "spool") as sink:
         one = sample_record(0)
         await sink.commit(one, 5.0)
         assert sink.stats.acked == 1 and sink.stats.pending == 0
@@ -234,15 +239,15 @@ async def test_commit_returns_once_the_record_is_acked_and_many_commits_share_fe
         assert sink.stats.acked == 201
         # Group commit: 200 concurrent commits cost a few round trips, not 200 linger periods.
         assert time.monotonic() - started < 2.0
-    stored = {r.record_id for r in await fetch_records(nats_server.url)}
+    stored = {r.record_id for r in await fetch_records(auditor_nats)}
     assert {r.record_id for r in [one, *records]} <= stored
 
 
 async def test_commit_while_nats_is_down_returns_once_the_record_is_fsynced_to_the_spool(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    sink = make_sink(nats_server.url, spool)
+    sink = make_sink(gateway_nats, spool)
     await sink.start()
     try:
         await sink.commit(sample_record(0), 5.0)
@@ -251,17 +256,18 @@ async def test_commit_while_nats_is_down_returns_once_the_record_is_fsynced_to_t
         await sink.commit(record, 10.0)
         assert any(record.record_id.encode() in p.read_bytes() for p in spool.glob("*.jsonl"))
         await nats_server.start()
-        assert await stream_count_reaches(nats_server.url, 2) == 2
+        assert await stream_count_reaches(auditor_nats, 2) == 2
     finally:
         await sink.aclose()
 
 
 async def test_commit_raises_audit_unavailable_when_neither_nats_nor_the_disk_takes_the_record(
-    tmp_path: Path,
+    gateway_nats: NatsAccess, tmp_path: Path
 ) -> None:
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the spool should be")
-    sink = make_sink("nats://127.0.0.1:1", blocked, connect_timeout=0.2, drain_timeout=0.5)
+    nowhere = gateway_nats.with_servers(["tls://127.0.0.1:1"])  # nobody listens there
+    sink = make_sink(nowhere, blocked, connect_timeout=0.2, drain_timeout=0.5)
     await sink.start()
     with pytest.raises(AuditUnavailable):
         await sink.commit(sample_record(0), 0.5)
@@ -270,17 +276,17 @@ async def test_commit_raises_audit_unavailable_when_neither_nats_nor_the_disk_ta
 
 
 async def test_a_record_too_large_for_nats_is_quarantined_and_the_records_after_it_flow(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    async with make_sink(nats_server.url, spool) as sink:
+    async with make_sink(gateway_nats, spool) as sink:
         poison = sample_record(0, purpose="p" * (2 << 20))
         others = [sample_record(i) for i in range(1, 51)]
         await sink.commit(poison, 5.0)  # durable — in the quarantine — and never retried
         await asyncio.gather(*(sink.commit(r, 5.0) for r in others))
         assert sink.stats.quarantined == 1
         assert "1 audit record(s) quarantined" in sink.alarm
-    assert await count_stream_records(nats_server.url) == 50
+    assert await count_stream_records(auditor_nats) == 50
     files = list((spool / "quarantine").glob("*.quarantined"))
     assert len(files) == 1
     note, data, _ = files[0].read_bytes().split(b"\n", 2)
@@ -292,16 +298,16 @@ async def test_a_record_too_large_for_nats_is_quarantined_and_the_records_after_
 
 
 async def test_a_poison_record_left_in_the_spool_by_an_older_version_does_not_stop_the_replay(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, auditor_nats: NatsAccess, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
     poison = sample_record(0, withheld_fields=tuple(f"field_{i:07d}" for i in range(150_000)))
     later = [sample_record(i) for i in range(1, 21)]
     (spool / "000000000001.jsonl").write_bytes(b"".join(r.to_json() + b"\n" for r in [poison, *later]))
-    async with make_sink(nats_server.url, spool) as sink:
-        assert await stream_count_reaches(nats_server.url, 20) == 20
+    async with make_sink(gateway_nats, spool) as sink:
+        assert await stream_count_reaches(auditor_nats, 20) == 20
         await eventually(lambda: sink.stats.spooled == 0)
         assert sink.stats.quarantined == 1 and sink.alarm
-    stored = await fetch_records(nats_server.url)
+    stored = await fetch_records(auditor_nats)
     assert [r.record_id for r in stored] == [r.record_id for r in later]

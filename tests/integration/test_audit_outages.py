@@ -20,6 +20,7 @@ from audit.index import open_store
 from audit.trail import AuditRecord, count_stream_records, fetch_records
 from crossway.demo.federation import Federation
 from crossway.demo.processes import ManagedProcess
+from crossway.natsclient import NatsAccess
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
 
@@ -73,7 +74,7 @@ async def _progress(load: Load, task: asyncio.Task[list[str]], reached: int) -> 
         await asyncio.sleep(0.02)
 
 
-async def _stream_count(url: str) -> int:
+async def _stream_count(url: NatsAccess) -> int:
     """Records in the audit stream; 0 before the first gateway record created it."""
     try:
         return await count_stream_records(url)
@@ -86,7 +87,7 @@ def _sides(records: list[AuditRecord], message_ids: set[str]) -> Counter[tuple[s
 
 
 async def test_nats_stopped_during_500_exchanges_loses_no_record_and_doubles_none(federation: Federation) -> None:
-    url = federation.nats.url
+    url = federation.auditor
     before = await _stream_count(url)
     load = Load(federation, 500)
     task = asyncio.create_task(load.run())
@@ -128,10 +129,12 @@ def _indexed(index: str) -> int:
 async def test_the_index_killed_under_load_catches_up_with_no_gap_and_no_duplicate(
     federation: Federation, tmp_path: Path
 ) -> None:
-    url = federation.nats.url
+    url = federation.auditor
     before = await _stream_count(url)
     index = str(tmp_path / "audit.sqlite")
-    argv = [sys.executable, "-m", "crossway.cli", "audit", "index", "--index", index, "--nats", url]
+    nats = federation.index
+    argv = [sys.executable, "-m", "crossway.cli", "audit", "index", "--index", index, "--nats", nats.url]
+    argv += ["--nats-ca", str(nats.ca_file), "--nats-cert", str(nats.cert_file), "--nats-key", str(nats.key_file)]
 
     def indexer() -> ManagedProcess:
         return ManagedProcess("audit index", argv)

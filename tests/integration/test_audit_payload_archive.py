@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from nats.aio.client import Client as NATS
 
 from audit.index import AuditIndexer, open_exchange_payloads, open_store
 from audit.trail import ARCHIVE_STREAM, ArchivedPayload, PayloadArchiveInvalid
 from crossway.demo.federation import Federation
+from crossway.natsclient import connect
 from crossway.security.keys import generate_x25519_key, load_private_key, save_pem, save_private_key
 from protos.demo.population.v1 import population_pb2 as pb
 from protos.demo.population.v1 import population_pb2_grpc as pb_grpc
@@ -61,8 +61,7 @@ async def _call(fed: Federation) -> tuple[str, bytes, bytes]:
 
 async def _archived(fed: Federation, message_id: str, sides: int = 2) -> list[bytes]:
     """The raw archive-stream messages of one exchange (waits for both sides)."""
-    nc = NATS()
-    await nc.connect(fed.nats.url)
+    nc = await connect(fed.auditor, name="test")
     try:
         js = nc.jetstream(timeout=5.0)
         for _ in range(100):
@@ -107,7 +106,7 @@ async def test_an_auditor_opens_both_sides_to_the_exact_bytes_and_another_key_fa
     store = open_store(index)
     try:
         for _ in range(50):
-            await AuditIndexer(archiving.nats.url, store).catch_up()
+            await AuditIndexer(archiving.index, store).catch_up()
             if len(store.archives(message_id)) == 2:
                 break
         key = load_private_key(f"{auditor}.key")

@@ -75,7 +75,7 @@ async def _both_sides_stored(fed: Federation, message_id: str) -> list[AuditReco
     found: list[AuditRecord] = []
 
     async def stored() -> bool:
-        found[:] = [r for r in await fetch_records(fed.nats.url) if r.message_id == message_id]
+        found[:] = [r for r in await fetch_records(fed.auditor) if r.message_id == message_id]
         return {r.side for r in found} == {"client", "provider"}
 
     await _eventually(stored, 20, f"both records of {message_id} in the stream")
@@ -103,7 +103,7 @@ async def test_a_signed_request_with_a_2_mib_purpose_is_refused_as_malformed_and
 
     later = await _get_person(federation)
     assert len(await _both_sides_stored(federation, later)) == 2
-    refusals = [r for r in await fetch_records(federation.nats.url) if r.error_code == "message.malformed"]
+    refusals = [r for r in await fetch_records(federation.auditor) if r.error_code == "message.malformed"]
     assert refusals and all(len(r.to_json()) < 4096 for r in refusals)
     assert _spools_empty(federation)
     assert await _audit_health(federation) == SERVING
@@ -182,10 +182,10 @@ async def test_a_signed_response_listing_2_mib_of_withheld_fields_is_refused_and
         await rogue.aclose()
 
     async def recorded() -> bool:
-        return any(r.message_id == message_id for r in await fetch_records(federation.nats.url))
+        return any(r.message_id == message_id for r in await fetch_records(federation.auditor))
 
     await _eventually(recorded, 20, "the client gateway's record of the refused answer")
-    (record,) = [r for r in await fetch_records(federation.nats.url) if r.message_id == message_id]
+    (record,) = [r for r in await fetch_records(federation.auditor) if r.message_id == message_id]
     assert record.side == "client" and record.error_code == "message.malformed" and len(record.to_json()) < 8192
     later = await _get_person(federation)
     assert len(await _both_sides_stored(federation, later)) == 2
@@ -209,7 +209,7 @@ async def test_a_poison_record_left_in_the_spool_is_quarantined_with_an_alarm_wh
         return await _audit_health(federation) == NOT_SERVING
 
     await _eventually(alarmed, 10, "crossway.audit NOT_SERVING while a record is quarantined")
-    stored = {r.record_id for r in await fetch_records(federation.nats.url)}
+    stored = {r.record_id for r in await fetch_records(federation.auditor)}
     assert {r.record_id for r in behind} <= stored and poison.record_id not in stored
     later = await _get_person(federation)  # exchanges go on: the gateway itself still serves
     assert len(await _both_sides_stored(federation, later)) == 2

@@ -119,7 +119,7 @@ async def test_the_four_call_kinds_under_cpu_load_never_fail_internal_and_are_au
             loop.kill()
             loop.wait()
     elapsed = time.monotonic() - started
-    records = await fetch_records(federation.nats.url)
+    records = await fetch_records(federation.auditor)
     audited: dict[str, dict[str, str]] = {}
     for r in records:
         audited.setdefault(r.message_id, {})[r.side] = r.status

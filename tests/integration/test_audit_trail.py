@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nats
-import nats.js.errors
 import pytest
 import pytest_asyncio
 
@@ -18,6 +16,7 @@ from audit.index import AuditIndexer, open_store, verify_evidence
 from audit.index.witnesses import registry_witnesses
 from audit.trail import ARCHIVE_STREAM, count_stream_records
 from crossway.demo.federation import MARKETING_SUBSYSTEM, TAX, Federation
+from crossway.natsclient import connect
 from protos.crossway.v1 import audit_pb2 as audit_pb
 from protos.crossway.v1 import audit_pb2_grpc as audit_grpc
 from protos.demo.population.v1 import population_pb2 as pb
@@ -60,7 +59,7 @@ async def _exchanges(fed: Federation, n: int) -> list[str]:
 async def _indexed_and_cosigned(fed: Federation, index: str, expected: int, timeout: float = 30.0) -> None:
     """Catch the index up until it holds ``expected`` records, all covered by cosigned checkpoints."""
     store = open_store(index)
-    indexer = AuditIndexer(fed.nats.url, store)
+    indexer = AuditIndexer(fed.index, store)
     deadline = asyncio.get_running_loop().time() + timeout
     try:
         while True:
@@ -85,7 +84,7 @@ def anchor(federation: Federation) -> str:
 async def trail(federation: Federation, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
     index = str(tmp_path_factory.mktemp("index") / "audit.sqlite")
     ids = await _exchanges(federation, 12)
-    total = await count_stream_records(federation.nats.url)
+    total = await count_stream_records(federation.auditor)
     await _indexed_and_cosigned(federation, index, total)
     return index, ids
 
@@ -248,10 +247,10 @@ async def test_the_audit_api_serves_a_verifying_evidence_bundle_and_an_intact_ve
 
 async def test_with_archiving_off_no_payload_is_stored_anywhere(federation: Federation) -> None:
     await _exchanges(federation, 1)
-    nc = await nats.connect(federation.nats.url)
+    nc = await connect(federation.auditor, name="test")
     try:
-        with pytest.raises(nats.js.errors.NotFoundError):
-            await nc.jetstream(timeout=5.0).stream_info(ARCHIVE_STREAM)
+        # The stream is provisioned with the others (and protected like them), and stays empty.
+        assert (await nc.jetstream(timeout=5.0).stream_info(ARCHIVE_STREAM)).state.messages == 0
     finally:
         await nc.close()
     for agency in federation.agencies:

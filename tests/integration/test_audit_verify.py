@@ -51,9 +51,9 @@ async def _exchanges(fed: Federation, n: int) -> list[str]:
 
 async def _covered(fed: Federation, index: str, timeout: float = 30.0) -> None:
     """Index everything the stream holds, until every gateway's rows are all cosigned."""
-    expected = await count_stream_records(fed.nats.url)
+    expected = await count_stream_records(fed.auditor)
     store = open_store(index)
-    indexer = AuditIndexer(fed.nats.url, store)
+    indexer = AuditIndexer(fed.index, store)
     deadline = asyncio.get_running_loop().time() + timeout
     try:
         while True:
@@ -115,7 +115,7 @@ def _verify(index: str, anchor: str, *extra: str) -> subprocess.CompletedProcess
 
 
 async def test_the_untouched_index_verifies_also_against_nats(trail: str, anchor: str, federation: Federation) -> None:
-    result = _verify(trail, anchor, "--nats", federation.nats.url)
+    result = _verify(trail, anchor, *federation.nats_arguments(federation.index))
     assert result.returncode == 0, result.stdout
     assert "intact" in result.stdout
 
@@ -151,7 +151,7 @@ async def test_bytes_and_leaf_hash_rewritten_together_are_named(
     offline = _verify(copy, anchor)
     assert offline.returncode == 1
     assert f"ALTERED: {gateway}" in offline.stdout and record_id in offline.stdout, offline.stdout
-    with_nats = _verify(copy, anchor, "--nats", federation.nats.url)
+    with_nats = _verify(copy, anchor, *federation.nats_arguments(federation.index))
     assert with_nats.returncode == 1
     assert (
         f"ALTERED: {gateway} leaf {leaf} record {record_id}: its bytes and its leaf hash were both rewritten"
@@ -195,7 +195,7 @@ async def test_both_sides_truncated_with_their_checkpoints_are_named_against_nat
         statements.append(("DELETE FROM checkpoints WHERE gateway = ? AND size > ?", (gateway, size)))
     statements.append(("UPDATE cursors SET seq = (SELECT MAX(stream_seq) FROM records) WHERE name = ?", ("records",)))
     copy = _copy(trail, tmp_path, *statements)
-    result = _verify(copy, anchor, "--nats", federation.nats.url)
+    result = _verify(copy, anchor, *federation.nats_arguments(federation.index))
     assert result.returncode == 1, result.stdout
     for gateway, size in cut.items():
         assert f"MISSING: {gateway} leaf {size}: NATS holds its cosigned checkpoint at size" in result.stdout

@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -30,7 +29,9 @@ from audit.trail import (
     leaf_hash,
     sign_checkpoint,
 )
+from crossway.backbone import NatsIdentity, NatsRole
 from crossway.demo.federation import Federation
+from crossway.natsclient import NatsAccess, connect
 from crossway.security.keys import load_certificate, load_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
 from crossway.security.signing import Signer
@@ -69,13 +70,13 @@ async def _exchanges(fed: Federation, n: int) -> list[str]:
 async def _quorum_covered(fed: Federation, index: str, within: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Index until ``audit verify --nats`` (the configuration's witnesses and quorum) passes."""
     store = open_store(index)
-    indexer = AuditIndexer(fed.nats.url, store)
+    indexer = AuditIndexer(fed.index, store)
     anchor = str(fed.workdir / "registry" / "anchor.json")
     deadline = time.monotonic() + within
     try:
         while True:
             await indexer.catch_up()
-            result = _cli("verify", "--index", index, "--anchor", anchor, "--nats", fed.nats.url, "--quiet")
+            result = _cli("verify", "--index", index, "--anchor", anchor, *fed.nats_arguments(fed.index), "--quiet")
             if result.returncode == 0:
                 return result
             assert time.monotonic() < deadline, result.stdout
@@ -101,14 +102,14 @@ async def test_with_the_quorum_met_verify_and_evidence_pass(federation: Federati
     tax, population = str(federation.tax.gateway), str(federation.population.gateway)
     await asyncio.sleep(3)  # a few more checkpoints, cosigned by every witness that is up
     store = open_store(index)
-    await AuditIndexer(federation.nats.url, store).catch_up()
+    await AuditIndexer(federation.index, store).catch_up()
     store.close()
     assert f"crossway.witness/{tax}" not in _witnesses_of_latest(index, tax)
     assert {f"crossway.witness/{population}", AUDIT_OFFICE} & _witnesses_of_latest(index, tax)
     # An evidence bundle carries the witnesses and the quorum, and verifies pinned to the configuration.
     anchor = str(federation.workdir / "registry" / "anchor.json")
     bundle = tmp_path / "bundle.json"
-    made = _cli("evidence", ids[2], "--index", index, "--anchor", anchor, "--nats", federation.nats.url,
+    made = _cli("evidence", ids[2], "--index", index, "--anchor", anchor, *federation.nats_arguments(federation.index),
                 "-o", str(bundle))  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     configuration = tmp_path / "configuration.bin"
@@ -158,10 +159,10 @@ def _signer_of(fed: Federation) -> tuple[Signer, str]:
     return Signer(key, cert_fingerprint(certificate)), cert_to_pem(certificate).decode()  # type: ignore[arg-type]
 
 
-def _witness(fed: Federation, name: str, state: Path) -> Cosigner:
+def _witness(fed: Federation, name: str, state: Path, access: NatsAccess) -> Cosigner:
     key = load_private_key(fed.witness_keys[name])
     assert isinstance(key, ed25519.Ed25519PrivateKey)
-    return Cosigner(fed.nats.url, key=key, name=name, state_path=state, registered=lambda member, key_id: True)
+    return Cosigner(access, key=key, name=name, state_path=state, registered=lambda member, key_id: True)
 
 
 async def test_a_fork_shown_to_two_witnesses_is_caught_and_reported_with_both_checkpoints(
@@ -186,11 +187,13 @@ async def test_a_fork_shown_to_two_witnesses_is_caught_and_reported_with_both_ch
         proofs = {str(m): [h.hex() for h in tree.consistency_proof(m, size)] for m in range(1, len(real) + 1)}
         messages.append(json.dumps({"checkpoint": checkpoint.to_dict(), "proofs": proofs}).encode())
     population_witness = f"crossway.witness/{federation.population.gateway}"
-    nc = await nats.connect(federation.nats.url)
+    # Publishing a cosignature takes a cosigner's NATS identity (crossway.natsauth).
+    access = await federation.nats.grant(NatsIdentity(NatsRole.COSIGNER, "fork-test"))
+    nc = await connect(access, name="test")
     try:
         js = nc.jetstream()
         for name, message in ((AUDIT_OFFICE, messages[0]), (population_witness, messages[1])):
-            witness = _witness(federation, name, tmp_path / f"{name.rsplit('/', 1)[-1]}.json")
+            witness = _witness(federation, name, tmp_path / f"{name.rsplit('/', 1)[-1]}.json", access)
             signed = witness._consider(message)
             assert signed is not None, f"{name} refused its branch"
             await js.publish(cosignature_subject(tax, witness._key_id), signed.to_json(), stream=CHECKPOINT_STREAM)
@@ -199,12 +202,12 @@ async def test_a_fork_shown_to_two_witnesses_is_caught_and_reported_with_both_ch
 
     store = open_store(index)
     try:
-        await AuditIndexer(federation.nats.url, store).catch_up()
+        await AuditIndexer(federation.index, store).catch_up()
     finally:
         store.close()
     anchor = str(federation.workdir / "registry" / "anchor.json")
     evidence = tmp_path / "forks"
-    result = _cli("verify", "--index", index, "--anchor", anchor, "--nats", federation.nats.url, "--quiet",
+    result = _cli("verify", "--index", index, "--anchor", anchor, *federation.nats_arguments(federation.index), "--quiet",
                   "--fork-evidence", str(evidence))  # fmt: skip
     assert result.returncode == 1
     assert f"FORK: {tax}: two checkpoints of size {len(real) + 5}, both signed by the gateway" in result.stdout

@@ -59,7 +59,7 @@ async def _verified(fed: Federation, index: str, anchor: str, timeout: float = 6
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        code, out = await crossway("audit", "index", "--nats", fed.nats.url, "--index", index, "--once")
+        code, out = await crossway("audit", "index", *fed.nats_arguments(fed.index), "--index", index, "--once")
         assert code == 0, out
         code, report = await crossway("audit", "verify", "--index", index, "--anchor", anchor, "--quiet")
         if code == 0 or loop.time() > deadline:
@@ -125,9 +125,10 @@ async def test_backup_wipe_restore_then_the_federation_serves_and_its_audit_trai
     assert code == 1 and "backup.invalid" in out and not (work / "wrong").exists()
     # 4. Start again from the restored state: the registry, its cosigner, the gateways.
     fed.authority = RegistryAuthority.open(registry_dir)
-    fed.registry = RegistryServer(fed.authority, "127.0.0.1:0", fed.nats.url, validity_s=fed.config_validity_s)
+    fed.registry = RegistryServer(fed.authority, "127.0.0.1:0", fed.registry_nats, validity_s=fed.config_validity_s)
     await fed.registry.start()
-    fed.cosigner = RegistryCosigner(fed.nats.url, registry_dir)
+    assert fed.cosigner_nats is not None
+    fed.cosigner = RegistryCosigner(fed.cosigner_nats, registry_dir)
     await fed.cosigner.start()
     # Both gateways first, then one publication with their new peer addresses (what
     # Federation.start does; restart_gateway would wait on the other, still stopped, gateway).

@@ -80,7 +80,7 @@ def _code(exc: grpc.aio.AioRpcError) -> str:
 async def _record(fed: Federation, wanted: Callable[[AuditRecord], bool], timeout: float = 15.0) -> AuditRecord:
     deadline = time.monotonic() + timeout
     while True:
-        found = [r for r in await fetch_records(fed.nats.url) if wanted(r)]
+        found = [r for r in await fetch_records(fed.auditor) if wanted(r)]
         if found:
             return found[-1]
         assert time.monotonic() < deadline, "the refusal never reached the audit trail"

@@ -23,6 +23,10 @@ def test_demo_once_runs_the_whole_scenario_and_prints_the_summary(tmp_path: Path
     )
     assert lines[-2] == "delivery: 3 messages, 1 handed over, 1 refused, 1 expired, 8 evidence events verified"
     assert lines[-1] == "demo: 7 exchanges, 6 allowed, 1 denied, 14 audit records"
+    # The backbone it ran on: TLS, and an anonymous client really tried and refused.
+    knock = next(line for line in lines if "refused an anonymous client" in line)
+    assert knock.startswith("  NATS tls://127.0.0.1:") and "plain: closed by the server (TLS required)" in knock
+    assert "TLS without a certificate:" in knock
 
 
 def test_the_demo_without_npm_to_install_node_stops_with_a_code_and_a_hint(tmp_path: Path) -> None:
@@ -53,9 +57,11 @@ def test_a_gateway_with_a_broken_configuration_names_the_file_and_key(tmp_path: 
 def test_gateway_init_writes_keys_private_to_the_owner_and_requests_for_the_registry(tmp_path: Path) -> None:
     result = _crossway("gateway", "init", "--id", "EE/GOV/70000009/gw1", "--dir", str(tmp_path / "keys"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for name in ("tls.key", "signing.key", "encryption.key"):
+    for name in ("tls.key", "signing.key", "encryption.key", "nats.key"):
         assert (tmp_path / "keys" / name).stat().st_mode & 0o077 == 0
-    assert (tmp_path / "keys" / "tls.csr").read_bytes().startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
+    for name in ("tls.csr", "nats.csr"):
+        assert (tmp_path / "keys" / name).read_bytes().startswith(b"-----BEGIN CERTIFICATE REQUEST-----")
+    assert "crossway registry nats issue" in result.stdout
 
 
 def test_gateway_init_puts_every_host_into_the_tls_request(tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ async def test_every_event_is_in_both_gateways_audit_logs(fed: Federation, tax: 
     await wait_for_event(tax, "logged-1", "ContentHandover")
 
     async def both_logged() -> bool:
-        records: list[AuditRecord] = await fetch_records(fed.nats.url)
+        records: list[AuditRecord] = await fetch_records(fed.auditor)
         mine = [r for r in records if r.side == "delivery" and r.message_id == f"{TAX}/logged-1"]
         by_gateway = {g: sorted(r.method for r in mine if r.gateway == g) for g in {r.gateway for r in mine}}
         want = sorted(["SubmissionAcceptance", "RelayAcceptance", "ContentHandover"])
@@ -249,12 +249,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 async def _indexed_and_cosigned(fed: Federation, index: str, timeout: float = 40.0) -> None:
     store = open_store(index)
-    indexer = AuditIndexer(fed.nats.url, store)
+    indexer = AuditIndexer(fed.index, store)
     deadline = time.monotonic() + timeout
     try:
         while True:
             await indexer.catch_up()
-            expected = await count_stream_records(fed.nats.url)
+            expected = await count_stream_records(fed.auditor)
             sizes = {g: c.size for g, c in store.latest_checkpoints(cosigned=True).items()}
             counts = {g: store.count(g) for g in store.gateways()}
             if store.count() >= expected and sizes == counts:

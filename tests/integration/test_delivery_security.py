@@ -103,7 +103,7 @@ async def _refused(peer: PeerClient, request: dpb.RelayRequest) -> tuple[grpc.St
 async def _recorded(fed: Federation, code: str) -> AuditRecord:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        records = await fetch_records(fed.nats.url)
+        records = await fetch_records(fed.auditor)
         for r in records:
             if r.side == "delivery" and r.gateway == str(POPULATION.gateway("gw1")) and r.error_code == code:
                 return r

@@ -69,7 +69,7 @@ async def _records_for(fed: Federation, message_id: str, expected: int, timeout:
     while len(records) < expected and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.1)
         with contextlib.suppress(NotFoundError):  # the stream appears with the first record
-            records = [r for r in await fetch_records(fed.nats.url) if r.message_id == message_id]
+            records = [r for r in await fetch_records(fed.auditor) if r.message_id == message_id]
     return records
 
 

@@ -32,7 +32,7 @@ async def _records_for(fed: Federation, message_id: str, expected: int, timeout:
     """Audit records of one exchange, read back from the JetStream stream itself."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        records = [r for r in await fetch_records(fed.nats.url) if r.message_id == message_id]
+        records = [r for r in await fetch_records(fed.auditor) if r.message_id == message_id]
         if len(records) >= expected or asyncio.get_running_loop().time() > deadline:
             return records
         await asyncio.sleep(0.1)
@@ -177,7 +177,7 @@ async def test_one_thousand_calls_from_64_callers_all_succeed_with_two_audit_rec
     md = _md(federation)
     message_ids: list[str] = []
     errors: list[str] = []
-    before = await count_stream_records(federation.nats.url)
+    before = await count_stream_records(federation.auditor)
 
     async with federation.channel() as channel:
         stub = pb_grpc.PersonRegistryStub(channel)
@@ -202,7 +202,7 @@ async def test_one_thousand_calls_from_64_callers_all_succeed_with_two_audit_rec
     ours = set(message_ids)
 
     async def per_exchange() -> Counter[tuple[str, str]]:
-        return Counter((r.message_id, r.side) for r in await fetch_records(federation.nats.url) if r.message_id in ours)
+        return Counter((r.message_id, r.side) for r in await fetch_records(federation.auditor) if r.message_id in ours)
 
     deadline = asyncio.get_running_loop().time() + 30
     while sum((await per_exchange()).values()) < 2000:
@@ -211,7 +211,7 @@ async def test_one_thousand_calls_from_64_callers_all_succeed_with_two_audit_rec
     await asyncio.sleep(0.5)  # a duplicate would show up as a third record: give it time to arrive
     counted = await per_exchange()
     assert len(counted) == 2000 and set(counted.values()) == {1}  # (message id, side) once each
-    assert await count_stream_records(federation.nats.url) >= before + 2000
+    assert await count_stream_records(federation.auditor) >= before + 2000
 
 
 async def test_one_trace_id_spans_the_caller_both_gateways_and_the_backend(federation: Federation) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from crossway.backbone import NatsIdentity
 from crossway.core.ids import GatewayId, MemberId
 from crossway.demo.processes import ManagedProcess
 from crossway.security.pki import CertKind, cert_to_pem
 from gateway.provisioning import provision_gateway
 from registry import RegistryAuthority
+from registry.backbone import RegistryBackbone
 
 MEMBER = MemberId("EE", "GOV", "70000002")
 GATEWAY = GatewayId(MEMBER, "gw1")
@@ -43,6 +45,8 @@ def _gateway_files(tmp_path: Path, nats_url: str) -> Path:
         keys.tls_certificate.write_bytes(cert_to_pem(tls))
         signing = authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=MEMBER)
         keys.signing_certificate.write_bytes(cert_to_pem(signing))
+        nats = RegistryBackbone(authority).issue_identity(keys.nats_csr.read_bytes(), NatsIdentity.gateway(GATEWAY))
+        keys.nats_certificate.write_bytes(cert_to_pem(nats))
     finally:
         authority.close()
     config = tmp_path / "gw" / "gateway.toml"
@@ -58,6 +62,9 @@ peer = "127.0.0.1:0"
 
 [nats]
 url = "{nats_url}"
+ca = "../registry/nats-ca.pem"
+certificate = "keys/nats.crt"
+key = "keys/nats.key"
 
 [registry]
 anchor = "../registry/anchor.json"

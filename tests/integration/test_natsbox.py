@@ -1,4 +1,5 @@
-"""The embedded nats-server: starts on a random port, keeps streams across restarts, stops cleanly."""
+"""The embedded nats-server: starts on a random port, keeps streams across restarts, stops cleanly,
+and is never open: TLS 1.3, certificate-mapped users, streams provisioned by the admin identity."""
 
 from __future__ import annotations
 
@@ -7,34 +8,53 @@ import os
 import signal
 from pathlib import Path
 
-import nats
 import pytest
 
+from crossway.backbone import AUDIT_STREAM, EVIDENCE_STREAMS, REGISTRY_BUCKET, kv_stream
 from crossway.core.errors import ConfigError
-from crossway.natsbox import EmbeddedNats, find_nats_server
+from crossway.natsauth import render_authorization
+from crossway.natsbox import EmbeddedNats, ServerTls, find_nats_server
+from crossway.natsclient import NatsAccess, connect
+from crossway.natslocal import LocalBackbone
+from crossway.security.natspki import NatsIdentity, NatsRole
 
 
 def test_the_binary_is_found_next_to_the_virtualenv_python() -> None:
     assert find_nats_server().name == "nats-server"
 
 
-async def test_a_server_on_port_zero_gets_a_real_port_and_accepts_clients(nats_server: EmbeddedNats) -> None:
+async def test_a_server_on_port_zero_gets_a_real_port_and_accepts_an_identity(
+    nats_server: LocalBackbone, auditor_nats: NatsAccess
+) -> None:
     assert nats_server.port not in (0, 4222)
-    assert nats_server.url == f"nats://127.0.0.1:{nats_server.port}"
-    nc = await nats.connect(nats_server.url, connect_timeout=2, allow_reconnect=False)
+    assert nats_server.url == f"tls://127.0.0.1:{nats_server.port}"
+    nc = await connect(auditor_nats, name="test", connect_timeout=2, allow_reconnect=False)
     try:
-        info = await nc.jetstream().account_info()
-        assert info.streams == 0
+        info = await nc.jetstream().stream_info(AUDIT_STREAM)
+        assert info.state.messages == 0
     finally:
         await nc.close()
 
 
-async def test_a_restart_keeps_the_port_and_the_streams(nats_server: EmbeddedNats) -> None:
+async def test_provisioning_creates_every_evidence_stream_protected_and_the_registry_bucket(
+    nats_server: LocalBackbone,
+) -> None:
+    nc = await nats_server.admin_connection()
+    try:
+        js = nc.jetstream(timeout=5)
+        for spec in EVIDENCE_STREAMS:
+            config = (await js.stream_info(spec.name)).config
+            assert config.deny_delete and config.deny_purge and not config.allow_rollup_hdrs, spec.name
+            assert config.max_age in (None, 0) and config.max_msgs in (None, -1), spec.name
+        assert (await js.stream_info(kv_stream(REGISTRY_BUCKET))).config.allow_direct
+    finally:
+        await nc.close()
+
+
+async def test_a_restart_keeps_the_port_and_the_streams(nats_server: LocalBackbone, gateway_nats: NatsAccess) -> None:
     port = nats_server.port
-    nc = await nats.connect(nats_server.url, connect_timeout=2, allow_reconnect=False)
-    js = nc.jetstream()
-    await js.add_stream(name="KEEP", subjects=["keep.>"])
-    await js.publish("keep.one", b"1", timeout=2)
+    nc = await connect(gateway_nats, name="test", connect_timeout=2, allow_reconnect=False)
+    await nc.jetstream().publish("crossway.audit.EE.GOV.70000001.gw1", b"1", timeout=2, stream=AUDIT_STREAM)
     await nc.close()
 
     await nats_server.stop()
@@ -42,26 +62,33 @@ async def test_a_restart_keeps_the_port_and_the_streams(nats_server: EmbeddedNat
     await nats_server.start()
     assert nats_server.port == port
 
-    nc = await nats.connect(nats_server.url, connect_timeout=2, allow_reconnect=False)
+    nc = await nats_server.admin_connection()
     try:
-        info = await nc.jetstream().stream_info("KEEP")
+        info = await nc.jetstream().stream_info(AUDIT_STREAM)
         assert info.state.messages == 1
     finally:
         await nc.close()
 
 
 async def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
-    async with EmbeddedNats(tmp_path) as server:
-        assert server._proc is not None
-        pid = server._proc.pid
+    async with LocalBackbone(tmp_path) as backbone:
+        pid = backbone.pid
+        assert pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
 
 async def test_a_server_that_cannot_start_fails_with_the_tail_of_its_log(tmp_path: Path) -> None:
-    async with EmbeddedNats(tmp_path / "first") as first:
+    async with LocalBackbone(tmp_path / "first") as first:
         # The same port twice: the second server cannot listen and exits.
-        second = EmbeddedNats(tmp_path / "second", port=first.port, start_timeout=5)
+        node = first.server
+        second = EmbeddedNats(
+            tmp_path / "second",
+            tls=ServerTls(node._tls.cert_file, node._tls.key_file, node._tls.ca_file),
+            authorization=first.users_file,
+            port=first.port,
+            start_timeout=5,
+        )
         with pytest.raises(ConfigError) as caught:
             await second.start()
     assert "nats-server" in caught.value.message
@@ -69,10 +96,29 @@ async def test_a_server_that_cannot_start_fails_with_the_tail_of_its_log(tmp_pat
     assert not second.running
 
 
-async def test_a_server_killed_from_outside_can_be_started_again(nats_server: EmbeddedNats) -> None:
-    assert nats_server._proc is not None
-    os.kill(nats_server._proc.pid, signal.SIGKILL)
+async def test_a_server_refuses_to_start_without_its_users_file(tmp_path: Path) -> None:
+    async with LocalBackbone(tmp_path / "first") as first:
+        node = first.server
+        lonely = EmbeddedNats(tmp_path / "second", tls=node._tls, authorization=tmp_path / "missing.conf")
+        with pytest.raises(ConfigError, match="users file"):
+            await lonely.start()
+
+
+async def test_a_server_killed_from_outside_can_be_started_again(nats_server: LocalBackbone) -> None:
+    assert nats_server.pid is not None
+    os.kill(nats_server.pid, signal.SIGKILL)
     await asyncio.sleep(0.2)
     assert not nats_server.running
     await nats_server.start()
     assert nats_server.running
+
+
+async def test_a_users_file_with_no_identity_admits_nobody(tmp_path: Path) -> None:
+    # nats-server admits any certificate of its CA, unrestricted, when the users list is empty
+    # (checked with 2.15.1); the generated file always keeps a user no certificate can name.
+    async with LocalBackbone(tmp_path) as backbone:
+        access = await backbone.grant(NatsIdentity(NatsRole.AUDITOR, "a"))
+        backbone.users_file.write_text(render_authorization([]))
+        await backbone.reload()
+        with pytest.raises(Exception, match="Authorization Violation"):
+            await connect(access, name="test", connect_timeout=2, allow_reconnect=False)

@@ -5,6 +5,11 @@ Every step is the command an operator types (``crossway registry …``, ``crossw
 ``crossway audit verify``), run as a subprocess; only NATS and the sample backend are started as
 the guide's prerequisites. ``registry serve`` cosigns the gateways' checkpoints, so the audit
 trail verifies — before it did not, because only the demo started a cosigner.
+
+Since issue 11 the backbone takes identities: every key is made where it is used (``crossway nats
+request``, ``gateway init``), the registry issues the NATS certificates and writes the servers'
+users file, the streams are provisioned by the admin identity (``crossway nats provision``), and
+NATS runs with TLS 1.3 and that users file (docs/backbone.md; the operator guide is to follow).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pytest
 
 from crossway.demo.federation import DEMO_POLICY, population_descriptor_set
 from crossway.demo.processes import ManagedProcess
-from crossway.natsbox import EmbeddedNats
+from crossway.natsbox import EmbeddedNats, ServerTls
 from crossway.security.keys import generate_signing_key, save_pem
 from crossway.security.tokens import mint_token
 from protos.demo.population.v1 import population_pb2 as pb
@@ -56,6 +61,9 @@ peer = "127.0.0.1:0"
 
 [nats]
 url = "{nats}"
+ca = "../reg/nats-ca.pem"
+certificate = "keys/nats.crt"
+key = "keys/nats.key"
 
 [registry]
 anchor = "../reg/anchor.json"
@@ -95,19 +103,32 @@ async def running() -> AsyncIterator[_Running]:
         await procs.aclose()
 
 
+def _identity(directory: str, root: Path) -> tuple[str, ...]:
+    """The options that make a command connect as the identity whose key is in ``directory``."""
+    return (
+        "--nats-ca",
+        "reg/nats-ca.pem",
+        "--nats-cert",
+        f"{directory}/nats.crt",
+        "--nats-key",
+        f"{directory}/nats.key",
+    )
+
+
 async def test_a_federation_built_by_the_operator_guide_verifies_with_signed_only(
     tmp_path: Path, running: _Running
 ) -> None:
-    nats = EmbeddedNats(tmp_path / "nats")  # the guide's `nats-server -js`
-    await nats.start()
+    nats: EmbeddedNats | None = None
     try:
-        await _build_and_verify(tmp_path, nats.url, running)
+        nats = await _registry_and_backbone(tmp_path)
+        await _build_and_verify(tmp_path, nats, running)
     finally:
         await running.aclose()
-        await nats.aclose()
+        if nats is not None:
+            await nats.aclose()
 
 
-async def _build_and_verify(root: Path, nats: str, running: _Running) -> None:
+async def _registry_and_backbone(root: Path) -> EmbeddedNats:
     # Registry operator: a registry, two members, their subsystems and gateways.
     _ok("registry", "init", "--dir", "reg", "--instance", "EE", cwd=root)
     for member, name, subsystem in ((TAX, "Tax Board", "tax"), (POPULATION, "Population Register", "population")):
@@ -128,8 +149,37 @@ async def _build_and_verify(root: Path, nats: str, running: _Running) -> None:
     (root / "population.fds").write_bytes(population_descriptor_set())
     _ok("registry", "service", "add", SERVICE, "--descriptor-set", "population.fds", "--require-encryption",
         "--dir", "reg", cwd=root)  # fmt: skip
+    # The backbone: each identity's key made where it is used, its certificate issued by the registry.
+    for member, agency in ((TAX, "tax"), (POPULATION, "population")):
+        _ok("registry", "nats", "issue", "--csr", f"{agency}/keys/nats.csr", "--role", "gateway", "--name",
+            f"{member}/gw1", "-o", f"{agency}/keys/nats.crt", "--dir", "reg", cwd=root)  # fmt: skip
+    for directory, role, name in (
+        ("reg-nats", "registry", "EE"),
+        ("admin", "admin", "ops"),
+        ("auditor", "index", "main"),
+    ):
+        _ok("nats", "request", "--dir", directory, cwd=root)
+        _ok("registry", "nats", "issue", "--csr", f"{directory}/nats.csr", "--role", role, "--name", name,
+            "-o", f"{directory}/nats.crt", "--dir", "reg", cwd=root)  # fmt: skip
+    _ok("nats", "request", "--dir", "nats-node", cwd=root)
+    _ok("registry", "nats", "server-cert", "--csr", "nats-node/nats.csr", "--name", "n1", "-o", "nats-node/nats.crt",
+        "--dir", "reg", cwd=root)  # fmt: skip
+    _ok("registry", "nats", "users", "-o", "users.conf", "--dir", "reg", cwd=root)
+    # NATS with TLS 1.3 and the generated users (what a nats-server.conf including users.conf does).
+    tls = ServerTls(root / "nats-node" / "nats.crt", root / "nats-node" / "nats.key", root / "reg" / "nats-ca.pem")
+    nats = EmbeddedNats(root / "nats", tls=tls, authorization=root / "users.conf")
+    await nats.start()
+    (root / "nats.pid").write_text(str(nats.pid))
+    _ok("nats", "provision", "--nats", nats.url, *_identity("admin", root), cwd=root)
+    assert _run("nats", "knock", nats.url, cwd=root).returncode == 0  # nobody gets in anonymously
+    return nats
+
+
+async def _build_and_verify(root: Path, server: EmbeddedNats, running: _Running) -> None:
+    nats = server.url
     # The registry keeps the configuration published — and cosigns audit checkpoints.
-    await running.start("registry", "registry", "serve", "--dir", "reg", "--nats", nats, "--listen", "127.0.0.1:0",
+    await running.start("registry", "registry", "serve", "--dir", "reg", "--nats", nats, *_identity("reg-nats", root),
+                        "--nats-users", "users.conf", "--nats-pid-file", "nats.pid", "--listen", "127.0.0.1:0",
                         ready=r"registry cosigning audit checkpoints", cwd=root)  # fmt: skip
 
     # The provider agency: its backend, its policies, its gateway.
@@ -179,7 +229,9 @@ async def _build_and_verify(root: Path, nats: str, running: _Running) -> None:
     # The auditor: index the trail, verify what is signed.
     deadline = time.monotonic() + 60
     while True:
-        _ok("audit", "index", "--nats", nats, "--index", "audit.sqlite", "--once", cwd=root)
+        _ok(
+            "audit", "index", "--nats", nats, *_identity("auditor", root), "--index", "audit.sqlite", "--once", cwd=root
+        )
         verify = _run("audit", "verify", "--index", "audit.sqlite", "--anchor", "reg/anchor.json", "--signed-only",
                       "--quiet", cwd=root)  # fmt: skip
         covered = f"{TAX}/gw1" in verify.stdout.split("cosigned checkpoints:")[-1]

@@ -248,7 +248,7 @@ async def test_apply_under_load_masks_fields_then_rollback_restores_them_with_no
 
     # The provider's audit record of a minimized call lists what was withheld, and the policy
     # change itself is in the trail: who, which version, the diff's digest.
-    records = await fetch_records(fed.nats.url)
+    records = await fetch_records(fed.auditor)
     masked = [r for r in records if r.side == "provider" and r.withheld_fields]
     assert masked and set(masked[-1].withheld_fields) == {"address", "date_of_birth", "health_notes"}
     changes = [r for r in records if r.service == "crossway.v1.Admin"]

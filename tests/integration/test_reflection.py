@@ -90,7 +90,7 @@ async def test_who_used_reflection_is_in_the_audit_trail(federation: Federation)
     await asyncio.to_thread(_v1_list_services, federation, federation.token())
     deadline = asyncio.get_running_loop().time() + 10
     while True:
-        records = [r for r in await fetch_records(federation.nats.url) if r.service.startswith("grpc.reflection.")]
+        records = [r for r in await fetch_records(federation.auditor) if r.service.startswith("grpc.reflection.")]
         if any(r.client == "EE/GOV/70000001/tax" for r in records) or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.2)

@@ -13,9 +13,10 @@ import pytest
 import pytest_asyncio
 
 from audit.trail import fetch_records
+from crossway.backbone import NatsIdentity, NatsRole
 from crossway.demo.federation import TAX_SUBSYSTEM, Federation
 from crossway.demo.processes import ManagedProcess
-from crossway.natsbox import EmbeddedNats
+from crossway.natslocal import LocalBackbone
 from registry import verify_changes
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -55,7 +56,9 @@ async def test_registry_changes_show_in_audit_query_and_verify(federation: Feder
     deadline = loop.time() + 30
     while True:
         # Indexed, checkpointed and cosigned: the registry's log is a log like the gateways'.
-        code, out = await crossway("audit", "index", "--nats", federation.nats.url, "--index", index, "--once")
+        code, out = await crossway(
+            "audit", "index", *federation.nats_arguments(federation.index), "--index", index, "--once"
+        )
         assert code == 0, out
         verified, report = await crossway(
             "audit", "verify", "--index", index, "--anchor", f"{registry_dir}/anchor.json", "--quiet", "--signed-only"
@@ -79,9 +82,12 @@ async def test_registry_changes_show_in_audit_query_and_verify(federation: Feder
 
 
 async def test_the_registry_log_command_publishes_changes_made_before_it_ran(tmp_path: Path) -> None:
-    nats = EmbeddedNats(tmp_path / "nats")
+    nats = LocalBackbone(tmp_path / "nats")
     await nats.start()
     registry = tmp_path / "registry"
+    # The registry's NATS identity (its grant covers the registry log's subjects) and a reader.
+    as_registry = await nats.grant(NatsIdentity(NatsRole.REGISTRY, "EE"))
+    auditor = await nats.grant(NatsIdentity(NatsRole.AUDITOR, "tests"))
     try:
         for argv in (
             ("registry", "init", "--dir", str(registry), "--instance", "EE"),
@@ -92,7 +98,10 @@ async def test_the_registry_log_command_publishes_changes_made_before_it_ran(tmp
             assert code == 0, out
         process = ManagedProcess(
             "registry-log",
-            [sys.executable, "-m", "crossway.cli", "audit", "registry-log", "--dir", str(registry), "--nats", nats.url],
+            [
+                *(sys.executable, "-m", "crossway.cli", "audit", "registry-log", "--dir", str(registry)),
+                *Federation.nats_arguments(as_registry),
+            ],
         )
         await process.start()
         try:
@@ -100,7 +109,7 @@ async def test_the_registry_log_command_publishes_changes_made_before_it_ran(tmp
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20
             while True:
-                records = [r for r in await fetch_records(nats.url) if r.service == "crossway.v1.Registry"]
+                records = [r for r in await fetch_records(auditor) if r.service == "crossway.v1.Registry"]
                 if len(records) >= 2 or loop.time() > deadline:
                     break
                 await asyncio.sleep(0.3)

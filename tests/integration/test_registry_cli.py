@@ -13,7 +13,8 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 
 from crossway.core.clock import SystemClock
-from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import NatsAccess
+from crossway.natslocal import LocalBackbone
 from crossway.security.keys import (
     generate_signing_key,
     generate_tls_key,
@@ -22,6 +23,7 @@ from crossway.security.keys import (
     save_pem,
     x25519_public_raw,
 )
+from crossway.security.natspki import NatsIdentity, NatsRole
 from crossway.security.pki import build_csr, inspect_certificate
 from protos.crossway.v1 import registry_pb2, registry_pb2_grpc
 from registry import NatsConfigurationSource, load_anchor, verify_configuration
@@ -154,19 +156,33 @@ def test_mistakes_print_a_code_and_a_hint_instead_of_a_traceback(tmp_path: Path)
     assert "Traceback" not in again.stderr + bad_id.stderr + bad_csr.stderr
 
 
-async def test_publish_to_nats_reaches_a_gateway_source(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_publish_to_nats_reaches_a_gateway_source(
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, tmp_path: Path
+) -> None:
     directory = _admit(tmp_path)
+    registry = await nats_server.grant(NatsIdentity(NatsRole.REGISTRY, "EE"))
+    identity = ("--nats-ca", str(registry.ca_file), "--nats-cert", str(registry.cert_file))
+    identity += ("--nats-key", str(registry.key_file))
     proc = await asyncio.create_subprocess_exec(
-        *_argv(directory, ("publish", "--nats", nats_server.url)), stderr=subprocess.PIPE
+        *_argv(directory, ("publish", "--nats", nats_server.url, *identity)), stderr=subprocess.PIPE
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, stderr.decode()
-    source = NatsConfigurationSource(nats_server.url, load_anchor(directory / "anchor.json"))
+    source = NatsConfigurationSource(gateway_nats, load_anchor(directory / "anchor.json"))
     await source.start()
     try:
         assert source.current().serial == 1
     finally:
         await source.aclose()
+
+
+async def test_publish_to_nats_without_an_identity_is_refused_before_connecting(
+    nats_server: LocalBackbone, tmp_path: Path
+) -> None:
+    directory = _admit(tmp_path)
+    result = _run(directory, "publish", "--nats", nats_server.url)
+    assert result.returncode == 1
+    assert "nobody connects to NATS anonymously" in result.stderr and "Traceback" not in result.stderr
 
 
 async def test_serve_announces_its_address_answers_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

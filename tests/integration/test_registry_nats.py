@@ -6,13 +6,14 @@ import asyncio
 from pathlib import Path
 
 import grpc
-import nats
 from cryptography.hazmat.primitives import serialization
 
 from crossway.core.clock import SystemClock
 from crossway.core.ids import GatewayId, MemberId
-from crossway.natsbox import EmbeddedNats
+from crossway.natsclient import NatsAccess, connect
+from crossway.natslocal import LocalBackbone
 from crossway.security.keys import generate_tls_key
+from crossway.security.natspki import NatsIdentity, NatsRole
 from crossway.security.pki import CertKind, build_csr
 from protos.crossway.v1 import registry_pb2, registry_pb2_grpc
 from registry import (
@@ -38,19 +39,23 @@ def _registry(tmp_path: Path) -> RegistryAuthority:
     return authority
 
 
+async def _registry_nats(backbone: LocalBackbone) -> NatsAccess:
+    return await backbone.grant(NatsIdentity(NatsRole.REGISTRY, "EE"))
+
+
 def _issue_tls(authority: RegistryAuthority) -> str:
     csr = build_csr(generate_tls_key(), subject_uri="x").public_bytes(serialization.Encoding.PEM)
     return str(authority.issue(csr, kind=CertKind.TLS, gateway=GATEWAY).serial_number)
 
 
 async def test_a_gateway_source_receives_the_published_configuration_and_a_revocation_within_seconds(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, tmp_path: Path
 ) -> None:
     authority = _registry(tmp_path)
     serial = _issue_tls(authority)
-    publisher = ConfigurationPublisher(authority, nats_server.url, validity_s=60, poll_s=0.1)
+    publisher = ConfigurationPublisher(authority, await _registry_nats(nats_server), validity_s=60, poll_s=0.1)
     await publisher.start()
-    source = NatsConfigurationSource(nats_server.url, load_anchor(authority.anchor_path))
+    source = NatsConfigurationSource(gateway_nats, load_anchor(authority.anchor_path))
     updates: asyncio.Queue[VerifiedConfiguration] = asyncio.Queue()
     try:
         await source.start()
@@ -70,20 +75,21 @@ async def test_a_gateway_source_receives_the_published_configuration_and_a_revoc
 
 
 async def test_the_source_ignores_an_older_serial_and_garbage_pushed_into_the_bucket(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, tmp_path: Path
 ) -> None:
     authority = _registry(tmp_path)
     old = authority.build_configuration(validity_s=60)
-    publisher = ConfigurationPublisher(authority, nats_server.url, validity_s=60, poll_s=0.1)
+    publisher = ConfigurationPublisher(authority, await _registry_nats(nats_server), validity_s=60, poll_s=0.1)
     await publisher.start()
-    source = NatsConfigurationSource(nats_server.url, load_anchor(authority.anchor_path))
-    nc = await nats.connect(nats_server.url)
+    source = NatsConfigurationSource(gateway_nats, load_anchor(authority.anchor_path))
+    # Whoever holds the registry's NATS credential (the only writer of the bucket) replays and garbles.
+    nc = await connect(await _registry_nats(nats_server), name="attacker")
     try:
         await source.start()
         newest = source.current().serial
-        kv = await nc.jetstream().key_value(KV_BUCKET)
-        await kv.put(KV_KEY, old)
-        await kv.put(KV_KEY, b"not a configuration")
+        js = nc.jetstream()
+        await js.publish(f"$KV.{KV_BUCKET}.{KV_KEY}", old)
+        await js.publish(f"$KV.{KV_BUCKET}.{KV_KEY}", b"not a configuration")
         # A genuine newer one after the bad ones proves the bad ones were processed (and ignored).
         accepted: asyncio.Queue[VerifiedConfiguration] = asyncio.Queue()
         source.subscribe(accepted.put_nowait)
@@ -98,14 +104,14 @@ async def test_the_source_ignores_an_older_serial_and_garbage_pushed_into_the_bu
 
 
 async def test_a_source_started_before_the_first_publication_picks_it_up(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, tmp_path: Path
 ) -> None:
     authority = _registry(tmp_path)
-    source = NatsConfigurationSource(nats_server.url, load_anchor(authority.anchor_path), retry_s=0.1)
+    source = NatsConfigurationSource(gateway_nats, load_anchor(authority.anchor_path), retry_s=0.1)
     accepted: asyncio.Queue[VerifiedConfiguration] = asyncio.Queue()
     source.subscribe(accepted.put_nowait)
     await source.start(wait_s=0.5)
-    publisher = ConfigurationPublisher(authority, nats_server.url, validity_s=60)
+    publisher = ConfigurationPublisher(authority, await _registry_nats(nats_server), validity_s=60)
     try:
         await publisher.start()
         assert (await asyncio.wait_for(accepted.get(), 5)).serial == 1
@@ -116,10 +122,10 @@ async def test_a_source_started_before_the_first_publication_picks_it_up(
 
 
 async def test_the_registry_server_answers_get_configuration_and_not_modified(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: LocalBackbone, gateway_nats: NatsAccess, tmp_path: Path
 ) -> None:
     authority = _registry(tmp_path)
-    server = RegistryServer(authority, "127.0.0.1:0", nats_server.url, validity_s=60)
+    server = RegistryServer(authority, "127.0.0.1:0", await _registry_nats(nats_server), validity_s=60)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:

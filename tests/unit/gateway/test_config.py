@@ -20,7 +20,10 @@ client = "127.0.0.1:8080"
 peer = "0.0.0.0:8443"
 
 [nats]
-url = "nats://nats.internal:4222"
+url = "tls://nats.internal:4222"
+ca = "nats/ca.pem"
+certificate = "keys/nats.crt"
+key = "keys/nats.key"
 
 [registry]
 anchor = "../registry/anchor.json"
@@ -82,7 +85,12 @@ def test_a_valid_file_loads_with_paths_resolved_relative_to_the_file(tmp_path: P
     assert config.member == "EE/GOV/70000001"
     assert config.data_dir == etc / "data"
     assert (config.client_listen, config.peer_listen) == ("127.0.0.1:8080", "0.0.0.0:8443")
-    assert config.nats_url == "nats://nats.internal:4222"
+    assert config.nats_url == "tls://nats.internal:4222"
+    assert (config.nats_ca, config.nats_certificate, config.nats_key) == (
+        etc / "nats" / "ca.pem",
+        etc / "keys" / "nats.crt",
+        etc / "keys" / "nats.key",
+    )
     assert config.registry_anchor == (tmp_path / "registry" / "anchor.json").resolve()
     assert config.registry_source == "file:config.bin"
     assert config.tls_key == etc / "keys" / "tls.key"
@@ -111,7 +119,7 @@ def test_optional_sections_take_their_defaults(tmp_path: Path) -> None:
     minimal = "\n".join(
         line
         for line in VALID.split("\n[client_auth.jwt]")[0].splitlines()
-        if not line.startswith(("encryption_key", "url", "[nats]"))
+        if not line.startswith(("encryption_key", "url", "[nats]", "ca =", "certificate =", "key ="))
     )
     config = load_config(write(tmp_path, minimal), environ={})
     assert config.nats_url == ""  # "" starts an embedded nats-server
@@ -208,6 +216,24 @@ def test_jwt_algorithms_given_as_a_string_instead_of_a_list_is_rejected_naming_t
     expect_error(write(tmp_path, text), "algorithms")
 
 
+def test_a_nats_url_without_the_gateways_nats_identity_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace('certificate = "keys/nats.crt"\n', "").replace('key = "keys/nats.key"\n', "")
+    error = expect_error(write(tmp_path, text), "[nats] certificate", "nobody connects anonymously")
+    assert "registry" in error.hint
+
+
+def test_a_cluster_is_given_as_a_list_of_urls(tmp_path: Path) -> None:
+    text = VALID.replace(
+        'url = "tls://nats.internal:4222"', 'urls = ["tls://n1:4222", "tls://n2:4222", "tls://n3:4222"]'
+    )
+    assert load_config(write(tmp_path, text), environ={}).nats_url == "tls://n1:4222,tls://n2:4222,tls://n3:4222"
+
+
+def test_an_empty_list_of_nats_urls_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace('url = "tls://nats.internal:4222"', "urls = []")
+    expect_error(write(tmp_path, text), "[nats] urls")
+
+
 def test_the_environment_overrides_the_nats_url(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID), environ={"CROSSWAY_NATS_URL": "nats://override:4222"})
     assert config.nats_url == "nats://override:4222"
@@ -215,12 +241,12 @@ def test_the_environment_overrides_the_nats_url(tmp_path: Path) -> None:
 
 def test_an_empty_environment_override_keeps_the_file_value(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID), environ={"CROSSWAY_NATS_URL": ""})
-    assert config.nats_url == "nats://nats.internal:4222"
+    assert config.nats_url == "tls://nats.internal:4222"
 
 
 def test_only_the_environment_passed_in_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSWAY_NATS_URL", "nats://from-process-env:4222")
-    assert load_config(write(tmp_path, VALID), environ={}).nats_url == "nats://nats.internal:4222"
+    assert load_config(write(tmp_path, VALID), environ={}).nats_url == "tls://nats.internal:4222"
 
 
 def test_a_passphrase_is_read_from_the_named_variable_and_never_shown(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import registry
 from crossway.core.clock import ManualClock
-from crossway.core.errors import RegistryStale, RegistryUntrusted
+from crossway.core.errors import ConfigError, RegistryStale, RegistryUntrusted
 from registry import (
     FileConfigurationSource,
     RegistryAuthority,
@@ -79,3 +79,26 @@ def test_the_public_api_lists_only_names_that_exist() -> None:
     for name in registry.__all__:
         assert hasattr(registry, name), name
     assert sorted(registry.__all__) == sorted(set(registry.__all__))
+
+
+def test_a_configuration_older_than_the_one_applied_before_a_restart_is_refused(
+    authority: RegistryAuthority, clock: ManualClock, tmp_path: Path
+) -> None:
+    anchor, mark = load_anchor(authority.anchor_path), tmp_path / "data" / "registry-serial.mark"
+    old, newer = authority.build_configuration(), authority.build_configuration()
+    StaticConfigurationSource(newer, anchor, clock, mark=mark)  # serial 2 applied; the mark is on disk
+    assert mark.read_text().strip() == "2"
+    # A restart (a new source, nothing in memory) fed the older copy: refused, the mark stays.
+    with pytest.raises(RegistryUntrusted, match="older than serial 2 applied here before"):
+        StaticConfigurationSource(old, anchor, clock, mark=mark)
+    assert StaticConfigurationSource(newer, anchor, clock, mark=mark).current().serial == 2
+    assert mark.read_text().strip() == "2"
+
+
+def test_a_damaged_high_water_mark_fails_closed(
+    authority: RegistryAuthority, clock: ManualClock, tmp_path: Path
+) -> None:
+    mark = tmp_path / "registry-serial.mark"
+    mark.write_text("not a number")
+    with pytest.raises(ConfigError, match="high-water mark"):
+        StaticConfigurationSource(authority.build_configuration(), load_anchor(authority.anchor_path), clock, mark=mark)
