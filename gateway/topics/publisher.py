@@ -24,6 +24,7 @@ import nats.js.errors
 from google.protobuf.message import DecodeError
 
 from crossway.core.ids import SubsystemId
+from gateway.delivery.errors import DeliveryBusy
 from gateway.shared.context import GatewayContext
 from gateway.topics.errors import EventInvalid, TopicNotOwner, TopicUnknown
 from gateway.topics.event import seal_event
@@ -125,9 +126,16 @@ class PublishDesk:
                     stream=self._names.events_stream,
                     headers=headers,
                 )
-            except nats.js.errors.APIError:
+            except BaseException:
+                # Stored or not, we cannot tell (an ack lost with a failing node): read the head
+                # from the stream again next time rather than trust what we hold.
                 self._heads.pop(topic, None)
                 raise
+            if ack.duplicate:
+                # This sequence's id was stored before, by an attempt whose ack was lost: that
+                # event holds the number, not this one.
+                self._heads.pop(topic, None)
+                raise DeliveryBusy(f"event {head.sequence + 1} of {topic} was stored by an earlier attempt; retry")
             self._heads[topic] = Head(head.sequence + 1, int(ack.seq), frame.header_hash)
             if key:
                 await self._store.set_counter(key_head, key_sequence)
