@@ -22,6 +22,10 @@ CROSSWAY_DELIVERY_      ``crossway.delivery.forward.<gw>``           that gatewa
 FORWARD_<m> (stream)                                                 the other side)
 CROSSWAY_DELIVERY_      ``crossway.delivery.chunks.<gw>.<id>``       that gateway (attachment     that gateway (relay of
 CHUNKS_<m> (stream)                                                  chunks: uploads and relays)  attachments, FetchAttachment)
+CROSSWAY_TOPICS_        ``crossway.delivery.topic.<gw>.<topic>``     that gateway (Publish, a     that gateway (``fan-<h>-<s>``,
+EVENTS_<m> (stream)                                                  topic's signed events)       one per subscription)
+CROSSWAY_TOPICS_        ``crossway.delivery.topicbox.<gw>.<s>.<n>``  that gateway (an event      that gateway (Receive, Replay:
+INBOX_<m> (stream)                                                   accepted for subscription s) direct gets by subject)
 crossway_delivery_      keys ``<gw>.out.<sub>.<hash>`` (sender) and  that gateway                 that gateway (timelines watch
 state_<m> (KV bucket)   ``<gw>.in.<sub>.<hash>`` (recipient)                                      a key, reports list keys)
 ======================  ===========================================  ===========================  ============================
@@ -96,7 +100,7 @@ def delivery_state_bucket(member: MemberId | str) -> str:
 
 
 def delivery_streams(member: MemberId | str, retention_s: float = DEFAULT_RETENTION_S) -> tuple[StreamSpec, ...]:
-    """One member's four delivery streams, as provisioning creates them."""
+    """One member's delivery streams (and its two topic streams), as provisioning creates them."""
     m = _member(member)
     return tuple(
         StreamSpec(
