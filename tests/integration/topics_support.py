@@ -82,9 +82,10 @@ def make_customize_gateway(**delivery: Any) -> Any:
     return customize
 
 
-def topics_federation(workdir: Path, **delivery: Any) -> Federation:
+def topics_federation(workdir: Path, nats_nodes: int = 1, **delivery: Any) -> Federation:
     fed = Federation(
         workdir,
+        nats_nodes=nats_nodes,
         span_flush_ms=200,
         customize_registry=customize_registry,
         customize_gateway=make_customize_gateway(**delivery),
