@@ -44,9 +44,10 @@ async def _publish(c: Any, args: argparse.Namespace) -> int:
 async def _subscribe(c: Any, args: argparse.Namespace) -> int:
     from protos.crossway.v1 import topics_pb2 as tpb
 
-    request = tpb.SubscribeRequest(topic=args.topic, purpose=args.purpose, start_sequence=args.start)
+    request = tpb.SubscribeRequest(topic=args.topic, purpose=args.purpose, start_sequence=args.start, push=args.push)
     info = await c.stub.Subscribe(request, metadata=c.metadata, timeout=c.timeout)
-    print(f"subscription {info.subscription_id} to {info.topic} from #{info.start_sequence} ({info.state})")
+    how = ", pushed to your backend" if info.push else ""
+    print(f"subscription {info.subscription_id} to {info.topic} from #{info.start_sequence} ({info.state}{how})")
     return 0
 
 
@@ -98,6 +99,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("topic")
     p.add_argument("--purpose", required=True, help="why you subscribe (the publisher's policies look at it)")
     p.add_argument("--start", type=int, default=0, help="the first sequence wanted (default: new events only)")
+    p.add_argument("--push", action="store_true", help="hand the events to your [[delivery.push]] backend method")
     p = command("receive", "receive a subscription's next events in order, and hand them over", _receive)
     p.add_argument("subscription", help="the subscription id `subscribe` printed")
     p.add_argument("--max", type=int, default=100)

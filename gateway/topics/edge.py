@@ -18,6 +18,7 @@ from gateway.delivery.edge import CallerCheck, ClientHandler, abort, translate
 from gateway.topics.inbox import SubscriberDesk
 from gateway.topics.peerlink import signed_event_pb
 from gateway.topics.publisher import PublishDesk
+from gateway.topics.push import TopicPushers
 from gateway.topics.store import Mine, Subscription
 from gateway.topics.subscriptions import SubscriptionDesk
 from gateway.wire.codec import envelope_from_pb
@@ -39,6 +40,7 @@ class TopicService(Protocol):
     publisher: PublishDesk
     subscriber: SubscriberDesk
     subscriptions: SubscriptionDesk
+    pushers: TopicPushers
 
     async def wait_ready(self) -> None: ...
 
@@ -89,7 +91,11 @@ class TopicsClientHandler(ClientHandler):
         return tpb.PublishResponse(sequence=p.sequence, key=p.key, key_sequence=p.key_sequence, event_hash=p.event_hash)
 
     async def _subscribe(self, caller: SubsystemId, r: tpb.SubscribeRequest, _: Any) -> tpb.SubscriptionInfo:
-        return subscription_pb(await self._s.subscriber.subscribe(caller, r.topic, r.purpose, r.start_sequence))
+        mine = await self._s.subscriber.subscribe(caller, r.topic, r.purpose, r.start_sequence, r.push)
+        self._s.pushers.run(mine)
+        info = subscription_pb(mine)
+        info.push = mine.push
+        return info
 
     async def _receive(
         self, caller: SubsystemId, r: tpb.TopicReceiveRequest, _: Any

@@ -8,6 +8,8 @@
             ├── EventInvalid            topic.event_invalid      INVALID_ARGUMENT
             ├── SubscriptionUnknown     subscription.unknown     NOT_FOUND
             ├── SubscriptionStopped     subscription.stopped     FAILED_PRECONDITION
+            ├── SubscriptionPushed      subscription.pushed      FAILED_PRECONDITION
+            ├── PushUnavailable         subscription.no_push_target FAILED_PRECONDITION
             ├── TopicGap                topic.gap                OUT_OF_RANGE
             └── RangeIncomplete         topic.range_incomplete   DATA_LOSS
 
@@ -23,7 +25,9 @@ from gateway.delivery.errors import DeliveryError
 
 __all__ = [
     "EventInvalid",
+    "PushUnavailable",
     "RangeIncomplete",
+    "SubscriptionPushed",
     "SubscriptionStopped",
     "SubscriptionUnknown",
     "TopicError",
@@ -67,6 +71,16 @@ class SubscriptionUnknown(TopicError):
 class SubscriptionStopped(TopicError):
     code = "subscription.stopped"
     default_hint = "the publisher's gateway stopped it (permit withdrawn or an event expired); subscribe again"
+
+
+class SubscriptionPushed(TopicError):
+    code = "subscription.pushed"
+    default_hint = "its events are pushed to your backend; subscribe without push to receive them yourself"
+
+
+class PushUnavailable(TopicError):
+    code = "subscription.no_push_target"
+    default_hint = "ask your gateway's operator for a [[delivery.push]] entry naming your subsystem, or pull"
 
 
 class TopicGap(TopicError):

@@ -34,7 +34,14 @@ from gateway.delivery.message import delivery_key
 from gateway.delivery.recipient import PeerCheck
 from gateway.delivery.state import MessageState
 from gateway.shared.context import GatewayContext
-from gateway.topics.errors import SubscriptionStopped, SubscriptionUnknown, TopicGap, TopicUnknown
+from gateway.topics.errors import (
+    PushUnavailable,
+    SubscriptionPushed,
+    SubscriptionStopped,
+    SubscriptionUnknown,
+    TopicGap,
+    TopicUnknown,
+)
 from gateway.topics.event import ReceivedEvent, copy_message_id, open_received
 from gateway.topics.peerlink import TopicLink, signed_event_pb
 from gateway.topics.store import Mine, TopicStore, stopped
@@ -71,7 +78,9 @@ class SubscriberDesk:
 
     # -- the subscriber's system, at its own gateway ---------------------------------------------
 
-    async def subscribe(self, caller: SubsystemId, topic: str, purpose: str, start: int) -> Mine:
+    async def subscribe(self, caller: SubsystemId, topic: str, purpose: str, start: int, push: bool = False) -> Mine:
+        if push and not any(str(t.mailbox) == str(caller) for t in self._delivery.config.push):
+            raise PushUnavailable(f"this gateway has no [[delivery.push]] method for {caller}")
         config = self._ctx.config()
         view = config.topic(topic)
         if view is None:
@@ -102,6 +111,7 @@ class SubscriberDesk:
             int(info.start_sequence),
             int(info.start_sequence),
             handed_over=int(info.start_sequence) - 1,  # nothing before the start is ever offered
+            push=push,
         )
         if await self._store.create(self._names.mine_key(mine.id), mine):
             await self._store.add_to_index(self._names.mine_index, mine.id)
@@ -127,12 +137,17 @@ class SubscriberDesk:
         deadline = self._ctx.clock.now_ms() + min(max(wait_ms, 0), 60_000)
         while True:
             mine = await self.mine(caller, sub_id)
+            if mine.push:
+                raise SubscriptionPushed(f"subscription {sub_id} is pushed to the subsystem's backend")
             upto = min(mine.next - 1, mine.handed_over + max(1, min(limit, 1000)))
             if upto > mine.handed_over or self._ctx.clock.now_ms() >= deadline:
                 return [await self._read(mine, n) for n in range(mine.handed_over + 1, upto + 1)]
             await asyncio.sleep(0.1)
 
-    async def ack(self, caller: SubsystemId, sub_id: str, sequence: int) -> int:
+    async def receive_one(self, mine: Mine, n: int) -> ReceivedEvent:
+        return await self._read(mine, n)
+
+    async def ack(self, caller: SubsystemId | None, sub_id: str, sequence: int) -> int:
         """Hand events over up to ``sequence`` (ContentHandover each, sent back to the publisher)."""
         mine = await self.mine(caller, sub_id)
         book = self._delivery.book

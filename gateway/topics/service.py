@@ -22,6 +22,7 @@ from gateway.topics.inbox import SubscriberDesk
 from gateway.topics.peerlink import GrpcTopicLink, TopicLink
 from gateway.topics.policies import TopicPolicyHolder
 from gateway.topics.publisher import PublishDesk
+from gateway.topics.push import TopicPushers
 from gateway.topics.store import TopicStore
 from gateway.topics.subjects import TopicNames
 from gateway.topics.subscriptions import SubscriptionDesk
@@ -58,6 +59,7 @@ class TopicService:
             ctx, delivery, store, names, self.policies, self.publisher, self.fanout, peers
         )
         self.subscriber = SubscriberDesk(ctx, delivery, store, names, link, peers)
+        self.pushers = TopicPushers(delivery, names, self.subscriber)
         self.client_handler = TopicsClientHandler(self, callers)
         self.peer_handler = TopicsPeerHandler(self)
         self.ready = asyncio.Event()
@@ -74,6 +76,8 @@ class TopicService:
             try:
                 await self.store.ensure()
                 await self.subscriptions.resume()
+                for mine in await self.subscriber.subscriptions():
+                    self.pushers.run(mine)
                 break
             except Exception as exc:  # NATS not ready yet, or a stream being created by a peer
                 log.warning("topics: not ready yet (%s); retrying", type(exc).__name__)
@@ -90,6 +94,7 @@ class TopicService:
 
     async def aclose(self, grace_s: float = 2.0) -> None:
         await self.fanout.aclose(grace_s)
+        await self.pushers.aclose(grace_s)
         if self._boot is not None and not self._boot.done():
             self._boot.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

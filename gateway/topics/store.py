@@ -65,6 +65,7 @@ class Mine:
     state: str = "active"
     stopped_at: int = 0
     reason: str = ""
+    push: bool = False  # handed to the subsystem's [[delivery.push]] method, not pulled
 
 
 class TopicStore:

@@ -8,10 +8,12 @@ scenario so the scenarios do not disturb one another.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
 from delivery_support import Mail, restart_gateway
@@ -35,11 +37,16 @@ from gateway.topics import verify_range
 from gateway.topics.errors import RangeIncomplete
 from gateway.topics.event import copy_message_id
 from gateway.wire.codec import envelope_from_pb
+from gateway.wire.metadata import metadata_text
 from registry.configuration import verify_configuration
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 NAME = TOPIC.rpartition("/")[2]
+
+
+def _code(exc: grpc.aio.AioRpcError) -> str:
+    return metadata_text(exc.trailing_metadata()).get("crossway-error", "")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -132,6 +139,39 @@ async def test_a_withdrawn_permit_stops_delivery_at_that_policy_version_with_evi
     await asyncio.sleep(1.5)
     await _publish(sides, 3, "permitted again")
     assert await sides["social"].receive(sub.subscription_id, wait_ms=1500) == []
+
+
+async def test_a_push_subscription_hands_each_event_in_order_to_the_subscribers_backend(
+    fed: Federation, sides: dict[str, TopicClient]
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await sides["tax"].subscribe("taxation", push=True)  # no [[delivery.push]] for the tax board
+    assert _code(caught.value) == "subscription.no_push_target"
+    sub = await sides["business"].subscribe("pushed-upkeep", push=True)
+    assert sub.push
+    published = [
+        (await sides["publisher"].publish(address_change("38001010001", f"pushed {n}", n))).sequence for n in range(5)
+    ]
+    suffix = f".{sub.subscription_id}"
+    pushed: list[int] = []
+    for _ in range(120):
+        lines = [json.loads(line) for line in fed.calls_log.read_text().splitlines() if suffix in line]
+        pushed = [int(line["crossway-message-id"].split(".")[-2]) for line in lines]
+        if len(pushed) >= len(published):
+            break
+        await asyncio.sleep(0.25)
+    assert pushed == published  # each once, in order
+    assert all(line["crossway-client"] == str(PUBLISHER) for line in lines)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await sides["business"].receive(sub.subscription_id)
+    assert _code(caught.value) == "subscription.pushed"
+    for _ in range(40):
+        status = await sides["publisher"].status()
+        row = next(r for r in status.subscribers if r.subscription_id == sub.subscription_id)
+        if row.handed_over == published[-1]:
+            break
+        await asyncio.sleep(0.25)
+    assert row.handed_over == published[-1]  # the push was the handover, evidence back at the publisher
 
 
 async def test_a_replayed_range_with_one_event_left_out_is_detected(

@@ -71,6 +71,11 @@ def make_customize_gateway(**delivery: Any) -> Any:
         text = "[delivery]\n" + lines
         if agency.member == POPULATION:
             text += 'topic_policy_dir = "policies/topics"\n'
+        if agency.member == BUSINESS:  # push subscriptions of the business register go to a backend
+            text += (
+                f'\n[[delivery.push]]\nmailbox = "{BUSINESS_SUB}"\nadapter = "grpc"\n'
+                f'address = "127.0.0.1:{fed.backend_port}"\nmethod = "/population.v1.PersonRegistry/GetPerson"\n'
+            )
         if agency.member != fed.tax.member:  # the tax gateway accepts the test IdP's tokens already
             save_pem(agency.directory / "idp.pub", fed.idp_key.public_key())
             text += (
@@ -132,8 +137,8 @@ class TopicClient:
         )
         return response
 
-    async def subscribe(self, purpose: str, start: int = 0) -> tpb.SubscriptionInfo:
-        request = tpb.SubscribeRequest(topic=TOPIC, purpose=purpose, start_sequence=start)
+    async def subscribe(self, purpose: str, start: int = 0, push: bool = False) -> tpb.SubscriptionInfo:
+        request = tpb.SubscribeRequest(topic=TOPIC, purpose=purpose, start_sequence=start, push=push)
         info: tpb.SubscriptionInfo = await self.stub.Subscribe(request, metadata=self.md, timeout=20)
         return info
 

@@ -26,7 +26,7 @@ from protos.crossway.v1 import delivery_pb2 as protos_dot_crossway_dot_v1_dot_de
 from protos.crossway.v1 import envelope_pb2 as protos_dot_crossway_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/crossway/v1/topics.proto\x12\x0b\x63rossway.v1\x1a!protos/crossway/v1/delivery.proto\x1a!protos/crossway/v1/envelope.proto\"0\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"Z\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x14\n\x0ckey_sequence\x18\x03 \x01(\x04\x12\x12\n\nevent_hash\x18\x04 \x01(\t\"J\n\x10SubscribeRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x16\n\x0estart_sequence\x18\x03 \x01(\x04\"\xab\x01\n\x10SubscriptionInfo\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x12\n\nsubscriber\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x16\n\x0estart_sequence\x18\x05 \x01(\x04\x12\r\n\x05state\x18\x06 \x01(\t\x12\x12\n\nrefused_at\x18\x07 \x01(\x04\x12\x0f\n\x07refusal\x18\x08 \x01(\t\"S\n\x13TopicReceiveRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x12\n\nmax_events\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\"\xc3\x01\n\rTopicDelivery\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x14\n\x0ckey_sequence\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\x0f\n\x07payload\x18\x07 \x01(\x0c\x12\x17\n\x0fwithheld_fields\x18\x08 \x03(\t\x12\x17\n\x0fpublished_at_ms\x18\t \x01(\x03\"5\n\x08TopicAck\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"$\n\rTopicAckReply\x12\x13\n\x0bhanded_over\x18\x01 \x01(\x04\"#\n\x12TopicStatusRequest\x12\r\n\x05topic\x18\x01 \x01(\t\"\xb6\x01\n\x10SubscriberStatus\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0f\n\x07relayed\x18\x04 \x01(\x04\x12\x13\n\x0bhanded_over\x18\x05 \x01(\x04\x12\x0b\n\x03lag\x18\x06 \x01(\x04\x12\x10\n\x08\x66\x61ilures\x18\x07 \x01(\r\x12\x10\n\x08refusals\x18\x08 \x01(\r\x12\x0f\n\x07refusal\x18\t \x01(\t\"c\n\x0bTopicStatus\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpublished\x18\x02 \x01(\x04\x12\x32\n\x0bsubscribers\x18\x03 \x03(\x0b\x32\x1d.crossway.v1.SubscriberStatus\"T\n\rReplayRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x13\n\x0bto_sequence\x18\x03 \x01(\x04\"^\n\x0bReplayProof\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpublisher\x18\x02 \x01(\t\x12-\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x1d.crossway.v1.SignedTopicEvent\"]\n\x10SignedTopicEvent\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.crossway.v1.Envelope\x12#\n\x04\x63opy\x18\x02 \x01(\x0b\x32\x15.crossway.v1.Envelope\"[\n\rPeerSubscribe\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x16\n\x0estart_sequence\x18\x04 \x01(\x04\"~\n\x0bPeerDeliver\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12,\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1d.crossway.v1.SignedTopicEvent\x12(\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x18.crossway.v1.SignedEvent\"Q\n\x10PeerDeliverReply\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.crossway.v1.SignedEvent\x12\x13\n\x0bhanded_over\x18\x02 \x01(\x04\"b\n\x0bPeerRefused\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12(\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x18.crossway.v1.SignedEvent2\xa3\x03\n\x06Topics\x12\x44\n\x07Publish\x12\x1b.crossway.v1.PublishRequest\x1a\x1c.crossway.v1.PublishResponse\x12I\n\tSubscribe\x12\x1d.crossway.v1.SubscribeRequest\x1a\x1d.crossway.v1.SubscriptionInfo\x12I\n\x07Receive\x12 .crossway.v1.TopicReceiveRequest\x1a\x1a.crossway.v1.TopicDelivery0\x01\x12\x38\n\x03\x41\x63k\x12\x15.crossway.v1.TopicAck\x1a\x1a.crossway.v1.TopicAckReply\x12\x43\n\x06Status\x12\x1f.crossway.v1.TopicStatusRequest\x1a\x18.crossway.v1.TopicStatus\x12>\n\x06Replay\x12\x1a.crossway.v1.ReplayRequest\x1a\x18.crossway.v1.ReplayProof2\xdc\x01\n\nPeerTopics\x12\x46\n\tSubscribe\x12\x1a.crossway.v1.PeerSubscribe\x1a\x1d.crossway.v1.SubscriptionInfo\x12\x42\n\x07\x44\x65liver\x12\x18.crossway.v1.PeerDeliver\x1a\x1d.crossway.v1.PeerDeliverReply\x12\x42\n\x07Refused\x12\x18.crossway.v1.PeerRefused\x1a\x1d.crossway.v1.PeerDeliverReplyB\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/crossway/v1/topics.proto\x12\x0b\x63rossway.v1\x1a!protos/crossway/v1/delivery.proto\x1a!protos/crossway/v1/envelope.proto\"0\n\x0ePublishRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"Z\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x14\n\x0ckey_sequence\x18\x03 \x01(\x04\x12\x12\n\nevent_hash\x18\x04 \x01(\t\"X\n\x10SubscribeRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x16\n\x0estart_sequence\x18\x03 \x01(\x04\x12\x0c\n\x04push\x18\x04 \x01(\x08\"\xb9\x01\n\x10SubscriptionInfo\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x12\n\nsubscriber\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x16\n\x0estart_sequence\x18\x05 \x01(\x04\x12\r\n\x05state\x18\x06 \x01(\t\x12\x12\n\nrefused_at\x18\x07 \x01(\x04\x12\x0f\n\x07refusal\x18\x08 \x01(\t\x12\x0c\n\x04push\x18\t \x01(\x08\"S\n\x13TopicReceiveRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x12\n\nmax_events\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\"\xc3\x01\n\rTopicDelivery\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x14\n\x0ckey_sequence\x18\x05 \x01(\x04\x12\x12\n\nevent_type\x18\x06 \x01(\t\x12\x0f\n\x07payload\x18\x07 \x01(\x0c\x12\x17\n\x0fwithheld_fields\x18\x08 \x03(\t\x12\x17\n\x0fpublished_at_ms\x18\t \x01(\x03\"5\n\x08TopicAck\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"$\n\rTopicAckReply\x12\x13\n\x0bhanded_over\x18\x01 \x01(\x04\"#\n\x12TopicStatusRequest\x12\r\n\x05topic\x18\x01 \x01(\t\"\xb6\x01\n\x10SubscriberStatus\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0f\n\x07relayed\x18\x04 \x01(\x04\x12\x13\n\x0bhanded_over\x18\x05 \x01(\x04\x12\x0b\n\x03lag\x18\x06 \x01(\x04\x12\x10\n\x08\x66\x61ilures\x18\x07 \x01(\r\x12\x10\n\x08refusals\x18\x08 \x01(\r\x12\x0f\n\x07refusal\x18\t \x01(\t\"c\n\x0bTopicStatus\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpublished\x18\x02 \x01(\x04\x12\x32\n\x0bsubscribers\x18\x03 \x03(\x0b\x32\x1d.crossway.v1.SubscriberStatus\"T\n\rReplayRequest\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x13\n\x0bto_sequence\x18\x03 \x01(\x04\"^\n\x0bReplayProof\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpublisher\x18\x02 \x01(\t\x12-\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x1d.crossway.v1.SignedTopicEvent\"]\n\x10SignedTopicEvent\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.crossway.v1.Envelope\x12#\n\x04\x63opy\x18\x02 \x01(\x0b\x32\x15.crossway.v1.Envelope\"[\n\rPeerSubscribe\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x16\n\x0estart_sequence\x18\x04 \x01(\x04\"~\n\x0bPeerDeliver\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12,\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1d.crossway.v1.SignedTopicEvent\x12(\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x18.crossway.v1.SignedEvent\"Q\n\x10PeerDeliverReply\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.crossway.v1.SignedEvent\x12\x13\n\x0bhanded_over\x18\x02 \x01(\x04\"b\n\x0bPeerRefused\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12(\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x18.crossway.v1.SignedEvent2\xa3\x03\n\x06Topics\x12\x44\n\x07Publish\x12\x1b.crossway.v1.PublishRequest\x1a\x1c.crossway.v1.PublishResponse\x12I\n\tSubscribe\x12\x1d.crossway.v1.SubscribeRequest\x1a\x1d.crossway.v1.SubscriptionInfo\x12I\n\x07Receive\x12 .crossway.v1.TopicReceiveRequest\x1a\x1a.crossway.v1.TopicDelivery0\x01\x12\x38\n\x03\x41\x63k\x12\x15.crossway.v1.TopicAck\x1a\x1a.crossway.v1.TopicAckReply\x12\x43\n\x06Status\x12\x1f.crossway.v1.TopicStatusRequest\x1a\x18.crossway.v1.TopicStatus\x12>\n\x06Replay\x12\x1a.crossway.v1.ReplayRequest\x1a\x18.crossway.v1.ReplayProof2\xdc\x01\n\nPeerTopics\x12\x46\n\tSubscribe\x12\x1a.crossway.v1.PeerSubscribe\x1a\x1d.crossway.v1.SubscriptionInfo\x12\x42\n\x07\x44\x65liver\x12\x18.crossway.v1.PeerDeliver\x1a\x1d.crossway.v1.PeerDeliverReply\x12\x42\n\x07Refused\x12\x18.crossway.v1.PeerRefused\x1a\x1d.crossway.v1.PeerDeliverReplyB\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,39 +39,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHRESPONSE']._serialized_start=168
   _globals['_PUBLISHRESPONSE']._serialized_end=258
   _globals['_SUBSCRIBEREQUEST']._serialized_start=260
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=334
-  _globals['_SUBSCRIPTIONINFO']._serialized_start=337
-  _globals['_SUBSCRIPTIONINFO']._serialized_end=508
-  _globals['_TOPICRECEIVEREQUEST']._serialized_start=510
-  _globals['_TOPICRECEIVEREQUEST']._serialized_end=593
-  _globals['_TOPICDELIVERY']._serialized_start=596
-  _globals['_TOPICDELIVERY']._serialized_end=791
-  _globals['_TOPICACK']._serialized_start=793
-  _globals['_TOPICACK']._serialized_end=846
-  _globals['_TOPICACKREPLY']._serialized_start=848
-  _globals['_TOPICACKREPLY']._serialized_end=884
-  _globals['_TOPICSTATUSREQUEST']._serialized_start=886
-  _globals['_TOPICSTATUSREQUEST']._serialized_end=921
-  _globals['_SUBSCRIBERSTATUS']._serialized_start=924
-  _globals['_SUBSCRIBERSTATUS']._serialized_end=1106
-  _globals['_TOPICSTATUS']._serialized_start=1108
-  _globals['_TOPICSTATUS']._serialized_end=1207
-  _globals['_REPLAYREQUEST']._serialized_start=1209
-  _globals['_REPLAYREQUEST']._serialized_end=1293
-  _globals['_REPLAYPROOF']._serialized_start=1295
-  _globals['_REPLAYPROOF']._serialized_end=1389
-  _globals['_SIGNEDTOPICEVENT']._serialized_start=1391
-  _globals['_SIGNEDTOPICEVENT']._serialized_end=1484
-  _globals['_PEERSUBSCRIBE']._serialized_start=1486
-  _globals['_PEERSUBSCRIBE']._serialized_end=1577
-  _globals['_PEERDELIVER']._serialized_start=1579
-  _globals['_PEERDELIVER']._serialized_end=1705
-  _globals['_PEERDELIVERREPLY']._serialized_start=1707
-  _globals['_PEERDELIVERREPLY']._serialized_end=1788
-  _globals['_PEERREFUSED']._serialized_start=1790
-  _globals['_PEERREFUSED']._serialized_end=1888
-  _globals['_TOPICS']._serialized_start=1891
-  _globals['_TOPICS']._serialized_end=2310
-  _globals['_PEERTOPICS']._serialized_start=2313
-  _globals['_PEERTOPICS']._serialized_end=2533
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=348
+  _globals['_SUBSCRIPTIONINFO']._serialized_start=351
+  _globals['_SUBSCRIPTIONINFO']._serialized_end=536
+  _globals['_TOPICRECEIVEREQUEST']._serialized_start=538
+  _globals['_TOPICRECEIVEREQUEST']._serialized_end=621
+  _globals['_TOPICDELIVERY']._serialized_start=624
+  _globals['_TOPICDELIVERY']._serialized_end=819
+  _globals['_TOPICACK']._serialized_start=821
+  _globals['_TOPICACK']._serialized_end=874
+  _globals['_TOPICACKREPLY']._serialized_start=876
+  _globals['_TOPICACKREPLY']._serialized_end=912
+  _globals['_TOPICSTATUSREQUEST']._serialized_start=914
+  _globals['_TOPICSTATUSREQUEST']._serialized_end=949
+  _globals['_SUBSCRIBERSTATUS']._serialized_start=952
+  _globals['_SUBSCRIBERSTATUS']._serialized_end=1134
+  _globals['_TOPICSTATUS']._serialized_start=1136
+  _globals['_TOPICSTATUS']._serialized_end=1235
+  _globals['_REPLAYREQUEST']._serialized_start=1237
+  _globals['_REPLAYREQUEST']._serialized_end=1321
+  _globals['_REPLAYPROOF']._serialized_start=1323
+  _globals['_REPLAYPROOF']._serialized_end=1417
+  _globals['_SIGNEDTOPICEVENT']._serialized_start=1419
+  _globals['_SIGNEDTOPICEVENT']._serialized_end=1512
+  _globals['_PEERSUBSCRIBE']._serialized_start=1514
+  _globals['_PEERSUBSCRIBE']._serialized_end=1605
+  _globals['_PEERDELIVER']._serialized_start=1607
+  _globals['_PEERDELIVER']._serialized_end=1733
+  _globals['_PEERDELIVERREPLY']._serialized_start=1735
+  _globals['_PEERDELIVERREPLY']._serialized_end=1816
+  _globals['_PEERREFUSED']._serialized_start=1818
+  _globals['_PEERREFUSED']._serialized_end=1916
+  _globals['_TOPICS']._serialized_start=1919
+  _globals['_TOPICS']._serialized_end=2338
+  _globals['_PEERTOPICS']._serialized_start=2341
+  _globals['_PEERTOPICS']._serialized_end=2561
 # @@protoc_insertion_point(module_scope)

@@ -29,17 +29,19 @@ class PublishResponse(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., key: _Optional[str] = ..., key_sequence: _Optional[int] = ..., event_hash: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("topic", "purpose", "start_sequence")
+    __slots__ = ("topic", "purpose", "start_sequence", "push")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     START_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PUSH_FIELD_NUMBER: _ClassVar[int]
     topic: str
     purpose: str
     start_sequence: int
-    def __init__(self, topic: _Optional[str] = ..., purpose: _Optional[str] = ..., start_sequence: _Optional[int] = ...) -> None: ...
+    push: bool
+    def __init__(self, topic: _Optional[str] = ..., purpose: _Optional[str] = ..., start_sequence: _Optional[int] = ..., push: _Optional[bool] = ...) -> None: ...
 
 class SubscriptionInfo(_message.Message):
-    __slots__ = ("subscription_id", "topic", "subscriber", "purpose", "start_sequence", "state", "refused_at", "refusal")
+    __slots__ = ("subscription_id", "topic", "subscriber", "purpose", "start_sequence", "state", "refused_at", "refusal", "push")
     SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +50,7 @@ class SubscriptionInfo(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     REFUSED_AT_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    PUSH_FIELD_NUMBER: _ClassVar[int]
     subscription_id: str
     topic: str
     subscriber: str
@@ -56,7 +59,8 @@ class SubscriptionInfo(_message.Message):
     state: str
     refused_at: int
     refusal: str
-    def __init__(self, subscription_id: _Optional[str] = ..., topic: _Optional[str] = ..., subscriber: _Optional[str] = ..., purpose: _Optional[str] = ..., start_sequence: _Optional[int] = ..., state: _Optional[str] = ..., refused_at: _Optional[int] = ..., refusal: _Optional[str] = ...) -> None: ...
+    push: bool
+    def __init__(self, subscription_id: _Optional[str] = ..., topic: _Optional[str] = ..., subscriber: _Optional[str] = ..., purpose: _Optional[str] = ..., start_sequence: _Optional[int] = ..., state: _Optional[str] = ..., refused_at: _Optional[int] = ..., refusal: _Optional[str] = ..., push: _Optional[bool] = ...) -> None: ...
 
 class TopicReceiveRequest(_message.Message):
     __slots__ = ("subscription_id", "max_events", "wait_ms")
