@@ -10,13 +10,15 @@ decision, SubmissionAcceptance, the peer hop, the order and hash-chain checks, t
 RelayAcceptance and ContentHandover with their audit records on both gateways.
 
 Baseline: 8 publishers put the same number of messages of the same size into a stream (each
-acknowledged by JetStream) while 3 durable pull consumers fetch and acknowledge every one; the
-same TLS backbone. Runs interleave, medians taken.
+acknowledged by JetStream) while 3 durable pull consumers fetch and acknowledge every one, as the
+publisher gateway's own NATS identity on its member's topic stream: the same TLS backbone and the
+same least-privilege grant. Runs interleave, medians taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -25,10 +27,12 @@ from typing import Any
 
 import grpc
 
+from crossway.backbone import NatsIdentity
+from crossway.bus import Names
 from crossway.core.ids import MemberId, SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
 from crossway.demo.members import population_descriptor_set
-from crossway.natsclient import connect_when_up
+from crossway.natsclient import NatsAccess, connect_when_up
 from crossway.security.keys import save_pem
 from crossway.security.tokens import mint_token
 from protos.crossway.v1 import topics_pb2 as tpb
@@ -122,10 +126,28 @@ async def _crossway_run(
     return events / (time.monotonic() - began)
 
 
-async def _jetstream_run(access: Any, events: int, payload: bytes) -> float:
+def _gateway_access(fed: Federation) -> tuple[NatsAccess, str, str]:
+    """The publisher gateway's own NATS identity, its member's topic stream and a subject of its own
+    there: bare JetStream on the same TLS backbone with the same least-privilege grant (the admin
+    credential may create streams but publish nothing)."""
+    agency = fed.population
+    keys = agency.directory / "keys"
+    access = NatsAccess(
+        tuple(fed.nats.urls),
+        fed.workdir / "registry" / "nats-ca.pem",
+        keys / "nats.crt",
+        keys / "nats.key",
+        NatsIdentity.gateway(agency.gateway),
+    )
+    names = Names(agency.gateway)
+    return access, names.topic_stream, names.topic_events(f"{PUBLISHER}/bench-{os.urandom(3).hex()}")
+
+
+async def _jetstream_run(fed: Federation, events: int, payload: bytes) -> float:
     async def quiet(*_: object) -> None:
         return None
 
+    access, stream, subject = _gateway_access(fed)
     nc, _ = await connect_when_up(
         access,
         name="bench-fanout",
@@ -136,15 +158,13 @@ async def _jetstream_run(access: Any, events: int, payload: bytes) -> float:
         on_reconnected=quiet,
     )
     js = nc.jetstream(timeout=30)
-    stream = f"BENCH_FANOUT_{os.urandom(3).hex().upper()}"
-    subject = f"bench.{stream}"
-    await js.add_stream(name=stream, subjects=[subject])
-    subs = [await js.pull_subscribe(subject, durable=f"fan{i}", stream=stream) for i in range(3)]
+    tag = os.urandom(3).hex()
+    subs = [await js.pull_subscribe(subject, durable=f"benchfan-{tag}-{i}", stream=stream) for i in range(3)]
     counter = iter(range(events))
 
     async def publishing() -> None:
         for _ in counter:
-            await js.publish(subject, payload)
+            await js.publish(subject, payload, stream=stream)
 
     async def consuming(sub: Any) -> None:
         import nats.errors
@@ -163,7 +183,9 @@ async def _jetstream_run(access: Any, events: int, payload: bytes) -> float:
         await asyncio.gather(*(publishing() for _ in range(PUBLISHERS)), *(consuming(s) for s in subs))
         return events / (time.monotonic() - began)
     finally:
-        await js.delete_stream(stream)
+        for i in range(3):
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(stream, f"benchfan-{tag}-{i}")
         await nc.close()
 
 
@@ -195,7 +217,7 @@ async def measure(workdir: Path, *, events: int, payload_bytes: int, runs: int) 
         try:
             for _ in range(runs):
                 mine.append(await _crossway_run(publisher, subscribers, events, payload))
-                theirs.append(await _jetstream_run(fed.nats.admin_access(), events, payload))
+                theirs.append(await _jetstream_run(fed, events, payload))
         finally:
             for system in (publisher, *systems):
                 await system.channel.close(None)
