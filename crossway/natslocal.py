@@ -58,10 +58,14 @@ class IdentityIssuer(Protocol):
 
 
 class LocalIssuer:
-    """A stand-alone issuer: a NATS CA and ``issued.json`` (identity, serial, revoked) in one directory."""
+    """A stand-alone issuer: a NATS CA and ``issued.json`` (identity, serial, revoked) in one directory.
 
-    def __init__(self, directory: Path) -> None:
+    ``members``: the federation's member ids, whose streams and buckets a registry identity it
+    issues may create (the registry's own issuer knows them from its records)."""
+
+    def __init__(self, directory: Path, members: Sequence[str] = ()) -> None:
         self._dir = directory
+        self._members = tuple(members)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._ca = NatsCA.open(directory) if NatsCA.exists(directory) else NatsCA.create(directory, "local")
         self._issued: list[dict[str, object]] = []
@@ -100,7 +104,7 @@ class LocalIssuer:
 
     def users(self) -> list[NatsUser]:
         live = [NatsIdentity.parse_user(str(e["user"])) for e in self._issued if not e["revoked"]]
-        return users_for(live)
+        return users_for(live, members=self._members)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -134,7 +138,7 @@ class LocalBackbone:
             raise ConfigError(f"a backbone has at least one node, not {nodes}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.issuer: IdentityIssuer = issuer if issuer is not None else LocalIssuer(self.directory / "pki")
+        self.issuer: IdentityIssuer = issuer if issuer is not None else LocalIssuer(self.directory / "pki", members)
         self._replicas = replicas if replicas is not None else min(nodes, 3)
         self._members = tuple(members)
         self._replay_window_s = replay_window_s

@@ -24,7 +24,6 @@ from audit.trail import (
     PayloadArchiver,
     archive_subject,
 )
-from crossway.backbone import NatsIdentity, replay_bucket
 from crossway.core.clock import SystemClock
 from crossway.core.errors import ConfigError, CrosswayError, ServiceUnknown
 from crossway.core.ids import ServiceId, SubsystemId
@@ -33,11 +32,10 @@ from crossway.natslocal import LocalBackbone
 from crossway.natsreplay import NatsReplayGuard
 from crossway.security.keys import load_certificate, load_private_key
 from crossway.security.pki import cert_fingerprint, cert_to_pem
-from crossway.security.replay import ReplayGuard
-from crossway.security.shared_replay import SharedReplayGuard
 from crossway.security.signing import Signer
 from gateway.admin import PolicyAdministration
 from gateway.admin.status import CertificateInfo, GatewayStatusSnapshot, HealthInfo, NatsInfo
+from gateway.backing import nats_access, quotas, replay_guard
 from gateway.client.callers import CallerAuthenticator, pem_sha256
 from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
@@ -50,7 +48,6 @@ from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
 from gateway.provider.peers import PeerVerifier
 from gateway.provider.pipeline import ProviderPipeline
-from gateway.provider.quotas import QuotaLimiter, Quotas, SharedQuotaLimiter
 from gateway.serving import _cert_subject, _pem_private, _server_options
 from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
@@ -116,7 +113,8 @@ class Gateway:
         cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.observability.start_telemetry()  # before anything records a span or a metric
         # NATS: the configured servers as our identity, or our own embedded server.
-        nats = self.nats = await self._nats_access()
+        nats, self._backbone = await nats_access(cfg)
+        self.nats = nats
         self.nats_url = nats.url
         if cfg.nats_url:
             # Wait here, one log line per try and cancellable, rather than inside the first
@@ -223,9 +221,8 @@ class Gateway:
                 max_message_bytes=cfg.limits.grpc_message_bytes,
             )
         policies = self._policies = PolicyManager(cfg.policy_dir, [b.service for b in cfg.services])
-        provider = ProviderPipeline(
-            ctx, await self._replay_guard(nats), policies, self._adapters, encryption_key, quotas=self._quotas()
-        )
+        replay, self._shared_replay = await replay_guard(cfg, nats)
+        provider = ProviderPipeline(ctx, replay, policies, self._adapters, encryption_key, quotas=quotas(cfg))
         # grpc.health.v1 on the client and admin ports (not the peer port: mTLS, for gateways only).
         checkpointer = self._checkpointer
         health = self._health = GatewayHealth(
@@ -325,44 +322,6 @@ class Gateway:
         # The newest registry configuration serial applied here: survives restarts (no rollback).
         return self.config.data_dir / "registry-serial.mark"
 
-    async def _nats_access(self) -> NatsAccess:
-        """Who this gateway is on NATS: its configured identity, or an embedded server's.
-
-        Embedded (no URL): a private backbone in the data dir — its own CA, server and users, the
-        streams provisioned once; worker processes are handed the primary's URL and use the
-        identity the primary was issued there.
-        """
-        cfg = self.config
-        identity = NatsIdentity.gateway(cfg.gateway_id)
-        embedded = cfg.data_dir / "nats"
-        if not cfg.nats_url:
-            self._backbone = LocalBackbone(embedded, members=(str(cfg.gateway_id.member),))
-            await self._backbone.start()
-            return await self._backbone.grant(identity)
-        if cfg.nats_ca is not None and cfg.nats_certificate is not None and cfg.nats_key is not None:
-            return NatsAccess.load(
-                cfg.nats_url,
-                ca_file=cfg.nats_ca,
-                cert_file=cfg.nats_certificate,
-                key_file=cfg.nats_key,
-                key_passphrase=cfg.key_passphrase,
-            )
-        if (embedded / "pki").is_dir():  # a worker of a primary that runs the embedded server
-            return LocalBackbone.existing_access(embedded, identity, cfg.nats_url)
-        raise ConfigError(
-            f"{cfg.source}: [nats] url is set but the gateway has no NATS identity (ca, certificate, key)",
-            hint="nobody connects to NATS anonymously: request a certificate from the registry",
-        )
-
-    async def _replay_guard(self, nats: NatsAccess) -> ReplayGuard:
-        # A member's gateways on separate hosts share one window in NATS KV (issue 11).
-        if self.config.shared_replay:
-            guard = NatsReplayGuard(nats, replay_bucket(self.config.gateway_id.member))
-            await guard.start()
-            self._shared_replay = guard
-            return guard
-        return self._disk_replay_guard()
-
     async def _start_observability(self, policies: PolicyManager | None) -> None:
         cfg, audit, checkpointer = self.config, self._audit, self._checkpointer
         assert audit is not None and self._source is not None
@@ -376,19 +335,6 @@ class Gateway:
                 certificates={"tls": cfg.tls_certificate, "signing": cfg.signing_certificate},
             )
         )
-
-    def _disk_replay_guard(self) -> ReplayGuard:
-        # On disk, always: the window must survive a restart (a captured envelope replayed just
-        # after one was accepted when it lived in memory), and worker processes share the peer
-        # port, so a replayed message may reach any of them — they share the one file.
-        return SharedReplayGuard(self.config.data_dir / "replay-window.sqlite")
-
-    def _quotas(self) -> Quotas:
-        # The same reason: a client's calls spread over the workers, so a "2/min" quota would
-        # become N x 2/min unless they share one set of buckets (a SQLite file in the data dir).
-        if self.config.workers > 1:
-            return SharedQuotaLimiter(self.config.data_dir / "quotas.sqlite")
-        return QuotaLimiter()
 
     def _callers(self, source: ConfigurationSource) -> CallerAuthenticator:
         cfg = self.config

@@ -243,64 +243,6 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nats_issue(args: argparse.Namespace) -> int:
-    from crossway.security.natspki import NatsIdentity, NatsRole
-    from registry.backbone import RegistryBackbone
-
-    authority = _open(args)
-    backbone = RegistryBackbone(authority, passphrase=_passphrase())
-    identity = NatsIdentity(NatsRole(args.role), args.name)
-    cert = backbone.issue_identity(_read(args.csr, "CSR"), identity, days=args.days)
-    save_pem(args.output, cert)
-    print(f"NATS identity {identity} issued: serial {cert.serial_number}, written to {args.output}")
-    print(f"  the NATS servers' CA is {backbone.ca_file}; run `registry nats users` (or serve) to admit it")
-    return 0
-
-
-def _nats_server_cert(args: argparse.Namespace) -> int:
-    from crossway.security.natspki import NatsIdentity, NatsRole
-    from registry.backbone import RegistryBackbone
-
-    backbone = RegistryBackbone(_open(args), passphrase=_passphrase())
-    route = NatsIdentity(NatsRole.ROUTE, args.cluster) if args.cluster else None
-    cert = backbone.issue_server(
-        _read(args.csr, "CSR"), name=args.name, route=route, dns_names=tuple(args.dns), ip_addresses=tuple(args.ip)
-    )
-    save_pem(args.output, cert)
-    print(f"NATS server certificate for {args.name} written to {args.output}")
-    return 0
-
-
-def _nats_users(args: argparse.Namespace) -> int:
-    from crossway.security.keys import write_text_atomically
-    from registry.backbone import RegistryBackbone
-
-    text = RegistryBackbone(_open(args), passphrase=_passphrase()).authorization()
-    write_text_atomically(args.output, text)
-    print(f"NATS users ({text.count('user:') - 1} identities) written to {args.output}")
-    return 0
-
-
-def _passphrase() -> bytes | None:
-    from registry.authority import passphrase_from_env
-
-    return passphrase_from_env()
-
-
-def _signal_reload(pid_files: list[str]) -> Any:
-    """Reload the NATS servers whose pid files are given: check nothing here (the server keeps
-    its old users when the file is bad, and says so in its log)."""
-
-    def send() -> None:
-        for pid_file in pid_files:
-            os.kill(int(Path(pid_file).read_text().strip()), signal.SIGHUP)
-
-    async def reload() -> None:
-        await asyncio.to_thread(send)
-
-    return reload
-
-
 # What runs beside `registry serve` but lives in a higher layer (the audit checkpoint cosigner is in
 # audit.index): the top-level CLI hands in factories, so this package never imports them. A
 # factory returns an object with start()/aclose() and a ``description``, or None when not wanted.
@@ -308,19 +250,12 @@ Companion = Callable[[argparse.Namespace], Any]
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from registry.backbone_cli import backbone_sync
     from registry.server import RegistryServer
 
     async def run() -> None:
         authority = _open(args)
-        backbone = None
-        if args.nats_users:
-            from registry.backbone import BackboneSync, RegistryBackbone
-
-            backbone = BackboneSync(
-                RegistryBackbone(authority, passphrase=_passphrase()),
-                Path(args.nats_users),
-                _signal_reload(args.nats_pid_file),
-            )
+        backbone = backbone_sync(authority, args.nats_users, args.nats_pid_file)
         server = RegistryServer(
             authority,
             args.listen,
@@ -444,22 +379,10 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     p.add_argument("-o", "--output", help="write the signed configuration here (default: DIR/configuration.bin)")
     add_nats_arguments(p, what="also put it into JetStream KV at this")
 
+    from registry.backbone_cli import add_backbone_commands  # the NATS backbone (issue 11)
+
     nats = _group(reg, "nats", "identities on the NATS backbone and the servers' users")
-    p = _leaf(nats, "issue", _nats_issue, "issue a NATS identity certificate from a CSR (crossway nats request)")
-    p.add_argument("--csr", required=True, help="PEM or DER PKCS#10 request")
-    p.add_argument("--role", required=True, choices=["gateway", "registry", "index", "cosigner", "auditor", "admin"])
-    p.add_argument("--name", required=True, help="the gateway id, the registry's instance, or a label")
-    p.add_argument("-o", "--output", required=True, help="where to write the PEM certificate")
-    p.add_argument("--days", type=int, default=365)
-    p = _leaf(nats, "server-cert", _nats_server_cert, "issue a NATS server node's certificate from a CSR")
-    p.add_argument("--csr", required=True)
-    p.add_argument("--name", required=True, help="the node's name (n1, n2, …)")
-    p.add_argument("--cluster", default="", help="the cluster's name: adds the route identity")
-    p.add_argument("--dns", action="append", default=["localhost"], help="DNS name clients use")
-    p.add_argument("--ip", action="append", default=["127.0.0.1"], help="IP address clients use")
-    p.add_argument("-o", "--output", required=True)
-    p = _leaf(nats, "users", _nats_users, "write the NATS servers' users file (include it in nats-server.conf)")
-    p.add_argument("-o", "--output", required=True)
+    add_backbone_commands(nats, _leaf, _open, _read)
 
     _leaf(reg, "list", _list, "list members, services, groups and certificates")
 

@@ -1,6 +1,7 @@
 """The JetStream audit sink: acknowledged, de-duplicated, spooled when NATS is away — never lost.
 
-Flow (one background task, the *pump*, owns the connection's publishing and the spool):
+Flow (one background task, the *pump*, owns the connection's publishing and the spool; the
+connection itself, made in the background and kept up, is ``audit.trail.connection``):
 
 1. ``submit()`` appends to an in-memory queue and wakes the pump (thread-safe, no I/O).
 2. The pump takes up to ``max_in_flight`` records, ``publish_async``es each with the header
@@ -42,9 +43,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from audit.trail.connection import AuditConnection
 from audit.trail.publish import publish_batch
 from audit.trail.quarantine import Quarantine
 from audit.trail.record import AuditRecord
@@ -53,7 +54,7 @@ from audit.trail.spool import Spool, SpoolEntry
 from audit.trail.subjects import audit_subject
 from crossway.backbone import AUDIT_STREAM, DUPLICATE_WINDOW_S
 from crossway.core.errors import AuditUnavailable
-from crossway.natsclient import NatsAccess, connect_when_up, connection_state
+from crossway.natsclient import NatsAccess
 
 __all__ = ["DEFAULT_STREAM", "DUPLICATE_WINDOW_S", "JetStreamAuditSink"]
 
@@ -64,9 +65,7 @@ DEFAULT_STREAM = AUDIT_STREAM
 
 _LINGER_S = 0.02
 _LINGER_BELOW = 256
-# NATS' default max_payload; the server's own figure replaces it once connected. Headers
-# (Nats-Msg-Id, Nats-Expected-Stream) count toward the limit, hence the margin.
-_DEFAULT_MAX_PAYLOAD = 1024 * 1024
+# Headers (Nats-Msg-Id, Nats-Expected-Stream) count toward NATS' message limit, hence the margin.
 _HEADER_MARGIN = 1024
 # A spool that has not drained for this long while NATS is up is stuck: an alarm, not a wait.
 _STUCK_AFTER_S = 30.0
@@ -92,13 +91,10 @@ class JetStreamAuditSink:
     ) -> None:
         # subject/stream/decode let the same acked, spooled delivery carry archived payloads
         # (audit.trail.archive) to their own stream.
-        self._nats = nats
-        self._gateway_id = gateway_id
         self._subject = subject or audit_subject(gateway_id)  # validates the id early
         self._stream = stream
         self._max_in_flight = max(1, max_in_flight)
         self._ack_timeout = ack_timeout
-        self._connect_timeout = connect_timeout
         self._retry_interval = retry_interval
         self._drain_timeout = drain_timeout
         self._spool = Spool(spool_dir, decode=decode)
@@ -111,16 +107,20 @@ class JetStreamAuditSink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._wake = asyncio.Event()
-        self._nc: NATS | None = None
-        self._js: JetStreamContext | None = None
-        self._connect_task: asyncio.Task[None] | None = None
+        self._conn = AuditConnection(
+            nats,
+            gateway_id=gateway_id,
+            connect_timeout=connect_timeout,
+            ack_timeout=ack_timeout,
+            retry_interval=retry_interval,
+            max_pending=self._max_in_flight * 2,
+            wake=self._wake.set,
+            closing=lambda: self._closing,
+        )
         self._pump_task: asyncio.Task[None] | None = None
-        self._stream_ready = False
         self._spool_ok = True
-        self._retry_at = 0.0
         self._closing = False
         self._closed = False
-        self._logged_connect_error = False
 
         self._submit_lock = threading.Lock()
         self._submitted = 0
@@ -191,8 +191,7 @@ class JetStreamAuditSink:
     def writable(self) -> bool:
         if self._closing:
             return False
-        nc = self._nc
-        return (nc is not None and nc.is_connected) or self._spool_ok
+        return self._conn.connected or self._spool_ok
 
     @property
     def stats(self) -> AuditStats:
@@ -212,7 +211,7 @@ class JetStreamAuditSink:
     @property
     def nats_state(self) -> tuple[str, str]:
         """(state, server) of this sink's NATS connection, for the gateway's status."""
-        return connection_state(self._nc)
+        return self._conn.state
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -229,15 +228,7 @@ class JetStreamAuditSink:
             log.error("audit spool %s is unusable: %s", self._spool.directory, exc)
         if self._spool.count:
             log.warning("audit spool holds %d record(s) from an earlier run; replaying", self._spool.count)
-        self._connect_task = asyncio.create_task(self._connect(), name="audit-nats-connect")
-        # Give a reachable NATS one connect timeout so a normal start is connected on return;
-        # an unreachable one keeps being retried in the background while records go to the spool.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._connect_task), self._connect_timeout)
-        if self._connect_task.done():
-            # Ensure the stream now, so it exists once the gateway says it is ready (readers and
-            # the index may look before the first record); failures just retry in the pump.
-            await self._online()
+        await self._conn.start()
         self._pump_task = asyncio.create_task(self._pump(), name="audit-pump")
 
     async def aclose(self) -> None:
@@ -261,7 +252,7 @@ class JetStreamAuditSink:
                 await self._to_spool(batch)
         finally:
             self._closed = True
-            await self._disconnect()
+            await self._conn.close()
         if self._queue:
             ids = ", ".join(r.record_id for r in list(self._queue)[:5])
             log.critical("audit sink closed with %d record(s) neither acked nor spooled: %s", len(self._queue), ids)
@@ -277,66 +268,6 @@ class JetStreamAuditSink:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- connection ----------------------------------------------------------------------------
-
-    async def _connect(self) -> None:
-        """Connect when NATS answers (see crossway.natsclient: a first connect that never hangs a
-        shutdown), then reconnect forever; the pump publishes once this returns."""
-        nc, attempts = await connect_when_up(
-            self._nats,
-            name=f"crossway-audit {self._gateway_id}",
-            connect_timeout=self._connect_timeout,
-            retry_interval=self._retry_interval,
-            on_error=self._on_error,
-            on_disconnected=self._on_disconnected,
-            on_reconnected=self._on_reconnected,
-        )
-        self._nc = nc
-        self._js = nc.jetstream(timeout=self._ack_timeout, publish_async_max_pending=self._max_in_flight * 2)
-        self._logged_connect_error = False
-        log.info("audit sink connected to NATS for gateway %s after %d attempt(s)", self._gateway_id, attempts)
-        self._wake.set()
-
-    async def _on_error(self, exc: Exception) -> None:
-        # The client reports every failed (re)connect attempt; one warning per outage is enough.
-        if not self._logged_connect_error:
-            self._logged_connect_error = True
-            log.warning("audit sink cannot reach NATS (%s); spooling records", type(exc).__name__)
-        else:
-            log.debug("audit sink NATS error: %r", exc)
-
-    async def _on_disconnected(self) -> None:
-        self._stream_ready = False
-        if not self._closing:
-            log.warning("audit sink disconnected from NATS; spooling until it is back")
-
-    async def _on_reconnected(self) -> None:
-        self._logged_connect_error = False
-        log.info("audit sink reconnected to NATS")
-        self._wake.set()
-
-    async def _disconnect(self) -> None:
-        task = self._connect_task
-        if task is not None and not task.done():
-            task.cancel()
-            # Bounded: if nats-py ever swallows the cancellation, closing must still finish.
-            await asyncio.wait({task}, timeout=self._connect_timeout)
-            if not task.done():
-                log.warning("audit sink: NATS connect did not stop when cancelled; abandoning it")
-        nc, self._nc, self._js = self._nc, None, None
-        if nc is not None and not nc.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), self._connect_timeout + self._ack_timeout)
-
-    async def _online(self) -> JetStreamContext | None:
-        """The JetStream context when publishing should be tried now, else None."""
-        nc, js = self._nc, self._js
-        if nc is None or js is None or not nc.is_connected or time.monotonic() < self._retry_at:
-            return None
-        # The stream is the operator's (provisioned); an ack proves it is there, a missing one spools.
-        self._stream_ready = True
-        return js
-
     # -- the pump ------------------------------------------------------------------------------
 
     async def _pump(self) -> None:
@@ -346,10 +277,15 @@ class JetStreamAuditSink:
                     return
                 self._wake.clear()
                 # Poll while there is background work (spool to replay, NATS or spool to recheck).
-                idle = not self._spool.count and self._spool_ok and self._stream_ready
+                idle = not self._spool.count and self._spool_ok and self._conn.stream_ready
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), None if idle else self._retry_interval)
-            if 0 < len(self._queue) < _LINGER_BELOW and self._stream_ready and not self._closing and not self._waiters:
+            if (
+                0 < len(self._queue) < _LINGER_BELOW
+                and self._conn.stream_ready
+                and not self._closing
+                and not self._waiters
+            ):
                 # Let a batch gather: per batch there is a fixed cost (an ack wait, a socket write,
                 # connection checks) that a record-per-wake pump pays per record (~220 µs each
                 # under load, measured). A few ms later, off the request path, is nothing for audit.
@@ -366,12 +302,11 @@ class JetStreamAuditSink:
                 await asyncio.sleep(self._retry_interval)
 
     async def _step(self) -> None:
-        nc = self._nc
-        if nc is None or not nc.is_connected:
+        if not self._conn.connected:
             self._replay_blocked_since = 0.0  # waiting for NATS is not being stuck
         if not self._spool_ok:
             self._spool_ok = await asyncio.to_thread(self._spool.writable)
-        js = await self._online()
+        js = await self._conn.online()
         if js is not None and self._spool.count and not self._closing and not await self._replay(js):
             js = None
         batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_in_flight))]
@@ -390,14 +325,9 @@ class JetStreamAuditSink:
         if not spooled:
             await asyncio.sleep(self._retry_interval)  # neither NATS nor disk: don't spin
 
-    def _max_bytes(self) -> int:
-        nc = self._nc
-        limit = nc.max_payload if nc is not None and nc.is_connected else _DEFAULT_MAX_PAYLOAD
-        return max(1, limit - _HEADER_MARGIN)
-
     async def _sendable(self, records: list[SpoolEntry]) -> list[tuple[SpoolEntry, bytes]]:
         """Each record with its bytes; those larger than NATS accepts are quarantined instead."""
-        limit = self._max_bytes()
+        limit = max(1, self._conn.max_payload - _HEADER_MARGIN)
         encoded = [(r, r.to_json()) for r in records]
         poison = [(r, data) for r, data in encoded if len(data) > limit]
         if not poison:
@@ -445,8 +375,7 @@ class JetStreamAuditSink:
             reason = repr(first) if first is not None else "no ack in time / not sent"
             log.warning("audit: %d of %d record(s) unacked (%s); first %s", len(unacked), len(batch), reason,
                         unacked[0].record_id)  # fmt: skip
-            self._retry_at = time.monotonic() + self._retry_interval
-            self._stream_ready = False  # re-check the stream before the next try
+            self._conn.back_off()  # and re-check the stream before the next try
         return unacked
 
     async def _replay(self, js: JetStreamContext) -> bool:

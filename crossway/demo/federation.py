@@ -22,25 +22,28 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import grpc
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from audit.index import RegistryChangePublisher, RegistryCosigner
 from crossway.backbone import short_hash
-from crossway.core.ids import MemberId, SubsystemId
+from crossway.core.ids import MemberId
+from crossway.demo.admission import admit_gateway, admit_witnesses
 from crossway.demo.business import (
     ARCHIVE_SERVICE,
     BUSINESS,
-    BUSINESS_POLICY,
     BUSINESS_SERVICE,
     business_descriptor_set,
-    business_services_toml,
+)
+from crossway.demo.callers import Callers
+from crossway.demo.gateway_toml import (
+    CommonSettings,
+    write_business_gateway,
+    write_provider_gateway,
+    write_tax_gateway,
 )
 from crossway.demo.members import (
     DEMO_POLICY,
@@ -51,18 +54,14 @@ from crossway.demo.members import (
     TAX,
     TAX_SUBSYSTEM,
     Agency,
-    _self_signed_client,
     _witness_name,
     population_descriptor_set,
 )
 from crossway.demo.processes import ManagedProcess
 from crossway.natsclient import NatsAccess
 from crossway.natslocal import LocalBackbone
-from crossway.security.keys import generate_signing_key, save_pem, save_private_key
+from crossway.security.keys import generate_signing_key
 from crossway.security.natspki import NatsIdentity, NatsRole
-from crossway.security.pki import CertKind, cert_to_pem
-from crossway.security.tokens import mint_token
-from gateway.provisioning import provision_gateway
 from registry import RegistryAuthority, RegistryServer
 from registry.backbone import BackboneSync, RegistryBackbone
 
@@ -89,7 +88,7 @@ def _witness_label(name: str) -> str:
     return "w-" + short_hash(name)
 
 
-class Federation:
+class Federation(Callers):
     def __init__(
         self,
         workdir: Path,
@@ -372,151 +371,46 @@ class Federation:
         for agency in self.extra:
             authority.add_member(agency.member, self._extra_names[agency.member])
         for agency in self.agencies:
-            # A placeholder address until the gateway is up and the OS has given it a port.
-            authority.add_gateway(agency.gateway, "127.0.0.1:9")
-            keys = provision_gateway(agency.directory / "keys", agency.gateway)
-            # Its NATS identity: the key was made in the gateway's key directory with the others.
-            nats_cert = RegistryBackbone(authority).issue_identity(
-                keys.nats_csr.read_bytes(), NatsIdentity.gateway(agency.gateway)
-            )
-            save_pem(keys.nats_certificate, nats_cert)
-            tls = authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
-            keys.tls_certificate.write_bytes(cert_to_pem(tls))
-            signing = authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=agency.member)
-            keys.signing_certificate.write_bytes(cert_to_pem(signing))
+            keys = admit_gateway(authority, agency)
             authority.set_encryption_key(agency.member, keys.encryption_public.read_bytes())
         authority.add_service(POPULATION_SERVICE, population_descriptor_set(), self.require_encryption)
         if self.witnesses:
-            self._admit_witnesses(authority)
+            self.witness_keys.update(admit_witnesses(authority, self.agencies, self.workdir))
         if self.business is not None:
             for service in (BUSINESS_SERVICE, ARCHIVE_SERVICE):
                 authority.add_service(service, business_descriptor_set(), self.require_encryption)
         if self._customize_registry is not None:
             self._customize_registry(authority)
 
-    def _admit_witnesses(self, authority: RegistryAuthority) -> None:
-        runners: list[tuple[str, Path, MemberId | None]] = [
-            (_witness_name(a.gateway), a.directory / "keys" / "witness.key", a.member) for a in self.agencies
-        ]
-        runners.append(("crossway.witness/audit-office", self.workdir / "audit-office" / "witness.key", None))
-        for name, path, member in runners:
-            key = ed25519.Ed25519PrivateKey.generate()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_private_key(path, key)
-            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            authority.add_witness(name, raw, member)
-            self.witness_keys[name] = path
-        authority.set_witness_quorum(2)
-
     # -- gateways ----------------------------------------------------------------------------
 
     def _common_config(self, agency: Agency) -> str:
-        return f"""\
-[gateway]
-id = "{agency.gateway}"
-data_dir = "data"
-workers = {self.workers}
-peer_connections = {self.workers}
-
-[listen]
-client = "127.0.0.1:0"
-peer = "127.0.0.1:0"
-
-[nats]
-urls = [{", ".join(f'"{u}"' for u in self.nats.urls)}]
-ca = "{(self.workdir / "registry" / "nats-ca.pem").resolve()}"
-certificate = "keys/nats.crt"
-key = "keys/nats.key"
-shared_replay = {"true" if self.shared_replay else "false"}
-
-[registry]
-anchor = "../registry/anchor.json"
-source = "nats"
-
-[keys]
-tls_key = "keys/tls.key"
-tls_certificate = "keys/tls.crt"
-signing_key = "keys/signing.key"
-signing_certificate = "keys/signing.crt"
-encryption_key = "keys/encryption.key"
-
-[audit]
-strict = {"true" if self.strict_audit else "false"}
-{"unsafe_release_before_durable = true" if self.unsafe_release_before_durable else ""}
-{self._archive_config()}
-[tracing]
-export = "spans.jsonl"
-
-[metrics]
-listen = "127.0.0.1:0"
-{self._gateway_toml}"""
-
-    def _archive_config(self) -> str:
-        if not self.auditor_keys:
-            return ""
-        keys = ", ".join(f'"{k.resolve()}"' for k in self.auditor_keys)
-        return f"archive_payloads = true\nauditor_keys = [{keys}]\n"
+        return CommonSettings(
+            workers=self.workers,
+            nats_urls=self.nats.urls,
+            nats_ca=self.workdir / "registry" / "nats-ca.pem",
+            shared_replay=self.shared_replay,
+            strict_audit=self.strict_audit,
+            unsafe_release_before_durable=self.unsafe_release_before_durable,
+            auditor_keys=tuple(self.auditor_keys),
+            extra_toml=self._gateway_toml,
+        ).render(agency)
 
     def _write_tax_gateway(self) -> None:
-        agency = self.tax
-        clients = agency.directory / "clients"
-        clients.mkdir(parents=True, exist_ok=True)
-        _self_signed_client(clients, MARKETING_SUBSYSTEM)
-        idp_pub = agency.directory / "idp.pub"
-        save_pem(idp_pub, self.idp_key.public_key())
-        text = (
-            self._common_config(agency)
-            + f"""
-[client_auth.jwt]
-issuer = "https://idp.tax.example"
-audience = "crossway:{agency.gateway}"
-public_keys = ["idp.pub"]
-
-[[client_auth.certificates]]
-subsystem = "{MARKETING_SUBSYSTEM}"
-certificate = "clients/marketing.crt"
-"""
-        )
-        agency.config_path = agency.directory / "gateway.toml"
-        agency.config_path.write_text(text)
+        write_tax_gateway(self.tax, self._common_config(self.tax), self.idp_key.public_key())
 
     def _write_population_gateway(self) -> None:
         self._write_provider_config(self.population, DEMO_POLICY)
 
     def _write_provider_config(self, agency: Agency, policy: str) -> None:
-        policies = agency.directory / "policies"
-        policies.mkdir(parents=True, exist_ok=True)
-        (policies / "population.cedar").write_text(policy)
-        text = (
-            self._common_config(agency)
-            + f"""
-[policies]
-dir = "policies"
-
-[[services]]
-id = "{POPULATION_SERVICE}"
-adapter = "grpc"
-address = "127.0.0.1:{self.backend_port}"
-"""
-        )
-        agency.config_path = agency.directory / "gateway.toml"
-        agency.config_path.write_text(text)
+        write_provider_gateway(agency, self._common_config(agency), policy, self.backend_port)
 
     async def add_population_gateway(self, name: str) -> Agency:
         """Another gateway of the population register, as on another host: its own keys, NATS
         identity and data, the member's encryption key and policies; started and published."""
         assert self.authority is not None and self.backbone is not None and self.registry is not None
         agency = Agency(POPULATION, POPULATION.gateway(name), self.workdir / f"population-{name}")
-        self.authority.add_gateway(agency.gateway, "127.0.0.1:9")
-        keys = provision_gateway(agency.directory / "keys", agency.gateway)
-        save_pem(
-            keys.nats_certificate,
-            self.backbone.issue_identity(keys.nats_csr.read_bytes(), NatsIdentity.gateway(agency.gateway)),
-        )
-        tls = self.authority.issue(keys.tls_csr.read_bytes(), kind=CertKind.TLS, gateway=agency.gateway)
-        keys.tls_certificate.write_bytes(cert_to_pem(tls))
-        signing = self.authority.issue(keys.signing_csr.read_bytes(), kind=CertKind.SIGNING, member=POPULATION)
-        keys.signing_certificate.write_bytes(cert_to_pem(signing))
+        keys = admit_gateway(self.authority, agency)
         # Requests are encrypted to the member: every gateway of it holds the member's key.
         shutil.copyfile(self.population.directory / "keys" / "encryption.key", keys.encryption_key)
         policy = (self.population.directory / "policies" / "population.cedar").read_text()
@@ -530,41 +424,12 @@ address = "127.0.0.1:{self.backend_port}"
         return agency
 
     def _write_business_gateway(self) -> None:
-        agency = self.business
-        if agency is None or self.sap_service_url is None:
-            return
-        policies = agency.directory / "policies"
-        policies.mkdir(parents=True, exist_ok=True)
-        (policies / "business.cedar").write_text(BUSINESS_POLICY)
-        # The archive's SAP system is down: a loopback port nobody listens on.
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            dead_port = probe.getsockname()[1]
-        text = (
-            self._common_config(agency)
-            + '\n[policies]\ndir = "policies"\n'
-            + business_services_toml(self.sap_service_url, f"http://127.0.0.1:{dead_port}/odata/v2/business/")
-        )
-        agency.config_path = agency.directory / "gateway.toml"
-        agency.config_path.write_text(text)
+        if self.business is not None and self.sap_service_url is not None:
+            write_business_gateway(self.business, self._common_config(self.business), self.sap_service_url)
 
     async def _start_gateway(self, agency: Agency) -> None:
-        assert agency.config_path is not None
-        agency.process = ManagedProcess(
-            f"gateway {agency.member.code}",
-            [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(agency.config_path)],
-            echo=self.echo,
-            env={**(self._child_env or os.environ), **self._gateway_env} if self._gateway_env else self._child_env,
-        )
-        await agency.process.start()
-        match = await agency.process.wait_for(
-            # ^: the primary's line, not a worker's (relayed as "[worker N] gateway … ready: …")
-            r"^gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)"
-            r"(?: metrics=(\S+))?",
-            30,
-        )
-        agency.client_port, agency.client_mtls_port, agency.peer_port = (int(g) for g in match.groups()[:3])
-        agency.metrics_url = match.group(4) or ""
+        env = {**(self._child_env or os.environ), **self._gateway_env} if self._gateway_env else self._child_env
+        await agency.start(echo=self.echo, env=env)
 
     async def restart_gateway(self, agency: Agency) -> None:
         """Stop an agency's gateway (it drains; a killed one is reaped) and start it again from the
@@ -574,52 +439,3 @@ address = "127.0.0.1:{self.backend_port}"
         await self._start_gateway(agency)
         self.authority.set_gateway_address(agency.gateway, f"127.0.0.1:{agency.peer_port}")
         await self.publish_and_wait()
-
-    # -- what a caller needs -----------------------------------------------------------------
-
-    def token(self, subsystem: SubsystemId = TAX_SUBSYSTEM, *, ttl_s: int = 300) -> str:
-        return mint_token(
-            self.idp_key,
-            subject=str(subsystem),
-            issuer="https://idp.tax.example",
-            audience=f"crossway:{self.tax.gateway}",
-            ttl_s=ttl_s,
-        )
-
-    def user_token(
-        self,
-        user: str,
-        *,
-        claims: dict[str, object] | None = None,
-        audience: str = str(POPULATION_SERVICE),
-        ttl_s: int = 300,
-        key: object | None = None,
-    ) -> str:
-        """An end-user token from the tax board (iss = its member id), for crossway-user-token."""
-        return mint_token(
-            key if key is not None else self.user_token_key,  # type: ignore[arg-type]
-            subject=user,
-            issuer=str(TAX),
-            audience=audience,
-            ttl_s=ttl_s,
-            extra=claims,
-        )
-
-    @property
-    def ca_pem(self) -> bytes:
-        assert self.authority is not None
-        return cert_to_pem(self.authority.ca_certificate)
-
-    def channel(self) -> grpc.aio.Channel:
-        """A channel from an agency system of 'tax' to its own gateway's client port (TLS + JWT)."""
-        return grpc.aio.secure_channel(self.tax.client_address, grpc.ssl_channel_credentials(self.ca_pem))
-
-    def marketing_channel(self) -> grpc.aio.Channel:
-        """A channel authenticated by the marketing system's pinned client certificate (mTLS)."""
-        clients = self.tax.directory / "clients"
-        key = serialization.load_pem_private_key((clients / "marketing.key").read_bytes(), None)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        creds = grpc.ssl_channel_credentials(self.ca_pem, key_pem, (clients / "marketing.crt").read_bytes())
-        return grpc.aio.secure_channel(f"127.0.0.1:{self.tax.client_mtls_port}", creds)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+from cryptography.hazmat.primitives import serialization
 from google.protobuf import descriptor_pb2
 
 from crossway.core.ids import GatewayId, MemberId, ServiceId, SubsystemId
@@ -69,6 +72,35 @@ class Agency:
     @property
     def client_address(self) -> str:
         return f"127.0.0.1:{self.client_port}"
+
+    async def start(self, *, echo: bool, env: dict[str, str] | None) -> None:
+        """Start ``crossway gateway run`` on its file; the ports are read from its ready line."""
+        assert self.config_path is not None
+        self.process = ManagedProcess(
+            f"gateway {self.member.code}",
+            [sys.executable, "-m", "crossway.cli", "gateway", "run", "--config", str(self.config_path)],
+            echo=echo,
+            env=env,
+        )
+        await self.process.start()
+        match = await self.process.wait_for(
+            # ^: the primary's line, not a worker's (relayed as "[worker N] gateway … ready: …")
+            r"^gateway \S+ ready: client=127\.0\.0\.1:(\d+) client_mtls=127\.0\.0\.1:(\d+) peer=127\.0\.0\.1:(\d+)"
+            r"(?: metrics=(\S+))?",
+            30,
+        )
+        self.client_port, self.client_mtls_port, self.peer_port = (int(g) for g in match.groups()[:3])
+        self.metrics_url = match.group(4) or ""
+
+    def pinned_client_channel(self, subsystem: SubsystemId, ca_pem: bytes) -> grpc.aio.Channel:
+        """A channel authenticated by an agency system's pinned client certificate (mTLS)."""
+        clients = self.directory / "clients"
+        key = serialization.load_pem_private_key((clients / f"{subsystem.name}.key").read_bytes(), None)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        creds = grpc.ssl_channel_credentials(ca_pem, key_pem, (clients / f"{subsystem.name}.crt").read_bytes())
+        return grpc.aio.secure_channel(f"127.0.0.1:{self.client_mtls_port}", creds)
 
 
 def _witness_name(gateway: GatewayId) -> str:

@@ -16,8 +16,9 @@ from delivery_support import POLICY, customize_registry
 from audit.trail import MemoryAuditSink
 from crossway.demo.federation import Agency, Federation
 from crossway.demo.inprocess import ShiftedClock
-from crossway.natsbox import EmbeddedNats
+from crossway.natslocal import LocalBackbone
 from crossway.security.keys import load_certificate, load_private_key
+from crossway.security.natspki import NatsIdentity
 from crossway.security.pki import cert_fingerprint
 from crossway.security.signing import Signer
 from gateway.delivery import DeliveryConfig, DeliveryService
@@ -39,7 +40,7 @@ def _signer(agency: Agency) -> Signer:
 
 @dataclass
 class DeliveryPair:
-    nats: EmbeddedNats
+    nats: LocalBackbone
     authority: RegistryAuthority
     tax: DeliveryService
     population: DeliveryService
@@ -60,7 +61,8 @@ class DeliveryPair:
         policies = workdir / "delivery-policies"
         policies.mkdir()
         (policies / "delivery.cedar").write_text(POLICY)
-        nats = EmbeddedNats(workdir / "nats")
+        # The backbone as in production: TLS, each gateway its own identity, its member's streams.
+        nats = LocalBackbone(workdir / "nats", members=(str(fed.tax.member), str(fed.population.member)))
         await nats.start()
         clock = ShiftedClock()
         peers = LoopbackPeers()
@@ -82,7 +84,7 @@ class DeliveryPair:
             room = DeliveryService(
                 ctx,
                 config,
-                nats.url,
+                await nats.grant(NatsIdentity.gateway(agency.gateway)),
                 callers=_NoCallers(),  # type: ignore[arg-type]
                 peers=PeerVerifier(),
                 encryption_key=load_private_key(agency.directory / "keys" / "encryption.key"),

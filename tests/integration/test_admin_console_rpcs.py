@@ -24,6 +24,8 @@ from crossway.security.tokens import JwtVerifier, mint_token
 from protos.crossway.v1 import admin_pb2 as pb
 from protos.crossway.v1 import admin_pb2_grpc as pb_grpc
 from protos.crossway.v1 import audit_pb2, audit_pb2_grpc
+from protos.demo.population.v1.population_pb2 import GetPersonRequest
+from protos.demo.population.v1.population_pb2_grpc import PersonRegistryStub
 from tests.integration.audit_api import server_certificate
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -187,6 +189,13 @@ async def test_validate_only_publishes_nothing_and_a_stale_confirmation_is_a_con
 async def test_the_status_shows_health_registry_policy_audit_certificates_and_nats(
     fed: ConsoleRpcFederation, admin: pb_grpc.AdminStub
 ) -> None:
+    # One exchange of its own, so the provider's log has records whatever ran before this test.
+    async with fed.channel() as channel:
+        await PersonRegistryStub(channel).GetPerson(
+            GetPersonRequest(national_id="38001010001"),
+            metadata=(("authorization", f"Bearer {fed.token()}"), ("crossway-purpose", "tax-assessment")),
+            timeout=10,
+        )
     observer = _md(fed.user("ops@pop", "observer"))
     for _ in range(100):  # the first checkpoint: one interval after the first record, longer on a loaded host
         status = await admin.GetStatus(pb.GetStatusRequest(), metadata=observer, timeout=10)
@@ -198,7 +207,7 @@ async def test_the_status_shows_health_registry_policy_audit_certificates_and_na
     assert health[""] == "SERVING" and health["crossway.policy"] == "SERVING" and SERVICE in health
     assert status.registry_serial >= 1 and status.registry_expires_at_ms > status.now_ms
     assert status.policy_version >= 0 and status.audit_spooled == 0
-    assert status.log_size >= status.checkpoint_size > 0  # the policy changes above are in the log
+    assert status.log_size >= status.checkpoint_size > 0  # the exchange above is in the log
     kinds = {c.kind: c for c in status.certificates}
     assert set(kinds) == {"tls", "signing"} and kinds["tls"].not_after_ms > status.now_ms
     assert kinds["tls"].subject.startswith("crossway") and len(kinds["signing"].fingerprint) == 64

@@ -32,7 +32,8 @@ from crossway.backbone import (
     kv_subject,
     policy_version_subject,
 )
-from crossway.core.ids import GatewayId
+from crossway.bus import Names
+from crossway.core.ids import GatewayId, SubsystemId
 from crossway.demo.federation import Federation
 from crossway.natsclient import NatsAccess, connect, try_anonymous
 from crossway.security.keys import generate_tls_key, save_pem, save_private_key
@@ -255,6 +256,56 @@ async def test_a_gateway_cannot_write_the_registry_bucket(federation: Federation
     # What it may do with the bucket: read the configuration (direct get of that one subject).
     latest = await js.get_last_msg(kv_stream(REGISTRY_BUCKET), subject, direct=True)
     assert latest.data
+
+
+async def test_a_gateway_cannot_touch_another_members_delivery_streams_or_mailboxes(
+    federation: Federation, as_tax: tuple[Attempt, NATS]
+) -> None:
+    # The message bus (crossway.bus): each member's streams and state bucket are its own.
+    attempt, nc = as_tax
+    js = nc.jetstream(timeout=0.4)
+    theirs = Names(federation.population.gateway)
+    mailbox = SubsystemId.parse(f"{federation.population.member}/population")
+    forged = b"a message nobody signed"
+    for subject in (theirs.inbox(mailbox), theirs.outbox, theirs.forward, theirs.chunks("x")):
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await js.publish(subject, forged)
+        assert attempt.refused(subject), subject
+    # Reading their mailbox: a consumer of any name (or none), a message by sequence, a state key.
+    attacks = [
+        (js.add_consumer(theirs.inbox_stream, ConsumerConfig(filter_subject=theirs.inbox_all)), theirs.inbox_stream),
+        (
+            js.add_consumer(theirs.inbox_stream, ConsumerConfig(name="peek", filter_subject=theirs.inbox(mailbox))),
+            theirs.inbox_stream,
+        ),
+        (
+            nc.request(f"$JS.API.STREAM.MSG.GET.{theirs.chunks_stream}", b'{"seq": 1}', timeout=0.4),
+            theirs.chunks_stream,
+        ),
+        (js.get_msg(kv_stream(theirs.state_bucket), seq=1), kv_stream(theirs.state_bucket)),
+        (js.stream_info(theirs.outbox_stream), theirs.outbox_stream),
+    ]
+    for attack, stream in attacks:
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await attack
+        assert any(stream.lower() in e for e in attempt.errors), stream
+    # …and writing their message states.
+    key = kv_subject(theirs.state_bucket, f"{theirs.tokens}.in.x.y")
+    with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+        await js.publish(key, b"{}")
+    assert attempt.refused(key)
+
+
+async def test_a_gateway_reads_its_own_members_delivery_streams_with_any_consumer(
+    federation: Federation, as_tax: tuple[Attempt, NATS]
+) -> None:
+    attempt, nc = as_tax
+    js = nc.jetstream(timeout=5)
+    ours = Names(federation.tax.gateway)
+    info = await js.add_consumer(ours.inbox_stream, ConsumerConfig(filter_subject=ours.inbox_all, inactive_threshold=5))
+    assert info.name  # an unnamed consumer, on streams only this member's gateways read
+    await js.delete_consumer(ours.inbox_stream, info.name)
+    assert not [e for e in attempt.errors if ours.inbox_stream.lower() in e]
 
 
 async def test_the_index_cannot_publish_audit_records_or_checkpoints(federation: Federation) -> None:

@@ -20,7 +20,8 @@ import pytest_asyncio
 from google.protobuf.message import DecodeError
 
 from audit.trail import AuditRecord, fetch_records
-from crossway.core import errors
+from crossway.core.errors import CrosswayError
+from crossway.core.errors.codes import _all_subclasses
 from crossway.demo.federation import MARKETING_SUBSYSTEM, POPULATION_SERVICE, TAX_SUBSYSTEM, Federation
 from gateway.wire.codec import encode_envelope, seal_frame
 from gateway.wire.frames import Envelope
@@ -118,7 +119,7 @@ async def test_changed_requests_on_call_and_multiplex_are_each_answered_with_a_c
         for _ in range(rng.randint(1, 4)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         changed.append(bytes(data[: rng.choice([len(data), rng.randrange(1, len(data))])]))
-    codes = {cls.code for cls in errors._all_subclasses(errors.CrosswayError)} | {"ok"}
+    codes = {cls.code for cls in _all_subclasses(CrosswayError)} | {"ok"}
     async with peer.channel() as channel:
         call = channel.unary_unary(CALL, response_deserializer=pb.Envelope.FromString)
         for data in changed:

@@ -13,8 +13,9 @@ from crossway.core.errors import (
     UpstreamFailed,
     error_class_for_code,
 )
+from crossway.core.errors import codes as code_lookup
 
-# The tree drawn in the errors module's docstring: class → (code, gRPC status). Codes are a public
+# The tree drawn in the errors package's docstring: class → (code, gRPC status). Codes are a public
 # contract, so this table is written out rather than read back from the classes it checks.
 DOCUMENTED: dict[str, tuple[str, grpc.StatusCode]] = {
     "InvalidIdentifier": ("id.invalid", grpc.StatusCode.INVALID_ARGUMENT),
@@ -70,7 +71,7 @@ def _core_classes() -> list[type[CrosswayError]]:
 
 
 def _core_leaves() -> list[type[CrosswayError]]:
-    # A leaf of the *core* tree: no subclass defined in the errors module itself (areas may add more).
+    # A leaf of the *core* tree: no subclass defined in the errors package itself (areas may add more).
     core = set(_core_classes())
     return [cls for cls in core if not any(sub in core for sub in cls.__subclasses__())]
 
@@ -103,7 +104,7 @@ def test_every_class_in_the_tree_maps_to_a_grpc_status_that_is_not_ok() -> None:
 def fresh_code_index(monkeypatch: pytest.MonkeyPatch) -> None:
     # The index is filled lazily and never emptied, so what a lookup returns depends on which modules
     # were imported before the first one. Start each test from an empty index, like a fresh process.
-    monkeypatch.setattr(errors, "_BY_CODE", {})
+    monkeypatch.setattr(code_lookup, "_BY_CODE", {})
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))

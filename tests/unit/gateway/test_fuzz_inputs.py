@@ -24,8 +24,8 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crossway.core import errors
 from crossway.core.errors import CrosswayError
+from crossway.core.errors.codes import _all_subclasses
 from crossway.demo.federation import POPULATION_SERVICE, TAX_SUBSYSTEM
 from crossway.demo.inprocess import InProcessPair
 from gateway.ports import outgoing_call
@@ -45,7 +45,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
-CODES = {cls.code for cls in errors._all_subclasses(errors.CrosswayError)}
+CODES = {cls.code for cls in _all_subclasses(CrosswayError)}
 
 
 class _Surface:
