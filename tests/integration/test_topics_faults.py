@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from delivery_support import Mail, restart_gateway
+from peer_client import PeerClient
 from topics_support import (
     BUSINESS_SUB,
     PUBLISHER,
@@ -35,9 +37,11 @@ from crossway.demo.federation import Agency, Federation
 from crossway.security.tokens import mint_token
 from gateway.topics import verify_range
 from gateway.topics.errors import RangeIncomplete
-from gateway.topics.event import copy_message_id
+from gateway.topics.event import copy_message_id, seal_event
+from gateway.topics.peerlink import signed_event_pb
 from gateway.wire.codec import envelope_from_pb
 from gateway.wire.metadata import metadata_text
+from protos.crossway.v1 import topics_pb2 as tpb
 from registry.configuration import verify_configuration
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -245,3 +249,44 @@ async def test_the_topic_cli_publishes_subscribes_receives_and_shows_the_status(
     # a refusal is the gateway's stable code and hint, exit code 1
     code, out, err = await _cli(fed, business, str(BUSINESS_SUB), "status", TOPIC)
     assert code == 1 and "error[topic.not_owner]" in err and "hint:" in err
+
+
+async def test_the_subscriber_gateway_refuses_a_skipped_or_unchained_event_even_from_the_publishers_gateway(
+    fed: Federation, sides: dict[str, TopicClient]
+) -> None:
+    business = fed.extra[0]
+    sub = await sides["business"].subscribe("gap-check")
+    published = [
+        (await sides["publisher"].publish(address_change("38001010002", f"gap {n}", n))).sequence for n in range(2)
+    ]
+    assert [e.sequence for e in await sides["business"].drain(sub.subscription_id, 2)] == published
+    # The publisher's own gateway identity and signing key, driven by hand.
+    peer = PeerClient.from_gateway_keys(
+        fed.population.directory / "keys", f"127.0.0.1:{business.peer_port}", fed.ca_pem, str(PUBLISHER.member)
+    )
+
+    def forged(sequence: int, previous: bytes) -> tpb.PeerDeliver:
+        env, _ = seal_event(
+            peer.signer, peer.member, publisher=str(PUBLISHER), topic=TOPIC, event_type="population.v1.AddressChanged",
+            sequence=sequence, previous_hash=previous, key="38001010002", key_sequence=99,
+            published_at_ms=int(time.time() * 1000), expires_at_ms=int(time.time() * 1000) + 600_000,
+            payload=address_change("38001010002", "forged"),
+        )  # fmt: skip
+        return tpb.PeerDeliver(subscription_id=sub.subscription_id, event=signed_event_pb(env, None))
+
+    async with peer.channel() as channel:
+        deliver = channel.unary_unary(
+            "/crossway.v1.PeerTopics/Deliver",
+            request_serializer=tpb.PeerDeliver.SerializeToString,
+            response_deserializer=tpb.PeerDeliverReply.FromString,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:  # one event skipped
+            await deliver(forged(published[-1] + 2, b"\0" * 32), timeout=10)
+        assert _code(caught.value) == "topic.gap"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:  # the right number, not chained to the last
+            await deliver(forged(published[-1] + 1, b"\0" * 32), timeout=10)
+        assert _code(caught.value) == "message.tampered"
+    # nothing of it was accepted: the genuine next event still arrives, in its place
+    genuine = (await sides["publisher"].publish(address_change("38001010002", "genuine"))).sequence
+    got = await sides["business"].drain(sub.subscription_id, 1)
+    assert [e.sequence for e in got] == [genuine] and genuine == published[-1] + 1
