@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from bench.baseline import gateway_backbone
 from crossway.core.ids import SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
 from crossway.natsclient import NatsAccess, connect_when_up
@@ -189,12 +190,13 @@ class _Crossway:
 class _JetStream:
     """Bare JetStream: publish (acked), a pull consumer fetches and acks, the publisher is told."""
 
-    def __init__(self, access: NatsAccess, payload: bytes) -> None:
-        self._access, self._payload = access, payload
+    def __init__(self, backbone: tuple[NatsAccess, str, str], payload: bytes) -> None:
+        # A gateway's own identity, stream and subject (bench.baseline): the admin may publish nothing.
+        (self._access, self._stream, self._subject), self._payload = backbone, payload
+        self._durable = f"baseline-{os.urandom(4).hex()}"
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._nc: Any = None
-        self._stream = f"BENCH_BASELINE_{os.urandom(3).hex().upper()}"
 
     async def start(self) -> None:
         async def quiet(*_: object) -> None:
@@ -210,9 +212,8 @@ class _JetStream:
             on_reconnected=quiet,
         )
         js = self._nc.jetstream(timeout=30)
-        await js.add_stream(name=self._stream, subjects=[f"bench.{self._stream}"])
         self._js = js
-        self._sub = await js.pull_subscribe(f"bench.{self._stream}", durable="baseline", stream=self._stream)
+        self._sub = await js.pull_subscribe(self._subject, durable=self._durable, stream=self._stream)
         self._task = asyncio.create_task(self._consume())
 
     async def _consume(self) -> None:
@@ -236,7 +237,7 @@ class _JetStream:
         key = f"m-{n}"
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
-        await self._js.publish(f"bench.{self._stream}", self._payload, headers={"Nats-Msg-Id": key})
+        await self._js.publish(self._subject, self._payload, stream=self._stream, headers={"Nats-Msg-Id": key})
         await asyncio.wait_for(future, 60)
 
     async def aclose(self) -> None:
@@ -245,7 +246,7 @@ class _JetStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await self._js.delete_stream(self._stream)
+            await self._js.delete_consumer(self._stream, self._durable)
         with contextlib.suppress(Exception):
             await self._nc.close()
 
@@ -266,7 +267,7 @@ async def measure(
         workdir, require_encryption=False, customize_registry=_registry, customize_gateway=_gateway
     ) as fed:
         crossway = _Crossway(fed, payload)
-        baseline = _JetStream(fed.nats.admin_access(), payload)  # the same TLS backbone
+        baseline = _JetStream(gateway_backbone(fed, fed.population), payload)  # the same TLS backbone
         crossway.start()
         await baseline.start()
         try:

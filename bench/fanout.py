@@ -27,12 +27,11 @@ from typing import Any
 
 import grpc
 
-from crossway.backbone import NatsIdentity
-from crossway.bus import Names
+from bench.baseline import gateway_backbone
 from crossway.core.ids import MemberId, SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
 from crossway.demo.members import population_descriptor_set
-from crossway.natsclient import NatsAccess, connect_when_up
+from crossway.natsclient import connect_when_up
 from crossway.security.keys import save_pem
 from crossway.security.tokens import mint_token
 from protos.crossway.v1 import topics_pb2 as tpb
@@ -126,28 +125,11 @@ async def _crossway_run(
     return events / (time.monotonic() - began)
 
 
-def _gateway_access(fed: Federation) -> tuple[NatsAccess, str, str]:
-    """The publisher gateway's own NATS identity, its member's topic stream and a subject of its own
-    there: bare JetStream on the same TLS backbone with the same least-privilege grant (the admin
-    credential may create streams but publish nothing)."""
-    agency = fed.population
-    keys = agency.directory / "keys"
-    access = NatsAccess(
-        tuple(fed.nats.urls),
-        fed.workdir / "registry" / "nats-ca.pem",
-        keys / "nats.crt",
-        keys / "nats.key",
-        NatsIdentity.gateway(agency.gateway),
-    )
-    names = Names(agency.gateway)
-    return access, names.topic_stream, names.topic_events(f"{PUBLISHER}/bench-{os.urandom(3).hex()}")
-
-
 async def _jetstream_run(fed: Federation, events: int, payload: bytes) -> float:
     async def quiet(*_: object) -> None:
         return None
 
-    access, stream, subject = _gateway_access(fed)
+    access, stream, subject = gateway_backbone(fed, fed.population)
     nc, _ = await connect_when_up(
         access,
         name="bench-fanout",
