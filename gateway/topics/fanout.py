@@ -8,6 +8,8 @@ order. Per event, in order:
 3. Cedar, again (principal the subscriber, action the topic, context purpose and sequence):
    a deny → RelayRejection (``policy.denied``, the policy version named), the subscription
    stops at this sequence and the subscriber's gateway is told (``PeerTopics.Refused``, retried);
+   taken once per event — a retry keeps the decision (and granted fields) its
+   SubmissionAcceptance was issued under, since the subscriber may already hold the event;
 4. ``@fields``: the event minimized for this subscriber, as a signed copy bound to the event;
 5. SubmissionAcceptance for this delivery (delivery's state and evidence book);
 6. ``PeerTopics.Deliver`` to the subscriber member's gateways — its answer (RelayAcceptance)
@@ -117,21 +119,26 @@ class FanOut:
         # 2. expired
         if now >= frame.header.deadline_ms:
             return await self._stop(sub, skey, n, "RelayFailure", "delivery.expired", "not delivered before it expired")
-        # 3. decided again, for this event
-        subscriber = SubsystemId.parse(sub.subscriber)
-        self._policies.refresh(config)
-        decision = self._policies.decide(
-            TopicRequest(subscriber, config.groups_of(subscriber), sub.topic, sub.purpose, n, now)
-        )
-        if not decision.allowed:
-            reason = f"{sub.subscriber} may not receive {sub.topic}: {decision.reason}"
-            version = decision.policy_version or "none"
-            return await self._stop(
-                sub, skey, n, "RelayRejection", PolicyDenied.code, f"{reason} (policies {version})", version
+        # 3. decided again, for this event — once: a retry of a relay whose answer was lost keeps
+        # the decision its SubmissionAcceptance was issued under (the subscriber may hold it already)
+        if "SubmissionAcceptance" in state.names:
+            fields = None if state.granted_fields is None else frozenset(state.granted_fields)
+        else:
+            subscriber = SubsystemId.parse(sub.subscriber)
+            self._policies.refresh(config)
+            decision = self._policies.decide(
+                TopicRequest(subscriber, config.groups_of(subscriber), sub.topic, sub.purpose, n, now)
             )
+            if not decision.allowed:
+                reason = f"{sub.subscriber} may not receive {sub.topic}: {decision.reason}"
+                version = decision.policy_version or "none"
+                return await self._stop(
+                    sub, skey, n, "RelayRejection", PolicyDenied.code, f"{reason} (policies {version})", version
+                )
+            fields = decision.fields
         # 4. minimized for this subscriber
         event_env, copy = env, None
-        if decision.fields is not None:
+        if fields is not None:
             view = config.topic(sub.topic)
             if view is None:
                 return 5.0  # the topic left the registry: keep the event until it is back or expires
@@ -139,7 +146,7 @@ class FanOut:
                 message = view.parse_event(frame.body)
             except DecodeError:
                 return await self._stop(sub, skey, n, "RelayFailure", "topic.event_invalid", "the event does not parse")
-            withheld = strip_fields(message, decision.fields)
+            withheld = strip_fields(message, fields)
             if withheld:
                 copy = seal_copy(
                     ctx.signer, ctx.member, frame, sub.subscriber, message.SerializeToString(), withheld, now
@@ -153,7 +160,8 @@ class FanOut:
                 return None
             return unsigned_event("SubmissionAcceptance", s, book.issuer, ctx.clock.now_ms())
 
-        state, _ = await book.append(skey, accept)
+        granted = None if fields is None else tuple(sorted(fields))
+        state, _ = await book.append(skey, accept, granted_fields=granted)
         # 6. to the subscriber's gateway
         attempts = msg.metadata.num_delivered or 1
         left_s = (frame.header.deadline_ms - now) / 1000
