@@ -28,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from bench.baseline import gateway_backbone
+from crossway.bus import Names
 from crossway.core.ids import SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
 from crossway.natsclient import NatsAccess, connect_when_up
@@ -188,15 +188,19 @@ class _Crossway:
 
 
 class _JetStream:
-    """Bare JetStream: publish (acked), a pull consumer fetches and acks, the publisher is told."""
+    """Bare JetStream: publish (acked), a pull consumer fetches and acks, the publisher is told.
 
-    def __init__(self, backbone: tuple[NatsAccess, str, str], payload: bytes) -> None:
-        # A gateway's own identity, stream and subject (bench.baseline): the admin may publish nothing.
-        (self._access, self._stream, self._subject), self._payload = backbone, payload
-        self._durable = f"baseline-{os.urandom(4).hex()}"
+    On the same secured backbone, as the sender gateway's own NATS identity (TLS, its permissions):
+    a subject of its own on its member's chunk stream, which no worker consumes."""
+
+    def __init__(self, access: NatsAccess, names: Names, payload: bytes) -> None:
+        self._access, self._payload = access, payload
         self._waiting: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._nc: Any = None
+        self._tag = f"bench-{os.urandom(4).hex()}"
+        self._stream = names.chunks_stream
+        self._subject = names.chunks(self._tag)
 
     async def start(self) -> None:
         async def quiet(*_: object) -> None:
@@ -213,7 +217,7 @@ class _JetStream:
         )
         js = self._nc.jetstream(timeout=30)
         self._js = js
-        self._sub = await js.pull_subscribe(self._subject, durable=self._durable, stream=self._stream)
+        self._sub = await js.pull_subscribe(self._subject, durable=self._tag, stream=self._stream)
         self._task = asyncio.create_task(self._consume())
 
     async def _consume(self) -> None:
@@ -234,10 +238,10 @@ class _JetStream:
             await asyncio.gather(*(ack(m) for m in msgs))
 
     async def one(self, n: int) -> None:
-        key = f"m-{n}"
+        key = f"{self._tag}-{n}"
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
-        await self._js.publish(self._subject, self._payload, stream=self._stream, headers={"Nats-Msg-Id": key})
+        await self._js.publish(self._subject, self._payload, headers={"Nats-Msg-Id": key})
         await asyncio.wait_for(future, 60)
 
     async def aclose(self) -> None:
@@ -246,7 +250,7 @@ class _JetStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await self._js.delete_consumer(self._stream, self._durable)
+            await self._js.delete_consumer(self._stream, self._tag)
         with contextlib.suppress(Exception):
             await self._nc.close()
 
@@ -267,7 +271,7 @@ async def measure(
         workdir, require_encryption=False, customize_registry=_registry, customize_gateway=_gateway
     ) as fed:
         crossway = _Crossway(fed, payload)
-        baseline = _JetStream(gateway_backbone(fed, fed.population), payload)  # the same TLS backbone
+        baseline = _JetStream(fed.gateway_nats(fed.tax), Names(fed.tax.gateway), payload)
         crossway.start()
         await baseline.start()
         try:

@@ -73,7 +73,12 @@ def add_commands(sub: Any) -> None:
     p = leaves.add_parser("provision", help="create and check the streams and buckets (admin identity)")
     add_nats_arguments(p, required=True)
     p.add_argument("--replicas", type=int, default=1, help="stream replicas (3 on a 3-node cluster)")
-    p.add_argument("--member", action="append", default=[], help="a member whose shared replay bucket to create")
+    p.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        help="a member whose delivery streams and state bucket (and, with --replay-window, shared replay bucket) to create; repeat it",
+    )
     p.add_argument("--replay-window", default="0", help="seconds a replay bucket keeps a message id")
     p.set_defaults(handler=_provision)
     p = leaves.add_parser("knock", help="try to connect anonymously; exit 0 when every attempt is refused")
