@@ -93,3 +93,12 @@ def test_a_minimized_copy_is_bound_to_its_event_and_hides_the_withheld_body(key:
     other, _ = _chain(key, 2)[1]
     with pytest.raises(MessageTampered, match="not bound"):
         open_received(dataclasses.replace(other, body=b""), copy, MEMBER, _lookup(key))
+
+
+@pytest.mark.parametrize("granted", [None, (), ("address", "national_id")])
+def test_a_deliverys_granted_fields_survive_its_state_round_trip(granted: tuple[str, ...] | None) -> None:
+    from gateway.delivery.state import MessageState
+
+    state = MessageState("out", PUBLISHER, "address-changes.1.abc", "EE/GOV/70000003/business", "t", 1, 2, 3)
+    again = MessageState.from_json(dataclasses.replace(state, granted_fields=granted).to_json())
+    assert again.granted_fields == granted  # None (every field) stays apart from () (none)
