@@ -47,7 +47,7 @@ class TopicService:
         config = delivery.config
         self.delivery = delivery
         self.names = names = TopicNames(ctx.gateway_id)
-        self.store = store = TopicStore(delivery.store, config.retention_s)
+        self.store = store = TopicStore(delivery.store, config.retention_s, names.bus.state_bucket)
         if link is None:
             if not isinstance(delivery.link, GrpcDeliveryLink):
                 raise TypeError("topics need a TopicLink when delivery has no gRPC link")

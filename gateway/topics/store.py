@@ -69,8 +69,9 @@ class Mine:
 
 
 class TopicStore:
-    def __init__(self, delivery: DeliveryStore, retention_s: float) -> None:
+    def __init__(self, delivery: DeliveryStore, retention_s: float, bucket: str) -> None:
         self.delivery = delivery
+        self._bucket = bucket  # the member's delivery state bucket (crossway.bus)
         self._retention_s = retention_s
         self.kv: KeyValue | None = None
 
@@ -85,15 +86,27 @@ class TopicStore:
         assert states is not None
         self.kv = states.kv
 
-    async def get(self, key: str, cls: type[R]) -> tuple[R, int] | None:
-        assert self.kv is not None
+    async def read(self, key: str) -> tuple[bytes, int] | None:
+        """A key's value and revision, read through the stream's leader.
+
+        Not the KV's direct get: on a cluster a replica may answer that, and one that is catching
+        up (a node just restarted) answers with an older value — a subscription's position gone
+        back, events offered again or refused as a gap. The leader's answer is the latest.
+        """
+        name = self._bucket
         try:
-            entry = await self.kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
+            raw = await self.js.get_last_msg(f"KV_{name}", f"$KV.{name}.{key}", direct=False)
+        except nats.js.errors.NotFoundError:
             return None
-        if entry.value is None:
+        if (raw.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not raw.data:
             return None
-        return cls(**json.loads(entry.value)), int(entry.revision or 0)
+        return bytes(raw.data), int(raw.seq or 0)
+
+    async def get(self, key: str, cls: type[R]) -> tuple[R, int] | None:
+        found = await self.read(key)
+        if found is None:
+            return None
+        return cls(**json.loads(found[0])), found[1]
 
     async def create(self, key: str, record: Subscription | Mine) -> bool:
         assert self.kv is not None
@@ -124,20 +137,14 @@ class TopicStore:
     async def index(self, key: str) -> list[str]:
         """An id list kept in one key (listing keys would need an unnamed consumer: not granted)."""
         assert self.kv is not None
-        try:
-            entry = await self.kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return []
-        return list(json.loads(entry.value or b"[]"))
+        found = await self.read(key)
+        return [] if found is None else list(json.loads(found[0]))
 
     async def add_to_index(self, key: str, item: str) -> None:
         assert self.kv is not None
         for _ in range(_CAS_ATTEMPTS):
-            try:
-                entry = await self.kv.get(key)
-                items, revision = list(json.loads(entry.value or b"[]")), int(entry.revision or 0)
-            except nats.js.errors.KeyNotFoundError:
-                items, revision = [], 0
+            found = await self.read(key)
+            items, revision = ([], 0) if found is None else (list(json.loads(found[0])), found[1])
             if item in items:
                 return
             data = json.dumps([*items, item]).encode()
@@ -153,11 +160,8 @@ class TopicStore:
 
     async def counter(self, key: str) -> int:
         assert self.kv is not None
-        try:
-            entry = await self.kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return 0
-        return int(entry.value or b"0")
+        found = await self.read(key)
+        return 0 if found is None else int(found[0] or b"0")
 
     async def set_counter(self, key: str, value: int) -> None:
         assert self.kv is not None
