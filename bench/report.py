@@ -139,6 +139,13 @@ def format_table(doc: dict[str, Any]) -> str:
             f"bare JetStream publish+consume {bare['messages_per_s']:,.0f} messages/s "
             f"(p50 {bare['p50_ms']:.1f} ms); ratio {delivery['ratio']:.3f}"
         )
+    fanout = doc.get("fanout")
+    if fanout:
+        lines.append(
+            f"topics, Publish → handed over to {fanout['subscribers']} subscribers, {fanout['events']} events: "
+            f"{fanout['crossway_publish_to_handover_events_per_s']:,.0f} events/s; bare JetStream fan-out "
+            f"{fanout['jetstream_fanout_events_per_s']:,.0f} events/s; ratio {fanout['ratio']:.3f}"
+        )
     lines.extend(_cpu_budget(doc))
     policy, audit = doc.get("policy"), doc.get("audit_publish")
     if policy:

@@ -5,7 +5,8 @@ demo federation hosting the three paths measured in interleaved rounds (direct, 
 crossway, repeated ``runs`` times, so drift on a shared machine hits all three alike), the
 100 MiB stream, and the audit count; then a second federation whose gateways run several worker
 processes, to show how a gateway scales over cores; then registered delivery (Send to
-ContentHandover) beside bare JetStream publish-and-consume, in a federation of its own.
+ContentHandover) beside bare JetStream publish-and-consume, in a federation of its own; then
+topics (Publish to handed over at 3 subscribers) beside bare JetStream fan-out to 3 consumers.
 
 ``crossway`` releases each answer only once both sides' audit records are durable (issue 12);
 the row ``crossway_release_before_durable`` is the same path through a second federation, up at
@@ -27,6 +28,7 @@ from typing import Any
 from audit.trail import count_stream_records
 from bench.audit_publish import measure as measure_audit
 from bench.delivery import measure as measure_delivery
+from bench.fanout import measure as measure_fanout
 from bench.measure import RunResult, median_run, run_load
 from bench.pipeline import measure as measure_pipeline
 from bench.policy_decisions import measure as measure_policy
@@ -52,6 +54,7 @@ class BenchSettings:
     policy_calls: int = 20_000
     audit_records: int = 50_000
     pipeline_exchanges: int = 3000
+    fanout_events: int = 500
     workers: int = 2  # the scaling row: gateways with this many processes (1 = skip)
     output: Path = RESULTS
 
@@ -67,6 +70,7 @@ class BenchSettings:
             policy_calls=200,
             audit_records=500,
             pipeline_exchanges=50,
+            fanout_events=20,
             workers=2,
             output=output,
         )
@@ -210,6 +214,11 @@ async def run_bench(s: BenchSettings) -> dict[str, Any]:
             runs=s.runs,
         )
         doc["delivery"] = delivery.as_json()
+        # Topics (issue 15): publish → handed over to 3 subscribers, next to bare JetStream fan-out.
+        fanout = await measure_fanout(
+            Path(tmp) / "federation-fanout", events=s.fanout_events, payload_bytes=s.payload_bytes, runs=s.runs
+        )
+        doc["fanout"] = fanout.as_json()
     doc["ratio_crossway_to_proxy_chain"] = round(doc["crossway"]["calls_per_s"] / doc["proxy_chain"]["calls_per_s"], 3)
     doc["ratio_crossway_to_direct"] = round(doc["crossway"]["calls_per_s"] / doc["direct"]["calls_per_s"], 3)
     doc["cpu_budget"] = cpu_budget(doc)

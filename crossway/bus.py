@@ -22,6 +22,10 @@ CROSSWAY_DELIVERY_      ``crossway.delivery.forward.<gw>``           that gatewa
 FORWARD_<m> (stream)                                                 the other side)
 CROSSWAY_DELIVERY_      ``crossway.delivery.chunks.<gw>.<id>``       that gateway (attachment     that gateway (relay of
 CHUNKS_<m> (stream)                                                  chunks: uploads and relays)  attachments, FetchAttachment)
+CROSSWAY_TOPICS_        ``crossway.delivery.topic.<gw>.<topic>``     that gateway (Publish, a     that gateway (``fan-<h>-<s>``,
+EVENTS_<m> (stream)                                                  topic's signed events)       one per subscription)
+CROSSWAY_TOPICS_        ``crossway.delivery.topicbox.<gw>.<s>.<n>``  that gateway (an event      that gateway (Receive, Replay:
+INBOX_<m> (stream)                                                   accepted for subscription s) direct gets by subject)
 crossway_delivery_      keys ``<gw>.out.<sub>.<hash>`` (sender) and  that gateway                 that gateway (timelines watch
 state_<m> (KV bucket)   ``<gw>.in.<sub>.<hash>`` (recipient)                                      a key, reports list keys)
 ======================  ===========================================  ===========================  ============================
@@ -58,6 +62,11 @@ KINDS = {
     "inbox": ("CROSSWAY_DELIVERY_INBOX", "relayed messages awaiting handover"),
     "forward": ("CROSSWAY_DELIVERY_FORWARD", "evidence to send to the other side"),
     "chunks": ("CROSSWAY_DELIVERY_CHUNKS", "attachment chunks"),
+    # Topics (issue 15) ride on the same machinery: events as published, and as accepted for a
+    # subscriber (subjects ``crossway.delivery.topic.<gw>.<topic>`` and
+    # ``crossway.delivery.topicbox.<gw>.<subscription>.<sequence>``).
+    "topic": ("CROSSWAY_TOPICS_EVENTS", "topic events as published"),
+    "topicbox": ("CROSSWAY_TOPICS_INBOX", "topic events accepted for a subscriber"),
 }
 # Must exceed the longest retry of a publish whose acknowledgement was lost (NATS restarts).
 _DUPLICATE_WINDOW_S = 3600.0
@@ -91,7 +100,7 @@ def delivery_state_bucket(member: MemberId | str) -> str:
 
 
 def delivery_streams(member: MemberId | str, retention_s: float = DEFAULT_RETENTION_S) -> tuple[StreamSpec, ...]:
-    """One member's four delivery streams, as provisioning creates them."""
+    """One member's delivery streams (and its two topic streams), as provisioning creates them."""
     m = _member(member)
     return tuple(
         StreamSpec(
@@ -114,10 +123,11 @@ class Names:
         self._gw = tokens(gateway)
         self._h = _short(str(gateway))
         member = short_hash(str(gateway.member))
-        self.outbox_stream, self.inbox_stream, self.forward_stream, self.chunks_stream = (
-            f"{prefix}_{member}" for prefix, _ in KINDS.values()
-        )
-        self.streams = (self.outbox_stream, self.inbox_stream, self.forward_stream, self.chunks_stream)
+        by_kind = {kind: f"{prefix}_{member}" for kind, (prefix, _) in KINDS.items()}
+        self.outbox_stream, self.inbox_stream = by_kind["outbox"], by_kind["inbox"]
+        self.forward_stream, self.chunks_stream = by_kind["forward"], by_kind["chunks"]
+        self.topic_stream, self.topicbox_stream = by_kind["topic"], by_kind["topicbox"]
+        self.streams = tuple(by_kind.values())
         self.state_bucket = delivery_state_bucket(gateway.member)
         self.tokens = self._gw
         self.outbox = f"{_PREFIX}.outbox.{self._gw}"
@@ -147,6 +157,20 @@ class Names:
             raise ValueError(f"state role {role!r} is not out/in")
         digest = hashlib.sha256(delivery_key.encode()).hexdigest()[:40]
         return f"{self._gw}.{role}.{tokens(subsystem)}.{digest}"
+
+    def topic_events(self, topic: str) -> str:
+        """Where this gateway stores a topic's events (issue 15)."""
+        return f"{_PREFIX}.topic.{self._gw}.{tokens(topic)}"
+
+    def topicbox(self, subscription: str, sequence: int) -> str:
+        """Where this gateway stores one event accepted for one of its subscriptions."""
+        if not _KEY_SAFE.fullmatch(subscription) or "." in subscription:
+            raise ValueError(f"subscription id {subscription!r} is not a subject token")
+        return f"{_PREFIX}.topicbox.{self._gw}.{subscription}.{sequence}"
+
+    def fan_consumer(self, subscription: str) -> str:
+        """The named durable consumer of one subscription's fan-out."""
+        return f"fan-{self._h}-{subscription}"
 
     def state_filter(self, role: str, subsystem: SubsystemId) -> str:
         return f"{self._gw}.{role}.{tokens(subsystem)}.*"

@@ -55,6 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from gateway.admin.cli import add_commands as add_policy
     from gateway.cli import add_commands as add_gateway
     from gateway.delivery.cli import add_commands as add_mail
+    from gateway.topics.cli import add_commands as add_topic
     from registry.cli import add_commands as add_registry
 
     add_registry(sub, companions=(_registry_cosigner,))
@@ -64,6 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_audit(sub)
     add_console(sub)
     add_mail(sub)
+    add_topic(sub)
     add_nats(sub)
     return parser
 

@@ -125,7 +125,7 @@ def _message_bus(gateway: GatewayId) -> list[str]:
     names = BusNames(gateway)
     own = names.tokens
     publish = [f"crossway.delivery.{kind}.{own}" for kind in ("outbox", "forward")]
-    publish += [f"crossway.delivery.{kind}.{own}.>" for kind in ("inbox", "chunks")]
+    publish += [f"crossway.delivery.{kind}.{own}.>" for kind in ("inbox", "chunks", "topic", "topicbox")]
     publish.append(kv_subject(names.state_bucket, f"{own}.>"))
     for stream in (*names.streams, kv_stream(names.state_bucket)):
         publish += [

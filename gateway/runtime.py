@@ -52,6 +52,7 @@ from gateway.serving import _cert_subject, _pem_private, _server_options
 from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
 from gateway.shared.verifiers import TokenVerifiers
+from gateway.topics import TopicService
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
@@ -99,6 +100,7 @@ class Gateway:
         self._certificates: tuple[CertificateInfo, ...] = ()
         self._last_configuration: VerifiedConfiguration | None = None  # kept after it expires, for status
         self._delivery: DeliveryService | None = None
+        self._topics: TopicService | None = None
         self.nats_url = ""
         self.nats: NatsAccess | None = None
         self._shared_replay: NatsReplayGuard | None = None
@@ -261,8 +263,10 @@ class Gateway:
         self._delivery = await self._start_delivery(ctx, callers, encryption_key, tls_key_pem, tls_cert_pem)
         self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
-        if self._delivery is not None:
-            self._client_server.add_generic_rpc_handlers([self._delivery.client_handler])
+        if self._delivery is not None:  # topics (issue 15) ride on delivery's machinery
+            self._topics = TopicService(self._delivery, callers=callers, peers=PeerVerifier())
+            await self._topics.start()
+            self._client_server.add_generic_rpc_handlers([self._delivery.client_handler, self._topics.client_handler])
         meta = MetaServices(ctx, client, callers)
         reflection = Reflection(ctx, callers)  # grpc.reflection from the registry's descriptors (issue 17)
         self._client_server.add_generic_rpc_handlers(
@@ -282,8 +286,8 @@ class Gateway:
         self._peer_server = grpc.aio.server(options=_server_options(cfg.limits))
         self._peer_handler = PeerPortHandler(provider)
         self._peer_server.add_generic_rpc_handlers([self._peer_handler])
-        if self._delivery is not None:
-            self._peer_server.add_generic_rpc_handlers([self._delivery.peer_handler])
+        if self._delivery is not None and self._topics is not None:
+            self._peer_server.add_generic_rpc_handlers([self._delivery.peer_handler, self._topics.peer_handler])
         self.peer_port = self._peer_server.add_secure_port(
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
@@ -433,6 +437,8 @@ class Gateway:
         for server in (self._client_server, self._peer_server):
             if server is not None:
                 await server.stop(grace_s)
+        if self._topics is not None:
+            await self._topics.aclose()
         if self._delivery is not None:
             await self._delivery.aclose()  # its workers stop; what they held comes back after the ack wait
         if self._admin is not None:

@@ -18,6 +18,7 @@ from policies.messages import MessagePolicies, MessageRequest
 from policies.obligations import Obligations, Quota
 from policies.point import CedarDecisionPoint, DecisionPoint, StaticDecisionPoint
 from policies.schema import action_id, schema_text, service_action_group
+from policies.topics import TopicPolicies, TopicRequest
 
 __all__ = [
     "AccessRequest",
@@ -32,6 +33,8 @@ __all__ = [
     "PolicyInvalid",
     "Quota",
     "StaticDecisionPoint",
+    "TopicPolicies",
+    "TopicRequest",
     "action_id",
     "format_policy_dir",
     "format_policy_text",

@@ -10,7 +10,7 @@ correlation id, size, encryption, time and the sender's ids (``policies/messages
 The same loader rules as for calls apply (``policies.loading``): static policies only, an
 ``@id`` per policy or a generated one, strict validation against the schema — a policy naming a
 type no mailbox accepts is rejected at load time. A set is built once and swapped whole.
-Topics (issue 15) will add a resource type and actions per topic to the same schema.
+Topics (issue 15) reuse the loader and the decision's interpretation (``policies.topics``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,17 @@ from policies.groups import LOCAL_GROUPS_FILE, parse_local_groups
 from policies.loading import LoadedPolicy, load_policy_text
 from policies.schema import ACTION, GROUP, LOCAL_GROUP, MEMBER, NAMESPACE, SUBSYSTEM
 
-__all__ = ["MAILBOX", "MESSAGES_GROUP", "MessagePolicies", "MessageRequest", "message_schema_text"]
+__all__ = [
+    "MAILBOX",
+    "MESSAGES_GROUP",
+    "MessagePolicies",
+    "MessageRequest",
+    "generated_schema",
+    "interpret",
+    "load_policy_files",
+    "message_schema_text",
+    "principal_entity",
+]
 
 MAILBOX = f"{NAMESPACE}::Mailbox"
 MESSAGES_GROUP = "messages/*"
@@ -57,21 +67,73 @@ class MessageRequest:
     now_ms: int = 0
 
 
+def generated_schema(path: Path, group: str, names: Iterable[str], resource: str, context: str) -> str:
+    """A schema file with one action per name (each in ``group``) inserted before its closing brace."""
+    text = path.read_text(encoding="utf-8")
+    end = text.rstrip().rfind("}")
+    lines = [f'  action "{group}";']
+    for name in sorted(set(names)):
+        lines.append(
+            f'  action "{name}" in [Action::"{group}"]\n'
+            f"    appliesTo {{ principal: Subsystem, resource: {resource}, context: {context} }};"
+        )
+    return f"{text[:end]}  // --- generated: one action per name ---\n" + "\n".join(lines) + f"\n{text[end:]}"
+
+
 def message_schema_text(message_types: Iterable[str]) -> str:
     """The schema with one action per message type (names are protobuf full names: no quotes)."""
-    text = SCHEMA_PATH.read_text(encoding="utf-8")
-    end = text.rstrip().rfind("}")
-    lines = [f'  action "{MESSAGES_GROUP}";']
-    for name in sorted(set(message_types)):
-        lines.append(
-            f'  action "{name}" in [Action::"{MESSAGES_GROUP}"]\n'
-            "    appliesTo { principal: Subsystem, resource: Mailbox, context: MessageContext };"
+    return generated_schema(SCHEMA_PATH, MESSAGES_GROUP, message_types, "Mailbox", "MessageContext")
+
+
+def load_policy_files(
+    files: Mapping[str, str], schema: cedarpy.Schema, action_ids: list[str], what: str
+) -> tuple[list[LoadedPolicy], Mapping[str, frozenset[str]], cedarpy.PolicySet]:
+    """Policy files and local groups of one directory, validated; ``what`` names them in errors."""
+    policies: list[LoadedPolicy] = []
+    local_groups: Mapping[str, frozenset[str]] = MappingProxyType({})
+    for name in sorted(files):
+        if name == LOCAL_GROUPS_FILE:
+            local_groups = parse_local_groups(name, files[name])
+        elif name.endswith(POLICY_SUFFIX):
+            policies.extend(load_policy_text(name, files[name], schema, action_ids))
+        else:
+            raise PolicyInvalid(f"{name}: not a policy file", hint=f"{what} policy files end in {POLICY_SUFFIX}")
+    ids = [p.id for p in policies]
+    if len(set(ids)) != len(ids):
+        raise PolicyInvalid(f"two {what} policies share an @id", hint='give each policy its own @id("...")')
+    policy_set = cedarpy.PolicySet.from_pst(
+        pst.PolicySet(
+            templates=pst.FrozenMap(),
+            static_policies=pst.FrozenMap({p.id: p.template for p in policies}),
+            template_links=(),
         )
-    return (
-        f"{text[:end]}  // --- generated: one action per accepted message type ---\n"
-        + "\n".join(lines)
-        + f"\n{text[end:]}"
     )
+    return policies, local_groups, policy_set
+
+
+def principal_entity(subsystem: SubsystemId, groups: frozenset[str], local: Mapping[str, frozenset[str]]) -> str:
+    """The principal subsystem in its member, registry groups and local groups (Cedar entity JSON)."""
+    member = str(subsystem.member)
+    mine = local.get(str(subsystem), frozenset()) | local.get(member, frozenset())
+    parents = [{"type": MEMBER, "id": member}]
+    parents += [{"type": GROUP, "id": g} for g in sorted(groups)]
+    parents += [{"type": LOCAL_GROUP, "id": g} for g in sorted(mine)]
+    return json.dumps([{"uid": {"type": SUBSYSTEM, "id": str(subsystem)}, "attrs": {}, "parents": parents}])
+
+
+def interpret(result: Any, permits: frozenset[str], version: str) -> Decision:
+    """Cedar's answer as a Decision; an erroring forbid denies (Cedar alone would skip it)."""
+    reasons = tuple(sorted(result.diagnostics.reasons))
+    errors = tuple(result.diagnostics.errors)
+    errored = {e.split("`")[1] for e in errors if e.count("`") >= 2} - permits
+    if errored:
+        ids = tuple(sorted(errored))
+        return Decision(False, ids, f"forbid {', '.join(ids) or '?'} failed to evaluate (fail closed)", errors, version)
+    if result.allowed:
+        return Decision(True, reasons, f"permitted by {', '.join(reasons)}", errors, version)
+    if reasons:
+        return Decision(False, reasons, f"forbidden by {', '.join(reasons)}", errors, version)
+    return Decision(False, (), "no permit matched", errors, version)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -109,26 +171,7 @@ class MessagePolicies:
     ) -> None:
         types = frozenset(message_types)
         schema = cedarpy.Schema.from_str(message_schema_text(types))
-        action_ids = sorted(types)
-        policies: list[LoadedPolicy] = []
-        local_groups: Mapping[str, frozenset[str]] = MappingProxyType({})
-        for name in sorted(files):
-            if name == LOCAL_GROUPS_FILE:
-                local_groups = parse_local_groups(name, files[name])
-            elif name.endswith(POLICY_SUFFIX):
-                policies.extend(load_policy_text(name, files[name], schema, action_ids))
-            else:
-                raise PolicyInvalid(f"{name}: not a policy file", hint=f"message policy files end in {POLICY_SUFFIX}")
-        ids = [p.id for p in policies]
-        if len(set(ids)) != len(ids):
-            raise PolicyInvalid("two message policies share an @id", hint='give each policy its own @id("...")')
-        policy_set = cedarpy.PolicySet.from_pst(
-            pst.PolicySet(
-                templates=pst.FrozenMap(),
-                static_policies=pst.FrozenMap({p.id: p.template for p in policies}),
-                template_links=(),
-            )
-        )
+        policies, local_groups, policy_set = load_policy_files(files, schema, sorted(types), "message")
         base: list[dict[str, Any]] = [{"uid": {"type": ACTION, "id": MESSAGES_GROUP}, "attrs": {}, "parents": []}]
         base += [
             {"uid": {"type": ACTION, "id": t}, "attrs": {}, "parents": [{"type": ACTION, "id": MESSAGES_GROUP}]}
@@ -171,12 +214,7 @@ class MessagePolicies:
 def _decide(loaded: _Loaded, request: MessageRequest) -> Decision:
     sender = request.sender
     member = str(sender.member)
-    local = loaded.local_groups.get(str(sender), frozenset()) | loaded.local_groups.get(member, frozenset())
-    parents = [{"type": MEMBER, "id": member}]
-    parents += [{"type": GROUP, "id": g} for g in sorted(request.sender_groups)]
-    parents += [{"type": LOCAL_GROUP, "id": g} for g in sorted(local)]
-    principal = [{"uid": {"type": SUBSYSTEM, "id": str(sender)}, "attrs": {}, "parents": parents}]
-    entities = loaded.entities.with_added_json_str(json.dumps(principal))
+    entities = loaded.entities.with_added_json_str(principal_entity(sender, request.sender_groups, loaded.local_groups))
     context = {
         "purpose": request.purpose,
         "message_type": request.message_type,
@@ -200,17 +238,4 @@ def _decide(loaded: _Loaded, request: MessageRequest) -> Decision:
         "context": context,
     }
     result = cedarpy.is_authorized(cedar_request, loaded.policy_set, entities)
-    reasons = tuple(sorted(result.diagnostics.reasons))
-    errors = tuple(result.diagnostics.errors)
-    # An erroring forbid is skipped by Cedar; that must never let a message through.
-    errored = {e.split("`")[1] for e in errors if e.count("`") >= 2} - loaded.permits
-    if errored:
-        ids = tuple(sorted(errored))
-        return Decision(
-            False, ids, f"forbid {', '.join(ids) or '?'} failed to evaluate (fail closed)", errors, loaded.version
-        )
-    if result.allowed:
-        return Decision(True, reasons, f"permitted by {', '.join(reasons)}", errors, loaded.version)
-    if reasons:
-        return Decision(False, reasons, f"forbidden by {', '.join(reasons)}", errors, loaded.version)
-    return Decision(False, (), "no permit matched", errors, loaded.version)
+    return interpret(result, loaded.permits, loaded.version)

@@ -36,6 +36,7 @@ from registry.source import (
     NatsConfigurationSource,
     StaticConfigurationSource,
 )
+from registry.topics import TopicId, TopicView
 
 __all__ = [
     "DOCUMENT_TYPE",
@@ -58,6 +59,8 @@ __all__ = [
     "RegistryServer",
     "ServiceView",
     "StaticConfigurationSource",
+    "TopicId",
+    "TopicView",
     "VerifiedConfiguration",
     "describe_service",
     "load_anchor",

@@ -53,6 +53,7 @@ from registry.keyrotation import NEXT_KEY, endorse, load_endorsements, save_endo
 from registry.lifecycle import Lifecycle
 from registry.mailboxes import AcceptanceMode, validate_mailbox
 from registry.store import CertificateRecord, MailboxRecord, RegistryStore
+from registry.topics import TopicId, validate_topic
 
 __all__ = ["PASSPHRASE_ENV", "RegistryAuthority", "passphrase_from_env"]
 
@@ -268,6 +269,12 @@ class RegistryAuthority:
                 acceptance_window_ms if acceptance is AcceptanceMode.ACCEPT_REJECT else 0,
             )
         )
+
+    def set_topic(self, topic: str, event_type: str, file_descriptor_set: bytes, key_field: str = "") -> None:
+        """Register a topic of its publishing subsystem (issue 15), or reconfigure it."""
+        tid = TopicId.parse(topic)
+        validate_topic(tid, event_type, file_descriptor_set, key_field)
+        self.store.put_topic(str(tid), tid.publisher, event_type, file_descriptor_set, key_field)
 
     def set_encryption_key(self, member: MemberId, x25519_public_raw: bytes) -> None:
         load_x25519_public_raw(x25519_public_raw)  # validates length

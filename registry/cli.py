@@ -392,9 +392,10 @@ def add_commands(sub: Any, *, companions: Sequence[Companion] = ()) -> None:
     lifecycle = {"member": members, "subsystem": subsystems, "gateway": gateways, "service": services, "group": groups}
     add_lifecycle_commands(lifecycle, reg, _leaf, _open)
 
-    from registry.mailbox_cli import add_mailbox_commands  # registered delivery (issue 14)
+    from registry.mailbox_cli import add_mailbox_commands, add_topic_commands  # issues 14, 15
 
     add_mailbox_commands(reg, _leaf, _open)
+    add_topic_commands(reg, _leaf, _open)
 
     p = _leaf(
         reg,

@@ -35,6 +35,7 @@ from protos.crossway.v1 import registry_pb2
 from registry.anchor import Anchor, load_anchor
 from registry.keyrotation import trusted_keys
 from registry.mailboxes import AcceptanceMode, MailboxView
+from registry.topics import TopicId, TopicView
 
 __all__ = [
     "FORMAT_VERSION",
@@ -148,6 +149,7 @@ class VerifiedConfiguration:
         "_providers",
         "_revoked",
         "_services",
+        "_topics",
         "ca_certificates",
         "ca_pem",
         "expires_at_ms",
@@ -225,6 +227,13 @@ class VerifiedConfiguration:
                 for m in doc.mailboxes
             }
         )
+        # Topics for publish/subscribe (issue 15), by topic id.
+        self._topics = MappingProxyType(
+            {
+                str(t.id): TopicView(TopicId.parse(t.id), t.event_type, t.file_descriptor_set, t.key_field)
+                for t in doc.topics
+            }
+        )
         # Witnesses of the audit logs besides the registry (C2SP key name → Ed25519 key), and how
         # many distinct ones, the registry counted, must cosign a checkpoint (issue 12).
         self.witnesses: Mapping[str, ed25519.Ed25519PublicKey] = MappingProxyType(
@@ -266,6 +275,12 @@ class VerifiedConfiguration:
 
     def mailboxes(self) -> tuple[MailboxView, ...]:
         return tuple(self._mailboxes.values())
+
+    def topic(self, topic: str) -> TopicView | None:
+        return self._topics.get(topic)
+
+    def topics(self) -> tuple[TopicView, ...]:
+        return tuple(self._topics.values())
 
     def groups_of(self, subsystem: SubsystemId) -> frozenset[str]:
         return self._groups.get(subsystem, frozenset())

@@ -71,6 +71,8 @@ def build_document(
             acceptance=mailbox.acceptance,
             acceptance_window_ms=mailbox.acceptance_window_ms,
         )
+    for topic, event_type, fds, key_field in store.topics():
+        doc.topics.add(id=topic, event_type=event_type, file_descriptor_set=fds, key_field=key_field)
     return doc.SerializeToString()
 
 

@@ -1,6 +1,7 @@
-"""``crossway registry mailbox add | list``: the registry operator gives subsystems a mailbox.
+"""``crossway registry mailbox add | list`` and ``crossway registry topic add | list``: the registry
+operator gives subsystems a mailbox (registered delivery) and registers topics (publish/subscribe).
 
-Kept beside ``registry.cli`` (which only hooks it in) so the delivery commands stay in one place.
+Kept beside ``registry.cli`` (which only hooks them in) so the message-bus commands stay in one place.
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from crossway.core.errors import ConfigError
 from crossway.core.ids import SubsystemId
 from registry.mailboxes import DOCUMENT_TYPE, AcceptanceMode
 
-__all__ = ["add_mailbox_commands"]
+__all__ = ["add_mailbox_commands", "add_topic_commands"]
 
 Opener = Callable[[argparse.Namespace], Any]
 
 
+def _descriptor_set(path: str | None) -> bytes:
+    if not path:
+        return b""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read descriptor set {path!r}: {exc.strerror}") from exc
+
+
 def _add(args: argparse.Namespace, open_authority: Opener) -> int:
-    fds = b""
-    if args.descriptor_set:
-        try:
-            fds = Path(args.descriptor_set).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read descriptor set {args.descriptor_set!r}: {exc.strerror}") from exc
-    elif args.type:
+    fds = _descriptor_set(args.descriptor_set)
+    if not fds and args.type:
         raise ConfigError("--type needs --descriptor-set", hint="build it with protoc --descriptor_set_out=FILE")
     mode = AcceptanceMode.ACCEPT_REJECT if args.accept_reject_window_s else AcceptanceMode.HANDOVER
     open_authority(args).set_mailbox(
@@ -76,3 +81,31 @@ def add_mailbox_commands(
         help="accept/reject mode: seconds the recipient has to decide after handover (default: handover mode)",
     )
     leaf(nested, "list", lambda a: _list(a, open_authority), "list mailboxes and what they accept")
+
+
+def _add_topic(args: argparse.Namespace, open_authority: Opener) -> int:
+    open_authority(args).set_topic(args.topic, args.type, _descriptor_set(args.descriptor_set), args.key_field)
+    key = f", per-key order on {args.key_field}" if args.key_field else ""
+    print(f"topic {args.topic} set ({args.type}{key}); publish to make it known")
+    return 0
+
+
+def _list_topics(args: argparse.Namespace, open_authority: Opener) -> int:
+    for topic, event_type, _, key_field in open_authority(args).store.topics():
+        print(f"topic {topic}  {event_type}" + (f"  key {key_field}" if key_field else ""))
+    return 0
+
+
+def add_topic_commands(
+    registry_group: Any, leaf: Callable[..., argparse.ArgumentParser], open_authority: Opener
+) -> None:
+    """Register ``topic add`` and ``topic list`` under ``crossway registry`` (issue 15)."""
+    parser = registry_group.add_parser("topic", help="topics for publish/subscribe")
+    nested = parser.add_subparsers(dest="topic_command", metavar="COMMAND")
+    nested.required = True
+    p = leaf(nested, "add", lambda a: _add_topic(a, open_authority), "register a topic (or reconfigure it)")
+    p.add_argument("topic", help="INSTANCE/CLASS/CODE/SUBSYSTEM/topic-name (the subsystem publishes)")
+    p.add_argument("--type", required=True, help="the event type: a protobuf message full name")
+    p.add_argument("--descriptor-set", required=True, help="FileDescriptorSet defining --type")
+    p.add_argument("--key-field", default="", help="a top-level string/integer field ordering events per key")
+    leaf(nested, "list", lambda a: _list_topics(a, open_authority), "list topics")

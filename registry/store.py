@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     id TEXT PRIMARY KEY REFERENCES subsystems(id), message_types TEXT NOT NULL,
     file_descriptor_set BLOB NOT NULL, document_content_types TEXT NOT NULL,
     require_encryption INTEGER NOT NULL, acceptance INTEGER NOT NULL, acceptance_window_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS topics (
+    id TEXT PRIMARY KEY, publisher TEXT NOT NULL REFERENCES subsystems(id), event_type TEXT NOT NULL,
+    file_descriptor_set BLOB NOT NULL, key_field TEXT NOT NULL);
 """
 
 
@@ -265,6 +268,23 @@ class RegistryStore:
             )
             for i, types, fds, docs, enc, mode, window in rows
         ]
+
+    def put_topic(self, topic: str, publisher: SubsystemId, event_type: str, fds: bytes, key_field: str) -> None:
+        """Add a topic (issue 15), or reconfigure it: its id never changes owner."""
+        self._require("subsystems", str(publisher), "subsystem")
+        with self._tx(f"set topic {topic}") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO topics (id, publisher, event_type, file_descriptor_set, key_field)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (topic, str(publisher), event_type, fds, key_field),
+            )
+
+    def topics(self) -> list[tuple[str, str, bytes, str]]:
+        """(topic id, event type, descriptor set, key field), by id."""
+        rows = self._db.execute(
+            "SELECT id, event_type, file_descriptor_set, key_field FROM topics ORDER BY id"
+        ).fetchall()
+        return [(str(i), str(t), bytes(f), str(k)) for i, t, f, k in rows]
 
     def set_encryption_key(self, member: MemberId, public_raw: bytes) -> None:
         self._require("members", str(member), "member")

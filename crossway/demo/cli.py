@@ -12,12 +12,13 @@ from typing import Any
 from crossway.core.errors import ConfigError, CrosswayError
 from crossway.demo.console import ConsoleFederation, ConsoleStack
 from crossway.demo.delivery import COURT_AGENCY, MAILBOX, run_delivery_scenario, write_mail_profiles
-from crossway.demo.delivery import customize_gateway as delivery_gateway
-from crossway.demo.delivery import customize_registry as delivery_registry
 from crossway.demo.federation import Federation
 from crossway.demo.population import serve_population
 from crossway.demo.sapcap import DEFAULT_TOOLS, CapServer
 from crossway.demo.scenario import run_scenario
+from crossway.demo.topics import customize_gateway as topics_gateway
+from crossway.demo.topics import customize_registry as topics_registry
+from crossway.demo.topics import run_topics_scenario
 from crossway.natsclient import try_anonymous
 
 __all__ = ["add_commands"]
@@ -48,8 +49,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
             echo=verbose,
             sap_service_url=sap.service_url,
             extra_agencies=(COURT_AGENCY,),
-            customize_registry=delivery_registry,
-            customize_gateway=delivery_gateway,
+            customize_registry=topics_registry,  # delivery's mailboxes and topics (issues 14, 15)
+            customize_gateway=topics_gateway,
             nats_nodes=nats_nodes,
         ) as fed,
     ):
@@ -67,6 +68,8 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
         result = await run_scenario(fed, lambda line: print(line, flush=True))
         delivery = await run_delivery_scenario(fed, fed.extra[0], lambda line: print(line, flush=True))
         result.failures.extend(delivery.failures)
+        topics = await run_topics_scenario(fed, lambda line: print(line, flush=True))
+        result.failures.extend(topics.failures)
         if not once:
             token_file = workdir / "tax" / "token.jwt"
             token_file.write_text(fed.token(ttl_s=3600))
@@ -92,6 +95,7 @@ async def _demo(workdir: Path, once: bool, verbose: bool, tools: Path, nats_node
     for failure in result.failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     print(delivery.summary(), flush=True)
+    print(topics.summary(), flush=True)
     print(result.summary(), flush=True)
     return 0 if result.ok else 1
 

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "add_connection_args", "command_adder", "run_with"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -107,10 +107,18 @@ def _error(exc: Any) -> Any:
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
+    return run_with(args, body)
+
+
+def run_with(args: argparse.Namespace, body: Any, stub: Any = None) -> int:
+    """Run ``body(connection, args)`` against the caller's gateway; ``stub``: a stub class other
+    than Delivery's for ``connection.stub`` (the topics CLI passes ``TopicsStub``)."""
     import grpc
 
     async def main() -> int:
         connection = _Connection(args)
+        if stub is not None:
+            connection.stub = stub(connection.channel)
         try:
             result: int = await body(connection, args)
             return result
@@ -304,8 +312,8 @@ async def _inbox(c: _Connection, args: argparse.Namespace) -> int:
 # -- registration -------------------------------------------------------------------------------
 
 
-def add_commands(sub: Any) -> None:
-    group = sub.add_parser("mail", help="registered delivery through your own gateway: send, receive, evidence")
+def add_connection_args(group: argparse.ArgumentParser) -> None:
+    """How a command reaches the caller's own gateway (shared with ``crossway topic``)."""
     group.add_argument("--profile", help="a directory with client.port (or gateway), ca.pem and token.jwt")
     group.add_argument("--gateway", help="HOST:PORT of your gateway's client port")
     group.add_argument("--ca", help="the registry CA (PEM) your gateway's TLS certificate chains to")
@@ -313,13 +321,25 @@ def add_commands(sub: Any) -> None:
     group.add_argument("--cert", help="your pinned client certificate (PEM), instead of a token")
     group.add_argument("--key", help="its private key (PEM)")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default: %(default)s)")
-    cmds = group.add_subparsers(dest="mail_command", metavar="COMMAND")
-    cmds.required = True
+
+
+def command_adder(cmds: Any, run: Any) -> Any:
+    """``command(name, help, body)``: a subcommand whose handler is ``run(args, body)``."""
 
     def command(name: str, help_text: str, body: Any) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = cmds.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(handler=lambda a: _run(a, body))
+        p.set_defaults(handler=lambda a: run(a, body))
         return p
+
+    return command
+
+
+def add_commands(sub: Any) -> None:
+    group = sub.add_parser("mail", help="registered delivery through your own gateway: send, receive, evidence")
+    add_connection_args(group)
+    cmds = group.add_subparsers(dest="mail_command", metavar="COMMAND")
+    cmds.required = True
+    command = command_adder(cmds, _run)
 
     p = command("send", "send a message to a subsystem's mailbox; prints its SubmissionAcceptance", _send)
     p.add_argument("recipient", help="INSTANCE/CLASS/CODE/SUBSYSTEM")

@@ -14,6 +14,8 @@ once, validated, into a frozen value; a bad value fails start-up naming the file
     ack_wait_s = 30                  # a relay or expiry job held by a process that died comes back after this
     handover_ack_wait_s = 60         # a received message not acknowledged comes back after this
     max_in_flight = 256              # relays and forwards in progress at once
+    topic_policy_dir = "policies/topics"  # topic policies (issue 15); none → every subscriber refused
+    topic_ttl_days = 7               # a topic event not delivered to a subscriber by then fails
 
     [[delivery.push]]                # hand a mailbox's messages to a backend method instead of Receive
     mailbox = "EE/COM/70000003/business"
@@ -60,6 +62,8 @@ class DeliveryConfig:
     push: tuple[PushTarget, ...] = ()
     max_attachment_bytes: int = 2 * 1024 * 1024 * 1024
     chunk_bytes: int = 256 * 1024
+    topic_policy_dir: Path | None = None
+    topic_ttl_days: float = 7.0
 
     @property
     def retention_s(self) -> float:
@@ -117,9 +121,10 @@ def load_delivery_config(source: Path) -> DeliveryConfig:
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise _fail(source, "enabled", f"must be true or false, got {enabled!r}", "enabled = true")
-    policy_dir = table.get("policy_dir")
-    if policy_dir is not None and not isinstance(policy_dir, str):
-        raise _fail(source, "policy_dir", "must be a path string", 'policy_dir = "policies/delivery"')
+    policy_dir, topic_dir = table.get("policy_dir"), table.get("topic_policy_dir")
+    for key, value in (("policy_dir", policy_dir), ("topic_policy_dir", topic_dir)):
+        if value is not None and not isinstance(value, str):
+            raise _fail(source, key, "must be a path string", f'{key} = "policies/{key[:5]}"')
     defaults = DeliveryConfig()
     return DeliveryConfig(
         enabled=enabled,
@@ -135,4 +140,6 @@ def load_delivery_config(source: Path) -> DeliveryConfig:
         push=_push(source, table.get("push", [])),
         max_attachment_bytes=int(_number(source, table, "max_attachment_bytes", defaults.max_attachment_bytes)),
         chunk_bytes=int(_number(source, table, "chunk_bytes", defaults.chunk_bytes)),
+        topic_policy_dir=(source.parent / topic_dir).resolve() if isinstance(topic_dir, str) else None,
+        topic_ttl_days=_number(source, table, "topic_ttl_days", defaults.topic_ttl_days),
     )

@@ -35,7 +35,15 @@ if TYPE_CHECKING:
 else:
     _GenericHandler = grpc.GenericRpcHandler
 
-__all__ = ["CallerCheck", "DeliveryClientHandler", "DeliveryParts", "DeliveryPeerHandler"]
+__all__ = [
+    "CallerCheck",
+    "ClientHandler",
+    "DeliveryClientHandler",
+    "DeliveryParts",
+    "DeliveryPeerHandler",
+    "abort",
+    "translate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +82,14 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii").replace("\n", " ")
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: CrosswayError, hop: Hop) -> NoReturn:
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: CrosswayError, hop: Hop) -> NoReturn:
     error.at(hop)
     trailing = (("crossway-error", error.code), ("crossway-hint", _ascii(error.hint)))
     await context.abort(error.status, error.details(), trailing_metadata=trailing)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 
-def _translate(exc: BaseException) -> CrosswayError:
+def translate(exc: BaseException) -> CrosswayError:
     if isinstance(exc, CrosswayError):
         return exc
     if isinstance(exc, NATS_ERRORS):
@@ -119,14 +127,64 @@ Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 
-class DeliveryClientHandler(_GenericHandler):
+class _Ready(Protocol):
+    async def wait_ready(self) -> None: ...
+
+
+class ClientHandler(_GenericHandler):
+    """A client-port service's methods behind the caller's authentication (shared with topics):
+    subclasses fill ``_methods`` with handlers wrapped in ``_guard``/``_guard_stream``."""
+
+    prefix = CLIENT_PREFIX
+
+    def __init__(self, service: _Ready, callers: CallerCheck) -> None:
+        self._ready = service
+        self._callers = callers
+        self._methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        path: str = handler_call_details.method
+        if not path.startswith(self.prefix):
+            return None
+        return self._methods.get(path[len(self.prefix) :])
+
+    def _caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> SubsystemId:
+        md = metadata_text(context.invocation_metadata())
+        pems = list(context.auth_context().get("x509_pem_cert", ()))
+        return self._callers.authenticate(pems[0] if pems else None, md.get("authorization")).subsystem
+
+    def _guard(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                caller = self._caller(context)
+                await self._ready.wait_ready()
+                return await fn(caller, request, context)
+            except Exception as exc:
+                await abort(context, translate(exc), Hop.CLIENT)
+
+        return handle
+
+    def _guard_stream(self, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            try:
+                caller = self._caller(context)
+                await self._ready.wait_ready()
+                async for item in fn(caller, request, context):
+                    yield item
+            except Exception as exc:
+                await abort(context, translate(exc), Hop.CLIENT)
+
+        return handle
+
+
+class DeliveryClientHandler(ClientHandler):
     """``/crossway.v1.Delivery/*`` on the client port."""
 
     def __init__(self, service: DeliveryParts, callers: CallerCheck) -> None:
+        super().__init__(service, callers)
         self._s = service
-        self._callers = callers
         u, ss = grpc.unary_unary_rpc_method_handler, grpc.unary_stream_rpc_method_handler
-        self._methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        self._methods = {
             "Send": u(self._guard(self._send), dpb.SendRequest.FromString, dpb.SendResponse.SerializeToString),
             "SendAttachment": grpc.stream_unary_rpc_method_handler(
                 self._guard(self._send_attachment), dpb.AttachmentChunk.FromString, dpb.Attachment.SerializeToString
@@ -146,40 +204,6 @@ class DeliveryClientHandler(_GenericHandler):
             "Evidence": u(self._guard(self._evidence), dpb.MessageRef.FromString, dpb.EvidenceBundle.SerializeToString),
             "Report": u(self._guard(self._report), dpb.ReportRequest.FromString, dpb.DeliveryReport.SerializeToString),
         }
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
-        path: str = handler_call_details.method
-        if not path.startswith(CLIENT_PREFIX):
-            return None
-        return self._methods.get(path[len(CLIENT_PREFIX) :])
-
-    def _caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> SubsystemId:
-        md = metadata_text(context.invocation_metadata())
-        pems = list(context.auth_context().get("x509_pem_cert", ()))
-        return self._callers.authenticate(pems[0] if pems else None, md.get("authorization")).subsystem
-
-    def _guard(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                caller = self._caller(context)
-                await self._s.wait_ready()
-                return await fn(caller, request, context)
-            except Exception as exc:
-                await _abort(context, _translate(exc), Hop.CLIENT)
-
-        return handle
-
-    def _guard_stream(self, fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-        async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                caller = self._caller(context)
-                await self._s.wait_ready()
-                async for item in fn(caller, request, context):
-                    yield item
-            except Exception as exc:
-                await _abort(context, _translate(exc), Hop.CLIENT)
-
-        return handle
 
     # -- the methods ---------------------------------------------------------------------------
 
@@ -323,7 +347,7 @@ class DeliveryPeerHandler(_GenericHandler):
             )
             return dpb.RelayReply(events=[event_to_pb(e) for e in events])
         except Exception as exc:
-            await _abort(context, _translate(exc), Hop.PROVIDER)
+            await abort(context, translate(exc), Hop.PROVIDER)
 
     async def _attachment(
         self, frames: AsyncIterator[dpb.AttachmentUpload], context: grpc.aio.ServicerContext[Any, Any]
@@ -345,7 +369,7 @@ class DeliveryPeerHandler(_GenericHandler):
             )
             return dpb.AttachmentUploadReply(size=size)
         except Exception as exc:
-            await _abort(context, _translate(exc), Hop.PROVIDER)
+            await abort(context, translate(exc), Hop.PROVIDER)
 
     async def _evidence(
         self, r: dpb.EvidenceTransfer, context: grpc.aio.ServicerContext[Any, Any]
@@ -357,4 +381,4 @@ class DeliveryPeerHandler(_GenericHandler):
             )
             return dpb.EvidenceTransferReply()
         except Exception as exc:
-            await _abort(context, _translate(exc), Hop.PROVIDER)
+            await abort(context, translate(exc), Hop.PROVIDER)

@@ -67,7 +67,7 @@ class GrpcDeliveryLink:
         self._trusted = b""
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
+    def channel(self, address: str) -> grpc.aio.Channel:
         ca = self._ca()
         if ca != self._trusted:
             old, self._channels, self._trusted = list(self._channels.values()), {}, ca
@@ -83,7 +83,7 @@ class GrpcDeliveryLink:
     async def relay(
         self, address: str, attempt: Envelope, message: Envelope, events: list[SignedEvent], timeout: float
     ) -> list[SignedEvent]:
-        call = self._channel(address).unary_unary(
+        call = self.channel(address).unary_unary(
             "/crossway.v1.PeerDelivery/Relay",
             request_serializer=dpb.RelayRequest.SerializeToString,
             response_deserializer=dpb.RelayReply.FromString,
@@ -100,7 +100,7 @@ class GrpcDeliveryLink:
     async def send_evidence(
         self, address: str, sender: str, message_id: str, events: list[SignedEvent], timeout: float
     ) -> None:
-        call = self._channel(address).unary_unary(
+        call = self.channel(address).unary_unary(
             "/crossway.v1.PeerDelivery/Evidence",
             request_serializer=dpb.EvidenceTransfer.SerializeToString,
             response_deserializer=dpb.EvidenceTransferReply.FromString,
@@ -116,7 +116,7 @@ class GrpcDeliveryLink:
     async def upload(
         self, address: str, message: Envelope, attachment_id: str, chunks: AsyncIterator[bytes], timeout: float
     ) -> int:
-        call = self._channel(address).stream_unary(
+        call = self.channel(address).stream_unary(
             "/crossway.v1.PeerDelivery/RelayAttachment",
             request_serializer=dpb.AttachmentUpload.SerializeToString,
             response_deserializer=dpb.AttachmentUploadReply.FromString,

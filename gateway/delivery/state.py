@@ -71,6 +71,10 @@ class MessageState:
     acceptance_window_ms: int = 0
     peer_gateway: str = ""  # the other side's gateway, once known
     attachment_ids: tuple[str, ...] = ()
+    # Topics (issue 15): the fields the publisher's policy granted this delivery when it was
+    # decided, kept with its SubmissionAcceptance so a retry delivers under the same decision
+    # (None: every field).
+    granted_fields: tuple[str, ...] | None = None
     events: tuple[SignedEvent, ...] = field(default=())
 
     @property
@@ -116,6 +120,8 @@ class MessageState:
         doc = json.loads(data)
         events = tuple(SignedEvent.from_json(e) for e in doc.pop("events"))
         doc["attachment_ids"] = tuple(doc.get("attachment_ids", ()))
+        if doc.get("granted_fields") is not None:
+            doc["granted_fields"] = tuple(doc["granted_fields"])
         return cls(**doc, events=events)
 
 

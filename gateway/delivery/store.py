@@ -98,17 +98,27 @@ class DeliveryStore:
         self.states = StateStore(await js.key_value(self._names.state_bucket), self._retention_s)
 
     async def consumer(
-        self, stream: str, durable: str, subject: str, *, ack_wait_s: float, max_ack_pending: int = 100_000
+        self,
+        stream: str,
+        durable: str,
+        subject: str,
+        *,
+        ack_wait_s: float,
+        max_ack_pending: int = 100_000,
+        start_seq: int = 0,
     ) -> Any:
         """A durable pull subscription (created when missing): redelivered after ``ack_wait_s``
-        when not acked, forever (the workers decide when a message is done, up to its expiry)."""
+        when not acked, forever (the workers decide when a message is done, up to its expiry).
+        ``start_seq``: the stream sequence to begin at when it is created (0: the first).
+        ``max_ack_pending=1`` keeps the messages in order (a topic subscription's fan-out)."""
         js = self.js
         assert js is not None
         config = ConsumerConfig(
             durable_name=durable,
             filter_subject=subject,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq else DeliverPolicy.ALL,
+            opt_start_seq=start_seq or None,
             ack_wait=ack_wait_s,
             max_deliver=-1,
             max_ack_pending=max_ack_pending,

@@ -68,6 +68,7 @@ class PullWorker:
         *,
         ack_wait_s: float,
         max_in_flight: int = 64,
+        consumer_options: dict[str, int] | None = None,
     ) -> None:
         self.name = name
         self._store = store
@@ -77,6 +78,7 @@ class PullWorker:
         self._handler = handler
         self._ack_wait_s = ack_wait_s
         self._max = max(1, max_in_flight)
+        self._options = dict(consumer_options or {})  # e.g. start_seq, max_ack_pending (DeliveryStore.consumer)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -89,7 +91,7 @@ class PullWorker:
         while True:
             try:
                 sub = await self._store.consumer(
-                    self._stream, self._durable, self._subject, ack_wait_s=self._ack_wait_s
+                    self._stream, self._durable, self._subject, ack_wait_s=self._ack_wait_s, **self._options
                 )
                 while True:
                     free = self._max - len(self._tasks)

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from crossway.core.errors import UpstreamFailed
 from registry.configuration import ServiceView
 
-__all__ = ["ResponseMinimizer"]
+__all__ = ["ResponseMinimizer", "strip_fields"]
 
 
 class ResponseMinimizer:
@@ -49,9 +49,16 @@ class ResponseMinimizer:
         except DecodeError as exc:
             # Fail closed: a response we cannot read is not passed on unminimized.
             raise UpstreamFailed(f"the backend's {method} response does not decode as {shape.output_type}") from exc
-        removed: list[str] = []
-        _strip(message, "", granted, removed)
-        return message.SerializeToString(), tuple(sorted(removed))
+        removed = strip_fields(message, granted)
+        return message.SerializeToString(), removed
+
+
+def strip_fields(message: Any, granted: frozenset[str]) -> tuple[str, ...]:
+    """Clear, in place, every set field of a parsed message not granted; the paths removed (sorted).
+    Used for responses here and for topic events per subscriber (``gateway.topics``)."""
+    removed: list[str] = []
+    _strip(message, "", granted, removed)
+    return tuple(sorted(removed))
 
 
 def _strip(message: Any, prefix: str, granted: frozenset[str], removed: list[str]) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "envelope_from_pb",
     "envelope_to_pb",
     "open_envelope",
+    "open_header",
     "seal_frame",
 ]
 
@@ -93,6 +94,8 @@ def _header_to_pb(h: Header) -> pb.Header:
         server_streaming=h.server_streaming,
         withheld_fields=h.withheld_fields,
         user_token=h.user_token,
+        event_key=h.event_key,
+        key_sequence=h.key_sequence,
     )
     if h.encryption is not None:
         e = h.encryption
@@ -140,6 +143,8 @@ def _header_from_pb(p: pb.Header) -> Header:
         server_streaming=p.server_streaming,
         withheld_fields=tuple(p.withheld_fields),
         user_token=p.user_token,
+        event_key=p.event_key,
+        key_sequence=p.key_sequence,
     )
 
 
@@ -155,6 +160,16 @@ def seal_frame(header: Header, body: bytes, signer: Signer) -> tuple[Envelope, S
 
 def open_envelope(env: Envelope, signer_member: str, lookup: KeyLookup) -> SignedFrame:
     """Verify and parse an envelope signed by ``signer_member`` (known from the peer's TLS identity)."""
+    frame = open_header(env, signer_member, lookup)
+    # 4. body digest
+    if hashlib.sha256(env.body).digest() != frame.header.body_sha256:
+        raise MessageTampered(f"body of message {frame.header.message_id} does not match its signed digest")
+    return frame
+
+
+def open_header(env: Envelope, signer_member: str, lookup: KeyLookup) -> SignedFrame:
+    """Steps 1-3 only: the signed header, for a frame whose body is not shown (a topic event a
+    subscriber received minimized: the copy it got carries the body, bound to this header)."""
     # 1. structure
     if not env.header or not env.signature:
         raise MessageMalformed("envelope without header or signature")
@@ -175,9 +190,6 @@ def open_envelope(env: Envelope, signer_member: str, lookup: KeyLookup) -> Signe
     header = _header_from_pb(parsed)
     if header.signer != signer_member:
         raise SignatureInvalid(f"message {header.message_id} names signer {header.signer}, peer is {signer_member}")
-    # 4. body digest
-    if hashlib.sha256(env.body).digest() != header.body_sha256:
-        raise MessageTampered(f"body of message {header.message_id} does not match its signed digest")
     return SignedFrame(
         header,
         env.header,

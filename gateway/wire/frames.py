@@ -29,6 +29,8 @@ class FrameKind(enum.IntEnum):
     # Registered delivery (issue 14): a stored message, and one relay attempt of it.
     DELIVERY = 5
     RELAY = 6
+    # Topics (issue 15): an event as published, or a subscriber's minimized copy of one.
+    TOPIC_EVENT = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ class Header:
     client_streaming: bool = False
     server_streaming: bool = False
     withheld_fields: tuple[str, ...] = ()
+    # Topic events (issue 15): the key field's value and the event's position among that key's events.
+    event_key: str = ""
+    key_sequence: int = 0
     # The end user's JWT (requests only); a credential, so never in a repr or a log line.
     user_token: str = field(default="", repr=False)
 

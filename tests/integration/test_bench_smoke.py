@@ -39,6 +39,8 @@ async def test_a_tiny_bench_run_writes_every_figure(tmp_path: Path) -> None:
     delivery = doc["delivery"]
     assert delivery["crossway_send_to_handover"]["messages"] > 0
     assert delivery["jetstream_publish_consume"]["messages"] > 0
+    fanout = doc["fanout"]  # topics (issue 15): published and handed over to 3 subscribers, and bare fan-out
+    assert fanout["crossway_publish_to_handover_events_per_s"] > 0 and fanout["jetstream_fanout_events_per_s"] > 0
 
 
 async def test_the_pipeline_measurement_runs_a_real_exchange_through_both_pipelines(tmp_path: Path) -> None:

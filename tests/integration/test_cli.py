@@ -21,7 +21,13 @@ def test_demo_once_runs_the_whole_scenario_and_prints_the_summary(tmp_path: Path
         "  ✔ GetCompany → SAP read by key: Tallinna Vesi AS, registry code 10000001, share capital 20000000.00 EUR"
         in lines
     )
-    assert lines[-2] == "delivery: 3 messages, 1 handed over, 1 refused, 1 expired, 8 evidence events verified"
+    assert lines[-3] == "delivery: 3 messages, 1 handed over, 1 refused, 1 expired, 8 evidence events verified"
+    # Topics (issue 15): two subscribers, one with a narrower @fields permit, nothing missing.
+    assert lines[-2] == "topics: 1 topics, 2 subscriptions, 6 events published, 12 deliveries, 0 missing"
+    assert (
+        "  ✔ business register: 6 events in order per person, withheld: effective_on, family_name, previous_address"
+        in lines
+    )
     assert lines[-1] == "demo: 7 exchanges, 6 allowed, 1 denied, 14 audit records"
     # The backbone it ran on: TLS, and an anonymous client really tried and refused.
     knock = next(line for line in lines if "refused an anonymous client" in line)

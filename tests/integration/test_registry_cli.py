@@ -207,3 +207,44 @@ async def test_serve_announces_its_address_answers_and_stops_cleanly_on_sigterm(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_an_operator_registers_a_topic_and_a_bad_one_is_refused_with_a_code(tmp_path: Path) -> None:
+    from crossway.demo.members import population_descriptor_set
+
+    directory = _admit(tmp_path)
+    fds = tmp_path / "population.pb"
+    fds.write_bytes(population_descriptor_set())
+    topic = "EE/GOV/70000001/population/address-changes"
+    added = _ok(
+        directory,
+        "topic",
+        "add",
+        topic,
+        "--type",
+        "population.v1.AddressChanged",
+        "--descriptor-set",
+        str(fds),
+        "--key-field",
+        "national_id",
+    )
+    assert f"topic {topic} set" in added
+    assert f"topic {topic}  population.v1.AddressChanged  key national_id" in _ok(directory, "topic", "list")
+    out = tmp_path / "config.bin"
+    _ok(directory, "publish", "--validity", "120", "-o", str(out))
+    config = verify_configuration(out.read_bytes(), load_anchor(directory / "anchor.json"), SystemClock().now_ms())
+    view = config.topic(topic)
+    assert view is not None and view.key_field == "national_id"
+    bad = _run(
+        directory,
+        "topic",
+        "add",
+        topic,
+        "--type",
+        "population.v1.AddressChanged",
+        "--descriptor-set",
+        str(fds),
+        "--key-field",
+        "nope",
+    )
+    assert bad.returncode == 1 and "error[config.invalid]" in bad.stderr and "hint:" in bad.stderr

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/crossway/v1/envelope.proto\x12\x0b\x63rossway.v1\"W\n\x0e\x45ncryptionInfo\x12\x1c\n\x14\x65phemeral_public_key\x18\x01 \x01(\x0c\x12\x18\n\x10recipient_key_id\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x0c\"N\n\x06Status\x12\x11\n\tgrpc_code\x18\x01 \x01(\x05\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04hint\x18\x04 \x01(\t\"\xf2\x03\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.crossway.v1.MessageKind\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x14\n\x0cissued_at_ms\x18\x08 \x01(\x03\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x03\x12\x13\n\x0btraceparent\x18\n \x01(\t\x12\x13\n\x0b\x62ody_sha256\x18\x0b \x01(\x0c\x12\x14\n\x0crequest_hash\x18\x0c \x01(\x0c\x12\x10\n\x08sequence\x18\r \x01(\x04\x12\x15\n\rprevious_hash\x18\x0e \x01(\x0c\x12/\n\nencryption\x18\x0f \x01(\x0b\x32\x1b.crossway.v1.EncryptionInfo\x12#\n\x06status\x18\x10 \x01(\x0b\x32\x13.crossway.v1.Status\x12\x0e\n\x06signer\x18\x11 \x01(\t\x12\x18\n\x10\x63lient_streaming\x18\x12 \x01(\x08\x12\x18\n\x10server_streaming\x18\x13 \x01(\x08\x12\x17\n\x0fwithheld_fields\x18\x14 \x03(\t\x12\x12\n\nuser_token\x18\x15 \x01(\t\"^\n\tSignature\x12\x32\n\talgorithm\x18\x01 \x01(\x0e\x32\x1f.crossway.v1.SignatureAlgorithm\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\"S\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12)\n\tsignature\x18\x03 \x01(\x0b\x32\x16.crossway.v1.Signature*\xce\x01\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MESSAGE_KIND_REQUEST\x10\x01\x12\x19\n\x15MESSAGE_KIND_RESPONSE\x10\x02\x12\x1c\n\x18MESSAGE_KIND_STREAM_DATA\x10\x03\x12\x1b\n\x17MESSAGE_KIND_STREAM_END\x10\x04\x12\x19\n\x15MESSAGE_KIND_DELIVERY\x10\x05\x12\x16\n\x12MESSAGE_KIND_RELAY\x10\x06*w\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1d\n\x19SIGNATURE_ALGORITHM_ES256\x10\x01\x12\x1d\n\x19SIGNATURE_ALGORITHM_EDDSA\x10\x02\x42\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/crossway/v1/envelope.proto\x12\x0b\x63rossway.v1\"W\n\x0e\x45ncryptionInfo\x12\x1c\n\x14\x65phemeral_public_key\x18\x01 \x01(\x0c\x12\x18\n\x10recipient_key_id\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x0c\"N\n\x06Status\x12\x11\n\tgrpc_code\x18\x01 \x01(\x05\x12\x12\n\nerror_code\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04hint\x18\x04 \x01(\t\"\x9b\x04\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.crossway.v1.MessageKind\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x0f\n\x07purpose\x18\x07 \x01(\t\x12\x14\n\x0cissued_at_ms\x18\x08 \x01(\x03\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x03\x12\x13\n\x0btraceparent\x18\n \x01(\t\x12\x13\n\x0b\x62ody_sha256\x18\x0b \x01(\x0c\x12\x14\n\x0crequest_hash\x18\x0c \x01(\x0c\x12\x10\n\x08sequence\x18\r \x01(\x04\x12\x15\n\rprevious_hash\x18\x0e \x01(\x0c\x12/\n\nencryption\x18\x0f \x01(\x0b\x32\x1b.crossway.v1.EncryptionInfo\x12#\n\x06status\x18\x10 \x01(\x0b\x32\x13.crossway.v1.Status\x12\x0e\n\x06signer\x18\x11 \x01(\t\x12\x18\n\x10\x63lient_streaming\x18\x12 \x01(\x08\x12\x18\n\x10server_streaming\x18\x13 \x01(\x08\x12\x17\n\x0fwithheld_fields\x18\x14 \x03(\t\x12\x12\n\nuser_token\x18\x15 \x01(\t\x12\x11\n\tevent_key\x18\x16 \x01(\t\x12\x14\n\x0ckey_sequence\x18\x17 \x01(\x04\"^\n\tSignature\x12\x32\n\talgorithm\x18\x01 \x01(\x0e\x32\x1f.crossway.v1.SignatureAlgorithm\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\"S\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12)\n\tsignature\x18\x03 \x01(\x0b\x32\x16.crossway.v1.Signature*\xec\x01\n\x0bMessageKind\x12\x1c\n\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MESSAGE_KIND_REQUEST\x10\x01\x12\x19\n\x15MESSAGE_KIND_RESPONSE\x10\x02\x12\x1c\n\x18MESSAGE_KIND_STREAM_DATA\x10\x03\x12\x1b\n\x17MESSAGE_KIND_STREAM_END\x10\x04\x12\x19\n\x15MESSAGE_KIND_DELIVERY\x10\x05\x12\x16\n\x12MESSAGE_KIND_RELAY\x10\x06\x12\x1c\n\x18MESSAGE_KIND_TOPIC_EVENT\x10\x07*w\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1d\n\x19SIGNATURE_ALGORITHM_ES256\x10\x01\x12\x1d\n\x19SIGNATURE_ALGORITHM_EDDSA\x10\x02\x42\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,18 +32,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.crossway.v1.envelope
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017org.crossway.v1'
-  _globals['_MESSAGEKIND']._serialized_start=902
-  _globals['_MESSAGEKIND']._serialized_end=1108
-  _globals['_SIGNATUREALGORITHM']._serialized_start=1110
-  _globals['_SIGNATUREALGORITHM']._serialized_end=1229
+  _globals['_MESSAGEKIND']._serialized_start=943
+  _globals['_MESSAGEKIND']._serialized_end=1179
+  _globals['_SIGNATUREALGORITHM']._serialized_start=1181
+  _globals['_SIGNATUREALGORITHM']._serialized_end=1300
   _globals['_ENCRYPTIONINFO']._serialized_start=50
   _globals['_ENCRYPTIONINFO']._serialized_end=137
   _globals['_STATUS']._serialized_start=139
   _globals['_STATUS']._serialized_end=217
   _globals['_HEADER']._serialized_start=220
-  _globals['_HEADER']._serialized_end=718
-  _globals['_SIGNATURE']._serialized_start=720
-  _globals['_SIGNATURE']._serialized_end=814
-  _globals['_ENVELOPE']._serialized_start=816
-  _globals['_ENVELOPE']._serialized_end=899
+  _globals['_HEADER']._serialized_end=759
+  _globals['_SIGNATURE']._serialized_start=761
+  _globals['_SIGNATURE']._serialized_end=855
+  _globals['_ENVELOPE']._serialized_start=857
+  _globals['_ENVELOPE']._serialized_end=940
 # @@protoc_insertion_point(module_scope)

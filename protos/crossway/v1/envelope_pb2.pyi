@@ -16,6 +16,7 @@ class MessageKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MESSAGE_KIND_STREAM_END: _ClassVar[MessageKind]
     MESSAGE_KIND_DELIVERY: _ClassVar[MessageKind]
     MESSAGE_KIND_RELAY: _ClassVar[MessageKind]
+    MESSAGE_KIND_TOPIC_EVENT: _ClassVar[MessageKind]
 
 class SignatureAlgorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,6 +30,7 @@ MESSAGE_KIND_STREAM_DATA: MessageKind
 MESSAGE_KIND_STREAM_END: MessageKind
 MESSAGE_KIND_DELIVERY: MessageKind
 MESSAGE_KIND_RELAY: MessageKind
+MESSAGE_KIND_TOPIC_EVENT: MessageKind
 SIGNATURE_ALGORITHM_UNSPECIFIED: SignatureAlgorithm
 SIGNATURE_ALGORITHM_ES256: SignatureAlgorithm
 SIGNATURE_ALGORITHM_EDDSA: SignatureAlgorithm
@@ -56,7 +58,7 @@ class Status(_message.Message):
     def __init__(self, grpc_code: _Optional[int] = ..., error_code: _Optional[str] = ..., message: _Optional[str] = ..., hint: _Optional[str] = ...) -> None: ...
 
 class Header(_message.Message):
-    __slots__ = ("message_id", "kind", "client", "service", "method", "user_id", "purpose", "issued_at_ms", "deadline_ms", "traceparent", "body_sha256", "request_hash", "sequence", "previous_hash", "encryption", "status", "signer", "client_streaming", "server_streaming", "withheld_fields", "user_token")
+    __slots__ = ("message_id", "kind", "client", "service", "method", "user_id", "purpose", "issued_at_ms", "deadline_ms", "traceparent", "body_sha256", "request_hash", "sequence", "previous_hash", "encryption", "status", "signer", "client_streaming", "server_streaming", "withheld_fields", "user_token", "event_key", "key_sequence")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +80,8 @@ class Header(_message.Message):
     SERVER_STREAMING_FIELD_NUMBER: _ClassVar[int]
     WITHHELD_FIELDS_FIELD_NUMBER: _ClassVar[int]
     USER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EVENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     kind: MessageKind
     client: str
@@ -99,7 +103,9 @@ class Header(_message.Message):
     server_streaming: bool
     withheld_fields: _containers.RepeatedScalarFieldContainer[str]
     user_token: str
-    def __init__(self, message_id: _Optional[str] = ..., kind: _Optional[_Union[MessageKind, str]] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user_id: _Optional[str] = ..., purpose: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., body_sha256: _Optional[bytes] = ..., request_hash: _Optional[bytes] = ..., sequence: _Optional[int] = ..., previous_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[EncryptionInfo, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., signer: _Optional[str] = ..., client_streaming: _Optional[bool] = ..., server_streaming: _Optional[bool] = ..., withheld_fields: _Optional[_Iterable[str]] = ..., user_token: _Optional[str] = ...) -> None: ...
+    event_key: str
+    key_sequence: int
+    def __init__(self, message_id: _Optional[str] = ..., kind: _Optional[_Union[MessageKind, str]] = ..., client: _Optional[str] = ..., service: _Optional[str] = ..., method: _Optional[str] = ..., user_id: _Optional[str] = ..., purpose: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., traceparent: _Optional[str] = ..., body_sha256: _Optional[bytes] = ..., request_hash: _Optional[bytes] = ..., sequence: _Optional[int] = ..., previous_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[EncryptionInfo, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., signer: _Optional[str] = ..., client_streaming: _Optional[bool] = ..., server_streaming: _Optional[bool] = ..., withheld_fields: _Optional[_Iterable[str]] = ..., user_token: _Optional[str] = ..., event_key: _Optional[str] = ..., key_sequence: _Optional[int] = ...) -> None: ...
 
 class Signature(_message.Message):
     __slots__ = ("algorithm", "key_id", "value")

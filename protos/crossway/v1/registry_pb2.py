@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/crossway/v1/registry.proto\x12\x0b\x63rossway.v1\"O\n\x0bGatewayInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cpeer_address\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x03(\t\"\x1b\n\rSubsystemInfo\x12\n\n\x02id\x18\x01 \x01(\t\"\xfa\x01\n\nMemberInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nsubsystems\x18\x03 \x03(\x0b\x32\x1a.crossway.v1.SubsystemInfo\x12*\n\x08gateways\x18\x04 \x03(\x0b\x32\x18.crossway.v1.GatewayInfo\x12\x1c\n\x14signing_certificates\x18\x05 \x03(\x0c\x12\x1d\n\x15\x65ncryption_public_key\x18\x06 \x01(\x0c\x12\x1e\n\x16user_token_public_keys\x18\x07 \x03(\x0c\x12\x19\n\x11user_token_issuer\x18\x08 \x01(\t\"R\n\x0bServiceInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x02 \x01(\x0c\x12\x1a\n\x12require_encryption\x18\x03 \x01(\x08\"(\n\tGroupInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"\xdf\x01\n\x0bMailboxInfo\x12\x11\n\tsubsystem\x18\x01 \x01(\t\x12\x15\n\rmessage_types\x18\x02 \x03(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\x12\x1e\n\x16\x64ocument_content_types\x18\x04 \x03(\t\x12\x1a\n\x12require_encryption\x18\x05 \x01(\x08\x12/\n\nacceptance\x18\x06 \x01(\x0e\x32\x1b.crossway.v1.AcceptanceMode\x12\x1c\n\x14\x61\x63\x63\x65ptance_window_ms\x18\x07 \x01(\x03\"?\n\x0bWitnessInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06member\x18\x03 \x01(\t\"\xb2\x03\n\x15\x43onfigurationDocument\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\x04\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x05 \x01(\x03\x12\x17\n\x0f\x63\x61_certificates\x18\x06 \x03(\x0c\x12(\n\x07members\x18\x07 \x03(\x0b\x32\x17.crossway.v1.MemberInfo\x12*\n\x08services\x18\x08 \x03(\x0b\x32\x18.crossway.v1.ServiceInfo\x12&\n\x06groups\x18\t \x03(\x0b\x32\x16.crossway.v1.GroupInfo\x12\x17\n\x0frevoked_serials\x18\n \x03(\t\x12+\n\twitnesses\x18\x0b \x03(\x0b\x32\x18.crossway.v1.WitnessInfo\x12\x16\n\x0ewitness_quorum\x18\x0c \x01(\r\x12+\n\tmailboxes\x18\r \x03(\x0b\x32\x18.crossway.v1.MailboxInfo\x12\x10\n\x08\x64isabled\x18\x14 \x03(\t\"\x81\x01\n\x13SignedConfiguration\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x35\n\x10key_endorsements\x18\x14 \x03(\x0b\x32\x1b.crossway.v1.KeyEndorsement\"7\n\x0eKeyEndorsement\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\x17GetConfigurationRequest\x12\x14\n\x0cknown_serial\x18\x01 \x01(\x04*r\n\x0e\x41\x63\x63\x65ptanceMode\x12\x1f\n\x1b\x41\x43\x43\x45PTANCE_MODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43\x43\x45PTANCE_MODE_HANDOVER\x10\x01\x12!\n\x1d\x41\x43\x43\x45PTANCE_MODE_ACCEPT_REJECT\x10\x02\x32\x66\n\x08Registry\x12Z\n\x10GetConfiguration\x12$.crossway.v1.GetConfigurationRequest\x1a .crossway.v1.SignedConfigurationB\x11\n\x0forg.crossway.v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protos/crossway/v1/registry.proto\x12\x0b\x63rossway.v1\"O\n\x0bGatewayInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cpeer_address\x18\x02 \x01(\t\x12\x1e\n\x16tls_certificate_sha256\x18\x03 \x03(\t\"\x1b\n\rSubsystemInfo\x12\n\n\x02id\x18\x01 \x01(\t\"\xfa\x01\n\nMemberInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nsubsystems\x18\x03 \x03(\x0b\x32\x1a.crossway.v1.SubsystemInfo\x12*\n\x08gateways\x18\x04 \x03(\x0b\x32\x18.crossway.v1.GatewayInfo\x12\x1c\n\x14signing_certificates\x18\x05 \x03(\x0c\x12\x1d\n\x15\x65ncryption_public_key\x18\x06 \x01(\x0c\x12\x1e\n\x16user_token_public_keys\x18\x07 \x03(\x0c\x12\x19\n\x11user_token_issuer\x18\x08 \x01(\t\"R\n\x0bServiceInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x02 \x01(\x0c\x12\x1a\n\x12require_encryption\x18\x03 \x01(\x08\"(\n\tGroupInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\"[\n\tTopicInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\x12\x11\n\tkey_field\x18\x04 \x01(\t\"\xdf\x01\n\x0bMailboxInfo\x12\x11\n\tsubsystem\x18\x01 \x01(\t\x12\x15\n\rmessage_types\x18\x02 \x03(\t\x12\x1b\n\x13\x66ile_descriptor_set\x18\x03 \x01(\x0c\x12\x1e\n\x16\x64ocument_content_types\x18\x04 \x03(\t\x12\x1a\n\x12require_encryption\x18\x05 \x01(\x08\x12/\n\nacceptance\x18\x06 \x01(\x0e\x32\x1b.crossway.v1.AcceptanceMode\x12\x1c\n\x14\x61\x63\x63\x65ptance_window_ms\x18\x07 \x01(\x03\"?\n\x0bWitnessInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06member\x18\x03 \x01(\t\"\xda\x03\n\x15\x43onfigurationDocument\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\x04\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x05 \x01(\x03\x12\x17\n\x0f\x63\x61_certificates\x18\x06 \x03(\x0c\x12(\n\x07members\x18\x07 \x03(\x0b\x32\x17.crossway.v1.MemberInfo\x12*\n\x08services\x18\x08 \x03(\x0b\x32\x18.crossway.v1.ServiceInfo\x12&\n\x06groups\x18\t \x03(\x0b\x32\x16.crossway.v1.GroupInfo\x12\x17\n\x0frevoked_serials\x18\n \x03(\t\x12+\n\twitnesses\x18\x0b \x03(\x0b\x32\x18.crossway.v1.WitnessInfo\x12\x16\n\x0ewitness_quorum\x18\x0c \x01(\r\x12+\n\tmailboxes\x18\r \x03(\x0b\x32\x18.crossway.v1.MailboxInfo\x12&\n\x06topics\x18\x0e \x03(\x0b\x32\x16.crossway.v1.TopicInfo\x12\x10\n\x08\x64isabled\x18\x14 \x03(\t\"\x81\x01\n\x13SignedConfiguration\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x35\n\x10key_endorsements\x18\x14 \x03(\x0b\x32\x1b.crossway.v1.KeyEndorsement\"7\n\x0eKeyEndorsement\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"/\n\x17GetConfigurationRequest\x12\x14\n\x0cknown_serial\x18\x01 \x01(\x04*r\n\x0e\x41\x63\x63\x65ptanceMode\x12\x1f\n\x1b\x41\x43\x43\x45PTANCE_MODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43\x43\x45PTANCE_MODE_HANDOVER\x10\x01\x12!\n\x1d\x41\x43\x43\x45PTANCE_MODE_ACCEPT_REJECT\x10\x02\x32\x66\n\x08Registry\x12Z\n\x10GetConfiguration\x12$.crossway.v1.GetConfigurationRequest\x1a .crossway.v1.SignedConfigurationB\x11\n\x0forg.crossway.v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.crossway.v1.registry
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017org.crossway.v1'
-  _globals['_ACCEPTANCEMODE']._serialized_start=1505
-  _globals['_ACCEPTANCEMODE']._serialized_end=1619
+  _globals['_ACCEPTANCEMODE']._serialized_start=1638
+  _globals['_ACCEPTANCEMODE']._serialized_end=1752
   _globals['_GATEWAYINFO']._serialized_start=50
   _globals['_GATEWAYINFO']._serialized_end=129
   _globals['_SUBSYSTEMINFO']._serialized_start=131
@@ -44,18 +44,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICEINFO']._serialized_end=495
   _globals['_GROUPINFO']._serialized_start=497
   _globals['_GROUPINFO']._serialized_end=537
-  _globals['_MAILBOXINFO']._serialized_start=540
-  _globals['_MAILBOXINFO']._serialized_end=763
-  _globals['_WITNESSINFO']._serialized_start=765
-  _globals['_WITNESSINFO']._serialized_end=828
-  _globals['_CONFIGURATIONDOCUMENT']._serialized_start=831
-  _globals['_CONFIGURATIONDOCUMENT']._serialized_end=1265
-  _globals['_SIGNEDCONFIGURATION']._serialized_start=1268
-  _globals['_SIGNEDCONFIGURATION']._serialized_end=1397
-  _globals['_KEYENDORSEMENT']._serialized_start=1399
-  _globals['_KEYENDORSEMENT']._serialized_end=1454
-  _globals['_GETCONFIGURATIONREQUEST']._serialized_start=1456
-  _globals['_GETCONFIGURATIONREQUEST']._serialized_end=1503
-  _globals['_REGISTRY']._serialized_start=1621
-  _globals['_REGISTRY']._serialized_end=1723
+  _globals['_TOPICINFO']._serialized_start=539
+  _globals['_TOPICINFO']._serialized_end=630
+  _globals['_MAILBOXINFO']._serialized_start=633
+  _globals['_MAILBOXINFO']._serialized_end=856
+  _globals['_WITNESSINFO']._serialized_start=858
+  _globals['_WITNESSINFO']._serialized_end=921
+  _globals['_CONFIGURATIONDOCUMENT']._serialized_start=924
+  _globals['_CONFIGURATIONDOCUMENT']._serialized_end=1398
+  _globals['_SIGNEDCONFIGURATION']._serialized_start=1401
+  _globals['_SIGNEDCONFIGURATION']._serialized_end=1530
+  _globals['_KEYENDORSEMENT']._serialized_start=1532
+  _globals['_KEYENDORSEMENT']._serialized_end=1587
+  _globals['_GETCONFIGURATIONREQUEST']._serialized_start=1589
+  _globals['_GETCONFIGURATIONREQUEST']._serialized_end=1636
+  _globals['_REGISTRY']._serialized_start=1754
+  _globals['_REGISTRY']._serialized_end=1856
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,18 @@ class GroupInfo(_message.Message):
     members: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, id: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class TopicInfo(_message.Message):
+    __slots__ = ("id", "event_type", "file_descriptor_set", "key_field")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    event_type: str
+    file_descriptor_set: bytes
+    key_field: str
+    def __init__(self, id: _Optional[str] = ..., event_type: _Optional[str] = ..., file_descriptor_set: _Optional[bytes] = ..., key_field: _Optional[str] = ...) -> None: ...
+
 class MailboxInfo(_message.Message):
     __slots__ = ("subsystem", "message_types", "file_descriptor_set", "document_content_types", "require_encryption", "acceptance", "acceptance_window_ms")
     SUBSYSTEM_FIELD_NUMBER: _ClassVar[int]
@@ -99,7 +111,7 @@ class WitnessInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., member: _Optional[str] = ...) -> None: ...
 
 class ConfigurationDocument(_message.Message):
-    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials", "witnesses", "witness_quorum", "mailboxes", "disabled")
+    __slots__ = ("format_version", "instance", "serial", "issued_at_ms", "expires_at_ms", "ca_certificates", "members", "services", "groups", "revoked_serials", "witnesses", "witness_quorum", "mailboxes", "topics", "disabled")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +125,7 @@ class ConfigurationDocument(_message.Message):
     WITNESSES_FIELD_NUMBER: _ClassVar[int]
     WITNESS_QUORUM_FIELD_NUMBER: _ClassVar[int]
     MAILBOXES_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
     DISABLED_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     instance: str
@@ -127,8 +140,9 @@ class ConfigurationDocument(_message.Message):
     witnesses: _containers.RepeatedCompositeFieldContainer[WitnessInfo]
     witness_quorum: int
     mailboxes: _containers.RepeatedCompositeFieldContainer[MailboxInfo]
+    topics: _containers.RepeatedCompositeFieldContainer[TopicInfo]
     disabled: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ..., witnesses: _Optional[_Iterable[_Union[WitnessInfo, _Mapping]]] = ..., witness_quorum: _Optional[int] = ..., mailboxes: _Optional[_Iterable[_Union[MailboxInfo, _Mapping]]] = ..., disabled: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., instance: _Optional[str] = ..., serial: _Optional[int] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., ca_certificates: _Optional[_Iterable[bytes]] = ..., members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceInfo, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revoked_serials: _Optional[_Iterable[str]] = ..., witnesses: _Optional[_Iterable[_Union[WitnessInfo, _Mapping]]] = ..., witness_quorum: _Optional[int] = ..., mailboxes: _Optional[_Iterable[_Union[MailboxInfo, _Mapping]]] = ..., topics: _Optional[_Iterable[_Union[TopicInfo, _Mapping]]] = ..., disabled: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignedConfiguration(_message.Message):
     __slots__ = ("document", "signature", "key_id", "key_endorsements")

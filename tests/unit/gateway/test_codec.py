@@ -89,6 +89,8 @@ def test_every_header_field_survives_the_round_trip(key: Any, signer: Signer) ->
         server_streaming=True,
         withheld_fields=("address", "birth_date"),
         user_token="eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
+        event_key="38001010001",
+        key_sequence=4,
     )
     # Guard: every field of Header is set to a non-default value here, so none can be dropped silently.
     defaults = Header(message_id="", kind=FrameKind.REQUEST)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*protos/demo/population/v1/population.proto\x12\rpopulation.v1\"\'\n\x10GetPersonRequest\x12\x13\n\x0bnational_id\x18\x01 \x01(\t\"\x84\x01\n\x06Person\x12\x13\n\x0bnational_id\x18\x01 \x01(\t\x12\x12\n\ngiven_name\x18\x02 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x15\n\rdate_of_birth\x18\x05 \x01(\t\x12\x14\n\x0chealth_notes\x18\x06 \x01(\t\"7\n\x11ListPeopleRequest\x12\x13\n\x0b\x66\x61mily_name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"7\n\rImportSummary\x12\x10\n\x08received\x18\x01 \x01(\r\x12\x14\n\x0cnational_ids\x18\x02 \x03(\t\"8\n\rExportRequest\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x12\n\nchunk_size\x18\x02 \x01(\r\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1f\n\x0c\x45\x63hoResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32\xb2\x03\n\x0ePersonRegistry\x12\x43\n\tGetPerson\x12\x1f.population.v1.GetPersonRequest\x1a\x15.population.v1.Person\x12G\n\nListPeople\x12 .population.v1.ListPeopleRequest\x1a\x15.population.v1.Person0\x01\x12\x45\n\x0cImportPeople\x12\x15.population.v1.Person\x1a\x1c.population.v1.ImportSummary(\x01\x12J\n\x0cLookupPeople\x12\x1f.population.v1.GetPersonRequest\x1a\x15.population.v1.Person(\x01\x30\x01\x12>\n\x06\x45xport\x12\x1c.population.v1.ExportRequest\x1a\x14.population.v1.Chunk0\x01\x12?\n\x04\x45\x63ho\x12\x1a.population.v1.EchoRequest\x1a\x1b.population.v1.EchoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*protos/demo/population/v1/population.proto\x12\rpopulation.v1\"\'\n\x10GetPersonRequest\x12\x13\n\x0bnational_id\x18\x01 \x01(\t\"\x84\x01\n\x06Person\x12\x13\n\x0bnational_id\x18\x01 \x01(\t\x12\x12\n\ngiven_name\x18\x02 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x15\n\rdate_of_birth\x18\x05 \x01(\t\x12\x14\n\x0chealth_notes\x18\x06 \x01(\t\"7\n\x11ListPeopleRequest\x12\x13\n\x0b\x66\x61mily_name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"7\n\rImportSummary\x12\x10\n\x08received\x18\x01 \x01(\r\x12\x14\n\x0cnational_ids\x18\x02 \x03(\t\"8\n\rExportRequest\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x12\n\nchunk_size\x18\x02 \x01(\r\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"{\n\x0e\x41\x64\x64ressChanged\x12\x13\n\x0bnational_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x18\n\x10previous_address\x18\x03 \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\x04 \x01(\t\x12\x14\n\x0c\x65\x66\x66\x65\x63tive_on\x18\x05 \x01(\t\"\x1e\n\x0b\x45\x63hoRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\"\x1f\n\x0c\x45\x63hoResponse\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x32\xb2\x03\n\x0ePersonRegistry\x12\x43\n\tGetPerson\x12\x1f.population.v1.GetPersonRequest\x1a\x15.population.v1.Person\x12G\n\nListPeople\x12 .population.v1.ListPeopleRequest\x1a\x15.population.v1.Person0\x01\x12\x45\n\x0cImportPeople\x12\x15.population.v1.Person\x1a\x1c.population.v1.ImportSummary(\x01\x12J\n\x0cLookupPeople\x12\x1f.population.v1.GetPersonRequest\x1a\x15.population.v1.Person(\x01\x30\x01\x12>\n\x06\x45xport\x12\x1c.population.v1.ExportRequest\x1a\x14.population.v1.Chunk0\x01\x12?\n\x04\x45\x63ho\x12\x1a.population.v1.EchoRequest\x1a\x1b.population.v1.EchoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,10 +43,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTREQUEST']._serialized_end=407
   _globals['_CHUNK']._serialized_start=409
   _globals['_CHUNK']._serialized_end=430
-  _globals['_ECHOREQUEST']._serialized_start=432
-  _globals['_ECHOREQUEST']._serialized_end=462
-  _globals['_ECHORESPONSE']._serialized_start=464
-  _globals['_ECHORESPONSE']._serialized_end=495
-  _globals['_PERSONREGISTRY']._serialized_start=498
-  _globals['_PERSONREGISTRY']._serialized_end=932
+  _globals['_ADDRESSCHANGED']._serialized_start=432
+  _globals['_ADDRESSCHANGED']._serialized_end=555
+  _globals['_ECHOREQUEST']._serialized_start=557
+  _globals['_ECHOREQUEST']._serialized_end=587
+  _globals['_ECHORESPONSE']._serialized_start=589
+  _globals['_ECHORESPONSE']._serialized_end=620
+  _globals['_PERSONREGISTRY']._serialized_start=623
+  _globals['_PERSONREGISTRY']._serialized_end=1057
 # @@protoc_insertion_point(module_scope)

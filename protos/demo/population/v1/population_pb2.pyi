@@ -58,6 +58,20 @@ class Chunk(_message.Message):
     data: bytes
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
 
+class AddressChanged(_message.Message):
+    __slots__ = ("national_id", "address", "previous_address", "family_name", "effective_on")
+    NATIONAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_NAME_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_ON_FIELD_NUMBER: _ClassVar[int]
+    national_id: str
+    address: str
+    previous_address: str
+    family_name: str
+    effective_on: str
+    def __init__(self, national_id: _Optional[str] = ..., address: _Optional[str] = ..., previous_address: _Optional[str] = ..., family_name: _Optional[str] = ..., effective_on: _Optional[str] = ...) -> None: ...
+
 class EchoRequest(_message.Message):
     __slots__ = ("payload",)
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
