@@ -41,18 +41,16 @@ from gateway.client.metaservices import MetaServices
 from gateway.client.pipeline import ClientPipeline
 from gateway.client.reflection import Reflection
 from gateway.client.routing import Router
-from gateway.delivery import DeliveryService, load_delivery_config
 from gateway.health import GatewayHealth
+from gateway.messaging import MessageBus
 from gateway.observability import GatewayObservability, VitalSources
 from gateway.ports import ClientPortHandler, PeerPortHandler
 from gateway.provider.authorization import PolicyManager
-from gateway.provider.peers import PeerVerifier
 from gateway.provider.pipeline import ProviderPipeline
 from gateway.serving import _cert_subject, _pem_private, _server_options
 from gateway.shared.config import GatewayConfig
 from gateway.shared.context import GatewayContext
 from gateway.shared.verifiers import TokenVerifiers
-from gateway.topics import TopicService
 from gateway.wire.channels import GrpcPeerLink, PeerChannels
 from registry import FileConfigurationSource, NatsConfigurationSource, load_anchor
 from registry.configuration import VerifiedConfiguration
@@ -99,8 +97,7 @@ class Gateway:
         self._policies: PolicyManager | None = None
         self._certificates: tuple[CertificateInfo, ...] = ()
         self._last_configuration: VerifiedConfiguration | None = None  # kept after it expires, for status
-        self._delivery: DeliveryService | None = None
-        self._topics: TopicService | None = None
+        self._bus = MessageBus()  # registered delivery and topics, with a [delivery] table
         self.nats_url = ""
         self.nats: NatsAccess | None = None
         self._shared_replay: NatsReplayGuard | None = None
@@ -260,13 +257,10 @@ class Gateway:
                 return False  # the unary handler reports the error properly (and audits it)
 
         # Registered delivery (issue 14): a room of its own, its handlers ahead of the catch-all proxy.
-        self._delivery = await self._start_delivery(ctx, callers, encryption_key, tls_key_pem, tls_cert_pem)
+        await self._bus.start(cfg.source, ctx, nats, callers, encryption_key, tls_key_pem, tls_cert_pem)
         self._client_server = grpc.aio.server(options=_server_options(cfg.limits, metadata=True))
         health.add_to(self._client_server)  # before the catch-all handler of the services it routes
-        if self._delivery is not None:  # topics (issue 15) ride on delivery's machinery
-            self._topics = TopicService(self._delivery, callers=callers, peers=PeerVerifier())
-            await self._topics.start()
-            self._client_server.add_generic_rpc_handlers([self._delivery.client_handler, self._topics.client_handler])
+        self._client_server.add_generic_rpc_handlers(self._bus.client_handlers())
         meta = MetaServices(ctx, client, callers)
         reflection = Reflection(ctx, callers)  # grpc.reflection from the registry's descriptors (issue 17)
         self._client_server.add_generic_rpc_handlers(
@@ -286,8 +280,7 @@ class Gateway:
         self._peer_server = grpc.aio.server(options=_server_options(cfg.limits))
         self._peer_handler = PeerPortHandler(provider)
         self._peer_server.add_generic_rpc_handlers([self._peer_handler])
-        if self._delivery is not None and self._topics is not None:
-            self._peer_server.add_generic_rpc_handlers([self._delivery.peer_handler, self._topics.peer_handler])
+        self._peer_server.add_generic_rpc_handlers(self._bus.peer_handlers())
         self.peer_port = self._peer_server.add_secure_port(
             cfg.peer_listen,
             grpc.ssl_server_credentials(server_pair, root_certificates=ca_pem, require_client_auth=True),
@@ -296,26 +289,6 @@ class Gateway:
         await self._peer_server.start()
         await self._client_server.start()
         log.info("gateway %s ready: client port %d, peer port %d", cfg.gateway_id, self.client_port, self.peer_port)
-
-    async def _start_delivery(
-        self, ctx: GatewayContext, callers: CallerAuthenticator, encryption_key: Any, key_pem: bytes, cert_pem: bytes
-    ) -> DeliveryService | None:
-        config = load_delivery_config(self.config.source)
-        if not config.enabled:
-            return None
-        assert self.nats is not None, "NATS access comes first"
-        service = DeliveryService(
-            ctx,
-            config,
-            self.nats,
-            callers=callers,
-            peers=PeerVerifier(),
-            encryption_key=encryption_key,
-            tls_key_pem=key_pem,
-            tls_cert_pem=cert_pem,
-        )
-        await service.start()
-        return service
 
     @property
     def _serial_mark(self) -> Path:
@@ -437,10 +410,7 @@ class Gateway:
         for server in (self._client_server, self._peer_server):
             if server is not None:
                 await server.stop(grace_s)
-        if self._topics is not None:
-            await self._topics.aclose()
-        if self._delivery is not None:
-            await self._delivery.aclose()  # its workers stop; what they held comes back after the ack wait
+        await self._bus.aclose()
         if self._admin is not None:
             await self._admin.aclose(grace_s)
         for adapter in self._adapters.values():

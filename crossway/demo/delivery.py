@@ -80,12 +80,17 @@ def customize_gateway(fed: Federation, agency: Agency) -> str:
         (policies / "delivery.cedar").write_text(POLICY)
         text += 'policy_dir = "policies/delivery"\n'
     if agency.member in (BUSINESS, COURT):
-        save_pem(agency.directory / "demo-idp.pub", fed.idp_key.public_key())
-        text += (
-            f'\n[client_auth.jwt]\nissuer = "{ISSUER}"\naudience = "crossway:{agency.gateway}"\n'
-            'public_keys = ["demo-idp.pub"]\n'
-        )
+        text += demo_jwt_table(fed, agency)
     return text
+
+
+def demo_jwt_table(fed: Federation, agency: Agency) -> str:
+    """A gateway's [client_auth.jwt] table accepting the demo's agency systems (its IdP key saved)."""
+    save_pem(agency.directory / "demo-idp.pub", fed.idp_key.public_key())
+    return (
+        f'\n[client_auth.jwt]\nissuer = "{ISSUER}"\naudience = "crossway:{agency.gateway}"\n'
+        'public_keys = ["demo-idp.pub"]\n'
+    )
 
 
 @dataclass(slots=True)
@@ -104,20 +109,30 @@ class DeliveryResult:
         )
 
 
-class _System:
-    """An agency system speaking to its own gateway's Delivery service."""
+class DemoSystem:
+    """An agency system with a channel to its own gateway and a fresh JWT per call (``md``)."""
 
-    def __init__(self, fed: Federation, agency: Agency, subsystem: SubsystemId) -> None:
-        self._fed, self._agency, self.subsystem = fed, agency, subsystem
+    def __init__(self, fed: Federation, agency: Agency, subsystem: SubsystemId, issuer: str = ISSUER) -> None:
+        self._fed, self._agency, self.subsystem, self._issuer = fed, agency, subsystem, issuer
         self.channel = grpc.aio.secure_channel(agency.client_address, grpc.ssl_channel_credentials(fed.ca_pem))
-        self.stub = dgrpc.DeliveryStub(self.channel)
 
     @property
     def md(self) -> tuple[tuple[str, str], ...]:
         token = mint_token(
-            self._fed.idp_key, subject=str(self.subsystem), issuer=ISSUER, audience=f"crossway:{self._agency.gateway}"
+            self._fed.idp_key,
+            subject=str(self.subsystem),
+            issuer=self._issuer,
+            audience=f"crossway:{self._agency.gateway}",
         )
         return (("authorization", f"Bearer {token}"),)
+
+
+class _System(DemoSystem):
+    """An agency system speaking to its own gateway's Delivery service."""
+
+    def __init__(self, fed: Federation, agency: Agency, subsystem: SubsystemId) -> None:
+        super().__init__(fed, agency, subsystem)
+        self.stub = dgrpc.DeliveryStub(self.channel)
 
     async def names(self, sender: SubsystemId, message_id: str) -> list[str]:
         request = dpb.TimelineRequest(message=dpb.MessageRef(sender=str(sender), message_id=message_id))

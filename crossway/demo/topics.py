@@ -19,13 +19,11 @@ import grpc
 
 from crossway.core.ids import SubsystemId
 from crossway.demo.business import BUSINESS_SERVICE
-from crossway.demo.delivery import ISSUER
+from crossway.demo.delivery import ISSUER, DemoSystem, demo_jwt_table
 from crossway.demo.delivery import customize_gateway as delivery_gateway
 from crossway.demo.delivery import customize_registry as delivery_registry
 from crossway.demo.federation import Agency, Federation
 from crossway.demo.members import POPULATION, POPULATION_SERVICE, TAX_SUBSYSTEM, population_descriptor_set
-from crossway.security.keys import save_pem
-from crossway.security.tokens import mint_token
 from protos.crossway.v1 import topics_pb2 as tpb
 from protos.crossway.v1 import topics_pb2_grpc as tgrpc
 from protos.demo.population.v1 import population_pb2 as population_pb
@@ -70,11 +68,7 @@ def customize_gateway(fed: Federation, agency: Agency) -> str:
         policies.mkdir(parents=True, exist_ok=True)
         (policies / "topics.cedar").write_text(POLICY)
         text = text.replace("[delivery]\n", '[delivery]\ntopic_policy_dir = "policies/topics"\n', 1)
-        save_pem(agency.directory / "demo-idp.pub", fed.idp_key.public_key())
-        text += (
-            f'\n[client_auth.jwt]\nissuer = "{ISSUER}"\naudience = "crossway:{agency.gateway}"\n'
-            'public_keys = ["demo-idp.pub"]\n'
-        )
+        text += demo_jwt_table(fed, agency)
     return text
 
 
@@ -94,21 +88,10 @@ class TopicsResult:
         )
 
 
-class _System:
+class _System(DemoSystem):
     def __init__(self, fed: Federation, agency: Agency, subsystem: SubsystemId, issuer: str) -> None:
-        self._fed, self._agency, self.subsystem, self._issuer = fed, agency, subsystem, issuer
-        self.channel = grpc.aio.secure_channel(agency.client_address, grpc.ssl_channel_credentials(fed.ca_pem))
+        super().__init__(fed, agency, subsystem, issuer)
         self.stub = tgrpc.TopicsStub(self.channel)
-
-    @property
-    def md(self) -> tuple[tuple[str, str], ...]:
-        token = mint_token(
-            self._fed.idp_key,
-            subject=str(self.subsystem),
-            issuer=self._issuer,
-            audience=f"crossway:{self._agency.gateway}",
-        )
-        return (("authorization", f"Bearer {token}"),)
 
 
 async def _drain(system: _System, sub_id: str, want: int) -> list[tpb.TopicDelivery]:

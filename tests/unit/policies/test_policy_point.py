@@ -108,5 +108,6 @@ def test_the_public_api_is_exactly_what_all_declares() -> None:
         "schema",
         "slicing",
         "source",
+        "topics",
     }
     assert public - modules == set(policies.__all__)
