@@ -8,13 +8,15 @@ send documents with any purpose except "marketing"; nobody else may send anythin
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from audit.trail import SignedEvent
+from audit.index import AuditIndexer, open_store
+from audit.trail import SignedEvent, count_stream_records
 from crossway.core.ids import SubsystemId
 from crossway.demo.federation import POPULATION, TAX_SUBSYSTEM, Agency, Federation
 from crossway.security.keys import save_pem
@@ -185,3 +187,23 @@ def pin_ports(agency: Agency) -> None:
     text = text.replace('client = "127.0.0.1:0"', f'client = "127.0.0.1:{agency.client_port}"', 1)
     text = text.replace('peer = "127.0.0.1:0"', f'peer = "127.0.0.1:{agency.peer_port}"', 1)
     agency.config_path.write_text(text)
+
+
+async def indexed_and_cosigned(fed: Federation, index: str, timeout: float = 40.0) -> None:
+    """Index every record of the federation into ``index`` and wait until cosigned checkpoints
+    cover all of them (so an evidence bundle of any message can be exported)."""
+    store = open_store(index)
+    indexer = AuditIndexer(fed.index, store)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            await indexer.catch_up()
+            expected = await count_stream_records(fed.auditor)
+            sizes = {g: c.size for g, c in store.latest_checkpoints(cosigned=True).items()}
+            counts = {g: store.count(g) for g in store.gateways()}
+            if store.count() >= expected and sizes == counts:
+                return
+            assert time.monotonic() < deadline, f"index not covered in time: {counts} records, cosigned {sizes}"
+            await asyncio.sleep(0.3)
+    finally:
+        store.close()

@@ -16,14 +16,21 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from delivery_support import CONSENT_BOX, MAILBOX, PUSH_BOX, Mail, delivery_federation, population_mail, tax_mail
+from delivery_support import (
+    CONSENT_BOX,
+    MAILBOX,
+    PUSH_BOX,
+    Mail,
+    delivery_federation,
+    indexed_and_cosigned,
+    population_mail,
+    tax_mail,
+)
 
-from audit.index import AuditIndexer, open_store
 from audit.index.delivery_evidence import verify_delivery_evidence
 from audit.trail import (
     AuditRecord,
     EvidenceInvalid,
-    count_stream_records,
     fetch_records,
     registry_witness_name,
     verify_timeline_bundle,
@@ -247,24 +254,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _indexed_and_cosigned(fed: Federation, index: str, timeout: float = 40.0) -> None:
-    store = open_store(index)
-    indexer = AuditIndexer(fed.index, store)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            await indexer.catch_up()
-            expected = await count_stream_records(fed.auditor)
-            sizes = {g: c.size for g, c in store.latest_checkpoints(cosigned=True).items()}
-            counts = {g: store.count(g) for g in store.gateways()}
-            if store.count() >= expected and sizes == counts:
-                return
-            assert time.monotonic() < deadline, f"index not covered in time: {counts} records, cosigned {sizes}"
-            await asyncio.sleep(0.3)
-    finally:
-        store.close()
-
-
 @pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 async def test_the_auditors_bundle_proves_every_event_in_both_logs_and_any_changed_byte_fails(
     fed: Federation, tax: Mail, population: Mail, tmp_path: Path
@@ -275,7 +264,7 @@ async def test_the_auditors_bundle_proves_every_event_in_both_logs_and_any_chang
     await wait_for_event(tax, "proven-1", "ContentHandover")
     await asyncio.sleep(1.5)  # the sender's gateway logs the recipient's events when they arrive
     index = str(tmp_path / "audit.sqlite")
-    await _indexed_and_cosigned(fed, index)
+    await indexed_and_cosigned(fed, index)
     anchor = str(fed.workdir / "registry" / "anchor.json")
     bundle = tmp_path / "delivery-evidence.json"
     made = _cli("evidence", f"{TAX}/proven-1", "--index", index, "--anchor", anchor, "-o", str(bundle))

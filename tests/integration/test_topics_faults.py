@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from delivery_support import Mail, restart_gateway
+from delivery_support import Mail, indexed_and_cosigned, restart_gateway
 from peer_client import PeerClient
 from topics_support import (
     BUSINESS_SUB,
@@ -32,9 +32,12 @@ from topics_support import (
     write_policies,
 )
 
+from audit.index.delivery_evidence import verify_delivery_evidence
+from audit.trail import registry_witness_name
 from crossway.core.ids import MemberId
 from crossway.demo.federation import Agency, Federation
 from crossway.security.tokens import mint_token
+from gateway.delivery.message import delivery_key
 from gateway.topics import verify_range
 from gateway.topics.errors import RangeIncomplete
 from gateway.topics.event import copy_message_id, seal_event
@@ -42,6 +45,7 @@ from gateway.topics.peerlink import signed_event_pb
 from gateway.wire.codec import envelope_from_pb
 from gateway.wire.metadata import metadata_text
 from protos.crossway.v1 import topics_pb2 as tpb
+from registry import load_anchor
 from registry.configuration import verify_configuration
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -178,8 +182,9 @@ async def test_a_push_subscription_hands_each_event_in_order_to_the_subscribers_
     assert row.handed_over == published[-1]  # the push was the handover, evidence back at the publisher
 
 
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 async def test_a_replayed_range_with_one_event_left_out_is_detected(
-    fed: Federation, sides: dict[str, TopicClient]
+    fed: Federation, sides: dict[str, TopicClient], tmp_path: Path
 ) -> None:
     sub = await sides["business"].subscribe("registry-upkeep")
     published = await _publish(sides, 8, "replayed")
@@ -204,6 +209,28 @@ async def test_a_replayed_range_with_one_event_left_out_is_detected(
     swapped = [pairs[0], pairs[2], pairs[1], *pairs[3:]]
     with pytest.raises(RangeIncomplete):
         verify_range(swapped, TOPIC, member, lookup)
+    # The Merkle log's part: each event of the complete range was delivered under evidence that is
+    # in both gateways' cosigned logs — the auditor's bundle (the real CLI) proves every record's
+    # inclusion, and its SubmissionAcceptance names exactly this event's signed header.
+    await asyncio.sleep(1.5)  # the publisher logs the subscriber's ContentHandover when it arrives
+    index = str(tmp_path / "audit.sqlite")
+    await indexed_and_cosigned(fed, index)
+    anchor = fed.workdir / "registry" / "anchor.json"
+    loaded = load_anchor(anchor)
+    witnesses = {registry_witness_name(loaded.instance): loaded.public_key}
+    for received in verified:
+        message = delivery_key(str(PUBLISHER), copy_message_id(NAME, received.sequence, sub.subscription_id))
+        bundle = tmp_path / f"event-{received.sequence}.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crossway.cli", "audit", "evidence", message, "--index", index,
+            "--anchor", str(anchor), "-o", str(bundle), stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        report = verify_delivery_evidence(bundle.read_bytes(), witnesses)
+        names = [e.event.event for e in report.events]
+        assert names[:2] == ["SubmissionAcceptance", "RelayAcceptance"], names
+        assert report.events[0].event.message_hash == received.event.header_hash.hex()
 
 
 async def _cli(fed: Federation, agency: Agency, subject: str, *args: str) -> tuple[int, str, str]:
