@@ -110,6 +110,10 @@ def delivery_streams(member: MemberId | str, retention_s: float = DEFAULT_RETENT
             duplicate_window_s=min(_DUPLICATE_WINDOW_S, retention_s),
             description=f"Crossway delivery of {m}: {what}",
             max_age_s=retention_s,
+            # Chunks are read one at a time by sequence: a direct get returns the stored bytes as
+            # they are, where a STREAM.MSG.GET answer is JSON with the data in base64 (three more
+            # chunk-sized copies per read, which showed in the sender's memory under load).
+            allow_direct=kind == "chunks",
         )
         for kind, (prefix, what) in KINDS.items()
     )

@@ -5,7 +5,7 @@ bigger than ``chunk_bytes`` and no component ever holds a whole attachment — a
 an index in the state bucket: owner, name, content type, size, and each chunk's digest and
 stream sequence. The message that names the attachment carries the digests (inside its signed
 body), so the recipient's gateway checks every chunk it receives against what the sender signed.
-Reading back is one chunk at a time by stream sequence.
+Reading back is one chunk at a time by stream sequence (a direct get: the stored bytes, no JSON).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class AttachmentStore:
         js = self._store.js
         assert js is not None
         for n, seq in enumerate(stored.sequences):
-            msg = await js.get_msg(self._names.chunks_stream, seq)
+            msg = await js.get_msg(self._names.chunks_stream, seq, direct=True)
             data = msg.data or b""
             if hashlib.sha256(data).digest() != stored.info.chunk_sha256[n]:
                 raise MessageTampered(f"chunk {n} of attachment {stored.info.attachment_id} changed in storage")
