@@ -1,8 +1,9 @@
 """Prometheus /metrics of gateways running two worker processes each (issue 17).
 
 The calls are spread over the tax gateway's two processes (one connection per call: the kernel
-hands each to one of them) and over the population gateway's two (peer_connections = 2); the
-primary's /metrics must add up every process's counts, each exchange counted once per side.
+hands each to one of them) and, as the kernel places the peer connections, over the population
+gateway's two (peer_connections = 2); the primary's /metrics must add up every process's counts,
+each exchange counted once per side.
 """
 
 from __future__ import annotations
@@ -99,9 +100,12 @@ async def test_a_scrape_of_a_two_process_gateway_counts_every_exchange_once(fede
     assert _total(population, "crossway_exchanges_total", side="provider", code="policy.denied", **labels) == 1
     # Latency histograms count the same exchanges.
     assert _total(tax, "crossway_exchange_duration_seconds_count", side="client", **labels) == CALLS + 1
-    # Both processes of each gateway counted some of them (the sum is not one process's view).
-    for agency in (federation.tax, federation.population):
-        assert len(_counter_files(agency.directory / "data" / "metrics")) == 2
+    # Both of the tax gateway's processes counted some of them (one connection per call, 21
+    # connections: the sum is not one process's view). The population gateway's share depends on
+    # where the kernel put the tax workers' few long-lived peer connections (all on one process
+    # about one run in eight), so there the sum above is what is checked.
+    assert len(_counter_files(federation.tax.directory / "data" / "metrics")) == 2
+    assert len(_counter_files(federation.population.directory / "data" / "metrics")) >= 1
 
 
 async def test_the_gauges_show_expiry_nats_and_the_policy_version(federation: Federation) -> None:
