@@ -133,6 +133,12 @@ class NatsCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(key_usage(digital_signature=True, content_commitment=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            # Python 3.13's default TLS context verifies strictly (VERIFY_X509_STRICT): a
+            # certificate without its issuer's key identifier is refused.
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.certificate.public_key()),  # type: ignore[arg-type]
+                critical=False,
+            )
         )
 
     def _sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
