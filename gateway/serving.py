@@ -7,6 +7,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from gateway.shared.config import Limits
+from gateway.wire.flow import FLOW_CONTROL
 
 
 def _server_options(limits: Limits, *, metadata: bool = False) -> list[tuple[str, Any]]:
@@ -18,6 +19,7 @@ def _server_options(limits: Limits, *, metadata: bool = False) -> list[tuple[str
         ("grpc.max_receive_message_length", limits.grpc_message_bytes),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        *FLOW_CONTROL,
     ]
     if metadata:
         options += [

@@ -17,6 +17,7 @@ from audit.trail import SignedEvent
 from crossway.core.errors import CrosswayError, DeadlineExceeded, Hop, ProviderUnreachable, error_class_for_code
 from gateway.delivery.convert import event_to_pb, events_from_pb
 from gateway.wire.codec import envelope_to_pb
+from gateway.wire.flow import FLOW_CONTROL
 from gateway.wire.frames import Envelope
 from gateway.wire.metadata import metadata_text
 from protos.crossway.v1 import delivery_pb2 as dpb
@@ -29,6 +30,7 @@ _OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    *FLOW_CONTROL,
 ]
 
 

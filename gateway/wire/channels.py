@@ -29,6 +29,7 @@ from crossway.core.errors import (
     error_class_for_code,
 )
 from gateway.wire.codec import decode_envelope, encode_envelope, envelope_from_pb, envelope_to_pb
+from gateway.wire.flow import FLOW_CONTROL
 from gateway.wire.frames import Envelope
 from gateway.wire.link import PeerTarget
 from gateway.wire.metadata import metadata_text
@@ -101,6 +102,7 @@ class PeerChannels:
         """``max_message_bytes``: gRPC's cap on one message each way ([limits], plus its margin)."""
         self._options = [
             *_OPTIONS,
+            *FLOW_CONTROL,
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
