@@ -17,7 +17,8 @@ values (it is shown the event's signed header without its body).
 
 Completeness (``verify_range``): the headers of a range carry consecutive sequences and each
 names the previous one's hash, all signed by the publisher's member — leave one out, reorder
-or alter one, and the chain breaks at that place.
+or alter one, and the chain breaks at that place; given the range asked for, one cut short at
+either end is refused too.
 """
 
 from __future__ import annotations
@@ -139,12 +140,21 @@ def open_received(event: Envelope, copy: Envelope | None, publisher_member: str,
 
 
 def verify_range(
-    events: list[tuple[Envelope, Envelope | None]], topic: str, publisher_member: str, lookup: KeyLookup
+    events: list[tuple[Envelope, Envelope | None]],
+    topic: str,
+    publisher_member: str,
+    lookup: KeyLookup,
+    *,
+    first: int | None = None,
+    last: int | None = None,
 ) -> list[ReceivedEvent]:
     """Every event of a range verified, in order, with nothing missing between the first and the last.
 
-    Raises ``RangeIncomplete`` naming the first place the chain breaks (a sequence skipped, a
-    hash that does not name the previous event), or the signature error of a forged event.
+    ``first`` and ``last``: the range that was asked for — a range cut short at either end is
+    as incomplete as one with a hole (the chain alone cannot show that events after the last
+    one shown exist). Raises ``RangeIncomplete`` naming the first place the range breaks (a
+    sequence skipped, a hash that does not name the previous event, an end missing), or the
+    signature error of a forged event.
     """
     out: list[ReceivedEvent] = []
     previous: ReceivedEvent | None = None
@@ -156,13 +166,19 @@ def verify_range(
         h = received.event.header
         if h.service != topic:
             raise RangeIncomplete(f"event {h.sequence} belongs to {h.service}, not {topic}")
-        if previous is not None:
+        if previous is None:
+            if first is not None and h.sequence != first:
+                raise RangeIncomplete(f"the range asked for starts at event {first}, the one shown at {h.sequence}")
+        else:
             if h.sequence != previous.sequence + 1:
                 raise RangeIncomplete(f"events {previous.sequence + 1}..{h.sequence - 1} are missing from the range")
             if h.previous_hash != previous.event.header_hash:
                 raise RangeIncomplete(f"event {h.sequence} does not follow event {previous.sequence} (hash chain)")
         out.append(received)
         previous = received
+    if last is not None and (previous is None or previous.sequence != last):
+        shown = "no event" if previous is None else f"event {previous.sequence}"
+        raise RangeIncomplete(f"the range asked for ends at event {last}, the one shown at {shown}")
     return out
 
 

@@ -200,7 +200,7 @@ async def test_a_replayed_range_with_one_event_left_out_is_detected(
     def lookup(signer: str, key_id: str) -> object:
         return config.signing_key(MemberId.parse(signer), key_id)
 
-    verified = verify_range(pairs, TOPIC, member, lookup)
+    verified = verify_range(pairs, TOPIC, member, lookup, first=published[0], last=published[-1])
     assert [r.sequence for r in verified] == published
     assert all(r.withheld for r in verified)  # minimized copies, bound to the signed events
     gapped = pairs[:3] + pairs[4:]
@@ -209,6 +209,8 @@ async def test_a_replayed_range_with_one_event_left_out_is_detected(
     swapped = [pairs[0], pairs[2], pairs[1], *pairs[3:]]
     with pytest.raises(RangeIncomplete):
         verify_range(swapped, TOPIC, member, lookup)
+    with pytest.raises(RangeIncomplete, match="ends at"):  # the last event held back
+        verify_range(pairs[:-1], TOPIC, member, lookup, first=published[0], last=published[-1])
     # The Merkle log's part: each event of the complete range was delivered under evidence that is
     # in both gateways' cosigned logs — the auditor's bundle (the real CLI) proves every record's
     # inclusion, and its SubmissionAcceptance names exactly this event's signed header.

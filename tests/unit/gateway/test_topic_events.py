@@ -67,6 +67,17 @@ def test_a_range_with_one_event_left_out_is_detected(key: Any) -> None:
         verify_range(chain[:2] + chain[3:], TOPIC, MEMBER, _lookup(key))
 
 
+def test_a_range_cut_short_at_either_end_is_detected_against_the_range_asked_for(key: Any) -> None:
+    chain = _chain(key, 5)
+    assert len(verify_range(chain, TOPIC, MEMBER, _lookup(key), first=1, last=5)) == 5
+    with pytest.raises(RangeIncomplete, match="ends at event 5, the one shown at event 4"):
+        verify_range(chain[:-1], TOPIC, MEMBER, _lookup(key), first=1, last=5)
+    with pytest.raises(RangeIncomplete, match="starts at event 1, the one shown at 2"):
+        verify_range(chain[1:], TOPIC, MEMBER, _lookup(key), first=1, last=5)
+    with pytest.raises(RangeIncomplete, match="the one shown at no event"):
+        verify_range([], TOPIC, MEMBER, _lookup(key), first=1, last=5)
+
+
 def test_two_events_swapped_or_one_altered_are_detected(key: Any) -> None:
     chain = _chain(key, 4)
     with pytest.raises(RangeIncomplete):
