@@ -34,10 +34,13 @@ async def _publish(c: Any, args: argparse.Namespace) -> int:
 
     payload = await asyncio.to_thread(Path(args.file).read_bytes)
     reply = await c.stub.Publish(
-        tpb.PublishRequest(topic=args.topic, payload=payload), metadata=c.metadata, timeout=c.timeout
+        tpb.PublishRequest(topic=args.topic, payload=payload, idempotency_key=args.idempotency_key),
+        metadata=c.metadata,
+        timeout=c.timeout,
     )
     key = f" key {reply.key} #{reply.key_sequence}" if reply.key else ""
-    print(f"published {args.topic} #{reply.sequence}{key} (event {reply.event_hash[:16]})")
+    verb = "already published" if reply.duplicate else "published"
+    print(f"{verb} {args.topic} #{reply.sequence}{key} (event {reply.event_hash[:16]})")
     return 0
 
 
@@ -95,6 +98,11 @@ def add_commands(sub: Any) -> None:
     p = command("publish", "publish one event (a serialized message of the topic's type) to a topic you own", _publish)
     p.add_argument("topic", help="INSTANCE/CLASS/CODE/SUBSYSTEM/topic-name")
     p.add_argument("--file", required=True, help="the serialized event")
+    p.add_argument(
+        "--idempotency-key",
+        default="",
+        help="your name for this event: a retry with the same key within an hour does not publish it twice",
+    )
     p = command("subscribe", "ask the publisher's gateway for a subscription (decided by its policies)", _subscribe)
     p.add_argument("topic")
     p.add_argument("--purpose", required=True, help="why you subscribe (the publisher's policies look at it)")

@@ -87,8 +87,10 @@ class TopicsClientHandler(ClientHandler):
         }
 
     async def _publish(self, caller: SubsystemId, r: tpb.PublishRequest, _: Any) -> tpb.PublishResponse:
-        p = await self._s.publisher.publish(caller, r.topic, r.payload)
-        return tpb.PublishResponse(sequence=p.sequence, key=p.key, key_sequence=p.key_sequence, event_hash=p.event_hash)
+        p = await self._s.publisher.publish(caller, r.topic, r.payload, r.idempotency_key)
+        return tpb.PublishResponse(
+            sequence=p.sequence, key=p.key, key_sequence=p.key_sequence, event_hash=p.event_hash, duplicate=p.duplicate
+        )
 
     async def _subscribe(self, caller: SubsystemId, r: tpb.SubscribeRequest, _: Any) -> tpb.SubscriptionInfo:
         mine = await self._s.subscriber.subscribe(caller, r.topic, r.purpose, r.start_sequence, r.push)

@@ -6,6 +6,7 @@
             ├── TopicUnknown            topic.unknown            NOT_FOUND
             ├── TopicNotOwner           topic.not_owner          PERMISSION_DENIED
             ├── EventInvalid            topic.event_invalid      INVALID_ARGUMENT
+            ├── IdempotencyConflict     topic.idempotency_conflict ALREADY_EXISTS
             ├── SubscriptionUnknown     subscription.unknown     NOT_FOUND
             ├── SubscriptionStopped     subscription.stopped     FAILED_PRECONDITION
             ├── SubscriptionPushed      subscription.pushed      FAILED_PRECONDITION
@@ -25,6 +26,7 @@ from gateway.delivery.errors import DeliveryError
 
 __all__ = [
     "EventInvalid",
+    "IdempotencyConflict",
     "PushUnavailable",
     "RangeIncomplete",
     "SubscriptionPushed",
@@ -60,6 +62,14 @@ class EventInvalid(TopicError):
     code = "topic.event_invalid"
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
     default_hint = "publish a serialized message of the topic's event type (its key field set when it has one)"
+
+
+class IdempotencyConflict(TopicError):
+    code = "topic.idempotency_conflict"
+    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+    default_hint = (
+        "an idempotency key names one event: reuse it only to retry the same payload, choose a new one for a new event"
+    )
 
 
 class SubscriptionUnknown(TopicError):

@@ -11,6 +11,11 @@ Steps of ``Topics.Publish``, each failing closed with its own code:
    the same topic loses and retries rather than reusing a sequence), then SubmissionAcceptance
    is issued per subscriber by the fan-out, not here (see ``fanout``); the key head is written last
    and repaired from the stream after a crash.
+
+An idempotency key (optional) becomes the stored event's ``Nats-Msg-Id``: JetStream refuses a
+second message with that id within the stream's duplicate window (an hour) and names the first
+one, which is read back and answered as it was — a publisher that lost the answer retries
+without publishing twice (same key, other payload → topic.idempotency_conflict).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from google.protobuf.message import DecodeError
 from crossway.core.ids import SubsystemId
 from gateway.delivery.errors import DeliveryBusy
 from gateway.shared.context import GatewayContext
-from gateway.topics.errors import EventInvalid, TopicNotOwner, TopicUnknown
+from gateway.topics.errors import EventInvalid, IdempotencyConflict, TopicNotOwner, TopicUnknown
 from gateway.topics.event import seal_event
 from gateway.topics.store import TopicStore
 from gateway.topics.subjects import TopicNames
@@ -38,6 +43,7 @@ __all__ = ["Head", "PublishDesk", "Published"]
 log = logging.getLogger(__name__)
 
 _MAX_EVENT_BYTES = 512 * 1024
+_MAX_IDEMPOTENCY_KEY = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class Published:
     key: str
     key_sequence: int
     event_hash: str
+    duplicate: bool = False
 
 
 @dataclass(slots=True)
@@ -77,9 +84,11 @@ class PublishDesk:
             raise TopicNotOwner(f"{caller} does not own topic {topic}")
         return view
 
-    async def publish(self, caller: SubsystemId, topic: str, payload: bytes) -> Published:
+    async def publish(self, caller: SubsystemId, topic: str, payload: bytes, idempotency_key: str = "") -> Published:
         ctx = self._ctx
         view = self.view(caller, topic)
+        if len(idempotency_key) > _MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
+            raise EventInvalid(f"the idempotency key is not at most {_MAX_IDEMPOTENCY_KEY} printable characters")
         # 2. the payload, as the topic's event type
         if len(payload) > _MAX_EVENT_BYTES:
             raise EventInvalid(f"the event is {len(payload)} bytes; at most {_MAX_EVENT_BYTES}")
@@ -116,7 +125,11 @@ class PublishDesk:
                 payload=payload,
             )
             # 5. store (a competing writer makes this fail: forget the head and let the caller retry)
-            headers = {"Nats-Msg-Id": f"{topic}#{head.sequence + 1}"}
+            if idempotency_key:
+                digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+                headers = {"Nats-Msg-Id": f"{topic}#key:{digest}"}
+            else:
+                headers = {"Nats-Msg-Id": f"{topic}#{head.sequence + 1}"}
             if head.stream_seq:
                 headers["Nats-Expected-Last-Subject-Sequence"] = str(head.stream_seq)
             try:
@@ -131,6 +144,8 @@ class PublishDesk:
                 # from the stream again next time rather than trust what we hold.
                 self._heads.pop(topic, None)
                 raise
+            if ack.duplicate and idempotency_key:
+                return await self._stored_before(topic, int(ack.seq), payload)
             if ack.duplicate:
                 # This sequence's id was stored before, by an attempt whose ack was lost: that
                 # event holds the number, not this one.
@@ -141,6 +156,20 @@ class PublishDesk:
                 await self._store.set_counter(key_head, key_sequence)
         log.info("topic %s: event %d published (key sequence %d)", topic, head.sequence + 1, key_sequence)
         return Published(head.sequence + 1, key, key_sequence, frame.header_hash.hex())
+
+    async def _stored_before(self, topic: str, stream_seq: int, payload: bytes) -> Published:
+        """The event an earlier Publish with the same idempotency key stored, as it was answered."""
+        ctx = self._ctx
+        raw = await self._store.js.get_msg(self._names.events_stream, stream_seq)
+        frame = open_envelope(decode_envelope(raw.data or b""), ctx.member, ctx.key_lookup(ctx.config()))
+        h = frame.header
+        if h.service != topic or h.body_sha256 != hashlib.sha256(payload).digest():
+            raise IdempotencyConflict(
+                f"the idempotency key was used for event {h.sequence} of {h.service}, another event"
+            )
+        log.info("topic %s: event %d was published before under this idempotency key", topic, h.sequence)
+        header_hash = hashlib.sha256(frame.header_bytes).hexdigest()
+        return Published(h.sequence, h.event_key, h.key_sequence, header_hash, duplicate=True)
 
     async def head(self, topic: str) -> Head:
         """The topic's last event, from memory or (first time, after a restart) from the stream."""

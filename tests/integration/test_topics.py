@@ -68,6 +68,35 @@ async def test_only_the_owner_publishes_and_only_events_of_the_topics_type(sides
     assert _code(caught.value) == "topic.unknown"
 
 
+async def test_a_publish_retried_with_its_idempotency_key_stores_the_event_once(
+    sides: dict[str, TopicClient],
+) -> None:
+    publisher = sides["publisher"]
+    first = await publisher.publish(address_change("38001010099", "Valga"), idempotency_key="change-99")
+    again = await publisher.publish(address_change("38001010099", "Valga"), idempotency_key="change-99")
+    assert not first.duplicate and again.duplicate
+    assert (again.sequence, again.event_hash, again.key_sequence) == (
+        first.sequence,
+        first.event_hash,
+        first.key_sequence,
+    )
+    # Retries racing each other: one stores the event, every other answer names it.
+    racing = await asyncio.gather(
+        *(publisher.publish(address_change("38001010098", "Võru"), idempotency_key="change-98") for _ in range(6))
+    )
+    assert sum(not r.duplicate for r in racing) == 1 and len({r.sequence for r in racing}) == 1
+    assert racing[0].sequence == first.sequence + 1
+    # The key names one event: another payload under it is refused, and nothing is stored.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await publisher.publish(address_change("38001010099", "Narva"), idempotency_key="change-99")
+    assert _code(caught.value) == "topic.idempotency_conflict"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await publisher.publish(address_change("38001010097", "Paide"), idempotency_key="k" * 129)
+    assert _code(caught.value) == "topic.event_invalid"
+    after = await publisher.publish(address_change("38001010097", "Paide"))
+    assert after.sequence == racing[0].sequence + 1  # no sequence was taken by a duplicate or a refusal
+
+
 @pytest.mark.timeout(900)  # a guard for a slow machine, not an assertion: 3,000 deliveries, each with evidence
 async def test_1000_events_from_8_publishers_reach_3_subscribers_once_each_in_order_per_key(
     fed: Federation, sides: dict[str, TopicClient]

@@ -131,10 +131,9 @@ class TopicClient:
         )
         return (("authorization", f"Bearer {token}"),)
 
-    async def publish(self, payload: bytes, topic: str = TOPIC) -> tpb.PublishResponse:
-        response: tpb.PublishResponse = await self.stub.Publish(
-            tpb.PublishRequest(topic=topic, payload=payload), metadata=self.md, timeout=20
-        )
+    async def publish(self, payload: bytes, topic: str = TOPIC, idempotency_key: str = "") -> tpb.PublishResponse:
+        request = tpb.PublishRequest(topic=topic, payload=payload, idempotency_key=idempotency_key)
+        response: tpb.PublishResponse = await self.stub.Publish(request, metadata=self.md, timeout=20)
         return response
 
     async def subscribe(self, purpose: str, start: int = 0, push: bool = False) -> tpb.SubscriptionInfo:

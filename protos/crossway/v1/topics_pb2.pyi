@@ -9,24 +9,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PublishRequest(_message.Message):
-    __slots__ = ("topic", "payload")
+    __slots__ = ("topic", "payload", "idempotency_key")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     topic: str
     payload: bytes
-    def __init__(self, topic: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, topic: _Optional[str] = ..., payload: _Optional[bytes] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class PublishResponse(_message.Message):
-    __slots__ = ("sequence", "key", "key_sequence", "event_hash")
+    __slots__ = ("sequence", "key", "key_sequence", "event_hash", "duplicate")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     KEY_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     EVENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     key: str
     key_sequence: int
     event_hash: str
-    def __init__(self, sequence: _Optional[int] = ..., key: _Optional[str] = ..., key_sequence: _Optional[int] = ..., event_hash: _Optional[str] = ...) -> None: ...
+    duplicate: bool
+    def __init__(self, sequence: _Optional[int] = ..., key: _Optional[str] = ..., key_sequence: _Optional[int] = ..., event_hash: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("topic", "purpose", "start_sequence", "push")
