@@ -8,6 +8,12 @@ registry, ``crossway.natsauth``) — starts it on loopback, stores the streams u
 and learns the port the server chose from its ports file (``--ports_file_dir``), so ``port=0``
 never races another process for a port. There is no anonymous mode.
 
+The store is encrypted at rest (JetStream's own AES-GCM): attachment chunks, topic events and
+audit records on disk are unreadable without ``jetstream.key`` (made on first start, mode 0600,
+handed to the server in its environment, never written into ``nats.conf``). A copy of the store
+without the key — a backup of the volume, a disk sent for repair — gives nothing away; keep the
+key elsewhere than the store's backups.
+
     async with EmbeddedNats(Path("var/nats"), tls=server_tls, authorization=users_file) as nats:
         print(nats.url)          # tls://127.0.0.1:PORT
         await nats.reload()      # the users file changed: checked (nats-server -t), then SIGHUP
@@ -82,6 +88,7 @@ def server_config(
     tls: ServerTls,
     authorization: Path,
     store_dir: Path | None,
+    store_key_env: str | None = None,
     cluster: ClusterMembership | None = None,
     host: str = "127.0.0.1",
     max_payload: int | None = None,
@@ -94,7 +101,9 @@ def server_config(
     if max_payload is not None:
         lines.append(f"max_payload: {max_payload}")
     if store_dir is not None:
-        lines.append(f"jetstream {{ store_dir: {json.dumps(str(store_dir))} }}")
+        # The key by reference to an environment variable: nats.conf holds no secret.
+        encrypted = f", cipher: aes, key: ${store_key_env}" if store_key_env else ""
+        lines.append(f"jetstream {{ store_dir: {json.dumps(str(store_dir))}{encrypted} }}")
     lines += _tls_block(tls, "")
     # Relative to the configuration file's directory: that is how nats-server resolves an include.
     lines.append(f"include {json.dumps(str(authorization))}")
@@ -112,6 +121,7 @@ def server_config(
 
 
 _BINARY = "nats-server"
+STORE_KEY_ENV = "CROSSWAY_JETSTREAM_KEY"
 _LOG_TAIL_LINES = 20
 
 # Pids of live servers, so the atexit hook can end them even if aclose() was never awaited.
@@ -243,6 +253,32 @@ class EmbeddedNats:
     def store_dir(self) -> Path:
         return self._data_dir / "store"
 
+    @property
+    def store_key_path(self) -> Path:
+        return self._data_dir / "jetstream.key"
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self._jetstream:
+            env[STORE_KEY_ENV] = self._store_key()
+        return env
+
+    def _store_key(self) -> str:
+        """The store's encryption key: made once (32 random bytes, hex), readable by the owner only."""
+        try:
+            fd = os.open(self.store_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = self.store_key_path.read_text().strip()
+            if len(key) < 32:
+                raise ConfigError(
+                    f"the JetStream key {self.store_key_path} is empty or too short",
+                    hint="restore the key this store was written with; without it the store cannot be read",
+                ) from None
+            return key
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        return self.store_key_path.read_text().strip()
+
     async def start(self) -> None:
         """Start the server and return once a client can connect (and JetStream is on)."""
         if self.running:
@@ -262,11 +298,13 @@ class EmbeddedNats:
                 tls=self._tls,
                 authorization=self._include,
                 store_dir=self.store_dir.resolve() if self._jetstream else None,
+                store_key_env=STORE_KEY_ENV if self._jetstream else None,
                 cluster=self._cluster,
                 host=self._host,
             )
         )
-        await self._check_config(binary)
+        env = self._environment()
+        await self._check_config(binary, env)
         # After the first start we keep the port, so a restart looks like the same server to clients.
         args = [str(binary), "-c", str(self.config_path), "-a", self._host, "-p", str(self._port or -1)]
         args += ["--ports_file_dir", str(ports_dir)]
@@ -283,6 +321,7 @@ class EmbeddedNats:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=None if setpriv is not None else _parent_death_signal(),
+                env=env,
                 # Its own session: a terminal's Ctrl-C must not kill NATS before its clients close.
                 start_new_session=True,
             )
@@ -366,10 +405,10 @@ class EmbeddedNats:
             if self._proc is proc:
                 self._proc = None
 
-    async def _check_config(self, binary: Path) -> None:
+    async def _check_config(self, binary: Path, env: dict[str, str]) -> None:
         """``nats-server -t``: a bad file is named here, instead of a server that never comes up."""
         proc = await asyncio.create_subprocess_exec(
-            str(binary), "-t", "-c", str(self.config_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            str(binary), "-t", "-c", str(self.config_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
         )
         out, _ = await proc.communicate()
         if proc.returncode != 0:
@@ -387,7 +426,7 @@ class EmbeddedNats:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return  # not running: the next start reads the file anyway
-        await self._check_config(find_nats_server())
+        await self._check_config(find_nats_server(), self._environment())
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGHUP)
 

@@ -12,6 +12,7 @@ import pytest
 
 from crossway.backbone import AUDIT_STREAM, EVIDENCE_STREAMS, REGISTRY_BUCKET, kv_stream
 from crossway.core.errors import ConfigError
+from crossway.core.ids import GatewayId
 from crossway.natsauth import render_authorization
 from crossway.natsbox import EmbeddedNats, ServerTls, find_nats_server
 from crossway.natsclient import NatsAccess, connect
@@ -122,3 +123,36 @@ async def test_a_users_file_with_no_identity_admits_nobody(tmp_path: Path) -> No
         await backbone.reload()
         with pytest.raises(Exception, match="Authorization Violation"):
             await connect(access, name="test", connect_timeout=2, allow_reconnect=False)
+
+
+async def test_the_store_on_disk_gives_nothing_away_without_its_key(tmp_path: Path) -> None:
+    # An attacker with a copy of the store (a backup of the volume) but not the key: looks for
+    # a payload's bytes in every file, then starts a server on the copy with another key.
+    marker = b"CROSSWAY-PLAINTEXT-" + os.urandom(8).hex().encode()
+    async with LocalBackbone(tmp_path / "nats") as backbone:
+        access = await backbone.grant(NatsIdentity.gateway(GatewayId.parse("EE/GOV/70000001/gw1")))
+        nc = await connect(access, name="test", connect_timeout=2, allow_reconnect=False)
+        for n in range(50):
+            await nc.jetstream().publish("crossway.audit.EE.GOV.70000001.gw1", marker + b"%d" % n, stream=AUDIT_STREAM)
+        await nc.close()
+        node = backbone.server
+        assert oct(node.store_key_path.stat().st_mode & 0o777) == "0o600"
+        assert node.store_key_path.read_text().strip() not in node.config_path.read_text()
+        await backbone.stop()  # flushed
+        files = [p for p in node.store_dir.rglob("*") if p.is_file()]
+        assert sum(p.stat().st_size for p in files) > 50 * len(marker)  # the records are on disk...
+        assert [p for p in files if marker in p.read_bytes()] == []  # ...and none of them readable
+        await backbone.start()  # with its key, the store is whole again
+        nc = await backbone.admin_connection()
+        assert (await nc.jetstream().stream_info(AUDIT_STREAM)).state.messages == 50
+        await nc.close()
+        await backbone.stop()
+        node.store_key_path.write_text(os.urandom(32).hex())  # the copy, started with another key
+        await backbone.start()
+        nc = await backbone.admin_connection()
+        try:
+            messages = (await nc.jetstream().stream_info(AUDIT_STREAM)).state.messages
+        except Exception:  # the stream could not be loaded at all
+            messages = 0
+        await nc.close()
+        assert messages == 0
