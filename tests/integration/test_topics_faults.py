@@ -1,6 +1,6 @@
-"""Topics when things go wrong: a subscriber's gateway away for 30 s or killed -9 while pushing, a
-permit withdrawn mid-stream, a replayed range with an event left out, and the ``crossway topic``
-CLI as a subprocess.
+"""Topics when things go wrong: a subscriber's gateway away for 30 s or killed -9 while pushing, the
+publisher's gateway killed -9 under publishers retrying with idempotency keys, a permit withdrawn
+mid-stream, a replayed range with an event left out, and the ``crossway topic`` CLI as a subprocess.
 
 Real gateways over real mTLS and a real NATS (see topics_support); each subscriber is used by one
 scenario so the scenarios do not disturb one another.
@@ -46,6 +46,7 @@ from gateway.topics.peerlink import signed_event_pb
 from gateway.wire.codec import envelope_from_pb
 from gateway.wire.metadata import metadata_text
 from protos.crossway.v1 import topics_pb2 as tpb
+from protos.demo.population.v1 import population_pb2 as population_pb
 from registry import load_anchor
 from registry.configuration import verify_configuration
 
@@ -374,3 +375,54 @@ async def test_the_subscriber_gateway_refuses_a_skipped_or_unchained_event_even_
     genuine = (await sides["publisher"].publish(address_change("38001010002", "genuine"))).sequence
     got = await sides["business"].drain(sub.subscription_id, 1)
     assert [e.sequence for e in got] == [genuine] and genuine == published[-1] + 1
+
+
+@pytest.mark.timeout(400)
+async def test_publishes_retried_with_their_keys_through_a_publisher_kill_are_stored_once_each(
+    fed: Federation, sides: dict[str, TopicClient]
+) -> None:
+    # 8 publishing systems, each retrying every failed Publish with the same idempotency key, while
+    # the publisher's gateway is killed -9 mid-run: answers lost after the event was stored and
+    # events never stored must both end as exactly one event per key.
+    sub = await sides["tax"].subscribe("taxation")  # the tax board's subscription of the first test
+    people = ("38001010001", "39002020002", "48503030003")
+    answered: dict[str, int] = {}
+    retries = duplicates = 0
+    running = asyncio.Event()  # set once 20 events are in: the kill falls mid-run
+
+    async def system(w: int) -> None:
+        nonlocal retries, duplicates
+        for i in range(15):
+            key = f"kill-{w}-{i}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    reply = await sides["publisher"].publish(address_change(people[w % 3], key), idempotency_key=key)
+                except grpc.aio.AioRpcError:
+                    assert time.monotonic() < deadline, f"{key} never published"
+                    retries += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                answered[key] = reply.sequence
+                duplicates += reply.duplicate  # stored by an attempt whose answer was lost
+                if len(answered) >= 20:
+                    running.set()
+                break
+
+    systems = asyncio.gather(*(system(w) for w in range(8)))
+    await asyncio.wait_for(running.wait(), 120)
+    await restart_gateway(fed, fed.population, kill=True, down_s=2)
+    await systems
+    assert len(answered) == 120 and len(set(answered.values())) == 120  # one sequence per key
+    got: dict[str, list[int]] = {}
+    deadline = time.monotonic() + 240
+    while sum(len(v) for v in got.values()) < 120 and time.monotonic() < deadline:
+        for event in await sides["tax"].drain(sub.subscription_id, 1, deadline_s=5):
+            address = population_pb.AddressChanged.FromString(event.payload).address
+            if address.startswith("kill-"):
+                got.setdefault(address, []).append(event.sequence)
+    print(
+        f"publish through a kill -9: 120 keys, {retries} retried calls, {duplicates} answered as stored before, "
+        f"{len(got)} distinct events received"
+    )
+    assert {k: [s] for k, s in answered.items()} == got  # each key once, under the sequence it was answered with
